@@ -1,0 +1,18 @@
+//! hookd's domain: identifiers, Standard Webhooks signing, the retry schedule,
+//! address classification for the SSRF guard, and the validated value types that
+//! the API parses its input into.
+//!
+//! Nothing here does I/O; every other crate builds on these types.
+
+pub mod id;
+pub mod net;
+pub mod schedule;
+pub mod signing;
+pub mod status;
+pub mod timefmt;
+pub mod validate;
+
+pub use id::{new_id, IdPrefix};
+pub use schedule::RetrySchedule;
+pub use signing::{Secret, SigningError};
+pub use status::{AttemptTrigger, DeliveryStatus};
