@@ -1,0 +1,253 @@
+//! Per-endpoint queues: the dispatcher's unit is an endpoint, so each endpoint's
+//! concurrency cap (and later its throttle, breaker and ordering) hangs off one
+//! [`EndpointQueue`]. A global cap bounds requests in flight across endpoints.
+//!
+//! Work arrives by [`Dispatcher::submit`]: fresh deliveries straight from the API
+//! after their commit, and due ones from the claim loop. Every delivery held here
+//! is leased to this node in the store; when the node stops, unsent ones are
+//! released back to the store.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookd_core::timefmt::now_millis;
+use hookd_core::RetrySchedule;
+use hookd_store::{DeliveryJob, Lease, Outcome, Store};
+use tokio::sync::{mpsc, Notify, Semaphore};
+
+use crate::metrics::Metrics;
+use crate::record::{self, attempt_outcome};
+use crate::sender::HttpSender;
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// This process's lease owner name; unique per start.
+    pub node_id: String,
+    /// How long a lease protects a delivery held in memory. A crashed node's
+    /// deliveries are taken over this long after it last leased them.
+    pub lease_duration: Duration,
+    /// Requests in flight to one endpoint at most.
+    pub endpoint_concurrency: usize,
+    /// Requests in flight across all endpoints at most.
+    pub max_in_flight: usize,
+    /// Deliveries held in memory (queued or in flight) at most; beyond it fresh
+    /// deliveries are committed unleased and claimed when there is room.
+    pub max_in_memory: usize,
+    /// How often the store is asked for due retries and expired leases.
+    pub poll_interval: Duration,
+    pub retry_schedule: RetrySchedule,
+}
+
+#[derive(Default)]
+struct EndpointQueue {
+    waiting: VecDeque<DeliveryJob>,
+    in_flight: usize,
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DispatcherConfig,
+    store: Arc<dyn Store>,
+    sender: HttpSender,
+    metrics: Arc<Metrics>,
+    queues: Mutex<HashMap<String, EndpointQueue>>,
+    /// Deliveries queued or in flight here.
+    in_memory: AtomicUsize,
+    permits: Semaphore,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    /// Outcomes handed to the recorder and not yet written.
+    unrecorded: Arc<AtomicUsize>,
+    closing: AtomicBool,
+    /// Wakes the claim loop early.
+    pub(crate) wake: Notify,
+    /// Signalled whenever a delivery leaves memory.
+    drained: Notify,
+}
+
+impl Dispatcher {
+    /// Starts the dispatcher, its outcome recorder and (unless `claim` is false) the claim loop.
+    pub fn start(config: DispatcherConfig, store: Arc<dyn Store>, sender: HttpSender, metrics: Arc<Metrics>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let unrecorded = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(record::run_recorder(store.clone(), rx, unrecorded.clone()));
+        let inner = Arc::new(Inner {
+            permits: Semaphore::new(config.max_in_flight),
+            config,
+            store,
+            sender,
+            metrics,
+            queues: Mutex::new(HashMap::new()),
+            in_memory: AtomicUsize::new(0),
+            outcomes: tx,
+            unrecorded,
+            closing: AtomicBool::new(false),
+            wake: Notify::new(),
+            drained: Notify::new(),
+        });
+        let dispatcher = Dispatcher { inner };
+        tokio::spawn(crate::claim::run(dispatcher.clone()));
+        dispatcher
+    }
+
+    pub fn config(&self) -> &DispatcherConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub(crate) fn wake_handle(&self) -> &Notify {
+        &self.inner.wake
+    }
+
+    /// A lease for deliveries this node is about to hold.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            owner: self.inner.config.node_id.clone(),
+            until: now_millis() + self.inner.config.lease_duration.as_millis() as i64,
+        }
+    }
+
+    /// A lease when there is room in memory for more work, else `None` (the
+    /// deliveries are then committed unleased and claimed later).
+    pub fn lease_if_room(&self) -> Option<Lease> {
+        (!self.is_closing() && self.room() > 0).then(|| self.lease())
+    }
+
+    /// How many more deliveries memory may hold.
+    pub fn room(&self) -> usize {
+        self.inner.config.max_in_memory.saturating_sub(self.inner.in_memory.load(Ordering::Relaxed))
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::Relaxed)
+    }
+
+    /// Asks the claim loop to look at the store now (after a recover or replay).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Takes deliveries leased to this node and starts sending them.
+    pub fn submit(&self, jobs: Vec<DeliveryJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        if self.is_closing() {
+            let now = now_millis();
+            for job in &jobs {
+                self.emit(record::released(job, now));
+            }
+            return;
+        }
+        self.inner.in_memory.fetch_add(jobs.len(), Ordering::Relaxed);
+        self.inner.metrics.in_memory.inc_by(jobs.len() as i64);
+        let mut touched: Vec<String> = Vec::new();
+        {
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            for job in jobs {
+                let id = &job.endpoint.id;
+                if !touched.contains(id) {
+                    touched.push(id.clone());
+                }
+                queues.entry(id.clone()).or_default().waiting.push_back(job);
+            }
+            for id in &touched {
+                self.pump(&mut queues, id);
+            }
+        }
+    }
+
+    /// Starts as many of the endpoint's waiting deliveries as its cap allows.
+    fn pump(&self, queues: &mut HashMap<String, EndpointQueue>, endpoint_id: &str) {
+        let cap = self.inner.config.endpoint_concurrency;
+        let Some(q) = queues.get_mut(endpoint_id) else { return };
+        while q.in_flight < cap {
+            let Some(job) = q.waiting.pop_front() else { break };
+            q.in_flight += 1;
+            let this = self.clone();
+            tokio::spawn(async move { this.deliver(job).await });
+        }
+        if q.in_flight == 0 && q.waiting.is_empty() {
+            queues.remove(endpoint_id);
+        }
+    }
+
+    /// Sends one delivery and hands its outcome to the recorder.
+    async fn deliver(self, job: DeliveryJob) {
+        let permit = self.inner.permits.acquire().await;
+        let outcome = if self.is_closing() || permit.is_err() {
+            record::released(&job, now_millis())
+        } else {
+            match &job.payload {
+                None => record::canceled(&job),
+                Some(body) => {
+                    let result = self.inner.sender.send(&job, body, now_millis()).await;
+                    let now = now_millis();
+                    record::count_attempt(&self.inner.metrics, &job, &result, now);
+                    attempt_outcome(&job, &result, &self.inner.config.retry_schedule, now)
+                }
+            }
+        };
+        drop(permit);
+        self.emit(outcome);
+        self.finished(&job.endpoint.id);
+    }
+
+    fn emit(&self, outcome: Outcome) {
+        self.inner.unrecorded.fetch_add(1, Ordering::SeqCst);
+        if self.inner.outcomes.send(outcome).is_err() {
+            self.inner.unrecorded.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn finished(&self, endpoint_id: &str) {
+        {
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(q) = queues.get_mut(endpoint_id) {
+                q.in_flight -= 1;
+            }
+            self.pump(&mut queues, endpoint_id);
+        }
+        self.inner.in_memory.fetch_sub(1, Ordering::Relaxed);
+        self.inner.metrics.in_memory.dec();
+        self.inner.drained.notify_waiters();
+    }
+
+    /// Deliveries queued or in flight on this node.
+    pub fn in_memory(&self) -> usize {
+        self.inner.in_memory.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking work, releases what has not started, lets requests in flight
+    /// finish for up to `grace`, and waits until every outcome is written.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let waiting: Vec<DeliveryJob> = {
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues.values_mut().flat_map(|q| q.waiting.drain(..)).collect()
+        };
+        let now = now_millis();
+        for job in &waiting {
+            self.emit(record::released(job, now));
+        }
+        self.inner.in_memory.fetch_sub(waiting.len(), Ordering::Relaxed);
+        self.inner.metrics.in_memory.dec_by(waiting.len() as i64);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_memory() > 0 && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.inner.drained.notified()).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.inner.unrecorded.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+-- hookd schema, SQLite. Times are Unix milliseconds. Every row carries org_id.
+
+CREATE TABLE organization (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE api_token (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organization(id),
+    token_hash  TEXT NOT NULL UNIQUE,
+    app_id      TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER
+);
+
+CREATE TABLE application (
+    org_id      TEXT NOT NULL,
+    id          TEXT PRIMARY KEY,
+    uid         TEXT,
+    name        TEXT NOT NULL,
+    rate_limit  INTEGER,
+    metadata    TEXT NOT NULL DEFAULT '{}',
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX application_uid ON application(org_id, uid) WHERE uid IS NOT NULL;
+CREATE INDEX application_org ON application(org_id, id);
+
+CREATE TABLE event_type (
+    org_id        TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    archived      INTEGER NOT NULL DEFAULT 0,
+    deprecated    INTEGER NOT NULL DEFAULT 0,
+    schemas       TEXT,
+    feature_flags TEXT,
+    group_name    TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    PRIMARY KEY (org_id, name)
+);
+
+CREATE TABLE endpoint (
+    org_id          TEXT NOT NULL,
+    app_id          TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    id              TEXT PRIMARY KEY,
+    uid             TEXT,
+    url             TEXT NOT NULL,
+    description     TEXT NOT NULL DEFAULT '',
+    version         INTEGER NOT NULL DEFAULT 1,
+    disabled        INTEGER NOT NULL DEFAULT 0,
+    event_types     TEXT,
+    channels        TEXT,
+    rate_limit      INTEGER,
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    headers         TEXT NOT NULL DEFAULT '{}',
+    secret          TEXT NOT NULL,
+    retired_secrets TEXT NOT NULL DEFAULT '[]',
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX endpoint_uid ON endpoint(app_id, uid) WHERE uid IS NOT NULL;
+CREATE INDEX endpoint_app ON endpoint(app_id, id);
+
+CREATE TABLE message (
+    org_id      TEXT NOT NULL,
+    app_id      TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    id          TEXT PRIMARY KEY,
+    event_id    TEXT,
+    event_type  TEXT NOT NULL,
+    channels    TEXT,
+    tags        TEXT,
+    payload     BLOB,
+    created_at  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX message_event_id ON message(app_id, event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX message_app ON message(app_id, id);
+
+-- One message's delivery to one endpoint: the queue.
+CREATE TABLE delivery (
+    id               INTEGER PRIMARY KEY,
+    org_id           TEXT NOT NULL,
+    app_id           TEXT NOT NULL,
+    msg_id           TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id      TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    status           INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER,
+    lease_owner      TEXT,
+    lease_expires_at INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX delivery_msg_endpoint ON delivery(msg_id, endpoint_id);
+CREATE INDEX delivery_endpoint ON delivery(endpoint_id, msg_id);
+-- The claim query reads only due, unfinished deliveries.
+CREATE INDEX delivery_due ON delivery(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+
+CREATE TABLE attempt (
+    id                    TEXT PRIMARY KEY,
+    org_id                TEXT NOT NULL,
+    app_id                TEXT NOT NULL,
+    msg_id                TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id           TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    url                   TEXT NOT NULL,
+    status                INTEGER NOT NULL,
+    response_status_code  INTEGER NOT NULL,
+    response              TEXT NOT NULL,
+    response_duration_ms  INTEGER NOT NULL,
+    trigger_type          INTEGER NOT NULL,
+    created_at            INTEGER NOT NULL
+);
+CREATE INDEX attempt_msg ON attempt(msg_id, id);
+CREATE INDEX attempt_endpoint ON attempt(endpoint_id, id);
+
+CREATE TABLE idempotency (
+    org_id        TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    status        INTEGER NOT NULL,
+    resource_id   TEXT,
+    expires_at    INTEGER NOT NULL,
+    PRIMARY KEY (org_id, method, path, key)
+);
+CREATE INDEX idempotency_expiry ON idempotency(expires_at);

@@ -1,0 +1,180 @@
+//! The delivery queue (claim, record) and the attempt log.
+
+use hookd_core::AttemptTrigger;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::messages;
+use super::rows::{self, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD};
+use crate::model::*;
+use crate::Result;
+
+/// Leases due deliveries to `lease.owner`: unleased ones and those whose lease
+/// expired under another owner. (An owner never takes back its own unexpired
+/// or expired leases here: while it runs, what it leased is in its memory.)
+pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+    let ids: Vec<i64> = {
+        let mut stmt = c.prepare_cached(
+            "SELECT id FROM delivery
+             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
+               AND (lease_owner IS NULL OR (lease_expires_at < ?1 AND lease_owner <> ?2))
+             ORDER BY next_attempt_at LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![now, lease.owner, limit as i64], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut update = c.prepare_cached("UPDATE delivery SET lease_owner = ?2, lease_expires_at = ?3 WHERE id = ?1")?;
+    for id in &ids {
+        update.execute(params![id, lease.owner, lease.until])?;
+    }
+    messages::load_jobs(c, &ids, AttemptTrigger::Scheduled)
+}
+
+pub fn record_outcomes(c: &Connection, outcomes: &[Outcome]) -> Result<()> {
+    let now = hookd_core::timefmt::now_millis();
+    let mut update = c.prepare_cached(
+        "UPDATE delivery SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = NULL,
+         lease_expires_at = NULL, updated_at = ?5 WHERE id = ?1",
+    )?;
+    let mut insert = c.prepare_cached(&format!(
+        "INSERT INTO attempt ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?;
+    for o in outcomes {
+        let n = update.execute(params![o.delivery_id, o.new_status, o.attempts, o.next_attempt_at, now])?;
+        // The delivery is gone when its endpoint or message was deleted meanwhile.
+        if n == 0 {
+            continue;
+        }
+        if let Some(a) = &o.attempt {
+            insert.execute(params![
+                a.id,
+                a.org_id,
+                a.app_id,
+                a.msg_id,
+                a.endpoint_id,
+                a.url,
+                a.status,
+                a.response_status_code,
+                a.response,
+                a.response_duration_ms,
+                a.trigger as i64,
+                a.created_at
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+pub fn list_attempts(c: &Connection, org_id: &str, app_id: &str, f: &AttemptFilter, page: &Page) -> Result<Vec<Attempt>> {
+    let mut sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = ? AND app_id = ?");
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), app_id.to_string().into()];
+    if let Some(m) = &f.msg_id {
+        sql.push_str(" AND msg_id = ?");
+        params.push(m.clone().into());
+    }
+    if let Some(e) = &f.endpoint_id {
+        sql.push_str(" AND endpoint_id = ?");
+        params.push(e.clone().into());
+    }
+    if let Some(s) = f.status {
+        sql.push_str(" AND status = ?");
+        params.push(s.into());
+    }
+    if let Some(b) = f.before {
+        sql.push_str(" AND created_at < ?");
+        params.push(b.into());
+    }
+    if let Some(a) = f.after {
+        sql.push_str(" AND created_at > ?");
+        params.push(a.into());
+    }
+    sql.push_str(&rows::page_clause(page, "id", &mut params));
+    rows::collect(&mut c.prepare(&sql)?, params, rows::attempt)
+}
+
+pub fn get_attempt(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = ?1 AND app_id = ?2 AND msg_id = ?3 AND id = ?4"
+    ))?
+    .query_row(params![org_id, app_id, msg_id, attempt_id], rows::attempt)?)
+}
+
+pub fn message_destinations(c: &Connection, org_id: &str, msg_id: &str, page: &Page) -> Result<Vec<(Delivery, Endpoint)>> {
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), msg_id.to_string().into()];
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS}, {} FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
+         WHERE d.org_id = ? AND d.msg_id = ?{}",
+        rows::ENDPOINT_COLUMNS,
+        rows::page_clause(page, "d.endpoint_id", &mut params)
+    );
+    rows::collect(&mut *c.prepare_cached(&sql)?, params, |r| {
+        Ok((rows::delivery(r)?, rows::endpoint_at(r, rows::DELIVERY_COLUMN_COUNT)?))
+    })
+}
+
+pub fn endpoint_messages(
+    c: &Connection,
+    org_id: &str,
+    endpoint_id: &str,
+    status: Option<i64>,
+    with_content: bool,
+    page: &Page,
+) -> Result<Vec<(Delivery, Message)>> {
+    let cols = if with_content { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), endpoint_id.to_string().into()];
+    let mut sql = format!(
+        "SELECT {DELIVERY_COLUMNS}, {cols} FROM delivery d JOIN message m ON m.id = d.msg_id
+         WHERE d.org_id = ? AND d.endpoint_id = ?"
+    );
+    if let Some(s) = status {
+        sql.push_str(" AND d.status = ?");
+        params.push(s.into());
+    }
+    sql.push_str(&rows::page_clause(page, "d.msg_id", &mut params));
+    rows::collect(&mut c.prepare(&sql)?, params, |r| {
+        Ok((rows::delivery(r)?, rows::message_at(r, rows::DELIVERY_COLUMN_COUNT)?))
+    })
+}
+
+/// Makes the delivery of `msg` to `endpoint_id` due now (creating it when the
+/// message never went there) and returns it as a manual job when leased.
+pub fn resend(c: &Connection, msg: &Message, endpoint_id: &str, lease: Option<&Lease>, now: i64) -> Result<Vec<DeliveryJob>> {
+    let existing: Option<i64> = c
+        .query_row(
+            "SELECT id FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2",
+            params![msg.id, endpoint_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let id = match existing {
+        Some(id) => {
+            c.execute(
+                "UPDATE delivery SET status = CASE WHEN status = 0 THEN 0 ELSE 1 END, next_attempt_at = ?2,
+                 lease_owner = ?3, lease_expires_at = ?4, updated_at = ?2 WHERE id = ?1",
+                params![id, now, lease.map(|l| &l.owner), lease.map(|l| l.until)],
+            )?;
+            id
+        }
+        None => messages::insert_delivery(c, msg, endpoint_id, lease, now)?,
+    };
+    if lease.is_none() {
+        return Ok(Vec::new());
+    }
+    messages::load_jobs(c, &[id], AttemptTrigger::Manual)
+}
+
+pub fn recover_failed(c: &Connection, org_id: &str, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<u64> {
+    let n = c.execute(
+        "UPDATE delivery SET status = 1, next_attempt_at = ?5, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5
+         WHERE org_id = ?1 AND endpoint_id = ?2 AND status = 2 AND created_at >= ?3 AND created_at < ?4",
+        params![org_id, endpoint_id, since, until, now],
+    )?;
+    Ok(n as u64)
+}
+
+pub fn pending_count(c: &Connection) -> Result<u64> {
+    let n: i64 = c.query_row("SELECT COUNT(*) FROM delivery WHERE next_attempt_at IS NOT NULL", [], |r| r.get(0))?;
+    Ok(n as u64)
+}

@@ -1,0 +1,71 @@
+//! Event types. Deleting archives; expunging removes.
+
+use rusqlite::{params, Connection};
+
+use super::rows::{self, EVENT_TYPE_COLUMNS};
+use crate::model::*;
+use crate::{Result, StoreError};
+
+pub fn list(c: &Connection, org_id: &str, page: &Page, include_archived: bool) -> Result<Vec<EventType>> {
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into()];
+    let archived = if include_archived { "" } else { " AND archived = 0" };
+    let sql = format!(
+        "SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?{archived}{}",
+        rows::page_clause(page, "name", &mut params)
+    );
+    rows::collect(&mut *c.prepare_cached(&sql)?, params, rows::event_type)
+}
+
+pub fn get(c: &Connection, org_id: &str, name: &str) -> Result<EventType> {
+    Ok(c.prepare_cached(&format!("SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?1 AND name = ?2"))?
+        .query_row(params![org_id, name], rows::event_type)?)
+}
+
+pub fn insert(c: &Connection, e: &EventType) -> Result<()> {
+    c.prepare_cached(&format!("INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?
+        .execute(params![
+            e.org_id,
+            e.name,
+            e.description,
+            e.archived,
+            e.deprecated,
+            e.schemas,
+            rows::json_opt(&e.feature_flags),
+            e.group_name,
+            e.created_at,
+            e.updated_at
+        ])
+        .map_err(|err| rows::unique_violation(err, "an event type with this name"))?;
+    Ok(())
+}
+
+pub fn update(c: &Connection, e: &EventType) -> Result<()> {
+    let n = c
+        .prepare_cached(
+            "UPDATE event_type SET description = ?3, archived = ?4, deprecated = ?5, schemas = ?6,
+             feature_flags = ?7, group_name = ?8, updated_at = ?9 WHERE org_id = ?1 AND name = ?2",
+        )?
+        .execute(params![
+            e.org_id,
+            e.name,
+            e.description,
+            e.archived,
+            e.deprecated,
+            e.schemas,
+            rows::json_opt(&e.feature_flags),
+            e.group_name,
+            e.updated_at
+        ])?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn delete(c: &Connection, org_id: &str, name: &str) -> Result<()> {
+    let n = c.execute("DELETE FROM event_type WHERE org_id = ?1 AND name = ?2", params![org_id, name])?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The embedded SQLite store.
+//!
+//! One writer thread owns the only write connection and group-commits: it takes
+//! every write that is waiting, runs each in its own savepoint inside a single
+//! transaction, commits once (one fsync with `synchronous=FULL`), and only then
+//! answers the callers. A write is therefore acknowledged only once durable, and
+//! the fsync is shared by everything that arrived together. Reads run on a small
+//! pool of connections in blocking tasks; WAL lets them proceed during writes.
+
+mod apps;
+mod deliveries;
+mod endpoints;
+mod event_types;
+mod messages;
+mod rows;
+mod store_impl;
+mod tokens;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Result, StoreError};
+
+const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
+/// Most writes committed together in one transaction.
+const MAX_GROUP: usize = 512;
+const MAX_IDLE_READERS: usize = 8;
+
+/// A write to run on the writer thread; it returns the function that answers the caller
+/// once the outcome of the commit is known.
+type WriteJob = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<()>) + Send> + Send>;
+
+pub struct SqliteStore {
+    writer: mpsc::Sender<WriteJob>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: std::path::PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `hookd.db` in `dir`, runs migrations, and starts the writer.
+    pub fn open_dir(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
+        Self::open(&dir.join("hookd.db"))
+    }
+
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = open_connection(path, false)?;
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel::<WriteJob>(8192);
+        std::thread::Builder::new()
+            .name("hookd-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(SqliteStore { writer: tx, readers: Arc::new(Mutex::new(Vec::new())), path: path.to_owned() })
+    }
+
+    /// Runs `f` in its own savepoint in the next group commit; returns once committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<()>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+    }
+
+    /// Runs `f` on a read connection in a blocking task.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&path, true)?,
+            };
+            let result = f(&conn);
+            let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    // WAL with synchronous=FULL: a commit is on disk when it returns (decision 4).
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=FULL;
+         PRAGMA foreign_keys=ON;
+         PRAGMA busy_timeout=5000;
+         PRAGMA cache_size=-32000;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    for (name, sql) in MIGRATIONS {
+        let done: bool = conn.query_row("SELECT EXISTS(SELECT 1 FROM schema_migration WHERE name = ?1)", [name], |r| r.get(0))?;
+        if done {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migration (name, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![name, hookd_core::timefmt::now_millis()],
+        )?;
+        tx.commit()?;
+        tracing::info!(migration = name, "applied migration");
+    }
+    Ok(())
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT op")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE op")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            Err(e)
+        }
+    }
+}
+
+/// The writer thread: gathers waiting writes, runs them in one transaction,
+/// commits, then answers every caller with the commit's outcome.
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
+    let mut answers: Vec<Box<dyn FnOnce(Result<()>) + Send>> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
+        if let Err(e) = begun {
+            for job in batch.drain(..) {
+                job(&conn)(Err(StoreError::Unavailable(e.to_string())));
+            }
+            continue;
+        }
+        for job in batch.drain(..) {
+            answers.push(job(&conn));
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| StoreError::Unavailable(e.to_string()));
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for answer in answers.drain(..) {
+            answer(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Unavailable(e.to_string())));
+        }
+    }
+}
