@@ -1,1 +1,69 @@
-//! placeholder
+//! hookd's HTTP API: the Svix-compatible management API under `/api/v1`,
+//! `/metrics`, and the shared request plumbing (auth, errors, pagination,
+//! idempotency). Routes are grouped by resource under [`v1`].
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod pagination;
+pub mod v1;
+mod wire;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use hookd_delivery::{Dispatcher, Metrics};
+use hookd_store::Store;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest message payload accepted, in bytes.
+    pub max_payload_bytes: usize,
+    pub allow_private_networks: bool,
+    /// Base URL written into app portal links.
+    pub public_url: String,
+}
+
+pub struct State {
+    pub store: Arc<dyn Store>,
+    /// `None` on a node that only serves the API.
+    pub dispatcher: Option<Dispatcher>,
+    pub metrics: Arc<Metrics>,
+    pub config: ApiConfig,
+    /// The organisation this node serves (one default organisation for now).
+    pub org_id: String,
+    /// Hash of the token given by `--admin-token`, accepted without a stored row.
+    pub bootstrap_token_hash: Option<String>,
+    pub tokens: auth::TokenCache,
+    pub idempotency: idempotency::InFlightKeys,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<State>);
+
+impl AppState {
+    pub fn new(state: State) -> Self {
+        AppState(Arc::new(state))
+    }
+}
+
+impl Deref for AppState {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+/// The whole HTTP surface. Wrap it in [`tower_http::normalize_path`] so that a
+/// trailing slash is optional.
+pub fn router(state: AppState) -> Router {
+    // Room for the payload plus the rest of a message body.
+    let body_limit = state.config.max_payload_bytes + 64 * 1024;
+    v1::router()
+        .route("/metrics", axum::routing::get(v1::health::metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

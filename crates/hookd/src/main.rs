@@ -1,1 +1,79 @@
-fn main() {}
+//! The `hookd` binary: a webhook platform in one process.
+//!
+//! `hookd serve` runs the API and the delivery engine on the embedded store;
+//! `hookd migrate` and `hookd token create` manage the store; `hookd bench`
+//! measures a running or embedded server.
+
+mod bench;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "hookd", version, about = "hookd: send, receive and inspect webhooks. Svix API v1 compatible.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API and the delivery engine.
+    Serve(Box<config::ServeOptions>),
+    /// Apply database migrations and exit (serve also applies them on start).
+    Migrate(Box<config::ServeOptions>),
+    /// Manage admin tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Measure throughput and latency: starts a local sink and drives hookd.
+    Bench(bench::BenchOptions),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a new admin token and print it (only its hash is stored).
+    Create(Box<config::ServeOptions>),
+}
+
+fn init_tracing(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(opts) => {
+            let cfg = opts.resolve()?;
+            init_tracing(&cfg.log);
+            serve::run(cfg).await
+        }
+        Command::Migrate(opts) => {
+            let cfg = opts.resolve()?;
+            init_tracing(&cfg.log);
+            serve::open_store(&cfg.database)?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Create(opts) } => {
+            let cfg = opts.resolve()?;
+            let store = serve::open_store(&cfg.database)?;
+            let org = store.default_org().await?;
+            println!("{}", serve::create_admin_token(&*store, &org).await?);
+            Ok(())
+        }
+        Command::Bench(opts) => bench::run(opts).await,
+    }
+}

@@ -73,15 +73,18 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the endpoint's row (url, filters, headers, secrets…).
     async fn update_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint>;
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()>;
-    async fn endpoint_stats(&self, org_id: &str, app_id: &str, endpoint_id: &str, since: Option<i64>) -> Result<EndpointStats>;
+    /// Deliveries to the endpoint by state, for messages created in [since, until).
+    async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats>;
 
     // Messages and fan-out.
-    /// Commits the message and one delivery per matching endpoint in one
-    /// transaction. Deliveries are leased to `lease` when given (the caller will
-    /// send them itself) and returned ready to send.
+    /// Commits the message and one delivery per matching endpoint (or only to
+    /// `only_endpoint`, for a test send) in one transaction. Deliveries are leased
+    /// to `lease` when given (the caller will send them itself) and returned ready
+    /// to send.
     async fn create_message(
         &self,
         msg: Message,
+        only_endpoint: Option<String>,
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>>;

@@ -106,11 +106,12 @@ pub fn delete(c: &Connection, org_id: &str, app_id: &str, endpoint_id: &str) -> 
     Ok(())
 }
 
-pub fn stats(c: &Connection, org_id: &str, endpoint_id: &str, since: Option<i64>) -> Result<EndpointStats> {
+pub fn stats(c: &Connection, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
     let mut stmt = c.prepare_cached(
-        "SELECT status, COUNT(*) FROM delivery WHERE org_id = ?1 AND endpoint_id = ?2 AND created_at >= ?3 GROUP BY status",
+        "SELECT status, COUNT(*) FROM delivery
+         WHERE org_id = ?1 AND endpoint_id = ?2 AND created_at >= ?3 AND created_at < ?4 GROUP BY status",
     )?;
-    let mut rows = stmt.query(params![org_id, endpoint_id, since.unwrap_or(0)])?;
+    let mut rows = stmt.query(params![org_id, endpoint_id, since, until])?;
     let mut out = EndpointStats::default();
     while let Some(r) = rows.next()? {
         let n: i64 = r.get(1)?;

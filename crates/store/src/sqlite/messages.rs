@@ -16,6 +16,7 @@ use crate::{Result, StoreError};
 pub fn create(
     c: &Connection,
     msg: &Message,
+    only_endpoint: Option<&str>,
     lease: Option<&Lease>,
     idem: Option<&IdempotencyRecord>,
 ) -> Result<Vec<DeliveryJob>> {
@@ -52,7 +53,11 @@ pub fn create(
     let endpoints = endpoints::all_of_app(c, &msg.org_id, &msg.app_id)?;
     let mut jobs = Vec::new();
     for ep in endpoints {
-        if !ep.accepts(&msg.event_type, msg.channels.as_deref()) {
+        let wanted = match only_endpoint {
+            Some(only) => ep.id == only,
+            None => ep.accepts(&msg.event_type, msg.channels.as_deref()),
+        };
+        if !wanted {
             continue;
         }
         let delivery_id = insert_delivery(c, msg, &ep.id, lease, msg.created_at)?;

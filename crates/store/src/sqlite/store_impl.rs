@@ -138,18 +138,19 @@ impl Store for SqliteStore {
         self.write(move |c| endpoints::delete(c, &org, &app, &id)).await
     }
 
-    async fn endpoint_stats(&self, org_id: &str, _app_id: &str, endpoint_id: &str, since: Option<i64>) -> Result<EndpointStats> {
+    async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
         let (org, id) = (s(org_id), s(endpoint_id));
-        self.read(move |c| endpoints::stats(c, &org, &id, since)).await
+        self.read(move |c| endpoints::stats(c, &org, &id, since, until)).await
     }
 
     async fn create_message(
         &self,
         msg: Message,
+        only_endpoint: Option<String>,
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
-        self.write(move |c| messages::create(c, &msg, lease.as_ref(), idem.as_ref())).await
+        self.write(move |c| messages::create(c, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref())).await
     }
 
     async fn list_messages(&self, org_id: &str, app_id: &str, filter: &MessageFilter, page: &Page) -> Result<Vec<Message>> {

@@ -1,0 +1,151 @@
+//! Delivery attempts and per-destination delivery state, and manual resend.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hookd_store::{AttemptFilter, StoreError};
+use serde_json::{json, Value};
+
+use super::endpoint::load_endpoint;
+use super::load_app;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{QueryParams, RawBody};
+use crate::idempotency::{self, Begin};
+use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
+use crate::wire::{EndpointMessageOut, MessageAttemptOut, MessageEndpointOut, MessageOut};
+use crate::AppState;
+
+fn status_filter(q: &QueryParams) -> ApiResult<Option<i64>> {
+    match q.int("status")? {
+        Some(s) if !(0..=4).contains(&s) => Err(ApiError::query_field("status", "status must be 0 to 4")),
+        other => Ok(other),
+    }
+}
+
+async fn list_attempts(
+    state: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    q: &QueryParams,
+    mut filter: AttemptFilter,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let page = pagination::page(q, DefaultOrder::Descending)?;
+    filter.status = status_filter(q)?;
+    filter.before = q.datetime("before")?;
+    filter.after = q.datetime("after")?;
+    let with_msg = q.bool("with_msg", false)?;
+    let rows = state.store.list_attempts(&auth.org_id, app_id, &filter, &page).await?;
+    let mut out = list_response(&page, rows, |a| a.id.clone(), MessageAttemptOut::from);
+    if with_msg {
+        for a in &mut out.data {
+            if let Ok(m) = state.store.get_message(&auth.org_id, app_id, &a.msg_id).await {
+                a.msg = Some(MessageOut::new(m, q.bool("with_content", true)?));
+            }
+        }
+    }
+    Ok(Json(out))
+}
+
+pub async fn list_by_endpoint(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let q = QueryParams::parse(uri.query());
+    let filter = AttemptFilter { endpoint_id: Some(ep.id), ..Default::default() };
+    list_attempts(&state, &auth, &app.id, &q, filter).await
+}
+
+pub async fn list_by_msg(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let app = load_app(&state, &auth, &app_id).await?;
+    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    let q = QueryParams::parse(uri.query());
+    let endpoint_id = match q.get("endpoint_id").filter(|e| !e.is_empty()) {
+        Some(e) => Some(state.store.get_endpoint(&auth.org_id, &app.id, e).await?.id),
+        None => None,
+    };
+    let filter = AttemptFilter { msg_id: Some(msg.id), endpoint_id, ..Default::default() };
+    list_attempts(&state, &auth, &app.id, &q, filter).await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<MessageAttemptOut>> {
+    let app = load_app(&state, &auth, &app_id).await?;
+    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    Ok(Json(state.store.get_attempt(&auth.org_id, &app.id, &msg.id, &attempt_id).await?.into()))
+}
+
+/// The endpoints a message went to, with each delivery's state.
+pub async fn list_attempted_destinations(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
+    let app = load_app(&state, &auth, &app_id).await?;
+    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    let page = pagination::page(&QueryParams::parse(uri.query()), DefaultOrder::Ascending)?;
+    let rows = state.store.list_message_destinations(&auth.org_id, &app.id, &msg.id, &page).await?;
+    Ok(Json(list_response(&page, rows, |(_, e)| e.id.clone(), |(d, e)| MessageEndpointOut::new(d, &e))))
+}
+
+/// The messages sent (or being sent) to an endpoint, with each delivery's state.
+pub async fn list_attempted_messages(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
+    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let q = QueryParams::parse(uri.query());
+    let page = pagination::page(&q, DefaultOrder::Descending)?;
+    let status = status_filter(&q)?;
+    let with_content = q.bool("with_content", true)?;
+    let rows = state.store.list_endpoint_messages(&auth.org_id, &app.id, &ep.id, status, &page).await?;
+    Ok(Json(list_response(&page, rows, |(_, m)| m.id.clone(), |(d, m)| EndpointMessageOut::new(d, m, with_content))))
+}
+
+/// Sends the message to the endpoint again now (a manual attempt). Answers 202
+/// with `{}`, which the SDKs parse.
+pub async fn resend(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    if msg.payload.is_none() {
+        return Err(ApiError::BadRequest("the message's content was expunged; it cannot be sent again".into()));
+    }
+    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
+        Begin::Replay(_) => return Ok((StatusCode::ACCEPTED, Json(json!({})))),
+        Begin::Fresh(t) => t,
+    };
+    let lease = state.dispatcher.as_ref().map(|d| d.lease());
+    let record = idempotency::record(&ticket, 202, None);
+    match state.store.resend(&auth.org_id, &app.id, &msg.id, &ep.id, lease, record).await {
+        Ok(jobs) => {
+            match &state.dispatcher {
+                Some(d) => d.submit(jobs),
+                None => {}
+            }
+            Ok((StatusCode::ACCEPTED, Json(json!({}))))
+        }
+        Err(StoreError::IdempotencyReplay(_)) => Ok((StatusCode::ACCEPTED, Json(json!({})))),
+        Err(e) => Err(e.into()),
+    }
+}

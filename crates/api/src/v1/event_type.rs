@@ -1,0 +1,241 @@
+//! Event types: `/api/v1/event-type`. Deleting archives; `?expunge=true` removes.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hookd_store::{EventType, StoreError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::now;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_json, QueryParams, RawBody};
+use crate::idempotency::{self, Begin};
+use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
+use crate::wire::{patch_field, EventTypeOut};
+use crate::AppState;
+
+const MAX_FEATURE_FLAGS: usize = 10;
+
+/// The fields shared by create (`EventTypeIn`, with `name`) and PUT (`EventTypeUpsertIn`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub description: String,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default)]
+    pub schemas: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
+    /// The older single-flag spelling.
+    #[serde(default)]
+    pub feature_flag: Option<String>,
+    #[serde(default)]
+    pub group_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub schemas: Option<Option<Box<RawValue>>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub feature_flags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub feature_flag: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub group_name: Option<Option<String>>,
+}
+
+fn validate_name(name: &str) -> ApiResult<()> {
+    hookd_core::validate::event_type_name(name).map_err(|e| ApiError::body_field("name", e))
+}
+
+fn schemas_text(schemas: Option<Box<RawValue>>) -> ApiResult<Option<String>> {
+    match schemas {
+        None => Ok(None),
+        Some(raw) if raw.get().trim() == "null" => Ok(None),
+        Some(raw) if raw.get().trim_start().starts_with('{') => Ok(Some(raw.get().to_string())),
+        Some(_) => Err(ApiError::body_field("schemas", "schemas must be an object keyed by version")),
+    }
+}
+
+fn flags(flags: Option<Vec<String>>, single: Option<String>) -> ApiResult<Option<Vec<String>>> {
+    let flags = flags.or(single.map(|f| vec![f]));
+    if let Some(f) = &flags {
+        if f.len() > MAX_FEATURE_FLAGS || f.iter().any(|x| hookd_core::validate::uid(x).is_err()) {
+            return Err(ApiError::body_field(
+                "featureFlags",
+                format!("at most {MAX_FEATURE_FLAGS} flags of letters, digits, '-', '_' and '.'"),
+            ));
+        }
+    }
+    Ok(flags)
+}
+
+fn validate_description(d: &str) -> ApiResult<()> {
+    if d.len() > hookd_core::validate::MAX_DESCRIPTION_LEN {
+        return Err(ApiError::body_field("description", "description is too long"));
+    }
+    Ok(())
+}
+
+impl EventTypeIn {
+    fn into_event_type(self, org_id: &str, name: String) -> ApiResult<EventType> {
+        validate_name(&name)?;
+        validate_description(&self.description)?;
+        let t = now();
+        Ok(EventType {
+            org_id: org_id.to_string(),
+            name,
+            description: self.description,
+            archived: self.archived.unwrap_or(false),
+            deprecated: self.deprecated.unwrap_or(false),
+            schemas: schemas_text(self.schemas)?,
+            feature_flags: flags(self.feature_flags, self.feature_flag)?,
+            group_name: self.group_name,
+            created_at: t,
+            updated_at: t,
+        })
+    }
+}
+
+pub async fn list(State(state): State<AppState>, auth: Auth, uri: OriginalUri) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
+    let q = QueryParams::parse(uri.query());
+    let page = pagination::page(&q, DefaultOrder::Ascending)?;
+    let include_archived = q.bool("include_archived", false)?;
+    let rows = state.store.list_event_types(&auth.org_id, &page, include_archived).await?;
+    Ok(Json(list_response(&page, rows, |e| e.name.clone(), EventTypeOut::from)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    auth.require_admin()?;
+    let mut input: EventTypeIn = parse_json(&body)?;
+    let name = input.name.take().ok_or_else(|| ApiError::body_field("name", "field required"))?;
+    let et = input.into_event_type(&auth.org_id, name)?;
+    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
+        Begin::Replay(prev) => return replay(&state, &auth, prev).await,
+        Begin::Fresh(t) => t,
+    };
+    // Creating an archived event type brings it back.
+    match state.store.get_event_type(&auth.org_id, &et.name).await {
+        Ok(existing) if existing.archived => {
+            let et = EventType { created_at: existing.created_at, ..et };
+            return Ok((StatusCode::CREATED, Json(state.store.update_event_type(et).await?.into())));
+        }
+        Ok(_) => {
+            return Err(ApiError::Conflict { detail: "an event type with this name already exists".into(), existing_id: None })
+        }
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let record = idempotency::record(&ticket, 201, Some(et.name.clone()));
+    match state.store.create_event_type(et, record).await {
+        Ok(et) => Ok((StatusCode::CREATED, Json(et.into()))),
+        Err(StoreError::IdempotencyReplay(prev)) => replay(&state, &auth, prev).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn replay(
+    state: &AppState,
+    auth: &Auth,
+    prev: hookd_store::IdempotencyOutcome,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    let et = state.store.get_event_type(&auth.org_id, &prev.resource_id.unwrap_or_default()).await?;
+    Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(et.into())))
+}
+
+pub async fn get(State(state): State<AppState>, auth: Auth, Path(name): Path<String>) -> ApiResult<Json<EventTypeOut>> {
+    Ok(Json(state.store.get_event_type(&auth.org_id, &name).await?.into()))
+}
+
+pub async fn upsert(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    auth.require_admin()?;
+    let input: EventTypeIn = parse_json(&body)?;
+    let et = input.into_event_type(&auth.org_id, name)?;
+    match state.store.get_event_type(&auth.org_id, &et.name).await {
+        Ok(existing) => {
+            let et = EventType { created_at: existing.created_at, ..et };
+            Ok((StatusCode::OK, Json(state.store.update_event_type(et).await?.into())))
+        }
+        Err(StoreError::NotFound) => Ok((StatusCode::CREATED, Json(state.store.create_event_type(et, None).await?.into()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<EventTypeOut>> {
+    auth.require_admin()?;
+    let p: EventTypePatch = parse_json(&body)?;
+    let mut et = state.store.get_event_type(&auth.org_id, &name).await?;
+    if let Some(d) = p.description {
+        validate_description(&d)?;
+        et.description = d;
+    }
+    if let Some(a) = p.archived {
+        et.archived = a;
+    }
+    if let Some(d) = p.deprecated {
+        et.deprecated = d;
+    }
+    if let Some(s) = p.schemas {
+        et.schemas = schemas_text(s)?;
+    }
+    match (p.feature_flags, p.feature_flag) {
+        (Some(f), _) => et.feature_flags = flags(f, None)?,
+        (None, Some(single)) => et.feature_flags = flags(None, single)?,
+        (None, None) => {}
+    }
+    if let Some(g) = p.group_name {
+        et.group_name = g;
+    }
+    et.updated_at = now();
+    Ok(Json(state.store.update_event_type(et).await?.into()))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    uri: OriginalUri,
+) -> ApiResult<StatusCode> {
+    auth.require_admin()?;
+    let q = QueryParams::parse(uri.query());
+    if q.bool("expunge", false)? {
+        state.store.delete_event_type(&auth.org_id, &name).await?;
+    } else {
+        let mut et = state.store.get_event_type(&auth.org_id, &name).await?;
+        et.archived = true;
+        et.updated_at = now();
+        state.store.update_event_type(et).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

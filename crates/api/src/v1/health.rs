@@ -1,0 +1,28 @@
+//! `GET /api/v1/health` (no token) and `GET /metrics`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::AppState;
+
+/// 200 with a status per component when healthy, 503 with the same body when not.
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let db = state.store.ping().await;
+    let status = if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let db_status = match &db {
+        Ok(()) => json!({"status": "ok"}),
+        Err(e) => json!({"status": "down", "error": e.to_string()}),
+    };
+    let overall = if db.is_ok() { "ok" } else { "down" };
+    (status, Json(json!({"status": overall, "database": db_status, "version": env!("CARGO_PKG_VERSION")})))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(n) = state.store.pending_count().await {
+        state.metrics.queue_depth.set(n as i64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}

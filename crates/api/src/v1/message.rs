@@ -1,0 +1,210 @@
+//! Messages: `/api/v1/app/{app}/msg`. Creating one commits it with its fan-out
+//! and answers 202 once that is durable; the deliveries go straight to this
+//! node's dispatcher.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hookd_core::id::{looks_like_id, new_id, IdPrefix};
+use hookd_core::validate;
+use hookd_store::{Application, IdempotencyRecord, Message, MessageFilter, StoreError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::application::ApplicationIn;
+use super::{load_app, now};
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_json, QueryParams, RawBody};
+use crate::idempotency::{self, Begin};
+use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
+use crate::wire::MessageOut;
+use crate::AppState;
+
+const MAX_TAGS: usize = 5;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    pub event_type: String,
+    pub payload: Box<RawValue>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Creates the application when the path names none that exists.
+    #[serde(default)]
+    pub application: Option<ApplicationIn>,
+}
+
+/// Checks a message's fields and turns it into a row.
+pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &str) -> ApiResult<Message> {
+    validate::event_type_name(&input.event_type).map_err(|e| ApiError::body_field("eventType", e))?;
+    let payload = input.payload.get().as_bytes();
+    if payload.len() > state.config.max_payload_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "payload is {} bytes; the limit is {} (--max-payload-bytes)",
+            payload.len(),
+            state.config.max_payload_bytes
+        )));
+    }
+    if !input.payload.get().starts_with('{') {
+        return Err(ApiError::body_field("payload", "payload must be a JSON object"));
+    }
+    if let Some(eid) = &input.event_id {
+        validate::uid(eid).map_err(|e| ApiError::body_field("eventId", e.replace("uid", "eventId")))?;
+    }
+    let channels = input.channels.clone().filter(|c| !c.is_empty());
+    if let Some(channels) = &channels {
+        if channels.len() > validate::MAX_CHANNELS {
+            return Err(ApiError::body_field("channels", format!("at most {} channels", validate::MAX_CHANNELS)));
+        }
+        for c in channels {
+            validate::channel(c).map_err(|e| ApiError::body_field("channels", e))?;
+        }
+    }
+    let tags = input.tags.clone().filter(|t| !t.is_empty());
+    if let Some(tags) = &tags {
+        if tags.len() > MAX_TAGS || tags.iter().any(|t| validate::channel(t).is_err()) {
+            return Err(ApiError::body_field("tags", format!("at most {MAX_TAGS} tags, each like a channel name")));
+        }
+    }
+    Ok(Message {
+        org_id: org_id.to_string(),
+        app_id: app_id.to_string(),
+        id: new_id(IdPrefix::Message),
+        event_id: input.event_id.clone(),
+        event_type: input.event_type.clone(),
+        channels,
+        tags,
+        payload: Some(payload.into()),
+        created_at: now(),
+    })
+}
+
+/// Commits the message with its fan-out (to every matching endpoint, or only to
+/// `only_endpoint`) and hands the deliveries to the dispatcher.
+pub async fn accept_message(
+    state: &AppState,
+    msg: Message,
+    only_endpoint: Option<String>,
+    record: Option<IdempotencyRecord>,
+) -> Result<Message, StoreError> {
+    let lease = state.dispatcher.as_ref().and_then(|d| d.lease_if_room());
+    let jobs = state.store.create_message(msg.clone(), only_endpoint, lease.clone(), record).await?;
+    state.metrics.messages_accepted.inc();
+    if let Some(d) = &state.dispatcher {
+        if lease.is_some() {
+            d.submit(jobs);
+        } else {
+            d.wake();
+        }
+    }
+    Ok(msg)
+}
+
+/// The application for a new message: the one named, or one created from the
+/// body's `application` with the path as its uid.
+async fn app_for_message(state: &AppState, auth: &Auth, app_id: &str, input: &MessageIn) -> ApiResult<Application> {
+    match load_app(state, auth, app_id).await {
+        Err(ApiError::NotFound) if input.application.is_some() && auth.app_id.is_none() => {
+            let mut app_in = input.application.clone().unwrap_or_default();
+            if app_in.uid.is_none() && !looks_like_id(IdPrefix::Application, app_id) {
+                app_in.uid = Some(app_id.to_string());
+            }
+            app_in.validate()?;
+            match state.store.create_app(app_in.into_new(&auth.org_id), None).await {
+                Ok(app) => Ok(app),
+                // Created meanwhile by a concurrent request.
+                Err(StoreError::Conflict { .. }) => load_app(state, auth, app_id).await,
+                Err(e) => Err(e.into()),
+            }
+        }
+        other => other,
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    let input: MessageIn = parse_json(&body)?;
+    let with_content = QueryParams::parse(uri.query()).bool("with_content", true)?;
+    let app = app_for_message(&state, &auth, &app_id, &input).await?;
+    let msg = new_message(&state, &input, &auth.org_id, &app.id)?;
+    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
+        Begin::Replay(prev) => return replay(&state, &auth, &app.id, prev, with_content).await,
+        Begin::Fresh(t) => t,
+    };
+    let record = idempotency::record(&ticket, 202, Some(msg.id.clone()));
+    match accept_message(&state, msg, None, record).await {
+        Ok(msg) => Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content)))),
+        Err(StoreError::IdempotencyReplay(prev)) => replay(&state, &auth, &app.id, prev, with_content).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn replay(
+    state: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    prev: hookd_store::IdempotencyOutcome,
+    with_content: bool,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    let msg = state.store.get_message(&auth.org_id, app_id, &prev.resource_id.unwrap_or_default()).await?;
+    Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::ACCEPTED), Json(MessageOut::new(msg, with_content))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListResponse<MessageOut>>> {
+    let app = load_app(&state, &auth, &app_id).await?;
+    let q = QueryParams::parse(uri.query());
+    let page = pagination::page(&q, DefaultOrder::Descending)?;
+    let filter = MessageFilter {
+        event_types: q.list("event_types"),
+        channel: q.get("channel").filter(|c| !c.is_empty()).map(String::from),
+        tag: q.get("tag").filter(|c| !c.is_empty()).map(String::from),
+        before: q.datetime("before")?,
+        after: q.datetime("after")?,
+        with_content: q.bool("with_content", true)?,
+    };
+    if filter.event_types.len() > 100 {
+        return Err(ApiError::query_field("event_types", "at most 100 event types"));
+    }
+    let with_content = filter.with_content;
+    let rows = state.store.list_messages(&auth.org_id, &app.id, &filter, &page).await?;
+    Ok(Json(list_response(&page, rows, |m| m.id.clone(), |m| MessageOut::new(m, with_content))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    uri: OriginalUri,
+) -> ApiResult<Json<MessageOut>> {
+    let with_content = QueryParams::parse(uri.query()).bool("with_content", true)?;
+    let app = load_app(&state, &auth, &app_id).await?;
+    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    Ok(Json(MessageOut::new(msg, with_content)))
+}
+
+pub async fn expunge_content(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = load_app(&state, &auth, &app_id).await?;
+    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    state.store.expunge_message_content(&auth.org_id, &app.id, &msg.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

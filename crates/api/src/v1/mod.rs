@@ -1,0 +1,94 @@
+//! The Svix-compatible `/api/v1` routes, one module per resource.
+
+pub mod application;
+pub mod attempt;
+pub mod endpoint;
+pub mod event_type;
+pub mod health;
+pub mod message;
+pub mod portal;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use hookd_store::{Application, Metadata};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+const MAX_METADATA_ENTRIES: usize = 64;
+const MAX_METADATA_VALUE_LEN: usize = 4096;
+
+pub fn router() -> Router<AppState> {
+    let app = "/api/v1/app/{app_id}";
+    let ep = "/api/v1/app/{app_id}/endpoint/{endpoint_id}";
+    let msg = "/api/v1/app/{app_id}/msg/{msg_id}";
+    Router::new()
+        .route("/api/v1/health", get(health::health))
+        .route("/api/v1/app", get(application::list).post(application::create))
+        .route(app, get(application::get).put(application::upsert).patch(application::patch).delete(application::delete))
+        .route("/api/v1/event-type", get(event_type::list).post(event_type::create))
+        .route(
+            "/api/v1/event-type/{name}",
+            get(event_type::get).put(event_type::upsert).patch(event_type::patch).delete(event_type::delete),
+        )
+        .route(&format!("{app}/endpoint"), get(endpoint::crud::list).post(endpoint::crud::create))
+        .route(
+            ep,
+            get(endpoint::crud::get)
+                .put(endpoint::crud::upsert)
+                .patch(endpoint::crud::patch)
+                .delete(endpoint::crud::delete),
+        )
+        .route(&format!("{ep}/secret"), get(endpoint::secret::get))
+        .route(&format!("{ep}/secret/rotate"), post(endpoint::secret::rotate))
+        .route(
+            &format!("{ep}/headers"),
+            get(endpoint::headers::get).put(endpoint::headers::update).patch(endpoint::headers::patch),
+        )
+        .route(&format!("{ep}/send-example"), post(endpoint::recovery::send_example))
+        .route(&format!("{ep}/recover"), post(endpoint::recovery::recover))
+        .route(&format!("{ep}/replay-missing"), post(endpoint::recovery::replay_missing))
+        .route(&format!("{ep}/stats"), get(endpoint::stats::get))
+        .route(&format!("{ep}/msg"), get(attempt::list_attempted_messages))
+        .route(&format!("{app}/msg"), get(message::list).post(message::create))
+        .route(msg, get(message::get))
+        .route(&format!("{msg}/content"), delete(message::expunge_content))
+        .route(&format!("{msg}/attempt/{{attempt_id}}"), get(attempt::get))
+        .route(&format!("{msg}/endpoint"), get(attempt::list_attempted_destinations))
+        .route(&format!("{msg}/endpoint/{{endpoint_id}}/resend"), post(attempt::resend))
+        .route(&format!("{app}/attempt/endpoint/{{endpoint_id}}"), get(attempt::list_by_endpoint))
+        .route(&format!("{app}/attempt/msg/{{msg_id}}"), get(attempt::list_by_msg))
+        .route("/api/v1/auth/app-portal-access/{app_id}", post(portal::app_portal_access))
+}
+
+/// The application named in the path (by id or uid), if the caller may see it.
+pub async fn load_app(state: &AppState, auth: &Auth, id_or_uid: &str) -> ApiResult<Application> {
+    let app = state.store.get_app(&auth.org_id, id_or_uid).await?;
+    auth.check_app(&app.id)?;
+    Ok(app)
+}
+
+pub fn validate_metadata(m: &Metadata) -> ApiResult<()> {
+    if m.len() > MAX_METADATA_ENTRIES {
+        return Err(ApiError::body_field("metadata", format!("at most {MAX_METADATA_ENTRIES} entries")));
+    }
+    if m.iter().any(|(k, v)| k.len() > 256 || v.len() > MAX_METADATA_VALUE_LEN) {
+        return Err(ApiError::body_field(
+            "metadata",
+            format!("keys are at most 256 bytes and values at most {MAX_METADATA_VALUE_LEN}"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_uid(field: &str, uid: Option<&str>) -> ApiResult<()> {
+    match uid {
+        Some(u) => hookd_core::validate::uid(u).map_err(|e| ApiError::body_field(field, e)),
+        None => Ok(()),
+    }
+}
+
+pub fn now() -> i64 {
+    hookd_core::timefmt::now_millis()
+}

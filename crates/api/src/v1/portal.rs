@@ -1,0 +1,81 @@
+//! `POST /api/v1/auth/app-portal-access/{app}`: a token that can act on one
+//! application only, for an embedded consumer portal.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use hookd_core::id::{looks_like_id, new_id, IdPrefix};
+use hookd_store::{ApiToken, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::application::ApplicationIn;
+use super::{load_app, now};
+use crate::auth::{generate_token, hash_token, Auth};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_json_or_default, RawBody};
+use crate::AppState;
+
+const DEFAULT_EXPIRY_SECS: i64 = 7 * 24 * 3600;
+const MIN_EXPIRY_SECS: i64 = 60;
+const MAX_EXPIRY_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPortalAccessIn {
+    #[serde(default)]
+    pub application: Option<ApplicationIn>,
+    /// Seconds the token stays valid.
+    #[serde(default)]
+    pub expiry: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct AppPortalAccessOut {
+    pub url: String,
+    pub token: String,
+}
+
+/// Not idempotent by design: a repeat makes a new token, since tokens are only
+/// stored hashed and cannot be shown twice.
+pub async fn app_portal_access(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<AppPortalAccessOut>> {
+    auth.require_admin()?;
+    let input: AppPortalAccessIn = parse_json_or_default(&body)?;
+    let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY_SECS);
+    if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&expiry) {
+        return Err(ApiError::body_field("expiry", format!("expiry must be {MIN_EXPIRY_SECS} to {MAX_EXPIRY_SECS} seconds")));
+    }
+    let app = match (load_app(&state, &auth, &app_id).await, input.application) {
+        (Ok(app), _) => app,
+        (Err(ApiError::NotFound), Some(mut app_in)) => {
+            if app_in.uid.is_none() && !looks_like_id(IdPrefix::Application, &app_id) {
+                app_in.uid = Some(app_id.clone());
+            }
+            app_in.validate()?;
+            match state.store.create_app(app_in.into_new(&auth.org_id), None).await {
+                Ok(app) => app,
+                Err(StoreError::Conflict { .. }) => load_app(&state, &auth, &app_id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let token = generate_token("appsk_");
+    let t = now();
+    state
+        .store
+        .insert_token(ApiToken {
+            id: new_id(IdPrefix::Token),
+            org_id: auth.org_id.clone(),
+            token_hash: hash_token(&token),
+            app_id: Some(app.id.clone()),
+            created_at: t,
+            expires_at: Some(t + expiry * 1000),
+        })
+        .await?;
+    let url = format!("{}/portal/{}#token={}", state.config.public_url.trim_end_matches('/'), app.id, token);
+    Ok(Json(AppPortalAccessOut { url, token }))
+}

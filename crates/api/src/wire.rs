@@ -1,0 +1,255 @@
+//! Response bodies in the Svix wire shape (camelCase, RFC 3339 timestamps),
+//! built from store rows.
+
+use std::collections::BTreeMap;
+
+use hookd_core::timefmt::format_millis;
+use hookd_store::{status, Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+/// `absent` → `None`, `null` → `Some(None)`, value → `Some(Some(v))`: PATCH semantics.
+pub fn patch_field<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub rate_limit: Option<u32>,
+    pub throttle_rate: Option<u32>,
+    pub metadata: Metadata,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Application> for ApplicationOut {
+    fn from(a: Application) -> Self {
+        ApplicationOut {
+            id: a.id,
+            uid: a.uid,
+            name: a.name,
+            rate_limit: a.rate_limit,
+            throttle_rate: a.rate_limit,
+            metadata: a.metadata,
+            created_at: format_millis(a.created_at),
+            updated_at: format_millis(a.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<Box<RawValue>>,
+    pub feature_flags: Option<Vec<String>>,
+    pub feature_flag: Option<String>,
+    pub group_name: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<EventType> for EventTypeOut {
+    fn from(e: EventType) -> Self {
+        EventTypeOut {
+            name: e.name,
+            description: e.description,
+            archived: e.archived,
+            deprecated: e.deprecated,
+            schemas: e.schemas.and_then(|s| RawValue::from_string(s).ok()),
+            feature_flag: e.feature_flags.as_ref().and_then(|f| f.first().cloned()),
+            feature_flags: e.feature_flags,
+            group_name: e.group_name,
+            created_at: format_millis(e.created_at),
+            updated_at: format_millis(e.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub version: i32,
+    pub disabled: bool,
+    pub event_types: Option<Vec<String>>,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub rate_limit: Option<u32>,
+    pub throttle_rate: Option<u32>,
+    pub metadata: Metadata,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Endpoint> for EndpointOut {
+    fn from(e: &Endpoint) -> Self {
+        EndpointOut {
+            id: e.id.clone(),
+            uid: e.uid.clone(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            version: e.version,
+            disabled: e.disabled,
+            event_types: e.event_types.clone(),
+            filter_types: e.event_types.clone(),
+            channels: e.channels.clone(),
+            rate_limit: e.rate_limit,
+            throttle_rate: e.rate_limit,
+            metadata: e.metadata.clone(),
+            created_at: format_millis(e.created_at),
+            updated_at: format_millis(e.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct EndpointHeadersOut {
+    pub headers: BTreeMap<String, String>,
+    pub sensitive: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub payload: Box<RawValue>,
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub timestamp: String,
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".into()).expect("valid JSON")
+}
+
+impl MessageOut {
+    /// The message; its payload only when `with_content` (else `{}`, which the
+    /// SDKs require to be present).
+    pub fn new(m: Message, with_content: bool) -> Self {
+        let payload = match (&m.payload, with_content) {
+            (Some(p), true) => std::str::from_utf8(p)
+                .ok()
+                .and_then(|s| RawValue::from_string(s.to_string()).ok())
+                .unwrap_or_else(empty_object),
+            _ => empty_object(),
+        };
+        MessageOut {
+            id: m.id,
+            event_id: m.event_id,
+            event_type: m.event_type,
+            payload,
+            channels: m.channels,
+            tags: m.tags,
+            timestamp: format_millis(m.created_at),
+        }
+    }
+}
+
+/// Status as the API shows it, with its `statusText`.
+pub fn status_text(s: i64) -> &'static str {
+    match s {
+        status::SUCCESS => "success",
+        status::PENDING => "pending",
+        status::FAIL => "fail",
+        status::SENDING => "sending",
+        _ => "canceled",
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAttemptOut {
+    pub id: String,
+    pub url: String,
+    pub response: String,
+    pub response_status_code: i32,
+    pub response_duration_ms: i64,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub trigger_type: i64,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<MessageOut>,
+}
+
+impl From<Attempt> for MessageAttemptOut {
+    fn from(a: Attempt) -> Self {
+        MessageAttemptOut {
+            id: a.id,
+            url: a.url,
+            response: a.response,
+            response_status_code: a.response_status_code,
+            response_duration_ms: a.response_duration_ms,
+            status: a.status,
+            status_text: status_text(a.status),
+            trigger_type: a.trigger as i64,
+            msg_id: a.msg_id,
+            endpoint_id: a.endpoint_id,
+            timestamp: format_millis(a.created_at),
+            msg: None,
+        }
+    }
+}
+
+/// A message as attempted to one endpoint (`GET …/endpoint/{ep}/msg`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointMessageOut {
+    #[serde(flatten)]
+    pub message: MessageOut,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<String>,
+}
+
+impl EndpointMessageOut {
+    pub fn new(d: Delivery, m: Message, with_content: bool) -> Self {
+        EndpointMessageOut {
+            message: MessageOut::new(m, with_content),
+            status: d.status,
+            status_text: status_text(d.status),
+            next_attempt: d.next_attempt_at.map(format_millis),
+        }
+    }
+}
+
+/// An endpoint as a destination of one message (`GET …/msg/{msg}/endpoint`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEndpointOut {
+    #[serde(flatten)]
+    pub endpoint: EndpointOut,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<String>,
+}
+
+impl MessageEndpointOut {
+    pub fn new(d: Delivery, e: &Endpoint) -> Self {
+        MessageEndpointOut {
+            endpoint: EndpointOut::from(e),
+            status: d.status,
+            status_text: status_text(d.status),
+            next_attempt: d.next_attempt_at.map(format_millis),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! `hookd bench`: starts a loopback sink, drives hookd (a running one, or one it
+//! starts on a temporary data dir) with messages, and prints throughput, end-to-end
+//! latency (from sending the message to its arrival at the sink), duplicates and
+//! losses. A measurement, not a test: it prints figures and asserts nothing.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use clap::Args;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Debug, Args)]
+pub struct BenchOptions {
+    /// hookd to drive; when absent, one is started on a temporary data dir.
+    #[arg(long)]
+    url: Option<String>,
+    /// Admin token for --url.
+    #[arg(long, env = "HOOKD_BENCH_TOKEN")]
+    token: Option<String>,
+    /// Messages to send.
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    messages: usize,
+    /// Concurrent senders.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    concurrency: usize,
+    /// Fixed message rate per second (default: as fast as accepted).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Endpoints each message fans out to.
+    #[arg(long, short = 'e', default_value_t = 1)]
+    fanout: usize,
+    /// Payload size in bytes (approximate).
+    #[arg(long, default_value_t = 256)]
+    payload_bytes: usize,
+    /// Seconds to wait for the last deliveries.
+    #[arg(long, default_value_t = 60)]
+    drain_timeout: u64,
+}
+
+/// What the sink saw: first arrival per (message, endpoint) and the repeats.
+#[derive(Default)]
+struct SinkLog {
+    first: HashMap<(String, usize), Instant>,
+    duplicates: usize,
+}
+
+type Sink = Arc<Mutex<SinkLog>>;
+
+async fn sink_handler(State(log): State<Sink>, Path(ep): Path<usize>, headers: HeaderMap) -> StatusCode {
+    let now = Instant::now();
+    let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.first.insert((id.to_string(), ep), now).is_some() {
+        log.duplicates += 1;
+    }
+    StatusCode::OK
+}
+
+struct Child {
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_embedded(token: &str) -> anyhow::Result<(String, Child)> {
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow-private-networks", "--log", "warn"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--admin-token")
+        .arg(token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start hookd serve")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("hookd did not start within 30s")??
+            .context("hookd exited before listening")?;
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((url, Child { child, _dir: dir }))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if opts.messages == 0 || opts.concurrency == 0 || opts.fanout == 0 {
+        bail!("--messages, --concurrency and --fanout must be at least 1");
+    }
+    // The sink.
+    let log: Sink = Arc::default();
+    let sink_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_addr = sink_listener.local_addr()?;
+    let sink_app = axum::Router::new().route("/e/{ep}", axum::routing::post(sink_handler)).with_state(log.clone());
+    tokio::spawn(async move { axum::serve(sink_listener, sink_app).await });
+
+    // The server.
+    let (base, token, mut child) = match &opts.url {
+        Some(url) => {
+            let token = opts.token.clone().context("--token (or HOOKD_BENCH_TOKEN) is required with --url")?;
+            (url.trim_end_matches('/').to_string(), token, None)
+        }
+        None => {
+            let token = hookd_api::auth::generate_token("sk_");
+            let (url, child) = start_embedded(&token).await?;
+            (url, token, Some(child))
+        }
+    };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency * 2).build()?;
+    let auth = format!("Bearer {token}");
+    let app: Value = client
+        .post(format!("{base}/api/v1/app"))
+        .header("authorization", &auth)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating the application failed")?
+        .json()
+        .await?;
+    let app_id = app["id"].as_str().context("no app id")?.to_string();
+    for ep in 0..opts.fanout {
+        client
+            .post(format!("{base}/api/v1/app/{app_id}/endpoint"))
+            .header("authorization", &auth)
+            .json(&json!({"url": format!("http://{sink_addr}/e/{ep}")}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("creating an endpoint failed (does the server allow private networks?)")?;
+    }
+
+    let filler = "x".repeat(opts.payload_bytes.saturating_sub(40));
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..opts.concurrency {
+        let (client, auth, sent, next, errors) = (client.clone(), auth.clone(), sent.clone(), next.clone(), errors.clone());
+        let (url, filler, total, rate) = (format!("{base}/api/v1/app/{app_id}/msg"), filler.clone(), opts.messages, opts.rate);
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let t0 = Instant::now();
+                let body = json!({"eventType": "bench.event", "payload": {"seq": i, "filler": filler}});
+                match client.post(&url).header("authorization", &auth).json(&body).send().await {
+                    Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                        if let Ok(v) = resp.json::<Value>().await {
+                            if let Some(id) = v["id"].as_str() {
+                                sent.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), t0);
+                            }
+                        }
+                    }
+                    _ => {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await?;
+    }
+    let send_elapsed = started.elapsed();
+    let accepted = sent.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let expected = accepted * opts.fanout;
+
+    let deadline = Instant::now() + Duration::from_secs(opts.drain_timeout);
+    loop {
+        let got = log.lock().unwrap_or_else(|e| e.into_inner()).first.len();
+        if got >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+    let log = log.lock().unwrap_or_else(|e| e.into_inner());
+    let mut latencies: Vec<Duration> = Vec::with_capacity(expected);
+    let mut last_arrival = started;
+    let mut delivered = 0;
+    for ((id, _), at) in &log.first {
+        if let Some(t0) = sent.get(id) {
+            latencies.push(at.saturating_duration_since(*t0));
+            delivered += 1;
+            last_arrival = last_arrival.max(*at);
+        }
+    }
+    latencies.sort();
+    let deliver_elapsed = last_arrival.saturating_duration_since(started);
+    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    println!("hookd bench: {} messages, concurrency {}, fan-out {}, rate {}", opts.messages, opts.concurrency, opts.fanout,
+        opts.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unlimited".into()));
+    println!("  accepted        {accepted} ({errors} errors) in {:.2}s = {:.0} msg/s", send_elapsed.as_secs_f64(),
+        accepted as f64 / send_elapsed.as_secs_f64());
+    println!("  delivered       {delivered} of {expected} in {:.2}s = {:.0} deliveries/s", deliver_elapsed.as_secs_f64(),
+        delivered as f64 / deliver_elapsed.as_secs_f64().max(1e-9));
+    println!(
+        "  latency (send -> sink)  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!("  duplicates      {}", log.duplicates);
+    println!("  lost            {}", expected.saturating_sub(delivered));
+    if let Some(c) = child.as_mut() {
+        let _ = c.child.start_kill();
+    }
+    Ok(())
+}

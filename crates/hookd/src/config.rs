@@ -1,0 +1,222 @@
+//! Configuration for `hookd serve`: every option is a flag, an environment
+//! variable `HOOKD_<FLAG>` and a key of the TOML file given by `--config`, with
+//! precedence flag > env > file > default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use hookd_core::schedule::{parse_duration, RetrySchedule, DEFAULT_SCHEDULE};
+use serde::Deserialize;
+
+/// Options of `hookd serve` (and of the commands that open the store).
+#[derive(Debug, Args, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeOptions {
+    /// TOML file with any of these options (keys are the flag names, e.g. `data-dir`).
+    #[arg(long, env = "HOOKD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8071]. Port 0 picks a free port.
+    #[arg(long, env = "HOOKD_LISTEN")]
+    pub listen: Option<String>,
+
+    /// Directory of the embedded SQLite store [default: ./hookd-data].
+    #[arg(long, env = "HOOKD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database URL: `sqlite:///path/to/hookd.db` (default: the data dir's hookd.db).
+    #[arg(long, env = "HOOKD_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// A bootstrap admin token accepted as a bearer token (never stored).
+    #[arg(long, env = "HOOKD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Allow delivery to loopback and private addresses (off by default: SSRF guard).
+    #[arg(long, env = "HOOKD_ALLOW_PRIVATE_NETWORKS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_networks: Option<bool>,
+
+    /// Delays between attempts after the first (immediate) one [default: 5s,5m,30m,2h,5h,10h,10h].
+    #[arg(long, env = "HOOKD_RETRY_SCHEDULE")]
+    pub retry_schedule: Option<String>,
+
+    /// Largest message payload accepted, in bytes [default: 1048576].
+    #[arg(long, env = "HOOKD_MAX_PAYLOAD_BYTES")]
+    pub max_payload_bytes: Option<usize>,
+
+    /// Timeout of one delivery request [default: 15s].
+    #[arg(long, env = "HOOKD_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+
+    /// How long a node's claim on a delivery lasts; a crashed node's deliveries
+    /// are retried this long after it took them [default: 30s].
+    #[arg(long, env = "HOOKD_LEASE_DURATION")]
+    pub lease_duration: Option<String>,
+
+    /// How often the store is checked for due retries and expired leases [default: 1s].
+    #[arg(long, env = "HOOKD_POLL_INTERVAL")]
+    pub poll_interval: Option<String>,
+
+    /// Requests in flight to one endpoint at most [default: 64].
+    #[arg(long, env = "HOOKD_ENDPOINT_CONCURRENCY")]
+    pub endpoint_concurrency: Option<usize>,
+
+    /// Requests in flight across all endpoints at most [default: 1024].
+    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+
+    /// Deliveries held in memory at most before new ones wait in the store [default: 20000].
+    #[arg(long, env = "HOOKD_MAX_IN_MEMORY")]
+    pub max_in_memory: Option<usize>,
+
+    /// How long shutdown waits for requests in flight [default: 10s].
+    #[arg(long, env = "HOOKD_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<String>,
+
+    /// Base URL of this server as users reach it, for app portal links [default: http://LISTEN].
+    #[arg(long, env = "HOOKD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Log filter, e.g. `info` or `hookd=debug` [default: info].
+    #[arg(long, env = "HOOKD_LOG")]
+    pub log: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub database: Database,
+    pub admin_token: Option<String>,
+    pub allow_private_networks: bool,
+    pub retry_schedule: RetrySchedule,
+    pub max_payload_bytes: usize,
+    pub request_timeout: Duration,
+    pub lease_duration: Duration,
+    pub poll_interval: Duration,
+    pub endpoint_concurrency: usize,
+    pub max_in_flight: usize,
+    pub max_in_memory: usize,
+    pub shutdown_timeout: Duration,
+    pub public_url: Option<String>,
+    pub log: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+}
+
+macro_rules! merge {
+    ($flags:ident, $file:ident, $($field:ident),*) => {
+        $( if $flags.$field.is_none() { $flags.$field = $file.$field.take(); } )*
+    };
+}
+
+fn duration(name: &str, v: Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let s = v.unwrap_or_else(|| default.to_string());
+    parse_duration(&s).with_context(|| format!("--{name}: `{s}` is not a duration like 500ms, 15s, 5m"))
+}
+
+fn positive(name: &str, v: Option<usize>, default: usize) -> anyhow::Result<usize> {
+    match v.unwrap_or(default) {
+        0 => bail!("--{name} must be at least 1"),
+        n => Ok(n),
+    }
+}
+
+impl ServeOptions {
+    /// Applies the TOML file under the flags and environment, then the defaults.
+    pub fn resolve(mut self) -> anyhow::Result<Config> {
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let mut file: ServeOptions =
+                toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+            merge!(
+                self, file, listen, data_dir, database_url, admin_token, allow_private_networks, retry_schedule,
+                max_payload_bytes, request_timeout, lease_duration, poll_interval, endpoint_concurrency, max_in_flight,
+                max_in_memory, shutdown_timeout, public_url, log
+            );
+        }
+        let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8071".into());
+        if listen.parse::<SocketAddr>().is_err() {
+            bail!("--listen: `{listen}` is not an address like 127.0.0.1:8071");
+        }
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("./hookd-data"));
+        let database = match self.database_url.as_deref() {
+            None | Some("") => Database::Sqlite(data_dir.join("hookd.db")),
+            Some(url) => parse_database_url(url)?,
+        };
+        let schedule_text = self.retry_schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.into());
+        let retry_schedule = RetrySchedule::parse(&schedule_text).map_err(|e| anyhow::anyhow!("--retry-schedule: {e}"))?;
+        let max_payload_bytes = positive("max-payload-bytes", self.max_payload_bytes, 1024 * 1024)?;
+        if max_payload_bytes > 64 * 1024 * 1024 {
+            bail!("--max-payload-bytes is at most 67108864 (64 MiB)");
+        }
+        Ok(Config {
+            listen,
+            database,
+            admin_token: self.admin_token.filter(|t| !t.is_empty()),
+            allow_private_networks: self.allow_private_networks.unwrap_or(false),
+            retry_schedule,
+            max_payload_bytes,
+            request_timeout: duration("request-timeout", self.request_timeout, "15s")?,
+            lease_duration: duration("lease-duration", self.lease_duration, "30s")?,
+            poll_interval: duration("poll-interval", self.poll_interval, "1s")?,
+            endpoint_concurrency: positive("endpoint-concurrency", self.endpoint_concurrency, 64)?,
+            max_in_flight: positive("max-in-flight", self.max_in_flight, 1024)?,
+            max_in_memory: positive("max-in-memory", self.max_in_memory, 20_000)?,
+            shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
+            public_url: self.public_url,
+            log: self.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+fn parse_database_url(url: &str) -> anyhow::Result<Database> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            bail!("--database-url: `{url}` names no file; use sqlite:///path/to/hookd.db");
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("--database-url: PostgreSQL is not supported by this build yet; use sqlite:// or --data-dir");
+    }
+    bail!("--database-url: `{url}` is not a sqlite:// URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_sit_under_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookd.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nretry-schedule = \"1s,2s\"\nmax-payload-bytes = 2048\n").unwrap();
+        let opts = ServeOptions { config: Some(path), listen: Some("127.0.0.1:1234".into()), ..Default::default() };
+        let cfg = opts.resolve().unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:1234");
+        assert_eq!(cfg.retry_schedule.max_attempts(), 3);
+        assert_eq!(cfg.max_payload_bytes, 2048);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let bad = [
+            ServeOptions { listen: Some("nowhere".into()), ..Default::default() },
+            ServeOptions { retry_schedule: Some("5q".into()), ..Default::default() },
+            ServeOptions { request_timeout: Some("soon".into()), ..Default::default() },
+            ServeOptions { database_url: Some("mysql://x".into()), ..Default::default() },
+            ServeOptions { endpoint_concurrency: Some(0), ..Default::default() },
+        ];
+        for opts in bad {
+            assert!(opts.resolve().is_err());
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! `hookd serve`: opens the store, starts the dispatcher and the HTTP server,
+//! and shuts both down in order on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::Request;
+use hookd_api::auth::{generate_token, hash_token};
+use hookd_api::{ApiConfig, AppState, State};
+use hookd_core::id::{new_id, IdPrefix};
+use hookd_delivery::{Dispatcher, DispatcherConfig, HttpSender, Metrics, SenderConfig};
+use hookd_store::sqlite::SqliteStore;
+use hookd_store::{ApiToken, Store};
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Config, Database};
+
+/// How often expired idempotency keys and tokens are removed.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+pub fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+    match database {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let store = SqliteStore::open(path).with_context(|| format!("cannot open the store at {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Creates and stores (hashed) a new admin token; returns the token.
+pub async fn create_admin_token(store: &dyn Store, org_id: &str) -> anyhow::Result<String> {
+    let token = generate_token("sk_");
+    store
+        .insert_token(ApiToken {
+            id: new_id(IdPrefix::Token),
+            org_id: org_id.to_string(),
+            token_hash: hash_token(&token),
+            app_id: None,
+            created_at: hookd_core::timefmt::now_millis(),
+            expires_at: None,
+        })
+        .await?;
+    Ok(token)
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let store = open_store(&cfg.database)?;
+    let org_id = store.default_org().await?;
+    let bootstrap_token_hash = cfg.admin_token.as_deref().map(hash_token);
+    if bootstrap_token_hash.is_none() && !store.has_admin_token(&org_id).await? {
+        let token = create_admin_token(&*store, &org_id).await?;
+        println!("created an admin token; it is shown only this once (only its hash is stored):");
+        println!("{token}");
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let sender = HttpSender::new(&SenderConfig {
+        timeout: cfg.request_timeout,
+        allow_private_networks: cfg.allow_private_networks,
+    })
+    .context("cannot build the HTTP client")?;
+    let node_id = new_id(IdPrefix::Token).replacen("tok_", "node_", 1);
+    let dispatcher = Dispatcher::start(
+        DispatcherConfig {
+            node_id,
+            lease_duration: cfg.lease_duration,
+            endpoint_concurrency: cfg.endpoint_concurrency,
+            max_in_flight: cfg.max_in_flight,
+            max_in_memory: cfg.max_in_memory,
+            poll_interval: cfg.poll_interval,
+            retry_schedule: cfg.retry_schedule.clone(),
+        },
+        store.clone(),
+        sender,
+        metrics.clone(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(State {
+        store: store.clone(),
+        dispatcher: Some(dispatcher.clone()),
+        metrics,
+        config: ApiConfig {
+            max_payload_bytes: cfg.max_payload_bytes,
+            allow_private_networks: cfg.allow_private_networks,
+            public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
+        },
+        org_id,
+        bootstrap_token_hash,
+        tokens: Default::default(),
+        idempotency: Default::default(),
+    });
+    let app = hookd_api::router(state).layer(TraceLayer::new_for_http());
+    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    tokio::spawn(purge_expired(store.clone()));
+
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, "hookd serving");
+    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+
+    tracing::info!("shutting down: finishing deliveries in flight");
+    dispatcher.shutdown(cfg.shutdown_timeout).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn purge_expired(store: Arc<dyn Store>) {
+    loop {
+        tokio::time::sleep(PURGE_INTERVAL).await;
+        if let Err(e) = store.purge_expired(hookd_core::timefmt::now_millis()).await {
+            tracing::warn!(error = %e, "purging expired keys failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
