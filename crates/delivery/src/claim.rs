@@ -20,7 +20,11 @@ pub async fn run(dispatcher: Dispatcher) {
         let room = dispatcher.room().min(CLAIM_BATCH);
         let mut claimed = 0;
         if room > 0 {
-            match dispatcher.store().claim_due(&dispatcher.lease(), now_millis(), room).await {
+            match dispatcher
+                .store()
+                .claim_due(&dispatcher.lease(), now_millis(), room)
+                .await
+            {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     dispatcher.submit(jobs);

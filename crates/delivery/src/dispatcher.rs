@@ -7,7 +7,7 @@
 //! is leased to this node in the store; when the node stops, unsent ones are
 //! released back to the store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,6 +46,16 @@ struct EndpointQueue {
     in_flight: usize,
 }
 
+/// Everything held in memory, under one lock.
+#[derive(Default)]
+struct Queues {
+    by_endpoint: HashMap<String, EndpointQueue>,
+    /// Ids of the deliveries queued, in flight, or with an outcome not yet
+    /// written: a delivery claimed again (its lease ran out while it was here) is
+    /// not taken twice.
+    held: HashSet<i64>,
+}
+
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
@@ -56,7 +66,7 @@ struct Inner {
     store: Arc<dyn Store>,
     sender: HttpSender,
     metrics: Arc<Metrics>,
-    queues: Mutex<HashMap<String, EndpointQueue>>,
+    queues: Mutex<Queues>,
     /// Deliveries queued or in flight here.
     in_memory: AtomicUsize,
     permits: Semaphore,
@@ -72,25 +82,36 @@ struct Inner {
 
 impl Dispatcher {
     /// Starts the dispatcher, its outcome recorder and (unless `claim` is false) the claim loop.
-    pub fn start(config: DispatcherConfig, store: Arc<dyn Store>, sender: HttpSender, metrics: Arc<Metrics>) -> Self {
+    pub fn start(
+        config: DispatcherConfig,
+        store: Arc<dyn Store>,
+        sender: HttpSender,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let unrecorded = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(record::run_recorder(store.clone(), rx, unrecorded.clone()));
         let inner = Arc::new(Inner {
             permits: Semaphore::new(config.max_in_flight),
             config,
             store,
             sender,
             metrics,
-            queues: Mutex::new(HashMap::new()),
+            queues: Mutex::new(Queues::default()),
             in_memory: AtomicUsize::new(0),
             outcomes: tx,
-            unrecorded,
+            unrecorded: unrecorded.clone(),
             closing: AtomicBool::new(false),
             wake: Notify::new(),
             drained: Notify::new(),
         });
         let dispatcher = Dispatcher { inner };
+        let recorded = dispatcher.clone();
+        tokio::spawn(record::run_recorder(
+            dispatcher.inner.store.clone(),
+            rx,
+            unrecorded,
+            move |written| recorded.forget(written),
+        ));
         tokio::spawn(crate::claim::run(dispatcher.clone()));
         dispatcher
     }
@@ -123,7 +144,10 @@ impl Dispatcher {
 
     /// How many more deliveries memory may hold.
     pub fn room(&self) -> usize {
-        self.inner.config.max_in_memory.saturating_sub(self.inner.in_memory.load(Ordering::Relaxed))
+        self.inner
+            .config
+            .max_in_memory
+            .saturating_sub(self.inner.in_memory.load(Ordering::Relaxed))
     }
 
     pub fn is_closing(&self) -> bool {
@@ -147,36 +171,48 @@ impl Dispatcher {
             }
             return;
         }
-        self.inner.in_memory.fetch_add(jobs.len(), Ordering::Relaxed);
-        self.inner.metrics.in_memory.inc_by(jobs.len() as i64);
         let mut touched: Vec<String> = Vec::new();
-        {
-            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            for job in jobs {
-                let id = &job.endpoint.id;
-                if !touched.contains(id) {
-                    touched.push(id.clone());
-                }
-                queues.entry(id.clone()).or_default().waiting.push_back(job);
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut added = 0;
+        for job in jobs {
+            if !queues.held.insert(job.delivery_id) {
+                continue;
             }
-            for id in &touched {
-                self.pump(&mut queues, id);
+            added += 1;
+            let id = &job.endpoint.id;
+            if !touched.contains(id) {
+                touched.push(id.clone());
             }
+            queues
+                .by_endpoint
+                .entry(id.clone())
+                .or_default()
+                .waiting
+                .push_back(job);
+        }
+        self.inner.in_memory.fetch_add(added, Ordering::Relaxed);
+        self.inner.metrics.in_memory.inc_by(added as i64);
+        for id in &touched {
+            self.pump(&mut queues, id);
         }
     }
 
     /// Starts as many of the endpoint's waiting deliveries as its cap allows.
-    fn pump(&self, queues: &mut HashMap<String, EndpointQueue>, endpoint_id: &str) {
+    fn pump(&self, queues: &mut Queues, endpoint_id: &str) {
         let cap = self.inner.config.endpoint_concurrency;
-        let Some(q) = queues.get_mut(endpoint_id) else { return };
+        let Some(q) = queues.by_endpoint.get_mut(endpoint_id) else {
+            return;
+        };
         while q.in_flight < cap {
-            let Some(job) = q.waiting.pop_front() else { break };
+            let Some(job) = q.waiting.pop_front() else {
+                break;
+            };
             q.in_flight += 1;
             let this = self.clone();
             tokio::spawn(async move { this.deliver(job).await });
         }
         if q.in_flight == 0 && q.waiting.is_empty() {
-            queues.remove(endpoint_id);
+            queues.by_endpoint.remove(endpoint_id);
         }
     }
 
@@ -198,7 +234,7 @@ impl Dispatcher {
         };
         drop(permit);
         self.emit(outcome);
-        self.finished(&job.endpoint.id);
+        self.finished(&job);
     }
 
     fn emit(&self, outcome: Outcome) {
@@ -208,17 +244,27 @@ impl Dispatcher {
         }
     }
 
-    fn finished(&self, endpoint_id: &str) {
+    fn finished(&self, job: &DeliveryJob) {
         {
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(q) = queues.get_mut(endpoint_id) {
+            if let Some(q) = queues.by_endpoint.get_mut(&job.endpoint.id) {
                 q.in_flight -= 1;
             }
-            self.pump(&mut queues, endpoint_id);
+            self.pump(&mut queues, &job.endpoint.id);
         }
         self.inner.in_memory.fetch_sub(1, Ordering::Relaxed);
         self.inner.metrics.in_memory.dec();
         self.inner.drained.notify_waiters();
+    }
+
+    /// Lets go of deliveries whose outcomes are written: from now on the store
+    /// alone says what happens to them. (Until then they stay held, so a claim
+    /// that reads the store before the outcome lands cannot send them twice.)
+    fn forget(&self, written: &[Outcome]) {
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for o in written {
+            queues.held.remove(&o.delivery_id);
+        }
     }
 
     /// Deliveries queued or in flight on this node.
@@ -233,20 +279,29 @@ impl Dispatcher {
         self.inner.wake.notify_one();
         let waiting: Vec<DeliveryJob> = {
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            queues.values_mut().flat_map(|q| q.waiting.drain(..)).collect()
+            queues
+                .by_endpoint
+                .values_mut()
+                .flat_map(|q| q.waiting.drain(..))
+                .collect()
         };
         let now = now_millis();
         for job in &waiting {
             self.emit(record::released(job, now));
         }
-        self.inner.in_memory.fetch_sub(waiting.len(), Ordering::Relaxed);
+        self.inner
+            .in_memory
+            .fetch_sub(waiting.len(), Ordering::Relaxed);
         self.inner.metrics.in_memory.dec_by(waiting.len() as i64);
         let deadline = tokio::time::Instant::now() + grace;
         while self.in_memory() > 0 && tokio::time::Instant::now() < deadline {
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.inner.drained.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.inner.drained.notified())
+                .await;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.inner.unrecorded.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        while self.inner.unrecorded.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

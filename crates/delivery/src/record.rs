@@ -20,7 +20,12 @@ use crate::sender::SendResult;
 const MAX_BATCH: usize = 1024;
 
 /// The outcome of one attempt of `job`, given the retry schedule.
-pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, schedule: &RetrySchedule, now: i64) -> Outcome {
+pub fn attempt_outcome(
+    job: &DeliveryJob,
+    result: &SendResult,
+    schedule: &RetrySchedule,
+    now: i64,
+) -> Outcome {
     let attempts = job.attempts + 1;
     let success = result.is_success();
     let (new_status, next_attempt_at) = if success {
@@ -40,7 +45,11 @@ pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, schedule: &RetryS
             msg_id: job.msg_id.clone(),
             endpoint_id: job.endpoint.id.clone(),
             url: job.endpoint.url.clone(),
-            status: if success { status::SUCCESS } else { status::FAIL },
+            status: if success {
+                status::SUCCESS
+            } else {
+                status::FAIL
+            },
             response_status_code: result.status.map(i32::from).unwrap_or(0),
             response: result.body.clone(),
             response_duration_ms: result.duration.as_millis() as i64,
@@ -69,18 +78,26 @@ pub fn released(job: &DeliveryJob, now: i64) -> Outcome {
     Outcome {
         delivery_id: job.delivery_id,
         attempt: None,
-        new_status: if job.attempts == 0 { status::PENDING } else { status::SENDING },
+        new_status: if job.attempts == 0 {
+            status::PENDING
+        } else {
+            status::SENDING
+        },
         attempts: job.attempts,
         next_attempt_at: Some(now),
     }
 }
 
 pub fn count_attempt(metrics: &Metrics, job: &DeliveryJob, result: &SendResult, now: i64) {
-    metrics.attempt_duration.observe(result.duration.as_secs_f64());
+    metrics
+        .attempt_duration
+        .observe(result.duration.as_secs_f64());
     if result.is_success() {
         metrics.attempt(AttemptOutcome::Success);
         if job.trigger == AttemptTrigger::Scheduled {
-            metrics.delivery_latency.observe((now - job.msg_created_at).max(0) as f64 / 1000.0);
+            metrics
+                .delivery_latency
+                .observe((now - job.msg_created_at).max(0) as f64 / 1000.0);
         }
     } else if result.status.is_some() {
         metrics.attempt(AttemptOutcome::HttpError);
@@ -90,7 +107,13 @@ pub fn count_attempt(metrics: &Metrics, job: &DeliveryJob, result: &SendResult, 
 }
 
 /// Writes outcomes from `rx` in batches until every sender is gone.
-pub async fn run_recorder(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Outcome>, unrecorded: Arc<AtomicUsize>) {
+/// `on_written` is told about each batch once it is committed.
+pub async fn run_recorder(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Outcome>,
+    unrecorded: Arc<AtomicUsize>,
+    on_written: impl Fn(&[Outcome]) + Send + 'static,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let outcomes: Arc<[Outcome]> = batch.drain(..).collect();
@@ -98,6 +121,7 @@ pub async fn run_recorder(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver
         loop {
             match store.record_outcomes(outcomes.clone()).await {
                 Ok(()) => {
+                    on_written(&outcomes);
                     unrecorded.fetch_sub(outcomes.len(), Ordering::SeqCst);
                     break;
                 }

@@ -18,7 +18,10 @@ pub enum StoreError {
     NotFound,
     /// A unique key is taken; carries the id of the row that holds it.
     #[error("conflict: {what} already exists")]
-    Conflict { what: &'static str, existing_id: Option<String> },
+    Conflict {
+        what: &'static str,
+        existing_id: Option<String>,
+    },
     /// The idempotency key was used before; carries the stored outcome.
     #[error("idempotency key already used")]
     IdempotencyReplay(IdempotencyOutcome),
@@ -49,32 +52,68 @@ pub trait Store: Send + Sync + 'static {
     async fn has_admin_token(&self, org_id: &str) -> Result<bool>;
 
     // Idempotency.
-    async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>>;
+    async fn idempotency_lookup(
+        &self,
+        org_id: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyOutcome>>;
     async fn purge_expired(&self, now: i64) -> Result<u64>;
 
     // Applications.
     async fn list_apps(&self, org_id: &str, page: &Page) -> Result<Vec<Application>>;
     async fn get_app(&self, org_id: &str, id_or_uid: &str) -> Result<Application>;
-    async fn create_app(&self, app: Application, idem: Option<IdempotencyRecord>) -> Result<Application>;
+    async fn create_app(
+        &self,
+        app: Application,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Application>;
     async fn update_app(&self, app: Application) -> Result<Application>;
     async fn delete_app(&self, org_id: &str, app_id: &str) -> Result<()>;
 
     // Event types.
-    async fn list_event_types(&self, org_id: &str, page: &Page, include_archived: bool) -> Result<Vec<EventType>>;
+    async fn list_event_types(
+        &self,
+        org_id: &str,
+        page: &Page,
+        include_archived: bool,
+    ) -> Result<Vec<EventType>>;
     async fn get_event_type(&self, org_id: &str, name: &str) -> Result<EventType>;
-    async fn create_event_type(&self, et: EventType, idem: Option<IdempotencyRecord>) -> Result<EventType>;
+    async fn create_event_type(
+        &self,
+        et: EventType,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<EventType>;
     async fn update_event_type(&self, et: EventType) -> Result<EventType>;
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()>;
 
     // Endpoints.
-    async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>>;
+    async fn list_endpoints(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        page: &Page,
+    ) -> Result<Vec<Endpoint>>;
     async fn get_endpoint(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<Endpoint>;
-    async fn create_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint>;
+    async fn create_endpoint(
+        &self,
+        ep: Endpoint,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Endpoint>;
     /// Replaces the endpoint's row (url, filters, headers, secrets…).
-    async fn update_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint>;
+    async fn update_endpoint(
+        &self,
+        ep: Endpoint,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Endpoint>;
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()>;
     /// Deliveries to the endpoint by state, for messages created in [since, until).
-    async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats>;
+    async fn endpoint_stats(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<EndpointStats>;
 
     // Messages and fan-out.
     /// Commits the message and one delivery per matching endpoint (or only to
@@ -88,25 +127,86 @@ pub trait Store: Send + Sync + 'static {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>>;
-    async fn list_messages(&self, org_id: &str, app_id: &str, filter: &MessageFilter, page: &Page) -> Result<Vec<Message>>;
-    async fn get_message(&self, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message>;
-    async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()>;
+    async fn list_messages(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &Page,
+    ) -> Result<Vec<Message>>;
+    async fn get_message(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        id_or_event_id: &str,
+    ) -> Result<Message>;
+    async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str)
+        -> Result<()>;
 
     // Deliveries and attempts.
-    async fn list_attempts(&self, org_id: &str, app_id: &str, filter: &AttemptFilter, page: &Page) -> Result<Vec<Attempt>>;
-    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt>;
+    async fn list_attempts(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &Page,
+    ) -> Result<Vec<Attempt>>;
+    async fn get_attempt(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Attempt>;
     /// Deliveries of one message, with their endpoints.
-    async fn list_message_destinations(&self, org_id: &str, app_id: &str, msg_id: &str, page: &Page) -> Result<Vec<(Delivery, Endpoint)>>;
+    async fn list_message_destinations(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        page: &Page,
+    ) -> Result<Vec<(Delivery, Endpoint)>>;
     /// Deliveries to one endpoint, with their messages.
-    async fn list_endpoint_messages(&self, org_id: &str, app_id: &str, endpoint_id: &str, status: Option<i64>, page: &Page) -> Result<Vec<(Delivery, Message)>>;
+    async fn list_endpoint_messages(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        endpoint_id: &str,
+        status: Option<i64>,
+        page: &Page,
+    ) -> Result<Vec<(Delivery, Message)>>;
     /// Makes the delivery of `msg_id` to `endpoint_id` due now (creating it if the
     /// message was never sent there); returns it leased when `lease` is given.
-    async fn resend(&self, org_id: &str, app_id: &str, msg_id: &str, endpoint_id: &str, lease: Option<Lease>, idem: Option<IdempotencyRecord>) -> Result<Vec<DeliveryJob>>;
+    async fn resend(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        lease: Option<Lease>,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Vec<DeliveryJob>>;
     /// Makes failed deliveries to the endpoint created in [since, until) due now.
-    async fn recover_failed(&self, org_id: &str, app_id: &str, endpoint_id: &str, since: i64, until: i64, idem: Option<IdempotencyRecord>) -> Result<u64>;
+    async fn recover_failed(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<u64>;
     /// Creates deliveries for messages in [since, until) that match the endpoint
     /// but were never sent to it.
-    async fn replay_missing(&self, org_id: &str, app_id: &str, endpoint_id: &str, since: i64, until: i64, idem: Option<IdempotencyRecord>) -> Result<u64>;
+    async fn replay_missing(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<u64>;
 
     // The dispatcher's side.
     /// Leases up to `limit` due deliveries (retries that came due, unleased work,

@@ -114,7 +114,12 @@ impl Endpoint {
     /// ones still in their grace period.
     pub fn signing_secrets(&self, now: i64) -> Vec<Secret> {
         let mut out = vec![self.secret.clone()];
-        out.extend(self.retired_secrets.iter().filter(|r| r.expires_at > now).map(|r| r.secret.clone()));
+        out.extend(
+            self.retired_secrets
+                .iter()
+                .filter(|r| r.expires_at > now)
+                .map(|r| r.secret.clone()),
+        );
         out
     }
 }

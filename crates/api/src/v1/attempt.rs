@@ -139,9 +139,8 @@ pub async fn resend(
     let record = idempotency::record(&ticket, 202, None);
     match state.store.resend(&auth.org_id, &app.id, &msg.id, &ep.id, lease, record).await {
         Ok(jobs) => {
-            match &state.dispatcher {
-                Some(d) => d.submit(jobs),
-                None => {}
+            if let Some(d) = &state.dispatcher {
+                d.submit(jobs);
             }
             Ok((StatusCode::ACCEPTED, Json(json!({}))))
         }

@@ -178,12 +178,15 @@ async fn fan_out_reaches_every_matching_endpoint_once() {
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_when_hookd_is_killed() {
     let opts = ServerOptions {
-        extra_args: vec!["--lease-duration".into(), "1s".into(), "--poll-interval".into(), "100ms".into()],
+        extra_args: ["--lease-duration", "1s", "--poll-interval", "100ms", "--endpoint-concurrency", "4"]
+            .map(String::from)
+            .to_vec(),
         ..Default::default()
     };
     let mut server = TestServer::spawn_with(opts.clone()).await;
     let sink = Sink::start().await;
-    // A slow receiver keeps deliveries in flight when the kill comes.
+    // A slow receiver, taking at most 4 requests at a time, keeps a backlog
+    // queued and in flight when the kill comes.
     sink.set_delay(Some(Duration::from_millis(20)));
     let app = server.create_app("Acme").await;
     server.create_endpoint(&app, json!({"url": sink.url("/count")})).await;

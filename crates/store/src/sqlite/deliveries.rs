@@ -4,28 +4,37 @@ use hookd_core::AttemptTrigger;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::messages;
-use super::rows::{self, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD};
+use super::rows::{
+    self, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD,
+};
 use crate::model::*;
 use crate::Result;
 
 /// Leases due deliveries to `lease.owner`: unleased ones and those whose lease
-/// expired under another owner. (An owner never takes back its own unexpired
-/// or expired leases here: while it runs, what it leased is in its memory.)
-pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+/// expired (a dead node's, or one this node lost track of; the dispatcher skips
+/// any it still holds).
+pub fn claim_due(
+    c: &Connection,
+    lease: &Lease,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<DeliveryJob>> {
     let ids: Vec<i64> = {
         let mut stmt = c.prepare_cached(
             "SELECT id FROM delivery
              WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
-               AND (lease_owner IS NULL OR (lease_expires_at < ?1 AND lease_owner <> ?2))
-             ORDER BY next_attempt_at LIMIT ?3",
+               AND (lease_owner IS NULL OR lease_expires_at < ?1)
+             ORDER BY next_attempt_at LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now, lease.owner, limit as i64], |r| r.get(0))?;
+        let rows = stmt.query_map(params![now, limit as i64], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut update = c.prepare_cached("UPDATE delivery SET lease_owner = ?2, lease_expires_at = ?3 WHERE id = ?1")?;
+    let mut update = c.prepare_cached(
+        "UPDATE delivery SET lease_owner = ?2, lease_expires_at = ?3 WHERE id = ?1",
+    )?;
     for id in &ids {
         update.execute(params![id, lease.owner, lease.until])?;
     }
@@ -42,7 +51,13 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome]) -> Result<()> {
         "INSERT INTO attempt ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?;
     for o in outcomes {
-        let n = update.execute(params![o.delivery_id, o.new_status, o.attempts, o.next_attempt_at, now])?;
+        let n = update.execute(params![
+            o.delivery_id,
+            o.new_status,
+            o.attempts,
+            o.next_attempt_at,
+            now
+        ])?;
         // The delivery is gone when its endpoint or message was deleted meanwhile.
         if n == 0 {
             continue;
@@ -67,9 +82,16 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome]) -> Result<()> {
     Ok(())
 }
 
-pub fn list_attempts(c: &Connection, org_id: &str, app_id: &str, f: &AttemptFilter, page: &Page) -> Result<Vec<Attempt>> {
+pub fn list_attempts(
+    c: &Connection,
+    org_id: &str,
+    app_id: &str,
+    f: &AttemptFilter,
+    page: &Page,
+) -> Result<Vec<Attempt>> {
     let mut sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = ? AND app_id = ?");
-    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), app_id.to_string().into()];
+    let mut params: Vec<rusqlite::types::Value> =
+        vec![org_id.to_string().into(), app_id.to_string().into()];
     if let Some(m) = &f.msg_id {
         sql.push_str(" AND msg_id = ?");
         params.push(m.clone().into());
@@ -94,15 +116,27 @@ pub fn list_attempts(c: &Connection, org_id: &str, app_id: &str, f: &AttemptFilt
     rows::collect(&mut c.prepare(&sql)?, params, rows::attempt)
 }
 
-pub fn get_attempt(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
+pub fn get_attempt(
+    c: &Connection,
+    org_id: &str,
+    app_id: &str,
+    msg_id: &str,
+    attempt_id: &str,
+) -> Result<Attempt> {
     Ok(c.prepare_cached(&format!(
         "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = ?1 AND app_id = ?2 AND msg_id = ?3 AND id = ?4"
     ))?
     .query_row(params![org_id, app_id, msg_id, attempt_id], rows::attempt)?)
 }
 
-pub fn message_destinations(c: &Connection, org_id: &str, msg_id: &str, page: &Page) -> Result<Vec<(Delivery, Endpoint)>> {
-    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), msg_id.to_string().into()];
+pub fn message_destinations(
+    c: &Connection,
+    org_id: &str,
+    msg_id: &str,
+    page: &Page,
+) -> Result<Vec<(Delivery, Endpoint)>> {
+    let mut params: Vec<rusqlite::types::Value> =
+        vec![org_id.to_string().into(), msg_id.to_string().into()];
     let sql = format!(
         "SELECT {DELIVERY_COLUMNS}, {} FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
          WHERE d.org_id = ? AND d.msg_id = ?{}",
@@ -110,7 +144,10 @@ pub fn message_destinations(c: &Connection, org_id: &str, msg_id: &str, page: &P
         rows::page_clause(page, "d.endpoint_id", &mut params)
     );
     rows::collect(&mut *c.prepare_cached(&sql)?, params, |r| {
-        Ok((rows::delivery(r)?, rows::endpoint_at(r, rows::DELIVERY_COLUMN_COUNT)?))
+        Ok((
+            rows::delivery(r)?,
+            rows::endpoint_at(r, rows::DELIVERY_COLUMN_COUNT)?,
+        ))
     })
 }
 
@@ -122,8 +159,13 @@ pub fn endpoint_messages(
     with_content: bool,
     page: &Page,
 ) -> Result<Vec<(Delivery, Message)>> {
-    let cols = if with_content { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
-    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), endpoint_id.to_string().into()];
+    let cols = if with_content {
+        MESSAGE_COLUMNS
+    } else {
+        MESSAGE_COLUMNS_NO_PAYLOAD
+    };
+    let mut params: Vec<rusqlite::types::Value> =
+        vec![org_id.to_string().into(), endpoint_id.to_string().into()];
     let mut sql = format!(
         "SELECT {DELIVERY_COLUMNS}, {cols} FROM delivery d JOIN message m ON m.id = d.msg_id
          WHERE d.org_id = ? AND d.endpoint_id = ?"
@@ -134,13 +176,22 @@ pub fn endpoint_messages(
     }
     sql.push_str(&rows::page_clause(page, "d.msg_id", &mut params));
     rows::collect(&mut c.prepare(&sql)?, params, |r| {
-        Ok((rows::delivery(r)?, rows::message_at(r, rows::DELIVERY_COLUMN_COUNT)?))
+        Ok((
+            rows::delivery(r)?,
+            rows::message_at(r, rows::DELIVERY_COLUMN_COUNT)?,
+        ))
     })
 }
 
 /// Makes the delivery of `msg` to `endpoint_id` due now (creating it when the
 /// message never went there) and returns it as a manual job when leased.
-pub fn resend(c: &Connection, msg: &Message, endpoint_id: &str, lease: Option<&Lease>, now: i64) -> Result<Vec<DeliveryJob>> {
+pub fn resend(
+    c: &Connection,
+    msg: &Message,
+    endpoint_id: &str,
+    lease: Option<&Lease>,
+    now: i64,
+) -> Result<Vec<DeliveryJob>> {
     let existing: Option<i64> = c
         .query_row(
             "SELECT id FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2",
@@ -165,7 +216,14 @@ pub fn resend(c: &Connection, msg: &Message, endpoint_id: &str, lease: Option<&L
     messages::load_jobs(c, &[id], AttemptTrigger::Manual)
 }
 
-pub fn recover_failed(c: &Connection, org_id: &str, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<u64> {
+pub fn recover_failed(
+    c: &Connection,
+    org_id: &str,
+    endpoint_id: &str,
+    since: i64,
+    until: i64,
+    now: i64,
+) -> Result<u64> {
     let n = c.execute(
         "UPDATE delivery SET status = 1, next_attempt_at = ?5, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5
          WHERE org_id = ?1 AND endpoint_id = ?2 AND status = 2 AND created_at >= ?3 AND created_at < ?4",
@@ -175,6 +233,10 @@ pub fn recover_failed(c: &Connection, org_id: &str, endpoint_id: &str, since: i6
 }
 
 pub fn pending_count(c: &Connection) -> Result<u64> {
-    let n: i64 = c.query_row("SELECT COUNT(*) FROM delivery WHERE next_attempt_at IS NOT NULL", [], |r| r.get(0))?;
+    let n: i64 = c.query_row(
+        "SELECT COUNT(*) FROM delivery WHERE next_attempt_at IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(n as u64)
 }

@@ -6,9 +6,18 @@ use super::rows::{self, EVENT_TYPE_COLUMNS};
 use crate::model::*;
 use crate::{Result, StoreError};
 
-pub fn list(c: &Connection, org_id: &str, page: &Page, include_archived: bool) -> Result<Vec<EventType>> {
+pub fn list(
+    c: &Connection,
+    org_id: &str,
+    page: &Page,
+    include_archived: bool,
+) -> Result<Vec<EventType>> {
     let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into()];
-    let archived = if include_archived { "" } else { " AND archived = 0" };
+    let archived = if include_archived {
+        ""
+    } else {
+        " AND archived = 0"
+    };
     let sql = format!(
         "SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?{archived}{}",
         rows::page_clause(page, "name", &mut params)
@@ -17,8 +26,10 @@ pub fn list(c: &Connection, org_id: &str, page: &Page, include_archived: bool) -
 }
 
 pub fn get(c: &Connection, org_id: &str, name: &str) -> Result<EventType> {
-    Ok(c.prepare_cached(&format!("SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?1 AND name = ?2"))?
-        .query_row(params![org_id, name], rows::event_type)?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?1 AND name = ?2"
+    ))?
+    .query_row(params![org_id, name], rows::event_type)?)
 }
 
 pub fn insert(c: &Connection, e: &EventType) -> Result<()> {
@@ -63,7 +74,10 @@ pub fn update(c: &Connection, e: &EventType) -> Result<()> {
 }
 
 pub fn delete(c: &Connection, org_id: &str, name: &str) -> Result<()> {
-    let n = c.execute("DELETE FROM event_type WHERE org_id = ?1 AND name = ?2", params![org_id, name])?;
+    let n = c.execute(
+        "DELETE FROM event_type WHERE org_id = ?1 AND name = ?2",
+        params![org_id, name],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }

@@ -77,7 +77,13 @@ pub fn create(
     Ok(jobs)
 }
 
-pub fn insert_delivery(c: &Connection, msg: &Message, endpoint_id: &str, lease: Option<&Lease>, now: i64) -> Result<i64> {
+pub fn insert_delivery(
+    c: &Connection,
+    msg: &Message,
+    endpoint_id: &str,
+    lease: Option<&Lease>,
+    now: i64,
+) -> Result<i64> {
     c.prepare_cached(
         "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, attempts, next_attempt_at,
          lease_owner, lease_expires_at, created_at, updated_at)
@@ -95,12 +101,26 @@ pub fn insert_delivery(c: &Connection, msg: &Message, endpoint_id: &str, lease: 
     Ok(c.last_insert_rowid())
 }
 
-pub fn list(c: &Connection, org_id: &str, app_id: &str, f: &MessageFilter, page: &Page) -> Result<Vec<Message>> {
-    let cols = if f.with_content { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
+pub fn list(
+    c: &Connection,
+    org_id: &str,
+    app_id: &str,
+    f: &MessageFilter,
+    page: &Page,
+) -> Result<Vec<Message>> {
+    let cols = if f.with_content {
+        MESSAGE_COLUMNS
+    } else {
+        MESSAGE_COLUMNS_NO_PAYLOAD
+    };
     let mut sql = format!("SELECT {cols} FROM message m WHERE m.org_id = ? AND m.app_id = ?");
-    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), app_id.to_string().into()];
+    let mut params: Vec<rusqlite::types::Value> =
+        vec![org_id.to_string().into(), app_id.to_string().into()];
     if !f.event_types.is_empty() {
-        sql.push_str(&format!(" AND m.event_type IN ({})", vec!["?"; f.event_types.len()].join(",")));
+        sql.push_str(&format!(
+            " AND m.event_type IN ({})",
+            vec!["?"; f.event_types.len()].join(",")
+        ));
         params.extend(f.event_types.iter().map(|t| t.clone().into()));
     }
     if let Some(ch) = &f.channel {
@@ -144,7 +164,13 @@ pub fn expunge_content(c: &Connection, org_id: &str, app_id: &str, msg_id: &str)
 
 /// Messages of the app in [since, until) that match the endpoint and have no
 /// delivery to it: create those deliveries, due now.
-pub fn replay_missing(c: &Connection, ep: &Endpoint, since: i64, until: i64, now: i64) -> Result<u64> {
+pub fn replay_missing(
+    c: &Connection,
+    ep: &Endpoint,
+    since: i64,
+    until: i64,
+    now: i64,
+) -> Result<u64> {
     let candidates: Vec<Message> = {
         let mut stmt = c.prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
@@ -152,11 +178,17 @@ pub fn replay_missing(c: &Connection, ep: &Endpoint, since: i64, until: i64, now
                AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?5)
              ORDER BY m.id"
         ))?;
-        let rows = stmt.query_map(params![ep.org_id, ep.app_id, since, until, ep.id], rows::message)?;
+        let rows = stmt.query_map(
+            params![ep.org_id, ep.app_id, since, until, ep.id],
+            rows::message,
+        )?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
     let mut n = 0;
-    for m in candidates.iter().filter(|m| ep.accepts(&m.event_type, m.channels.as_deref())) {
+    for m in candidates
+        .iter()
+        .filter(|m| ep.accepts(&m.event_type, m.channels.as_deref()))
+    {
         insert_delivery(c, m, &ep.id, None, now)?;
         n += 1;
     }
@@ -164,7 +196,11 @@ pub fn replay_missing(c: &Connection, ep: &Endpoint, since: i64, until: i64, now
 }
 
 /// Loads what is needed to send deliveries, by id; endpoints shared per batch.
-pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) -> Result<Vec<DeliveryJob>> {
+pub fn load_jobs(
+    c: &Connection,
+    delivery_ids: &[i64],
+    trigger: AttemptTrigger,
+) -> Result<Vec<DeliveryJob>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT d.id, d.attempts, {MESSAGE_COLUMNS}, {} FROM delivery d
          JOIN message m ON m.id = d.msg_id JOIN endpoint e ON e.id = d.endpoint_id WHERE d.id = ?1",
@@ -184,7 +220,9 @@ pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) 
                 Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, msg, ep))
             })
             .optional()?;
-        let Some((delivery_id, attempts, msg, ep)) = row else { continue };
+        let Some((delivery_id, attempts, msg, ep)) = row else {
+            continue;
+        };
         endpoints.insert(ep.id.clone(), ep.clone());
         jobs.push(DeliveryJob {
             delivery_id,

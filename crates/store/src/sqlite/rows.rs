@@ -20,7 +20,9 @@ pub fn json_opt<T: Serialize>(v: &Option<T>) -> Option<String> {
 }
 
 fn parse<T: DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn parse_opt<T: DeserializeOwned>(s: Option<String>) -> rusqlite::Result<Option<T>> {
@@ -32,7 +34,9 @@ pub fn secret_to_db(secret: &Secret) -> String {
 }
 
 pub fn secret_from_db(s: &str) -> rusqlite::Result<Secret> {
-    Secret::parse(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    Secret::parse(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,7 +48,10 @@ struct StoredRetired {
 pub fn retired_to_db(retired: &[RetiredSecret]) -> String {
     let v: Vec<StoredRetired> = retired
         .iter()
-        .map(|r| StoredRetired { secret: secret_to_db(&r.secret), expires_at: r.expires_at })
+        .map(|r| StoredRetired {
+            secret: secret_to_db(&r.secret),
+            expires_at: r.expires_at,
+        })
         .collect();
     json(&v)
 }
@@ -52,7 +59,12 @@ pub fn retired_to_db(retired: &[RetiredSecret]) -> String {
 fn retired_from_db(s: &str) -> rusqlite::Result<Vec<RetiredSecret>> {
     let v: Vec<StoredRetired> = parse(s)?;
     v.into_iter()
-        .map(|r| Ok(RetiredSecret { secret: secret_from_db(&r.secret)?, expires_at: r.expires_at }))
+        .map(|r| {
+            Ok(RetiredSecret {
+                secret: secret_from_db(&r.secret)?,
+                expires_at: r.expires_at,
+            })
+        })
         .collect()
 }
 
@@ -119,7 +131,6 @@ pub fn endpoint(r: &Row) -> rusqlite::Result<Endpoint> {
     endpoint_at(r, 0)
 }
 
-
 pub const MESSAGE_COLUMNS: &str = "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, m.payload, m.created_at";
 pub const MESSAGE_COLUMNS_NO_PAYLOAD: &str =
     "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, NULL, m.created_at";
@@ -159,7 +170,8 @@ pub fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
     })
 }
 
-pub const ATTEMPT_COLUMNS: &str = "id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response, \
+pub const ATTEMPT_COLUMNS: &str =
+    "id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response, \
      response_duration_ms, trigger_type, created_at";
 
 pub fn attempt(r: &Row) -> rusqlite::Result<Attempt> {
@@ -174,7 +186,8 @@ pub fn attempt(r: &Row) -> rusqlite::Result<Attempt> {
         response_status_code: r.get(7)?,
         response: r.get(8)?,
         response_duration_ms: r.get(9)?,
-        trigger: hookd_core::AttemptTrigger::from_i64(r.get(10)?).unwrap_or(hookd_core::AttemptTrigger::Scheduled),
+        trigger: hookd_core::AttemptTrigger::from_i64(r.get(10)?)
+            .unwrap_or(hookd_core::AttemptTrigger::Scheduled),
         created_at: r.get(11)?,
     })
 }
@@ -188,7 +201,11 @@ pub fn page_clause(page: &Page, column: &str, params: &mut Vec<rusqlite::types::
         sql.push_str(&format!(" AND {column} {} ?", if desc { "<" } else { ">" }));
         params.push(it.clone().into());
     }
-    sql.push_str(&format!(" ORDER BY {column} {} LIMIT {}", if desc { "DESC" } else { "ASC" }, page.limit + 1));
+    sql.push_str(&format!(
+        " ORDER BY {column} {} LIMIT {}",
+        if desc { "DESC" } else { "ASC" },
+        page.limit + 1
+    ));
     sql
 }
 
@@ -204,8 +221,13 @@ pub fn collect<T>(
 /// Maps a UNIQUE violation to a conflict on `what`.
 pub fn unique_violation(e: rusqlite::Error, what: &'static str) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
-            StoreError::Conflict { what, existing_id: None }
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            StoreError::Conflict {
+                what,
+                existing_id: None,
+            }
         }
         _ => e.into(),
     }

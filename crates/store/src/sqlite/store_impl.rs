@@ -31,10 +31,15 @@ impl Store for SqliteStore {
         self.read(move |c| tokens::has_admin_token(c, &org)).await
     }
 
-    async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>> {
+    async fn idempotency_lookup(
+        &self,
+        org_id: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyOutcome>> {
         let (org, key) = (s(org_id), key.clone());
         let now = hookd_core::timefmt::now_millis();
-        self.read(move |c| tokens::idempotency_lookup(c, &org, &key, now)).await
+        self.read(move |c| tokens::idempotency_lookup(c, &org, &key, now))
+            .await
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64> {
@@ -51,7 +56,11 @@ impl Store for SqliteStore {
         self.read(move |c| apps::get(c, &org, &id)).await
     }
 
-    async fn create_app(&self, app: Application, idem: Option<IdempotencyRecord>) -> Result<Application> {
+    async fn create_app(
+        &self,
+        app: Application,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Application> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             apps::insert(c, &app)?;
@@ -73,9 +82,15 @@ impl Store for SqliteStore {
         self.write(move |c| apps::delete(c, &org, &id)).await
     }
 
-    async fn list_event_types(&self, org_id: &str, page: &Page, include_archived: bool) -> Result<Vec<EventType>> {
+    async fn list_event_types(
+        &self,
+        org_id: &str,
+        page: &Page,
+        include_archived: bool,
+    ) -> Result<Vec<EventType>> {
         let (org, page) = (s(org_id), page.clone());
-        self.read(move |c| event_types::list(c, &org, &page, include_archived)).await
+        self.read(move |c| event_types::list(c, &org, &page, include_archived))
+            .await
     }
 
     async fn get_event_type(&self, org_id: &str, name: &str) -> Result<EventType> {
@@ -83,7 +98,11 @@ impl Store for SqliteStore {
         self.read(move |c| event_types::get(c, &org, &name)).await
     }
 
-    async fn create_event_type(&self, et: EventType, idem: Option<IdempotencyRecord>) -> Result<EventType> {
+    async fn create_event_type(
+        &self,
+        et: EventType,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<EventType> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             event_types::insert(c, &et)?;
@@ -102,12 +121,19 @@ impl Store for SqliteStore {
 
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
         let (org, name) = (s(org_id), s(name));
-        self.write(move |c| event_types::delete(c, &org, &name)).await
+        self.write(move |c| event_types::delete(c, &org, &name))
+            .await
     }
 
-    async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        page: &Page,
+    ) -> Result<Vec<Endpoint>> {
         let (org, app, page) = (s(org_id), s(app_id), page.clone());
-        self.read(move |c| endpoints::list(c, &org, &app, &page)).await
+        self.read(move |c| endpoints::list(c, &org, &app, &page))
+            .await
     }
 
     async fn get_endpoint(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
@@ -115,7 +141,11 @@ impl Store for SqliteStore {
         self.read(move |c| endpoints::get(c, &org, &app, &id)).await
     }
 
-    async fn create_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint> {
+    async fn create_endpoint(
+        &self,
+        ep: Endpoint,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Endpoint> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             endpoints::insert(c, &ep)?;
@@ -124,7 +154,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint> {
+    async fn update_endpoint(
+        &self,
+        ep: Endpoint,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Endpoint> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             endpoints::update(c, &ep)?;
@@ -135,12 +169,20 @@ impl Store for SqliteStore {
 
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
         let (org, app, id) = (s(org_id), s(app_id), s(endpoint_id));
-        self.write(move |c| endpoints::delete(c, &org, &app, &id)).await
+        self.write(move |c| endpoints::delete(c, &org, &app, &id))
+            .await
     }
 
-    async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
+    async fn endpoint_stats(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<EndpointStats> {
         let (org, id) = (s(org_id), s(endpoint_id));
-        self.read(move |c| endpoints::stats(c, &org, &id, since, until)).await
+        self.read(move |c| endpoints::stats(c, &org, &id, since, until))
+            .await
     }
 
     async fn create_message(
@@ -150,37 +192,85 @@ impl Store for SqliteStore {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
-        self.write(move |c| messages::create(c, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref())).await
+        self.write(move |c| {
+            messages::create(
+                c,
+                &msg,
+                only_endpoint.as_deref(),
+                lease.as_ref(),
+                idem.as_ref(),
+            )
+        })
+        .await
     }
 
-    async fn list_messages(&self, org_id: &str, app_id: &str, filter: &MessageFilter, page: &Page) -> Result<Vec<Message>> {
+    async fn list_messages(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &Page,
+    ) -> Result<Vec<Message>> {
         let (org, app, filter, page) = (s(org_id), s(app_id), filter.clone(), page.clone());
-        self.read(move |c| messages::list(c, &org, &app, &filter, &page)).await
+        self.read(move |c| messages::list(c, &org, &app, &filter, &page))
+            .await
     }
 
-    async fn get_message(&self, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message> {
+    async fn get_message(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        id_or_event_id: &str,
+    ) -> Result<Message> {
         let (org, app, id) = (s(org_id), s(app_id), s(id_or_event_id));
         self.read(move |c| messages::get(c, &org, &app, &id)).await
     }
 
-    async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
+    async fn expunge_message_content(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+    ) -> Result<()> {
         let (org, app, id) = (s(org_id), s(app_id), s(msg_id));
-        self.write(move |c| messages::expunge_content(c, &org, &app, &id)).await
+        self.write(move |c| messages::expunge_content(c, &org, &app, &id))
+            .await
     }
 
-    async fn list_attempts(&self, org_id: &str, app_id: &str, filter: &AttemptFilter, page: &Page) -> Result<Vec<Attempt>> {
+    async fn list_attempts(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &Page,
+    ) -> Result<Vec<Attempt>> {
         let (org, app, filter, page) = (s(org_id), s(app_id), filter.clone(), page.clone());
-        self.read(move |c| deliveries::list_attempts(c, &org, &app, &filter, &page)).await
+        self.read(move |c| deliveries::list_attempts(c, &org, &app, &filter, &page))
+            .await
     }
 
-    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
+    async fn get_attempt(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Attempt> {
         let (org, app, msg, id) = (s(org_id), s(app_id), s(msg_id), s(attempt_id));
-        self.read(move |c| deliveries::get_attempt(c, &org, &app, &msg, &id)).await
+        self.read(move |c| deliveries::get_attempt(c, &org, &app, &msg, &id))
+            .await
     }
 
-    async fn list_message_destinations(&self, org_id: &str, _app_id: &str, msg_id: &str, page: &Page) -> Result<Vec<(Delivery, Endpoint)>> {
+    async fn list_message_destinations(
+        &self,
+        org_id: &str,
+        _app_id: &str,
+        msg_id: &str,
+        page: &Page,
+    ) -> Result<Vec<(Delivery, Endpoint)>> {
         let (org, msg, page) = (s(org_id), s(msg_id), page.clone());
-        self.read(move |c| deliveries::message_destinations(c, &org, &msg, &page)).await
+        self.read(move |c| deliveries::message_destinations(c, &org, &msg, &page))
+            .await
     }
 
     async fn list_endpoint_messages(
@@ -192,7 +282,8 @@ impl Store for SqliteStore {
         page: &Page,
     ) -> Result<Vec<(Delivery, Message)>> {
         let (org, ep, page) = (s(org_id), s(endpoint_id), page.clone());
-        self.read(move |c| deliveries::endpoint_messages(c, &org, &ep, status, true, &page)).await
+        self.read(move |c| deliveries::endpoint_messages(c, &org, &ep, status, true, &page))
+            .await
     }
 
     async fn resend(
@@ -209,7 +300,13 @@ impl Store for SqliteStore {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             let msg = messages::get(c, &org, &app, &msg_id)?;
             endpoints::get(c, &org, &app, &ep)?;
-            deliveries::resend(c, &msg, &ep, lease.as_ref(), hookd_core::timefmt::now_millis())
+            deliveries::resend(
+                c,
+                &msg,
+                &ep,
+                lease.as_ref(),
+                hookd_core::timefmt::now_millis(),
+            )
         })
         .await
     }
@@ -226,7 +323,14 @@ impl Store for SqliteStore {
         let (org, ep) = (s(org_id), s(endpoint_id));
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
-            deliveries::recover_failed(c, &org, &ep, since, until, hookd_core::timefmt::now_millis())
+            deliveries::recover_failed(
+                c,
+                &org,
+                &ep,
+                since,
+                until,
+                hookd_core::timefmt::now_millis(),
+            )
         })
         .await
     }
@@ -251,11 +355,13 @@ impl Store for SqliteStore {
 
     async fn claim_due(&self, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
         let lease = lease.clone();
-        self.write(move |c| deliveries::claim_due(c, &lease, now, limit)).await
+        self.write(move |c| deliveries::claim_due(c, &lease, now, limit))
+            .await
     }
 
     async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>) -> Result<()> {
-        self.write(move |c| deliveries::record_outcomes(c, &outcomes)).await
+        self.write(move |c| deliveries::record_outcomes(c, &outcomes))
+            .await
     }
 
     async fn pending_count(&self) -> Result<u64> {
@@ -263,6 +369,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 }

@@ -6,8 +6,13 @@ use crate::model::*;
 use crate::Result;
 
 pub fn default_org(c: &Connection) -> Result<String> {
-    let existing: Option<String> =
-        c.query_row("SELECT id FROM organization ORDER BY created_at LIMIT 1", [], |r| r.get(0)).optional()?;
+    let existing: Option<String> = c
+        .query_row(
+            "SELECT id FROM organization ORDER BY created_at LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     if let Some(id) = existing {
         return Ok(id);
     }
@@ -52,13 +57,22 @@ pub fn has_admin_token(c: &Connection, org_id: &str) -> Result<bool> {
     )?)
 }
 
-pub fn idempotency_lookup(c: &Connection, org_id: &str, key: &IdempotencyKey, now: i64) -> Result<Option<IdempotencyOutcome>> {
+pub fn idempotency_lookup(
+    c: &Connection,
+    org_id: &str,
+    key: &IdempotencyKey,
+    now: i64,
+) -> Result<Option<IdempotencyOutcome>> {
     Ok(c.prepare_cached(
         "SELECT request_hash, status, resource_id FROM idempotency
          WHERE org_id = ?1 AND method = ?2 AND path = ?3 AND key = ?4 AND expires_at > ?5",
     )?
     .query_row(params![org_id, key.method, key.path, key.key, now], |r| {
-        Ok(IdempotencyOutcome { request_hash: r.get(0)?, status: r.get(1)?, resource_id: r.get(2)? })
+        Ok(IdempotencyOutcome {
+            request_hash: r.get(0)?,
+            status: r.get(1)?,
+            resource_id: r.get(2)?,
+        })
     })
     .optional()?)
 }
@@ -96,6 +110,9 @@ pub fn maybe_idempotency(c: &Connection, rec: Option<&IdempotencyRecord>) -> Res
 
 pub fn purge_expired(c: &Connection, now: i64) -> Result<u64> {
     let idem = c.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now])?;
-    let tokens = c.execute("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now])?;
+    let tokens = c.execute(
+        "DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+        [now],
+    )?;
     Ok((idem + tokens) as u64)
 }
