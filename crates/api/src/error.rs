@@ -2,7 +2,7 @@
 //! `HTTPValidationError` (`{"detail": [{loc, msg, type}]}`), every other error
 //! is `HttpErrorOut` (`{"code", "detail"}`).
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookd_store::StoreError;
@@ -22,9 +22,16 @@ pub enum ApiError {
     BadRequest(String),
     Unauthorized,
     NotFound,
-    Conflict { detail: String, existing_id: Option<String> },
+    /// The path exists but not with this method.
+    MethodNotAllowed,
+    Conflict {
+        detail: String,
+        existing_id: Option<String>,
+    },
     Validation(Vec<FieldError>),
     PayloadTooLarge(String),
+    /// The request body went past the size limit and was left unread.
+    BodyTooLarge(String),
     Unavailable(String),
     Internal(String),
 }
@@ -57,9 +64,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { what, existing_id } => {
                 ApiError::Conflict { detail: format!("{what} already exists"), existing_id }
             }
-            StoreError::IdempotencyReplay(_) => {
-                ApiError::Conflict { detail: "a request with this idempotency key was already processed".into(), existing_id: None }
-            }
+            StoreError::IdempotencyReplay(_) => ApiError::Conflict {
+                detail: "a request with this idempotency key was already processed".into(),
+                existing_id: None,
+            },
             StoreError::Unavailable(msg) => ApiError::Unavailable(msg),
             StoreError::Internal(msg) => ApiError::Internal(msg),
         }
@@ -79,6 +87,10 @@ impl IntoResponse for ApiError {
                 json!({"code": "authentication_failed", "detail": "missing or invalid bearer token: send `Authorization: Bearer <token>`"}),
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"code": "not_found", "detail": "Entity not found"})),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"code": "method_not_allowed", "detail": "this path does not take this method"}),
+            ),
             ApiError::Conflict { detail, existing_id } => {
                 let mut body = json!({"code": "conflict", "detail": detail});
                 if let Some(id) = existing_id {
@@ -86,7 +98,16 @@ impl IntoResponse for ApiError {
                 }
                 (StatusCode::CONFLICT, body)
             }
-            ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"code": "payload_too_large", "detail": d})),
+            ApiError::PayloadTooLarge(d) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, json!({"code": "payload_too_large", "detail": d}))
+            }
+            ApiError::BodyTooLarge(d) => {
+                // The rest of the body is still unread on the socket, so the server closes
+                // the connection after answering. Saying so keeps a pooling client (every
+                // SDK) from sending its next request down a connection that is gone.
+                let body = json!({"code": "payload_too_large", "detail": d});
+                return (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONNECTION, "close")], Json(body)).into_response();
+            }
             ApiError::Unavailable(d) => {
                 tracing::warn!(error = %d, "store unavailable");
                 (

@@ -19,7 +19,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         match Bytes::from_request(req, state).await {
             Ok(b) => Ok(RawBody(b)),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge("request body is larger than the configured maximum".into()))
+                Err(ApiError::BodyTooLarge("request body is larger than the configured maximum".into()))
             }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
@@ -89,9 +89,14 @@ impl QueryParams {
     /// An RFC 3339 timestamp as Unix milliseconds. A timestamp without an offset
     /// is taken as UTC (some SDK versions send naive datetimes).
     pub fn datetime(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        self.get(key).filter(|v| !v.is_empty()).map(|v| parse_datetime(v).ok_or_else(|| {
-            ApiError::query_field(key, "expected an RFC 3339 timestamp like 2026-01-31T12:00:00Z")
-        })).transpose()
+        self.get(key)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                parse_datetime(v).ok_or_else(|| {
+                    ApiError::query_field(key, "expected an RFC 3339 timestamp like 2026-01-31T12:00:00Z")
+                })
+            })
+            .transpose()
     }
 }
 

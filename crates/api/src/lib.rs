@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use error::ApiError;
 use hookd_delivery::{Dispatcher, Metrics};
 use hookd_store::Store;
 
@@ -64,6 +65,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_payload_bytes + 64 * 1024;
     v1::router()
         .route("/metrics", axum::routing::get(v1::health::metrics))
+        // Unknown paths and methods get the same JSON error bodies as everything
+        // else: the SDKs parse every error body as JSON.
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -51,10 +51,7 @@ const TAIL_MASK: u128 = (1u128 << 112) - 1;
 
 /// A new id with `prefix`, greater than every id this process made before.
 pub fn new_id(prefix: IdPrefix) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let (millis, tail) = {
         let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
         if now > last.millis {
@@ -73,10 +70,7 @@ pub fn new_id(prefix: IdPrefix) -> String {
     };
     let mut out = String::with_capacity(prefix.as_str().len() + ID_BODY_LEN);
     out.push_str(prefix.as_str());
-    out.push_str(&encode_base62((
-        (millis as u128) << 112 | tail,
-        millis >> 16,
-    )));
+    out.push_str(&encode_base62(((millis as u128) << 112 | tail, millis >> 16)));
     out
 }
 
@@ -91,13 +85,7 @@ pub fn id_floor_at(prefix: IdPrefix, millis: u64) -> String {
 /// Encodes a 160-bit number given as (low 128 bits, high 32 bits) in 27 base62 digits.
 fn encode_base62((low, high): (u128, u64)) -> String {
     // Work on five 32-bit limbs, most significant first, doing long division by 62.
-    let mut limbs = [
-        high as u32,
-        (low >> 96) as u32,
-        (low >> 64) as u32,
-        (low >> 32) as u32,
-        low as u32,
-    ];
+    let mut limbs = [high as u32, (low >> 96) as u32, (low >> 64) as u32, (low >> 32) as u32, low as u32];
     let mut digits = [b'0'; ID_BODY_LEN];
     for slot in digits.iter_mut().rev() {
         let mut rem: u64 = 0;
@@ -166,16 +154,10 @@ mod tests {
 
     #[test]
     fn id_encodes_its_creation_time() {
-        let before = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let id = new_id(IdPrefix::Application);
         let millis = id_millis(&id).unwrap();
-        assert!(
-            millis >= before && millis < before + 5_000,
-            "{millis} vs {before}"
-        );
+        assert!(millis >= before && millis < before + 5_000, "{millis} vs {before}");
         let floor = id_floor_at(IdPrefix::Application, millis);
         assert!(floor <= id);
         assert!(id_floor_at(IdPrefix::Application, millis + 1) > id);

@@ -56,9 +56,7 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
 /// (`::a.b.c.d`) IPv6 address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
-    if seg[..5] == [0; 5]
-        && (seg[5] == 0xffff || (seg[5] == 0 && !ip.is_loopback() && !ip.is_unspecified()))
-    {
+    if seg[..5] == [0; 5] && (seg[5] == 0xffff || (seg[5] == 0 && !ip.is_loopback() && !ip.is_unspecified())) {
         let [.., a, b, c, d] = ip.octets();
         return Some(Ipv4Addr::new(a, b, c, d));
     }
@@ -109,14 +107,7 @@ mod tests {
         for s in forbidden {
             assert!(is_forbidden(s.parse().unwrap()), "{s} should be forbidden");
         }
-        let allowed = [
-            "8.8.8.8",
-            "1.1.1.1",
-            "100.128.0.1",
-            "172.32.0.1",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-        ];
+        let allowed = ["8.8.8.8", "1.1.1.1", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"];
         for s in allowed {
             assert!(!is_forbidden(s.parse().unwrap()), "{s} should be allowed");
         }

@@ -27,10 +27,8 @@ impl RetrySchedule {
         if s.is_empty() {
             return Ok(RetrySchedule { delays: Vec::new() });
         }
-        let delays = s
-            .split(',')
-            .map(|part| parse_duration(part.trim()).ok_or_else(err))
-            .collect::<Result<Vec<_>, _>>()?;
+        let delays =
+            s.split(',').map(|part| parse_duration(part.trim()).ok_or_else(err)).collect::<Result<Vec<_>, _>>()?;
         if delays.len() > MAX_STEPS || delays.iter().any(|d| *d > Duration::from_secs(7 * 86_400)) {
             return Err(err());
         }
@@ -95,15 +93,9 @@ mod tests {
         assert_eq!(s.next_delay(0), None);
         for _ in 0..1000 {
             let d = s.next_delay(1).unwrap();
-            assert!(
-                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
-                "{d:?}"
-            );
+            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
             let d = s.next_delay(2).unwrap();
-            assert!(
-                d >= Duration::from_secs(80) && d <= Duration::from_secs(120),
-                "{d:?}"
-            );
+            assert!(d >= Duration::from_secs(80) && d <= Duration::from_secs(120), "{d:?}");
         }
         assert_eq!(s.next_delay(3), None);
     }
@@ -121,12 +113,9 @@ mod tests {
             ("8d", None),
         ];
         for (input, want) in table {
-            let got = RetrySchedule::parse(input).ok().map(|s| {
-                s.delays()
-                    .iter()
-                    .map(|d| d.as_millis() as u64)
-                    .collect::<Vec<_>>()
-            });
+            let got = RetrySchedule::parse(input)
+                .ok()
+                .map(|s| s.delays().iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>());
             assert_eq!(got, want, "{input}");
         }
     }

@@ -93,10 +93,7 @@ impl Secret {
         body: &[u8],
         now_secs: i64,
     ) -> Result<(), SigningError> {
-        let ts: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| SigningError::BadTimestamp)?;
+        let ts: i64 = timestamp.trim().parse().map_err(|_| SigningError::BadTimestamp)?;
         if (now_secs - ts).abs() > TIMESTAMP_TOLERANCE_SECS {
             return Err(SigningError::BadTimestamp);
         }
@@ -154,24 +151,12 @@ mod tests {
         assert_eq!(secret.verify(MSG_ID, &ts, &several, BODY, TS + 299), Ok(()));
         // Truncated signature.
         let truncated = &SIGNATURE[..SIGNATURE.len() - 4];
-        assert_eq!(
-            secret.verify(MSG_ID, &ts, truncated, BODY, TS),
-            Err(SigningError::NoMatch)
-        );
+        assert_eq!(secret.verify(MSG_ID, &ts, truncated, BODY, TS), Err(SigningError::NoMatch));
         // Other body, other id.
-        assert_eq!(
-            secret.verify(MSG_ID, &ts, SIGNATURE, b"{}", TS),
-            Err(SigningError::NoMatch)
-        );
-        assert_eq!(
-            secret.verify("msg_x", &ts, SIGNATURE, BODY, TS),
-            Err(SigningError::NoMatch)
-        );
+        assert_eq!(secret.verify(MSG_ID, &ts, SIGNATURE, b"{}", TS), Err(SigningError::NoMatch));
+        assert_eq!(secret.verify("msg_x", &ts, SIGNATURE, BODY, TS), Err(SigningError::NoMatch));
         // Outside the tolerance.
-        assert_eq!(
-            secret.verify(MSG_ID, &ts, SIGNATURE, BODY, TS + 301),
-            Err(SigningError::BadTimestamp)
-        );
+        assert_eq!(secret.verify(MSG_ID, &ts, SIGNATURE, BODY, TS + 301), Err(SigningError::BadTimestamp));
     }
 
     #[test]

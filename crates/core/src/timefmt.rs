@@ -11,16 +11,9 @@ pub fn now_millis() -> i64 {
 
 /// `2026-11-25T10:52:23.123Z` for Unix milliseconds.
 pub fn format_millis(millis: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let (y, mo, d) = (t.year(), t.month() as u8, t.day());
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", t.hour(), t.minute(), t.second(), t.millisecond())
 }
 
 /// Parses an RFC 3339 timestamp (any offset) to Unix milliseconds.
@@ -38,10 +31,7 @@ mod tests {
         let s = format_millis(1_614_265_330_123);
         assert_eq!(s, "2021-02-25T15:02:10.123Z");
         assert_eq!(parse_rfc3339_millis(&s), Some(1_614_265_330_123));
-        assert_eq!(
-            parse_rfc3339_millis("2021-02-25T16:02:10.123+01:00"),
-            Some(1_614_265_330_123)
-        );
+        assert_eq!(parse_rfc3339_millis("2021-02-25T16:02:10.123+01:00"), Some(1_614_265_330_123));
         assert_eq!(parse_rfc3339_millis("yesterday"), None);
     }
 }

@@ -44,9 +44,7 @@ impl EndpointUrl {
                 url::Host::Domain(_) => None,
             };
             if ip.is_some_and(crate::net::is_forbidden) {
-                return Err(
-                    "URL points to a private, loopback or otherwise non-public address".into(),
-                );
+                return Err("URL points to a private, loopback or otherwise non-public address".into());
             }
         }
         Ok(EndpointUrl(url))
@@ -62,10 +60,7 @@ pub fn uid(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_UID_LEN {
         return Err(format!("uid must be 1 to {MAX_UID_LEN} characters"));
     }
-    if !s
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-    {
+    if !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')) {
         return Err("uid may only contain letters, digits, '-', '_' and '.'".into());
     }
     Ok(())
@@ -74,14 +69,9 @@ pub fn uid(s: &str) -> Result<(), String> {
 /// An event type name: `^[a-zA-Z0-9\-_.]+$`, up to 256 characters (Svix's rule).
 pub fn event_type_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_EVENT_TYPE_LEN {
-        return Err(format!(
-            "event type must be 1 to {MAX_EVENT_TYPE_LEN} characters"
-        ));
+        return Err(format!("event type must be 1 to {MAX_EVENT_TYPE_LEN} characters"));
     }
-    if !s
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-    {
+    if !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')) {
         return Err("event type may only contain letters, digits, '-', '_' and '.'".into());
     }
     Ok(())
@@ -92,10 +82,7 @@ pub fn channel(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_CHANNEL_LEN {
         return Err(format!("channel must be 1 to {MAX_CHANNEL_LEN} characters"));
     }
-    if !s
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
-    {
+    if !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':')) {
         return Err("channel may only contain letters, digits, '-', '_', '.' and ':'".into());
     }
     Ok(())
@@ -120,34 +107,21 @@ const RESERVED_HEADERS: &[&str] = &[
 /// set itself, and a value without control characters (no CR/LF header injection).
 pub fn custom_header(name: &str, value: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_HEADER_NAME_LEN {
-        return Err(format!(
-            "header name must be 1 to {MAX_HEADER_NAME_LEN} characters"
-        ));
+        return Err(format!("header name must be 1 to {MAX_HEADER_NAME_LEN} characters"));
     }
     let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
     if !name.bytes().all(token) {
-        return Err(format!(
-            "header name `{name}` is not a valid HTTP header name"
-        ));
+        return Err(format!("header name `{name}` is not a valid HTTP header name"));
     }
     let lower = name.to_ascii_lowercase();
-    if RESERVED_HEADERS.contains(&lower.as_str())
-        || lower.starts_with("webhook-")
-        || lower.starts_with("svix-")
-    {
-        return Err(format!(
-            "header `{name}` is set by hookd and cannot be overridden"
-        ));
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("svix-") {
+        return Err(format!("header `{name}` is set by hookd and cannot be overridden"));
     }
     if value.len() > MAX_HEADER_VALUE_LEN {
-        return Err(format!(
-            "header `{name}` value is longer than {MAX_HEADER_VALUE_LEN} bytes"
-        ));
+        return Err(format!("header `{name}` value is longer than {MAX_HEADER_VALUE_LEN} bytes"));
     }
     if value.bytes().any(|c| (c < 0x20 && c != b'\t') || c == 0x7f) {
-        return Err(format!(
-            "header `{name}` value contains a control character (CR, LF or other)"
-        ));
+        return Err(format!("header `{name}` value contains a control character (CR, LF or other)"));
     }
     Ok(())
 }
@@ -172,11 +146,7 @@ mod tests {
             ("http://localhost:9000/", false, true), // names are checked at connect time
         ];
         for (url, allow, ok) in table {
-            assert_eq!(
-                EndpointUrl::parse(url, allow).is_ok(),
-                ok,
-                "{url} allow={allow}"
-            );
+            assert_eq!(EndpointUrl::parse(url, allow).is_ok(), ok, "{url} allow={allow}");
         }
         assert!(EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(3000)), false).is_err());
     }

@@ -1,8 +1,9 @@
 //! The claim loop: leases due deliveries from the store — retries whose time
-//! came, work committed unleased, and leases a dead node left behind — as far
-//! as this node has room, and submits them to the dispatcher.
+//! came, work committed unleased (by an API node, or beyond this node's room),
+//! and leases a dead node left behind — as far as this node has room, and
+//! submits them to the dispatcher. It also keeps this node's leases alive.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookd_core::timefmt::now_millis;
 
@@ -13,18 +14,21 @@ const CLAIM_BATCH: usize = 500;
 
 pub async fn run(dispatcher: Dispatcher) {
     let interval = dispatcher.config().poll_interval;
+    // Renew well before leases run out: three chances per lease.
+    let renew_every = dispatcher.config().lease_duration / 3;
+    let mut renewed = Instant::now();
     loop {
         if dispatcher.is_closing() {
             return;
         }
+        if renewed.elapsed() >= renew_every {
+            renew(&dispatcher).await;
+            renewed = Instant::now();
+        }
         let room = dispatcher.room().min(CLAIM_BATCH);
         let mut claimed = 0;
         if room > 0 {
-            match dispatcher
-                .store()
-                .claim_due(&dispatcher.lease(), now_millis(), room)
-                .await
-            {
+            match dispatcher.store().claim_due(&dispatcher.lease(), now_millis(), room).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     dispatcher.submit(jobs);
@@ -39,6 +43,22 @@ pub async fn run(dispatcher: Dispatcher) {
         if claimed == room && room > 0 {
             continue;
         }
-        let _ = tokio::time::timeout(interval, dispatcher.wake_handle().notified()).await;
+        let wait = interval.min(renew_every);
+        tokio::select! {
+            _ = dispatcher.store().wait_for_work(wait) => {}
+            _ = dispatcher.wake_handle().notified() => {}
+        }
+    }
+}
+
+/// Extends the leases of everything held here, and the ownership of the
+/// endpoints they go to, so no other node takes them while this one works.
+async fn renew(dispatcher: &Dispatcher) {
+    let (deliveries, endpoints) = dispatcher.held();
+    if deliveries.is_empty() && endpoints.is_empty() {
+        return;
+    }
+    if let Err(e) = dispatcher.store().renew(&dispatcher.lease(), &deliveries, &endpoints).await {
+        tracing::warn!(error = %e, "renewing leases failed");
     }
 }

@@ -82,12 +82,7 @@ struct Inner {
 
 impl Dispatcher {
     /// Starts the dispatcher, its outcome recorder and (unless `claim` is false) the claim loop.
-    pub fn start(
-        config: DispatcherConfig,
-        store: Arc<dyn Store>,
-        sender: HttpSender,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn start(config: DispatcherConfig, store: Arc<dyn Store>, sender: HttpSender, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let unrecorded = Arc::new(AtomicUsize::new(0));
         let inner = Arc::new(Inner {
@@ -106,12 +101,9 @@ impl Dispatcher {
         });
         let dispatcher = Dispatcher { inner };
         let recorded = dispatcher.clone();
-        tokio::spawn(record::run_recorder(
-            dispatcher.inner.store.clone(),
-            rx,
-            unrecorded,
-            move |written| recorded.forget(written),
-        ));
+        tokio::spawn(record::run_recorder(dispatcher.inner.store.clone(), rx, unrecorded, move |written| {
+            recorded.forget(written)
+        }));
         tokio::spawn(crate::claim::run(dispatcher.clone()));
         dispatcher
     }
@@ -144,10 +136,7 @@ impl Dispatcher {
 
     /// How many more deliveries memory may hold.
     pub fn room(&self) -> usize {
-        self.inner
-            .config
-            .max_in_memory
-            .saturating_sub(self.inner.in_memory.load(Ordering::Relaxed))
+        self.inner.config.max_in_memory.saturating_sub(self.inner.in_memory.load(Ordering::Relaxed))
     }
 
     pub fn is_closing(&self) -> bool {
@@ -183,12 +172,7 @@ impl Dispatcher {
             if !touched.contains(id) {
                 touched.push(id.clone());
             }
-            queues
-                .by_endpoint
-                .entry(id.clone())
-                .or_default()
-                .waiting
-                .push_back(job);
+            queues.by_endpoint.entry(id.clone()).or_default().waiting.push_back(job);
         }
         self.inner.in_memory.fetch_add(added, Ordering::Relaxed);
         self.inner.metrics.in_memory.inc_by(added as i64);
@@ -267,6 +251,12 @@ impl Dispatcher {
         }
     }
 
+    /// Ids of the deliveries held here and of the endpoints they go to.
+    pub fn held(&self) -> (Vec<i64>, Vec<String>) {
+        let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        (queues.held.iter().copied().collect(), queues.by_endpoint.keys().cloned().collect())
+    }
+
     /// Deliveries queued or in flight on this node.
     pub fn in_memory(&self) -> usize {
         self.inner.in_memory.load(Ordering::Relaxed)
@@ -279,30 +269,25 @@ impl Dispatcher {
         self.inner.wake.notify_one();
         let waiting: Vec<DeliveryJob> = {
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            queues
-                .by_endpoint
-                .values_mut()
-                .flat_map(|q| q.waiting.drain(..))
-                .collect()
+            queues.by_endpoint.values_mut().flat_map(|q| q.waiting.drain(..)).collect()
         };
         let now = now_millis();
         for job in &waiting {
             self.emit(record::released(job, now));
         }
-        self.inner
-            .in_memory
-            .fetch_sub(waiting.len(), Ordering::Relaxed);
+        self.inner.in_memory.fetch_sub(waiting.len(), Ordering::Relaxed);
         self.inner.metrics.in_memory.dec_by(waiting.len() as i64);
         let deadline = tokio::time::Instant::now() + grace;
         while self.in_memory() > 0 && tokio::time::Instant::now() < deadline {
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.inner.drained.notified())
-                .await;
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.inner.drained.notified()).await;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.inner.unrecorded.load(Ordering::SeqCst) > 0
-            && tokio::time::Instant::now() < deadline
-        {
+        while self.inner.unrecorded.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Let other nodes take this node's endpoints at once.
+        if let Err(e) = self.inner.store.release_endpoints(&self.inner.config.node_id).await {
+            tracing::warn!(error = %e, "releasing endpoint ownership failed");
         }
     }
 }

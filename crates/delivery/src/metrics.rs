@@ -37,11 +37,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("hookd");
         let messages_accepted = Counter::default();
-        registry.register(
-            "messages_accepted",
-            "Messages accepted through the API",
-            messages_accepted.clone(),
-        );
+        registry.register("messages_accepted", "Messages accepted through the API", messages_accepted.clone());
         let attempts = Family::<Labels, Counter>::default();
         registry.register("attempts", "Delivery attempts by outcome", attempts.clone());
         let delivery_latency = Histogram::new(exponential_buckets(0.001, 2.0, 20));
@@ -51,32 +47,12 @@ impl Default for Metrics {
             delivery_latency.clone(),
         );
         let attempt_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register(
-            "attempt_duration_seconds",
-            "Duration of one HTTP attempt",
-            attempt_duration.clone(),
-        );
+        registry.register("attempt_duration_seconds", "Duration of one HTTP attempt", attempt_duration.clone());
         let queue_depth = Gauge::default();
-        registry.register(
-            "queue_depth",
-            "Deliveries not yet finished, in the store",
-            queue_depth.clone(),
-        );
+        registry.register("queue_depth", "Deliveries not yet finished, in the store", queue_depth.clone());
         let in_memory = Gauge::default();
-        registry.register(
-            "deliveries_in_memory",
-            "Deliveries queued or in flight on this node",
-            in_memory.clone(),
-        );
-        Metrics {
-            registry,
-            messages_accepted,
-            attempts,
-            delivery_latency,
-            attempt_duration,
-            queue_depth,
-            in_memory,
-        }
+        registry.register("deliveries_in_memory", "Deliveries queued or in flight on this node", in_memory.clone());
+        Metrics { registry, messages_accepted, attempts, delivery_latency, attempt_duration, queue_depth, in_memory }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookd_core::{new_id, AttemptTrigger, IdPrefix, RetrySchedule};
-use hookd_store::{status, Attempt, DeliveryJob, Outcome, Store};
+use hookd_store::{status, Attempt, DeliveryJob, Outcome, Store, StoreError};
 use tokio::sync::mpsc;
 
 use crate::metrics::{AttemptOutcome, Metrics};
@@ -20,12 +20,7 @@ use crate::sender::SendResult;
 const MAX_BATCH: usize = 1024;
 
 /// The outcome of one attempt of `job`, given the retry schedule.
-pub fn attempt_outcome(
-    job: &DeliveryJob,
-    result: &SendResult,
-    schedule: &RetrySchedule,
-    now: i64,
-) -> Outcome {
+pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, schedule: &RetrySchedule, now: i64) -> Outcome {
     let attempts = job.attempts + 1;
     let success = result.is_success();
     let (new_status, next_attempt_at) = if success {
@@ -45,11 +40,7 @@ pub fn attempt_outcome(
             msg_id: job.msg_id.clone(),
             endpoint_id: job.endpoint.id.clone(),
             url: job.endpoint.url.clone(),
-            status: if success {
-                status::SUCCESS
-            } else {
-                status::FAIL
-            },
+            status: if success { status::SUCCESS } else { status::FAIL },
             response_status_code: result.status.map(i32::from).unwrap_or(0),
             response: result.body.clone(),
             response_duration_ms: result.duration.as_millis() as i64,
@@ -78,26 +69,18 @@ pub fn released(job: &DeliveryJob, now: i64) -> Outcome {
     Outcome {
         delivery_id: job.delivery_id,
         attempt: None,
-        new_status: if job.attempts == 0 {
-            status::PENDING
-        } else {
-            status::SENDING
-        },
+        new_status: if job.attempts == 0 { status::PENDING } else { status::SENDING },
         attempts: job.attempts,
         next_attempt_at: Some(now),
     }
 }
 
 pub fn count_attempt(metrics: &Metrics, job: &DeliveryJob, result: &SendResult, now: i64) {
-    metrics
-        .attempt_duration
-        .observe(result.duration.as_secs_f64());
+    metrics.attempt_duration.observe(result.duration.as_secs_f64());
     if result.is_success() {
         metrics.attempt(AttemptOutcome::Success);
         if job.trigger == AttemptTrigger::Scheduled {
-            metrics
-                .delivery_latency
-                .observe((now - job.msg_created_at).max(0) as f64 / 1000.0);
+            metrics.delivery_latency.observe((now - job.msg_created_at).max(0) as f64 / 1000.0);
         }
     } else if result.status.is_some() {
         metrics.attempt(AttemptOutcome::HttpError);
@@ -117,19 +100,36 @@ pub async fn run_recorder(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let outcomes: Arc<[Outcome]> = batch.drain(..).collect();
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match store.record_outcomes(outcomes.clone()).await {
-                Ok(()) => {
-                    on_written(&outcomes);
-                    unrecorded.fetch_sub(outcomes.len(), Ordering::SeqCst);
-                    break;
+        write_batch(&*store, outcomes.clone()).await;
+        on_written(&outcomes);
+        unrecorded.fetch_sub(outcomes.len(), Ordering::SeqCst);
+    }
+}
+
+/// Writes a batch, retrying while the store is unavailable. A batch the store
+/// refuses for another reason is written one outcome at a time, so one bad
+/// outcome cannot hold up the rest; an outcome that still fails is dropped with
+/// an error, and its delivery is retried when its lease expires.
+async fn write_batch(store: &dyn Store, outcomes: Arc<[Outcome]>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.record_outcomes(outcomes.clone()).await {
+            Ok(()) => return,
+            Err(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if outcomes.len() > 1 => {
+                tracing::warn!(error = %e, "recording a batch of outcomes failed; recording them one by one");
+                for o in outcomes.iter() {
+                    Box::pin(write_batch(store, Arc::from(vec![o.clone()]))).await;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, delivery = outcomes[0].delivery_id, "dropping an outcome the store refuses");
+                return;
             }
         }
     }

@@ -58,20 +58,13 @@ impl HttpSender {
         if !config.allow_private_networks {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }
-        Ok(HttpSender {
-            client: builder.build()?,
-            allow_private: config.allow_private_networks,
-        })
+        Ok(HttpSender { client: builder.build()?, allow_private: config.allow_private_networks })
     }
 
     /// Signs and sends `job` with `body`; never fails, the result says what happened.
     pub async fn send(&self, job: &DeliveryJob, body: &[u8], now_millis: i64) -> SendResult {
         let started = Instant::now();
-        let failed = |msg: String| SendResult {
-            status: None,
-            body: msg,
-            duration: started.elapsed(),
-        };
+        let failed = |msg: String| SendResult { status: None, body: msg, duration: started.elapsed() };
         let url = match reqwest::Url::parse(&job.endpoint.url) {
             Ok(u) => u,
             Err(e) => return failed(format!("invalid endpoint URL: {e}")),
@@ -86,13 +79,7 @@ impl HttpSender {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
-        let response = self
-            .client
-            .post(url)
-            .headers(headers)
-            .body(body.to_vec())
-            .send()
-            .await;
+        let response = self.client.post(url).headers(headers).body(body.to_vec()).send().await;
         match response {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
@@ -117,35 +104,24 @@ impl HttpSender {
     }
 }
 
-fn build_headers(
-    job: &DeliveryJob,
-    body: &[u8],
-    timestamp: i64,
-    now_millis: i64,
-) -> Result<HeaderMap, String> {
+fn build_headers(job: &DeliveryJob, body: &[u8], timestamp: i64, now_millis: i64) -> Result<HeaderMap, String> {
     let secrets = job.endpoint.signing_secrets(now_millis);
     let signature = signature_header(&secrets, &job.msg_id, timestamp, body);
     let mut h = HeaderMap::with_capacity(8 + job.endpoint.headers.len());
-    let value =
-        |s: &str| HeaderValue::from_str(s).map_err(|_| format!("header value `{s}` is not valid"));
+    let value = |s: &str| HeaderValue::from_str(s).map_err(|_| format!("header value `{s}` is not valid"));
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     let id = value(&job.msg_id)?;
     let ts = value(&timestamp.to_string())?;
     let sig = value(&signature)?;
-    for (name, v) in [
-        ("webhook-id", &id),
-        ("webhook-timestamp", &ts),
-        ("webhook-signature", &sig),
-    ] {
+    for (name, v) in [("webhook-id", &id), ("webhook-timestamp", &ts), ("webhook-signature", &sig)] {
         h.insert(HeaderName::from_static(name), v.clone());
     }
     h.insert(HeaderName::from_static("svix-id"), id);
     h.insert(HeaderName::from_static("svix-timestamp"), ts);
     h.insert(HeaderName::from_static("svix-signature"), sig);
     for (name, v) in &job.endpoint.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("header name `{name}` is not valid"))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header name `{name}` is not valid"))?;
         h.insert(name, value(v)?);
     }
     Ok(h)

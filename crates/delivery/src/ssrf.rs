@@ -23,21 +23,12 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
-                .filter(|a| !is_forbidden(a.ip()))
-                .collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !is_forbidden(a.ip())).collect();
             if allowed.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> = Box::new(Refused(format!(
                     "refused: {host} resolves only to private or reserved addresses ({})",
-                    addrs
-                        .iter()
-                        .map(|a| a.ip().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    addrs.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
                 )));
                 return Err(err);
             }
@@ -55,9 +46,7 @@ pub fn check_literal(url: &reqwest::Url) -> Result<(), Refused> {
         _ => None,
     };
     match ip {
-        Some(ip) if is_forbidden(ip) => Err(Refused(format!(
-            "refused: {ip} is a private or reserved address"
-        ))),
+        Some(ip) if is_forbidden(ip) => Err(Refused(format!("refused: {ip} is a private or reserved address"))),
         _ => Ok(()),
     }
 }

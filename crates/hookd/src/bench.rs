@@ -160,8 +160,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
-        let (client, auth, sent, next, errors) = (client.clone(), auth.clone(), sent.clone(), next.clone(), errors.clone());
-        let (url, filler, total, rate) = (format!("{base}/api/v1/app/{app_id}/msg"), filler.clone(), opts.messages, opts.rate);
+        let (client, auth, sent, next, errors) =
+            (client.clone(), auth.clone(), sent.clone(), next.clone(), errors.clone());
+        let (url, filler, total, rate) =
+            (format!("{base}/api/v1/app/{app_id}/msg"), filler.clone(), opts.messages, opts.rate);
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -220,12 +222,23 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     latencies.sort();
     let deliver_elapsed = last_arrival.saturating_duration_since(started);
     let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
-    println!("hookd bench: {} messages, concurrency {}, fan-out {}, rate {}", opts.messages, opts.concurrency, opts.fanout,
-        opts.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unlimited".into()));
-    println!("  accepted        {accepted} ({errors} errors) in {:.2}s = {:.0} msg/s", send_elapsed.as_secs_f64(),
-        accepted as f64 / send_elapsed.as_secs_f64());
-    println!("  delivered       {delivered} of {expected} in {:.2}s = {:.0} deliveries/s", deliver_elapsed.as_secs_f64(),
-        delivered as f64 / deliver_elapsed.as_secs_f64().max(1e-9));
+    println!(
+        "hookd bench: {} messages, concurrency {}, fan-out {}, rate {}",
+        opts.messages,
+        opts.concurrency,
+        opts.fanout,
+        opts.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unlimited".into())
+    );
+    println!(
+        "  accepted        {accepted} ({errors} errors) in {:.2}s = {:.0} msg/s",
+        send_elapsed.as_secs_f64(),
+        accepted as f64 / send_elapsed.as_secs_f64()
+    );
+    println!(
+        "  delivered       {delivered} of {expected} in {:.2}s = {:.0} deliveries/s",
+        deliver_elapsed.as_secs_f64(),
+        delivered as f64 / deliver_elapsed.as_secs_f64().max(1e-9)
+    );
     println!(
         "  latency (send -> sink)  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,

@@ -133,13 +133,29 @@ impl ServeOptions {
     /// Applies the TOML file under the flags and environment, then the defaults.
     pub fn resolve(mut self) -> anyhow::Result<Config> {
         if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
             let mut file: ServeOptions =
                 toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
             merge!(
-                self, file, listen, data_dir, database_url, admin_token, allow_private_networks, retry_schedule,
-                max_payload_bytes, request_timeout, lease_duration, poll_interval, endpoint_concurrency, max_in_flight,
-                max_in_memory, shutdown_timeout, public_url, log
+                self,
+                file,
+                listen,
+                data_dir,
+                database_url,
+                admin_token,
+                allow_private_networks,
+                retry_schedule,
+                max_payload_bytes,
+                request_timeout,
+                lease_duration,
+                poll_interval,
+                endpoint_concurrency,
+                max_in_flight,
+                max_in_memory,
+                shutdown_timeout,
+                public_url,
+                log
             );
         }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8071".into());
@@ -152,7 +168,8 @@ impl ServeOptions {
             Some(url) => parse_database_url(url)?,
         };
         let schedule_text = self.retry_schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.into());
-        let retry_schedule = RetrySchedule::parse(&schedule_text).map_err(|e| anyhow::anyhow!("--retry-schedule: {e}"))?;
+        let retry_schedule =
+            RetrySchedule::parse(&schedule_text).map_err(|e| anyhow::anyhow!("--retry-schedule: {e}"))?;
         let max_payload_bytes = positive("max-payload-bytes", self.max_payload_bytes, 1024 * 1024)?;
         if max_payload_bytes > 64 * 1024 * 1024 {
             bail!("--max-payload-bytes is at most 67108864 (64 MiB)");
@@ -198,7 +215,8 @@ mod tests {
     fn file_values_sit_under_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hookd.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nretry-schedule = \"1s,2s\"\nmax-payload-bytes = 2048\n").unwrap();
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nretry-schedule = \"1s,2s\"\nmax-payload-bytes = 2048\n")
+            .unwrap();
         let opts = ServeOptions { config: Some(path), listen: Some("127.0.0.1:1234".into()), ..Default::default() };
         let cfg = opts.resolve().unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:1234");

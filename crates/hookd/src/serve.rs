@@ -27,7 +27,8 @@ pub fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            let store = SqliteStore::open(path).with_context(|| format!("cannot open the store at {}", path.display()))?;
+            let store =
+                SqliteStore::open(path).with_context(|| format!("cannot open the store at {}", path.display()))?;
             Ok(Arc::new(store))
         }
     }
@@ -81,9 +82,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         metrics.clone(),
     );
 
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(State {
         store: store.clone(),
@@ -105,10 +105,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     println!("listening on http://{addr}");
     tracing::info!(%addr, "hookd serving");
-    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    // SIGTERM/SIGINT flips `stopping`; the server stops accepting and waits for
+    // open requests, but no longer than the shutdown timeout (a client that never
+    // finishes its request cannot hold the process up).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful = stop_rx.clone();
+    let server =
+        axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|s| *s).await;
+        });
+    let mut stopping = stop_rx;
+    let timeout = cfg.shutdown_timeout;
+    tokio::select! {
+        served = server => served.context("HTTP server failed")?,
+        _ = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(timeout).await;
+        } => tracing::warn!("requests still open after the shutdown timeout; closing them"),
+    }
 
     tracing::info!("shutting down: finishing deliveries in flight");
     dispatcher.shutdown(cfg.shutdown_timeout).await;

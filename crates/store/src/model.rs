@@ -114,12 +114,7 @@ impl Endpoint {
     /// ones still in their grace period.
     pub fn signing_secrets(&self, now: i64) -> Vec<Secret> {
         let mut out = vec![self.secret.clone()];
-        out.extend(
-            self.retired_secrets
-                .iter()
-                .filter(|r| r.expires_at > now)
-                .map(|r| r.secret.clone()),
-        );
+        out.extend(self.retired_secrets.iter().filter(|r| r.expires_at > now).map(|r| r.secret.clone()));
         out
     }
 }
@@ -232,8 +227,12 @@ pub struct AttemptFilter {
     pub msg_id: Option<String>,
     pub endpoint_id: Option<String>,
     pub status: Option<i64>,
+    /// 0 for attempts without a response, else 100, 200… for that class of codes.
+    pub status_code_class: Option<i64>,
     pub before: Option<i64>,
     pub after: Option<i64>,
+    /// Filters on the attempted message: its event type, a channel, a tag.
+    pub message: MessageFilter,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -37,20 +37,11 @@ async fn fixture() -> Fixture {
         )
         .await
         .unwrap();
-    Fixture {
-        store,
-        org,
-        app: app.id,
-        _dir: dir,
-    }
+    Fixture { store, org, app: app.id, _dir: dir }
 }
 
 impl Fixture {
-    async fn endpoint(
-        &self,
-        event_types: Option<Vec<&str>>,
-        channels: Option<Vec<&str>>,
-    ) -> Endpoint {
+    async fn endpoint(&self, event_types: Option<Vec<&str>>, channels: Option<Vec<&str>>) -> Endpoint {
         let t = now_millis();
         self.store
             .create_endpoint(
@@ -79,12 +70,7 @@ impl Fixture {
             .unwrap()
     }
 
-    fn message(
-        &self,
-        event_type: &str,
-        event_id: Option<&str>,
-        channels: Option<Vec<&str>>,
-    ) -> Message {
+    fn message(&self, event_type: &str, event_id: Option<&str>, channels: Option<Vec<&str>>) -> Message {
         Message {
             org_id: self.org.clone(),
             app_id: self.app.clone(),
@@ -100,10 +86,7 @@ impl Fixture {
 }
 
 fn lease(owner: &str, ms: i64) -> Lease {
-    Lease {
-        owner: owner.into(),
-        until: now_millis() + ms,
-    }
+    Lease { owner: owner.into(), until: now_millis() + ms }
 }
 
 #[tokio::test]
@@ -116,12 +99,7 @@ async fn a_message_fans_out_to_matching_endpoints_in_one_commit() {
 
     let jobs = f
         .store
-        .create_message(
-            f.message("invoice.paid", None, None),
-            None,
-            Some(lease("n1", 60_000)),
-            None,
-        )
+        .create_message(f.message("invoice.paid", None, None), None, Some(lease("n1", 60_000)), None)
         .await
         .unwrap();
     let mut got: Vec<&str> = jobs.iter().map(|j| j.endpoint.id.as_str()).collect();
@@ -132,7 +110,7 @@ async fn a_message_fans_out_to_matching_endpoints_in_one_commit() {
 
     let jobs = f
         .store
-        .create_message(f.message("x", None, Some(vec!["eu"])), None, None, None)
+        .create_message(f.message("x", None, Some(vec!["eu"])), None, Some(lease("n1", 60_000)), None)
         .await
         .unwrap();
     let mut got: Vec<&str> = jobs.iter().map(|j| j.endpoint.id.as_str()).collect();
@@ -140,68 +118,68 @@ async fn a_message_fans_out_to_matching_endpoints_in_one_commit() {
     let mut want = vec![all.id.as_str(), eu.id.as_str()];
     want.sort();
     assert_eq!(got, want);
-    assert!(jobs
-        .iter()
-        .all(|j| j.payload.as_deref() == Some(&b"{\"a\":1}"[..])));
+    assert!(jobs.iter().all(|j| j.payload.as_deref() == Some(&b"{\"a\":1}"[..])));
 }
 
 #[tokio::test]
 async fn leased_deliveries_are_claimed_only_after_the_lease_expires() {
     let f = fixture().await;
     f.endpoint(None, None).await;
-    f.store
-        .create_message(
-            f.message("a", None, None),
-            None,
-            Some(lease("n1", 150)),
-            None,
-        )
-        .await
-        .unwrap();
-    f.store
-        .create_message(f.message("a", None, None), None, None, None)
-        .await
-        .unwrap();
-
-    // The unleased one is claimable at once, the leased one is not.
-    let claimed = f
-        .store
-        .claim_due(&lease("n2", 60_000), now_millis(), 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert!(
-        f.store
-            .claim_due(&lease("n3", 60_000), now_millis(), 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "claims are exclusive"
-    );
+    // Unleased work is claimable at once, and claims are exclusive.
+    f.store.create_message(f.message("a", None, None), None, None, None).await.unwrap();
+    assert_eq!(f.store.claim_due(&lease("n1", 150), now_millis(), 10).await.unwrap().len(), 1);
+    assert!(f.store.claim_due(&lease("n1", 150), now_millis(), 10).await.unwrap().is_empty());
+    // n1 now owns the endpoint's queue: its fresh work is leased to it, and
+    // another node can take nothing until the leases lapse.
+    let fresh = f.store.create_message(f.message("a", None, None), None, Some(lease("n1", 150)), None).await.unwrap();
+    assert_eq!(fresh.len(), 1);
+    let for_n2 =
+        f.store.create_message(f.message("a", None, None), None, Some(lease("n2", 60_000)), None).await.unwrap();
+    assert!(for_n2.is_empty(), "n2 does not own the endpoint: the delivery is left for the owner");
+    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().is_empty());
 
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let taken_over = f
-        .store
-        .claim_due(&lease("n2", 60_000), now_millis(), 10)
+    let taken_over = f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap();
+    assert_eq!(taken_over.len(), 3, "the dead owner's endpoint and deliveries are taken over");
+}
+
+#[tokio::test]
+async fn each_endpoint_queue_has_one_owner_at_a_time() {
+    let f = fixture().await;
+    let a = f.endpoint(Some(vec!["a"]), None).await;
+    let b = f.endpoint(Some(vec!["b"]), None).await;
+    for _ in 0..3 {
+        f.store.create_message(f.message("a", None, None), None, None, None).await.unwrap();
+        f.store.create_message(f.message("b", None, None), None, None, None).await.unwrap();
+    }
+    // n1 takes one endpoint's queue by claiming a little...
+    let first = f.store.claim_due(&lease("n1", 60_000), now_millis(), 1).await.unwrap();
+    let owned_by_n1 = first[0].endpoint.id.clone();
+    // ...n2 then gets only the other endpoint's deliveries, n1 the rest of its own.
+    let n2 = f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap();
+    assert_eq!(n2.len(), 3);
+    assert!(n2.iter().all(|j| j.endpoint.id != owned_by_n1));
+    let n1 = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10).await.unwrap();
+    assert_eq!(n1.len(), 2);
+    assert!(n1.iter().all(|j| j.endpoint.id == owned_by_n1));
+    assert!([&a.id, &b.id].contains(&&owned_by_n1));
+
+    // Renewal keeps ownership; release hands it over.
+    f.store.renew(&lease("n1", 60_000), &[], std::slice::from_ref(&owned_by_n1)).await.unwrap();
+    f.store
+        .create_message(f.message(if owned_by_n1 == a.id { "a" } else { "b" }, None, None), None, None, None)
         .await
         .unwrap();
-    assert_eq!(taken_over.len(), 1, "the expired lease is taken over");
+    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().is_empty());
+    f.store.release_endpoints("n1").await.unwrap();
+    assert_eq!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn outcomes_finish_or_reschedule_deliveries() {
     let f = fixture().await;
     let ep = f.endpoint(None, None).await;
-    let jobs = f
-        .store
-        .create_message(
-            f.message("a", None, None),
-            None,
-            Some(lease("n1", 60_000)),
-            None,
-        )
-        .await
-        .unwrap();
+    let jobs = f.store.create_message(f.message("a", None, None), None, Some(lease("n1", 60_000)), None).await.unwrap();
     let job = &jobs[0];
     let now = now_millis();
     let attempt = |status| Attempt {
@@ -229,11 +207,7 @@ async fn outcomes_finish_or_reschedule_deliveries() {
         }]))
         .await
         .unwrap();
-    let again = f
-        .store
-        .claim_due(&lease("n2", 60_000), now_millis() + 1, 10)
-        .await
-        .unwrap();
+    let again = f.store.claim_due(&lease("n1", 60_000), now_millis() + 1, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
     // Success: nothing left to claim, stats and attempts say so.
@@ -247,41 +221,13 @@ async fn outcomes_finish_or_reschedule_deliveries() {
         }]))
         .await
         .unwrap();
-    assert!(f
-        .store
-        .claim_due(&lease("n3", 1), now_millis() + 100_000, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    let stats = f
-        .store
-        .endpoint_stats(&f.org, &ep.id, 0, i64::MAX)
-        .await
-        .unwrap();
-    assert_eq!(
-        stats,
-        EndpointStats {
-            success: 1,
-            ..Default::default()
-        }
-    );
-    let page = Page {
-        limit: 10,
-        iterator: None,
-        backwards: false,
-        descending: true,
-    };
+    assert!(f.store.claim_due(&lease("n1", 1), now_millis() + 100_000, 10).await.unwrap().is_empty());
+    let stats = f.store.endpoint_stats(&f.org, &ep.id, 0, i64::MAX).await.unwrap();
+    assert_eq!(stats, EndpointStats { success: 1, ..Default::default() });
+    let page = Page { limit: 10, iterator: None, backwards: false, descending: true };
     let attempts = f
         .store
-        .list_attempts(
-            &f.org,
-            &f.app,
-            &AttemptFilter {
-                msg_id: Some(job.msg_id.clone()),
-                ..Default::default()
-            },
-            &page,
-        )
+        .list_attempts(&f.org, &f.app, &AttemptFilter { msg_id: Some(job.msg_id.clone()), ..Default::default() }, &page)
         .await
         .unwrap();
     assert_eq!(attempts.len(), 2);
@@ -293,15 +239,8 @@ async fn a_repeated_event_id_conflicts_and_names_the_first_message() {
     let f = fixture().await;
     f.endpoint(None, None).await;
     let first = f.message("a", Some("evt-1"), None);
-    f.store
-        .create_message(first.clone(), None, None, None)
-        .await
-        .unwrap();
-    match f
-        .store
-        .create_message(f.message("a", Some("evt-1"), None), None, None, None)
-        .await
-    {
+    f.store.create_message(first.clone(), None, None, None).await.unwrap();
+    match f.store.create_message(f.message("a", Some("evt-1"), None), None, None, None).await {
         Err(StoreError::Conflict { existing_id, .. }) => assert_eq!(existing_id, Some(first.id)),
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -317,14 +256,8 @@ async fn a_failing_write_does_not_take_its_group_commit_down() {
     let mut handles = Vec::new();
     for i in 0..100 {
         let store = f.store.clone();
-        let msg = f.message(
-            "a",
-            Some(if i % 2 == 0 { "dup" } else { "" }).filter(|s| !s.is_empty()),
-            None,
-        );
-        handles.push(tokio::spawn(async move {
-            store.create_message(msg, None, None, None).await.is_ok()
-        }));
+        let msg = f.message("a", Some(if i % 2 == 0 { "dup" } else { "" }).filter(|s| !s.is_empty()), None);
+        handles.push(tokio::spawn(async move { store.create_message(msg, None, None, None).await.is_ok() }));
     }
     let mut ok = 0;
     for h in handles {
@@ -338,11 +271,7 @@ async fn a_failing_write_does_not_take_its_group_commit_down() {
 async fn an_idempotency_key_is_committed_with_what_it_created() {
     let f = fixture().await;
     f.endpoint(None, None).await;
-    let key = IdempotencyKey {
-        method: "POST".into(),
-        path: "/api/v1/app/x/msg".into(),
-        key: "k1".into(),
-    };
+    let key = IdempotencyKey { method: "POST".into(), path: "/api/v1/app/x/msg".into(), key: "k1".into() };
     let record = |id: &str| IdempotencyRecord {
         org_id: f.org.clone(),
         key: key.clone(),
@@ -352,43 +281,20 @@ async fn an_idempotency_key_is_committed_with_what_it_created() {
         expires_at: now_millis() + 60_000,
     };
     let first = f.message("a", None, None);
-    f.store
-        .create_message(first.clone(), None, None, Some(record(&first.id)))
-        .await
-        .unwrap();
+    f.store.create_message(first.clone(), None, None, Some(record(&first.id))).await.unwrap();
     let second = f.message("a", None, None);
-    match f
-        .store
-        .create_message(second.clone(), None, None, Some(record(&second.id)))
-        .await
-    {
+    match f.store.create_message(second.clone(), None, None, Some(record(&second.id))).await {
         Err(StoreError::IdempotencyReplay(prev)) => {
             assert_eq!(prev.resource_id, Some(first.id.clone()))
         }
         other => panic!("expected a replay, got {other:?}"),
     }
-    assert!(matches!(
-        f.store.get_message(&f.org, &f.app, &second.id).await,
-        Err(StoreError::NotFound)
-    ));
-    let found = f
-        .store
-        .idempotency_lookup(&f.org, &key)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(matches!(f.store.get_message(&f.org, &f.app, &second.id).await, Err(StoreError::NotFound)));
+    let found = f.store.idempotency_lookup(&f.org, &key).await.unwrap().unwrap();
     assert_eq!(found.status, 202);
     // Expired keys are purged.
-    assert_eq!(
-        f.store.purge_expired(now_millis() + 120_000).await.unwrap(),
-        1
-    );
-    assert!(f
-        .store
-        .idempotency_lookup(&f.org, &key)
-        .await
-        .unwrap()
-        .is_none());
+    assert_eq!(f.store.purge_expired(now_millis() + 120_000).await.unwrap(), 1);
+    assert!(f.store.idempotency_lookup(&f.org, &key).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -398,37 +304,13 @@ async fn lists_page_in_id_order_both_ways() {
     for _ in 0..5 {
         ids.push(f.endpoint(None, None).await.id);
     }
-    let page = |iterator: Option<String>, backwards| Page {
-        limit: 2,
-        iterator,
-        backwards,
-        descending: false,
-    };
-    let first = f
-        .store
-        .list_endpoints(&f.org, &f.app, &page(None, false))
-        .await
-        .unwrap();
-    assert_eq!(
-        first.len(),
-        3,
-        "limit + 1 rows tell the caller there is more"
-    );
+    let page = |iterator: Option<String>, backwards| Page { limit: 2, iterator, backwards, descending: false };
+    let first = f.store.list_endpoints(&f.org, &f.app, &page(None, false)).await.unwrap();
+    assert_eq!(first.len(), 3, "limit + 1 rows tell the caller there is more");
     assert_eq!(first[0].id, ids[0]);
-    let next = f
-        .store
-        .list_endpoints(&f.org, &f.app, &page(Some(ids[1].clone()), false))
-        .await
-        .unwrap();
-    assert_eq!(
-        next.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
-        ids[2..5].to_vec()
-    );
-    let back = f
-        .store
-        .list_endpoints(&f.org, &f.app, &page(Some(ids[3].clone()), true))
-        .await
-        .unwrap();
+    let next = f.store.list_endpoints(&f.org, &f.app, &page(Some(ids[1].clone()), false)).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ids[2..5].to_vec());
+    let back = f.store.list_endpoints(&f.org, &f.app, &page(Some(ids[3].clone()), true)).await.unwrap();
     assert_eq!(
         back.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
         vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]

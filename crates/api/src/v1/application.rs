@@ -65,7 +65,11 @@ pub struct ApplicationPatch {
     pub metadata: Option<Metadata>,
 }
 
-pub async fn list(State(state): State<AppState>, auth: Auth, uri: OriginalUri) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
     auth.require_admin()?;
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Ascending)?;
@@ -116,7 +120,11 @@ async fn replay(
     Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(app.into())))
 }
 
-pub async fn get(State(state): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<Json<ApplicationOut>> {
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(app_id): Path<String>,
+) -> ApiResult<Json<ApplicationOut>> {
     Ok(Json(load_app(&state, &auth, &app_id).await?.into()))
 }
 
@@ -157,6 +165,9 @@ pub async fn patch(
     Path(app_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<ApplicationOut>> {
+    // Like PUT and DELETE: an app portal token may not rename its application or
+    // lift the throttle the operator set on it.
+    auth.require_admin()?;
     let patch: ApplicationPatch = parse_json(&body)?;
     let mut app = load_app(&state, &auth, &app_id).await?;
     if let Some(name) = patch.name {

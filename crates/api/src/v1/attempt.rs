@@ -4,6 +4,8 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_store::{AttemptFilter, StoreError};
+
+use super::message::message_filter;
 use serde_json::{json, Value};
 
 use super::endpoint::load_endpoint;
@@ -32,8 +34,15 @@ async fn list_attempts(
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
     let page = pagination::page(q, DefaultOrder::Descending)?;
     filter.status = status_filter(q)?;
+    filter.status_code_class = match q.int("status_code_class")? {
+        Some(c) if ![0, 100, 200, 300, 400, 500].contains(&c) => {
+            return Err(ApiError::query_field("status_code_class", "must be 0, 100, 200, 300, 400 or 500"))
+        }
+        other => other,
+    };
     filter.before = q.datetime("before")?;
     filter.after = q.datetime("after")?;
+    filter.message = message_filter(q, false)?;
     let with_msg = q.bool("with_msg", false)?;
     let rows = state.store.list_attempts(&auth.org_id, app_id, &filter, &page).await?;
     let mut out = list_response(&page, rows, |a| a.id.clone(), MessageAttemptOut::from);
@@ -111,8 +120,9 @@ pub async fn list_attempted_messages(
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Descending)?;
     let status = status_filter(&q)?;
-    let with_content = q.bool("with_content", true)?;
-    let rows = state.store.list_endpoint_messages(&auth.org_id, &app.id, &ep.id, status, &page).await?;
+    let filter = message_filter(&q, true)?;
+    let with_content = filter.with_content;
+    let rows = state.store.list_endpoint_messages(&auth.org_id, &app.id, &ep.id, status, &filter, &page).await?;
     Ok(Json(list_response(&page, rows, |(_, m)| m.id.clone(), |(d, m)| EndpointMessageOut::new(d, m, with_content))))
 }
 

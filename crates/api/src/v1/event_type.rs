@@ -112,7 +112,11 @@ impl EventTypeIn {
     }
 }
 
-pub async fn list(State(state): State<AppState>, auth: Auth, uri: OriginalUri) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Ascending)?;
     let include_archived = q.bool("include_archived", false)?;
@@ -142,7 +146,10 @@ pub async fn create(
             return Ok((StatusCode::CREATED, Json(state.store.update_event_type(et).await?.into())));
         }
         Ok(_) => {
-            return Err(ApiError::Conflict { detail: "an event type with this name already exists".into(), existing_id: None })
+            return Err(ApiError::Conflict {
+                detail: "an event type with this name already exists".into(),
+                existing_id: None,
+            })
         }
         Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
@@ -182,7 +189,9 @@ pub async fn upsert(
             let et = EventType { created_at: existing.created_at, ..et };
             Ok((StatusCode::OK, Json(state.store.update_event_type(et).await?.into())))
         }
-        Err(StoreError::NotFound) => Ok((StatusCode::CREATED, Json(state.store.create_event_type(et, None).await?.into()))),
+        Err(StoreError::NotFound) => {
+            Ok((StatusCode::CREATED, Json(state.store.create_event_type(et, None).await?.into())))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -110,6 +110,8 @@ pub async fn accept_message(
 async fn app_for_message(state: &AppState, auth: &Auth, app_id: &str, input: &MessageIn) -> ApiResult<Application> {
     match load_app(state, auth, app_id).await {
         Err(ApiError::NotFound) if input.application.is_some() && auth.app_id.is_none() => {
+            // A message that will be refused must not leave a new application behind.
+            new_message(state, input, &auth.org_id, app_id)?;
             let mut app_in = input.application.clone().unwrap_or_default();
             if app_in.uid.is_none() && !looks_like_id(IdPrefix::Application, app_id) {
                 app_in.uid = Some(app_id.to_string());
@@ -161,6 +163,23 @@ async fn replay(
     Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::ACCEPTED), Json(MessageOut::new(msg, with_content))))
 }
 
+/// The message filters of a list query: `event_types`, `channel`, `tag`, and
+/// (when `with_times`) `before`/`after` on the message's time, and `with_content`.
+pub fn message_filter(q: &QueryParams, with_times: bool) -> ApiResult<MessageFilter> {
+    let filter = MessageFilter {
+        event_types: q.list("event_types"),
+        channel: q.get("channel").filter(|c| !c.is_empty()).map(String::from),
+        tag: q.get("tag").filter(|c| !c.is_empty()).map(String::from),
+        before: if with_times { q.datetime("before")? } else { None },
+        after: if with_times { q.datetime("after")? } else { None },
+        with_content: q.bool("with_content", true)?,
+    };
+    if filter.event_types.len() > 100 {
+        return Err(ApiError::query_field("event_types", "at most 100 event types"));
+    }
+    Ok(filter)
+}
+
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
@@ -170,17 +189,7 @@ pub async fn list(
     let app = load_app(&state, &auth, &app_id).await?;
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Descending)?;
-    let filter = MessageFilter {
-        event_types: q.list("event_types"),
-        channel: q.get("channel").filter(|c| !c.is_empty()).map(String::from),
-        tag: q.get("tag").filter(|c| !c.is_empty()).map(String::from),
-        before: q.datetime("before")?,
-        after: q.datetime("after")?,
-        with_content: q.bool("with_content", true)?,
-    };
-    if filter.event_types.len() > 100 {
-        return Err(ApiError::query_field("event_types", "at most 100 event types"));
-    }
+    let filter = message_filter(&q, true)?;
     let with_content = filter.with_content;
     let rows = state.store.list_messages(&auth.org_id, &app.id, &filter, &page).await?;
     Ok(Json(list_response(&page, rows, |m| m.id.clone(), |m| MessageOut::new(m, with_content))))

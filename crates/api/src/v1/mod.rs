@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/app", get(application::list).post(application::create))
-        .route(app, get(application::get).put(application::upsert).patch(application::patch).delete(application::delete))
+        .route(
+            app,
+            get(application::get).put(application::upsert).patch(application::patch).delete(application::delete),
+        )
         .route("/api/v1/event-type", get(event_type::list).post(event_type::create))
         .route(
             "/api/v1/event-type/{name}",

@@ -46,7 +46,10 @@ pub async fn app_portal_access(
     let input: AppPortalAccessIn = parse_json_or_default(&body)?;
     let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY_SECS);
     if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&expiry) {
-        return Err(ApiError::body_field("expiry", format!("expiry must be {MIN_EXPIRY_SECS} to {MAX_EXPIRY_SECS} seconds")));
+        return Err(ApiError::body_field(
+            "expiry",
+            format!("expiry must be {MIN_EXPIRY_SECS} to {MAX_EXPIRY_SECS} seconds"),
+        ));
     }
     let app = match (load_app(&state, &auth, &app_id).await, input.application) {
         (Ok(app), _) => app,

@@ -13,9 +13,7 @@ async fn a_message_arrives_signed_with_standard_webhooks_headers() {
     let server = TestServer::spawn().await;
     let sink = Sink::start().await;
     let app = server.create_app("Acme").await;
-    let ep = server
-        .create_endpoint(&app, json!({"url": sink.url("/hook"), "headers": {"X-Tenant": "acme"}}))
-        .await;
+    let ep = server.create_endpoint(&app, json!({"url": sink.url("/hook"), "headers": {"X-Tenant": "acme"}})).await;
     let (_, secret) = server.get(&format!("/api/v1/app/{app}/endpoint/{}/secret", ep["id"].as_str().unwrap())).await;
     let secret = secret["key"].as_str().unwrap().to_string();
 

@@ -79,8 +79,11 @@ CREATE UNIQUE INDEX message_event_id ON message(app_id, event_id) WHERE event_id
 CREATE INDEX message_app ON message(app_id, id);
 
 -- One message's delivery to one endpoint: the queue.
+-- AUTOINCREMENT: a deleted delivery's id is never given to a new one, since the
+-- dispatcher and a late outcome (of a request in flight when its app or endpoint
+-- was deleted) still know it by that id.
 CREATE TABLE delivery (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id           TEXT NOT NULL,
     app_id           TEXT NOT NULL,
     msg_id           TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,

@@ -8,10 +8,8 @@ use crate::{Result, StoreError};
 
 pub fn list(c: &Connection, org_id: &str, page: &Page) -> Result<Vec<Application>> {
     let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into()];
-    let sql = format!(
-        "SELECT {APP_COLUMNS} FROM application WHERE org_id = ?{}",
-        rows::page_clause(page, "id", &mut params)
-    );
+    let sql =
+        format!("SELECT {APP_COLUMNS} FROM application WHERE org_id = ?{}", rows::page_clause(page, "id", &mut params));
     rows::collect(&mut *c.prepare_cached(&sql)?, params, rows::app)
 }
 
@@ -23,20 +21,18 @@ pub fn get(c: &Connection, org_id: &str, id_or_uid: &str) -> Result<Application>
 }
 
 pub fn insert(c: &Connection, a: &Application) -> Result<()> {
-    c.prepare_cached(&format!(
-        "INSERT INTO application ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    ))?
-    .execute(params![
-        a.org_id,
-        a.id,
-        a.uid,
-        a.name,
-        a.rate_limit,
-        rows::json(&a.metadata),
-        a.created_at,
-        a.updated_at
-    ])
-    .map_err(|e| uid_conflict(c, e, a))?;
+    c.prepare_cached(&format!("INSERT INTO application ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))?
+        .execute(params![
+            a.org_id,
+            a.id,
+            a.uid,
+            a.name,
+            a.rate_limit,
+            rows::json(&a.metadata),
+            a.created_at,
+            a.updated_at
+        ])
+        .map_err(|e| uid_conflict(c, e, a))?;
     Ok(())
 }
 
@@ -57,11 +53,7 @@ pub fn update(c: &Connection, a: &Application) -> Result<()> {
 fn uid_conflict(c: &Connection, e: rusqlite::Error, a: &Application) -> StoreError {
     match rows::unique_violation(e, "an application with this uid") {
         StoreError::Conflict { what, .. } => {
-            let existing_id = a
-                .uid
-                .as_deref()
-                .and_then(|uid| get(c, &a.org_id, uid).ok())
-                .map(|x| x.id);
+            let existing_id = a.uid.as_deref().and_then(|uid| get(c, &a.org_id, uid).ok()).map(|x| x.id);
             StoreError::Conflict { what, existing_id }
         }
         other => other,
@@ -79,10 +71,7 @@ pub fn delete(c: &Connection, org_id: &str, app_id: &str) -> Result<()> {
     ] {
         c.execute(sql, params![org_id, app_id])?;
     }
-    let n = c.execute(
-        "DELETE FROM application WHERE org_id = ?1 AND id = ?2",
-        params![org_id, app_id],
-    )?;
+    let n = c.execute("DELETE FROM application WHERE org_id = ?1 AND id = ?2", params![org_id, app_id])?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }

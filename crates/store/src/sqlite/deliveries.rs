@@ -3,38 +3,54 @@
 use hookd_core::AttemptTrigger;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::messages;
-use super::rows::{
-    self, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD,
-};
+use super::rows::{self, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD};
+use super::{messages, owners};
 use crate::model::*;
 use crate::Result;
 
 /// Leases due deliveries to `lease.owner`: unleased ones and those whose lease
 /// expired (a dead node's, or one this node lost track of; the dispatcher skips
-/// any it still holds).
-pub fn claim_due(
-    c: &Connection,
-    lease: &Lease,
-    now: i64,
-    limit: usize,
-) -> Result<Vec<DeliveryJob>> {
+/// any it still holds), of endpoints whose queue it owns or can take. Only the
+/// endpoints of the first `limit` such deliveries are taken, so a node with
+/// little room does not take queues it cannot serve.
+pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+    let candidates: Vec<String> = {
+        let mut stmt = c.prepare_cached(
+            "SELECT DISTINCT endpoint_id FROM (SELECT d.endpoint_id FROM delivery d
+               LEFT JOIN endpoint_owner o ON o.endpoint_id = d.endpoint_id
+               WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
+                 AND (d.lease_owner IS NULL OR d.lease_expires_at < ?1)
+                 AND (o.owner IS NULL OR o.owner = ?3 OR o.expires_at < ?1)
+               ORDER BY d.next_attempt_at LIMIT ?2)",
+        )?;
+        let rows = stmt.query_map(params![now, limit as i64, lease.owner], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let mut owned = Vec::with_capacity(candidates.len());
+    for ep in candidates {
+        if owners::take(c, &ep, lease, now)? {
+            owned.push(ep);
+        }
+    }
+    if owned.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<i64> = {
         let mut stmt = c.prepare_cached(
             "SELECT id FROM delivery
              WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
                AND (lease_owner IS NULL OR lease_expires_at < ?1)
+               AND endpoint_id IN (SELECT value FROM json_each(?3))
              ORDER BY next_attempt_at LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now, limit as i64], |r| r.get(0))?;
+        let owned = serde_json::to_string(&owned).expect("ids serialise");
+        let rows = stmt.query_map(params![now, limit as i64, owned], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut update = c.prepare_cached(
-        "UPDATE delivery SET lease_owner = ?2, lease_expires_at = ?3 WHERE id = ?1",
-    )?;
+    let mut update = c.prepare_cached("UPDATE delivery SET lease_owner = ?2, lease_expires_at = ?3 WHERE id = ?1")?;
     for id in &ids {
         update.execute(params![id, lease.owner, lease.until])?;
     }
@@ -51,13 +67,7 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome]) -> Result<()> {
         "INSERT INTO attempt ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?;
     for o in outcomes {
-        let n = update.execute(params![
-            o.delivery_id,
-            o.new_status,
-            o.attempts,
-            o.next_attempt_at,
-            now
-        ])?;
+        let n = update.execute(params![o.delivery_id, o.new_status, o.attempts, o.next_attempt_at, now])?;
         // The delivery is gone when its endpoint or message was deleted meanwhile.
         if n == 0 {
             continue;
@@ -90,8 +100,7 @@ pub fn list_attempts(
     page: &Page,
 ) -> Result<Vec<Attempt>> {
     let mut sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = ? AND app_id = ?");
-    let mut params: Vec<rusqlite::types::Value> =
-        vec![org_id.to_string().into(), app_id.to_string().into()];
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), app_id.to_string().into()];
     if let Some(m) = &f.msg_id {
         sql.push_str(" AND msg_id = ?");
         params.push(m.clone().into());
@@ -103,6 +112,16 @@ pub fn list_attempts(
     if let Some(s) = f.status {
         sql.push_str(" AND status = ?");
         params.push(s.into());
+    }
+    if let Some(class) = f.status_code_class {
+        sql.push_str(" AND response_status_code >= ? AND response_status_code < ?");
+        params.push(class.into());
+        params.push(if class == 0 { 1 } else { class + 100 }.into());
+    }
+    let mut on_message = String::new();
+    messages::filter_conditions(&f.message, &mut on_message, &mut params);
+    if !on_message.is_empty() {
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = attempt.msg_id{on_message})"));
     }
     if let Some(b) = f.before {
         sql.push_str(" AND created_at < ?");
@@ -116,13 +135,7 @@ pub fn list_attempts(
     rows::collect(&mut c.prepare(&sql)?, params, rows::attempt)
 }
 
-pub fn get_attempt(
-    c: &Connection,
-    org_id: &str,
-    app_id: &str,
-    msg_id: &str,
-    attempt_id: &str,
-) -> Result<Attempt> {
+pub fn get_attempt(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
     Ok(c.prepare_cached(&format!(
         "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = ?1 AND app_id = ?2 AND msg_id = ?3 AND id = ?4"
     ))?
@@ -135,8 +148,7 @@ pub fn message_destinations(
     msg_id: &str,
     page: &Page,
 ) -> Result<Vec<(Delivery, Endpoint)>> {
-    let mut params: Vec<rusqlite::types::Value> =
-        vec![org_id.to_string().into(), msg_id.to_string().into()];
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), msg_id.to_string().into()];
     let sql = format!(
         "SELECT {DELIVERY_COLUMNS}, {} FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
          WHERE d.org_id = ? AND d.msg_id = ?{}",
@@ -144,10 +156,7 @@ pub fn message_destinations(
         rows::page_clause(page, "d.endpoint_id", &mut params)
     );
     rows::collect(&mut *c.prepare_cached(&sql)?, params, |r| {
-        Ok((
-            rows::delivery(r)?,
-            rows::endpoint_at(r, rows::DELIVERY_COLUMN_COUNT)?,
-        ))
+        Ok((rows::delivery(r)?, rows::endpoint_at(r, rows::DELIVERY_COLUMN_COUNT)?))
     })
 }
 
@@ -156,16 +165,11 @@ pub fn endpoint_messages(
     org_id: &str,
     endpoint_id: &str,
     status: Option<i64>,
-    with_content: bool,
+    f: &MessageFilter,
     page: &Page,
 ) -> Result<Vec<(Delivery, Message)>> {
-    let cols = if with_content {
-        MESSAGE_COLUMNS
-    } else {
-        MESSAGE_COLUMNS_NO_PAYLOAD
-    };
-    let mut params: Vec<rusqlite::types::Value> =
-        vec![org_id.to_string().into(), endpoint_id.to_string().into()];
+    let cols = if f.with_content { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), endpoint_id.to_string().into()];
     let mut sql = format!(
         "SELECT {DELIVERY_COLUMNS}, {cols} FROM delivery d JOIN message m ON m.id = d.msg_id
          WHERE d.org_id = ? AND d.endpoint_id = ?"
@@ -174,12 +178,10 @@ pub fn endpoint_messages(
         sql.push_str(" AND d.status = ?");
         params.push(s.into());
     }
+    messages::filter_conditions(f, &mut sql, &mut params);
     sql.push_str(&rows::page_clause(page, "d.msg_id", &mut params));
     rows::collect(&mut c.prepare(&sql)?, params, |r| {
-        Ok((
-            rows::delivery(r)?,
-            rows::message_at(r, rows::DELIVERY_COLUMN_COUNT)?,
-        ))
+        Ok((rows::delivery(r)?, rows::message_at(r, rows::DELIVERY_COLUMN_COUNT)?))
     })
 }
 
@@ -192,6 +194,10 @@ pub fn resend(
     lease: Option<&Lease>,
     now: i64,
 ) -> Result<Vec<DeliveryJob>> {
+    let lease = match lease {
+        Some(l) if owners::take(c, endpoint_id, l, now)? => Some(l),
+        _ => None,
+    };
     let existing: Option<i64> = c
         .query_row(
             "SELECT id FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2",
@@ -233,10 +239,6 @@ pub fn recover_failed(
 }
 
 pub fn pending_count(c: &Connection) -> Result<u64> {
-    let n: i64 = c.query_row(
-        "SELECT COUNT(*) FROM delivery WHERE next_attempt_at IS NOT NULL",
-        [],
-        |r| r.get(0),
-    )?;
+    let n: i64 = c.query_row("SELECT COUNT(*) FROM delivery WHERE next_attempt_at IS NOT NULL", [], |r| r.get(0))?;
     Ok(n as u64)
 }

@@ -7,8 +7,7 @@ use crate::model::*;
 use crate::{Result, StoreError};
 
 pub fn list(c: &Connection, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {
-    let mut params: Vec<rusqlite::types::Value> =
-        vec![org_id.to_string().into(), app_id.to_string().into()];
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), app_id.to_string().into()];
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.org_id = ? AND e.app_id = ?{}",
         rows::page_clause(page, "e.id", &mut params)
@@ -18,9 +17,8 @@ pub fn list(c: &Connection, org_id: &str, app_id: &str, page: &Page) -> Result<V
 
 /// Every endpoint of an application, for fan-out.
 pub fn all_of_app(c: &Connection, org_id: &str, app_id: &str) -> Result<Vec<Endpoint>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.org_id = ?1 AND e.app_id = ?2"
-    ))?;
+    let mut stmt =
+        c.prepare_cached(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.org_id = ?1 AND e.app_id = ?2"))?;
     let rows = stmt.query_map(params![org_id, app_id], rows::endpoint)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -96,14 +94,8 @@ pub fn update(c: &Connection, e: &Endpoint) -> Result<()> {
 }
 
 pub fn delete(c: &Connection, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
-    c.execute(
-        "DELETE FROM attempt WHERE org_id = ?1 AND endpoint_id = ?2",
-        params![org_id, endpoint_id],
-    )?;
-    c.execute(
-        "DELETE FROM delivery WHERE org_id = ?1 AND endpoint_id = ?2",
-        params![org_id, endpoint_id],
-    )?;
+    c.execute("DELETE FROM attempt WHERE org_id = ?1 AND endpoint_id = ?2", params![org_id, endpoint_id])?;
+    c.execute("DELETE FROM delivery WHERE org_id = ?1 AND endpoint_id = ?2", params![org_id, endpoint_id])?;
     let n = c.execute(
         "DELETE FROM endpoint WHERE org_id = ?1 AND app_id = ?2 AND id = ?3",
         params![org_id, app_id, endpoint_id],
@@ -114,13 +106,7 @@ pub fn delete(c: &Connection, org_id: &str, app_id: &str, endpoint_id: &str) -> 
     Ok(())
 }
 
-pub fn stats(
-    c: &Connection,
-    org_id: &str,
-    endpoint_id: &str,
-    since: i64,
-    until: i64,
-) -> Result<EndpointStats> {
+pub fn stats(c: &Connection, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
     let mut stmt = c.prepare_cached(
         "SELECT status, COUNT(*) FROM delivery
          WHERE org_id = ?1 AND endpoint_id = ?2 AND created_at >= ?3 AND created_at < ?4 GROUP BY status",

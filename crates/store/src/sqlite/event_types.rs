@@ -6,18 +6,9 @@ use super::rows::{self, EVENT_TYPE_COLUMNS};
 use crate::model::*;
 use crate::{Result, StoreError};
 
-pub fn list(
-    c: &Connection,
-    org_id: &str,
-    page: &Page,
-    include_archived: bool,
-) -> Result<Vec<EventType>> {
+pub fn list(c: &Connection, org_id: &str, page: &Page, include_archived: bool) -> Result<Vec<EventType>> {
     let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into()];
-    let archived = if include_archived {
-        ""
-    } else {
-        " AND archived = 0"
-    };
+    let archived = if include_archived { "" } else { " AND archived = 0" };
     let sql = format!(
         "SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?{archived}{}",
         rows::page_clause(page, "name", &mut params)
@@ -26,27 +17,27 @@ pub fn list(
 }
 
 pub fn get(c: &Connection, org_id: &str, name: &str) -> Result<EventType> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?1 AND name = ?2"
-    ))?
-    .query_row(params![org_id, name], rows::event_type)?)
+    Ok(c.prepare_cached(&format!("SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE org_id = ?1 AND name = ?2"))?
+        .query_row(params![org_id, name], rows::event_type)?)
 }
 
 pub fn insert(c: &Connection, e: &EventType) -> Result<()> {
-    c.prepare_cached(&format!("INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?
-        .execute(params![
-            e.org_id,
-            e.name,
-            e.description,
-            e.archived,
-            e.deprecated,
-            e.schemas,
-            rows::json_opt(&e.feature_flags),
-            e.group_name,
-            e.created_at,
-            e.updated_at
-        ])
-        .map_err(|err| rows::unique_violation(err, "an event type with this name"))?;
+    c.prepare_cached(&format!(
+        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(params![
+        e.org_id,
+        e.name,
+        e.description,
+        e.archived,
+        e.deprecated,
+        e.schemas,
+        rows::json_opt(&e.feature_flags),
+        e.group_name,
+        e.created_at,
+        e.updated_at
+    ])
+    .map_err(|err| rows::unique_violation(err, "an event type with this name"))?;
     Ok(())
 }
 
@@ -74,10 +65,7 @@ pub fn update(c: &Connection, e: &EventType) -> Result<()> {
 }
 
 pub fn delete(c: &Connection, org_id: &str, name: &str) -> Result<()> {
-    let n = c.execute(
-        "DELETE FROM event_type WHERE org_id = ?1 AND name = ?2",
-        params![org_id, name],
-    )?;
+    let n = c.execute("DELETE FROM event_type WHERE org_id = ?1 AND name = ?2", params![org_id, name])?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }

@@ -7,7 +7,7 @@ use hookd_core::AttemptTrigger;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD};
-use super::{endpoints, tokens};
+use super::{endpoints, owners, tokens};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -19,7 +19,7 @@ pub fn create(
     only_endpoint: Option<&str>,
     lease: Option<&Lease>,
     idem: Option<&IdempotencyRecord>,
-) -> Result<Vec<DeliveryJob>> {
+) -> Result<(Vec<DeliveryJob>, usize)> {
     tokens::maybe_idempotency(c, idem)?;
     c.prepare_cached(
         "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at)
@@ -52,6 +52,7 @@ pub fn create(
     })?;
     let endpoints = endpoints::all_of_app(c, &msg.org_id, &msg.app_id)?;
     let mut jobs = Vec::new();
+    let mut unleased = 0;
     for ep in endpoints {
         let wanted = match only_endpoint {
             Some(only) => ep.id == only,
@@ -60,7 +61,16 @@ pub fn create(
         if !wanted {
             continue;
         }
+        // Lease only what goes to endpoints this node owns; the rest is the owner's.
+        let lease = match lease {
+            Some(l) if owners::take(c, &ep.id, l, msg.created_at)? => Some(l),
+            _ => None,
+        };
         let delivery_id = insert_delivery(c, msg, &ep.id, lease, msg.created_at)?;
+        if lease.is_none() {
+            unleased += 1;
+            continue;
+        }
         jobs.push(DeliveryJob {
             delivery_id,
             org_id: msg.org_id.clone(),
@@ -74,7 +84,7 @@ pub fn create(
             trigger: AttemptTrigger::Scheduled,
         });
     }
-    Ok(jobs)
+    Ok((jobs, unleased))
 }
 
 pub fn insert_delivery(
@@ -101,26 +111,19 @@ pub fn insert_delivery(
     Ok(c.last_insert_rowid())
 }
 
-pub fn list(
-    c: &Connection,
-    org_id: &str,
-    app_id: &str,
-    f: &MessageFilter,
-    page: &Page,
-) -> Result<Vec<Message>> {
-    let cols = if f.with_content {
-        MESSAGE_COLUMNS
-    } else {
-        MESSAGE_COLUMNS_NO_PAYLOAD
-    };
+pub fn list(c: &Connection, org_id: &str, app_id: &str, f: &MessageFilter, page: &Page) -> Result<Vec<Message>> {
+    let cols = if f.with_content { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
     let mut sql = format!("SELECT {cols} FROM message m WHERE m.org_id = ? AND m.app_id = ?");
-    let mut params: Vec<rusqlite::types::Value> =
-        vec![org_id.to_string().into(), app_id.to_string().into()];
+    let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), app_id.to_string().into()];
+    filter_conditions(f, &mut sql, &mut params);
+    sql.push_str(&rows::page_clause(page, "m.id", &mut params));
+    rows::collect(&mut c.prepare(&sql)?, params, rows::message)
+}
+
+/// Appends the filter's conditions on the message aliased `m`.
+pub fn filter_conditions(f: &MessageFilter, sql: &mut String, params: &mut Vec<rusqlite::types::Value>) {
     if !f.event_types.is_empty() {
-        sql.push_str(&format!(
-            " AND m.event_type IN ({})",
-            vec!["?"; f.event_types.len()].join(",")
-        ));
+        sql.push_str(&format!(" AND m.event_type IN ({})", vec!["?"; f.event_types.len()].join(",")));
         params.extend(f.event_types.iter().map(|t| t.clone().into()));
     }
     if let Some(ch) = &f.channel {
@@ -139,8 +142,6 @@ pub fn list(
         sql.push_str(" AND m.created_at > ?");
         params.push(after.into());
     }
-    sql.push_str(&rows::page_clause(page, "m.id", &mut params));
-    rows::collect(&mut c.prepare(&sql)?, params, rows::message)
 }
 
 pub fn get(c: &Connection, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message> {
@@ -164,13 +165,7 @@ pub fn expunge_content(c: &Connection, org_id: &str, app_id: &str, msg_id: &str)
 
 /// Messages of the app in [since, until) that match the endpoint and have no
 /// delivery to it: create those deliveries, due now.
-pub fn replay_missing(
-    c: &Connection,
-    ep: &Endpoint,
-    since: i64,
-    until: i64,
-    now: i64,
-) -> Result<u64> {
+pub fn replay_missing(c: &Connection, ep: &Endpoint, since: i64, until: i64, now: i64) -> Result<u64> {
     let candidates: Vec<Message> = {
         let mut stmt = c.prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
@@ -178,17 +173,11 @@ pub fn replay_missing(
                AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?5)
              ORDER BY m.id"
         ))?;
-        let rows = stmt.query_map(
-            params![ep.org_id, ep.app_id, since, until, ep.id],
-            rows::message,
-        )?;
+        let rows = stmt.query_map(params![ep.org_id, ep.app_id, since, until, ep.id], rows::message)?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
     let mut n = 0;
-    for m in candidates
-        .iter()
-        .filter(|m| ep.accepts(&m.event_type, m.channels.as_deref()))
-    {
+    for m in candidates.iter().filter(|m| ep.accepts(&m.event_type, m.channels.as_deref())) {
         insert_delivery(c, m, &ep.id, None, now)?;
         n += 1;
     }
@@ -196,11 +185,7 @@ pub fn replay_missing(
 }
 
 /// Loads what is needed to send deliveries, by id; endpoints shared per batch.
-pub fn load_jobs(
-    c: &Connection,
-    delivery_ids: &[i64],
-    trigger: AttemptTrigger,
-) -> Result<Vec<DeliveryJob>> {
+pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) -> Result<Vec<DeliveryJob>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT d.id, d.attempts, {MESSAGE_COLUMNS}, {} FROM delivery d
          JOIN message m ON m.id = d.msg_id JOIN endpoint e ON e.id = d.endpoint_id WHERE d.id = ?1",

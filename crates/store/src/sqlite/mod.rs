@@ -12,6 +12,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
+mod owners;
 mod rows;
 mod store_impl;
 mod tokens;
@@ -20,14 +21,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
+    ("0002_endpoint_owner", include_str!("../../migrations/sqlite/0002_endpoint_owner.sql")),
+];
 /// Most writes committed together in one transaction.
 const MAX_GROUP: usize = 512;
 const MAX_IDLE_READERS: usize = 8;
@@ -40,14 +41,15 @@ pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: std::path::PathBuf,
+    /// Signalled after a commit that left work for the claim loop.
+    pub(crate) work: Notify,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) `hookd.db` in `dir`, runs migrations, and starts the writer.
     pub fn open_dir(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
         Self::open(&dir.join("hookd.db"))
     }
 
@@ -63,6 +65,7 @@ impl SqliteStore {
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: path.to_owned(),
+            work: Notify::new(),
         })
     }
 
@@ -79,12 +82,8 @@ impl SqliteStore {
                 let _ = tx.send(commit.and(result));
             })
         });
-        self.writer
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+        self.writer.send(job).await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 
     /// Runs `f` on a read connection in a blocking task.
@@ -117,9 +116,7 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
@@ -136,13 +133,12 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
     for (name, sql) in MIGRATIONS {
-        let done: bool = conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM schema_migration WHERE name = ?1)",
-            [name],
-            |r| r.get(0),
-        )?;
+        let done: bool =
+            conn.query_row("SELECT EXISTS(SELECT 1 FROM schema_migration WHERE name = ?1)", [name], |r| r.get(0))?;
         if done {
             continue;
         }
@@ -185,9 +181,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let begun = conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(StoreError::from);
+        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
         if let Err(e) = begun {
             for job in batch.drain(..) {
                 job(&conn)(Err(StoreError::Unavailable(e.to_string())));
@@ -197,19 +191,12 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
         for job in batch.drain(..) {
             answers.push(job(&conn));
         }
-        let committed = conn
-            .execute_batch("COMMIT")
-            .map_err(|e| StoreError::Unavailable(e.to_string()));
+        let committed = conn.execute_batch("COMMIT").map_err(|e| StoreError::Unavailable(e.to_string()));
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for answer in answers.drain(..) {
-            answer(
-                committed
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Unavailable(e.to_string())),
-            );
+            answer(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Unavailable(e.to_string())));
         }
     }
 }

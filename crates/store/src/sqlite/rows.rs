@@ -20,9 +20,8 @@ pub fn json_opt<T: Serialize>(v: &Option<T>) -> Option<String> {
 }
 
 fn parse<T: DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    serde_json::from_str(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn parse_opt<T: DeserializeOwned>(s: Option<String>) -> rusqlite::Result<Option<T>> {
@@ -34,9 +33,7 @@ pub fn secret_to_db(secret: &Secret) -> String {
 }
 
 pub fn secret_from_db(s: &str) -> rusqlite::Result<Secret> {
-    Secret::parse(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    Secret::parse(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,26 +43,14 @@ struct StoredRetired {
 }
 
 pub fn retired_to_db(retired: &[RetiredSecret]) -> String {
-    let v: Vec<StoredRetired> = retired
-        .iter()
-        .map(|r| StoredRetired {
-            secret: secret_to_db(&r.secret),
-            expires_at: r.expires_at,
-        })
-        .collect();
+    let v: Vec<StoredRetired> =
+        retired.iter().map(|r| StoredRetired { secret: secret_to_db(&r.secret), expires_at: r.expires_at }).collect();
     json(&v)
 }
 
 fn retired_from_db(s: &str) -> rusqlite::Result<Vec<RetiredSecret>> {
     let v: Vec<StoredRetired> = parse(s)?;
-    v.into_iter()
-        .map(|r| {
-            Ok(RetiredSecret {
-                secret: secret_from_db(&r.secret)?,
-                expires_at: r.expires_at,
-            })
-        })
-        .collect()
+    v.into_iter().map(|r| Ok(RetiredSecret { secret: secret_from_db(&r.secret)?, expires_at: r.expires_at })).collect()
 }
 
 pub const APP_COLUMNS: &str = "org_id, id, uid, name, rate_limit, metadata, created_at, updated_at";
@@ -131,7 +116,8 @@ pub fn endpoint(r: &Row) -> rusqlite::Result<Endpoint> {
     endpoint_at(r, 0)
 }
 
-pub const MESSAGE_COLUMNS: &str = "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, m.payload, m.created_at";
+pub const MESSAGE_COLUMNS: &str =
+    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, m.payload, m.created_at";
 pub const MESSAGE_COLUMNS_NO_PAYLOAD: &str =
     "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, NULL, m.created_at";
 pub const MESSAGE_COLUMN_COUNT: usize = 9;
@@ -154,7 +140,8 @@ pub fn message(r: &Row) -> rusqlite::Result<Message> {
     message_at(r, 0)
 }
 
-pub const DELIVERY_COLUMNS: &str = "d.id, d.msg_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.created_at, d.updated_at";
+pub const DELIVERY_COLUMNS: &str =
+    "d.id, d.msg_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.created_at, d.updated_at";
 pub const DELIVERY_COLUMN_COUNT: usize = 8;
 
 pub fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
@@ -186,8 +173,7 @@ pub fn attempt(r: &Row) -> rusqlite::Result<Attempt> {
         response_status_code: r.get(7)?,
         response: r.get(8)?,
         response_duration_ms: r.get(9)?,
-        trigger: hookd_core::AttemptTrigger::from_i64(r.get(10)?)
-            .unwrap_or(hookd_core::AttemptTrigger::Scheduled),
+        trigger: hookd_core::AttemptTrigger::from_i64(r.get(10)?).unwrap_or(hookd_core::AttemptTrigger::Scheduled),
         created_at: r.get(11)?,
     })
 }
@@ -201,11 +187,7 @@ pub fn page_clause(page: &Page, column: &str, params: &mut Vec<rusqlite::types::
         sql.push_str(&format!(" AND {column} {} ?", if desc { "<" } else { ">" }));
         params.push(it.clone().into());
     }
-    sql.push_str(&format!(
-        " ORDER BY {column} {} LIMIT {}",
-        if desc { "DESC" } else { "ASC" },
-        page.limit + 1
-    ));
+    sql.push_str(&format!(" ORDER BY {column} {} LIMIT {}", if desc { "DESC" } else { "ASC" }, page.limit + 1));
     sql
 }
 
@@ -221,13 +203,8 @@ pub fn collect<T>(
 /// Maps a UNIQUE violation to a conflict on `what`.
 pub fn unique_violation(e: rusqlite::Error, what: &'static str) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            StoreError::Conflict {
-                what,
-                existing_id: None,
-            }
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+            StoreError::Conflict { what, existing_id: None }
         }
         _ => e.into(),
     }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{apps, deliveries, endpoints, event_types, messages, tokens, SqliteStore};
+use super::{apps, deliveries, endpoints, event_types, messages, owners, tokens, SqliteStore};
 use crate::model::*;
 use crate::{Result, Store};
 
@@ -31,15 +31,10 @@ impl Store for SqliteStore {
         self.read(move |c| tokens::has_admin_token(c, &org)).await
     }
 
-    async fn idempotency_lookup(
-        &self,
-        org_id: &str,
-        key: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyOutcome>> {
+    async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>> {
         let (org, key) = (s(org_id), key.clone());
         let now = hookd_core::timefmt::now_millis();
-        self.read(move |c| tokens::idempotency_lookup(c, &org, &key, now))
-            .await
+        self.read(move |c| tokens::idempotency_lookup(c, &org, &key, now)).await
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64> {
@@ -56,11 +51,7 @@ impl Store for SqliteStore {
         self.read(move |c| apps::get(c, &org, &id)).await
     }
 
-    async fn create_app(
-        &self,
-        app: Application,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<Application> {
+    async fn create_app(&self, app: Application, idem: Option<IdempotencyRecord>) -> Result<Application> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             apps::insert(c, &app)?;
@@ -82,15 +73,9 @@ impl Store for SqliteStore {
         self.write(move |c| apps::delete(c, &org, &id)).await
     }
 
-    async fn list_event_types(
-        &self,
-        org_id: &str,
-        page: &Page,
-        include_archived: bool,
-    ) -> Result<Vec<EventType>> {
+    async fn list_event_types(&self, org_id: &str, page: &Page, include_archived: bool) -> Result<Vec<EventType>> {
         let (org, page) = (s(org_id), page.clone());
-        self.read(move |c| event_types::list(c, &org, &page, include_archived))
-            .await
+        self.read(move |c| event_types::list(c, &org, &page, include_archived)).await
     }
 
     async fn get_event_type(&self, org_id: &str, name: &str) -> Result<EventType> {
@@ -98,11 +83,7 @@ impl Store for SqliteStore {
         self.read(move |c| event_types::get(c, &org, &name)).await
     }
 
-    async fn create_event_type(
-        &self,
-        et: EventType,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<EventType> {
+    async fn create_event_type(&self, et: EventType, idem: Option<IdempotencyRecord>) -> Result<EventType> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             event_types::insert(c, &et)?;
@@ -121,19 +102,12 @@ impl Store for SqliteStore {
 
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
         let (org, name) = (s(org_id), s(name));
-        self.write(move |c| event_types::delete(c, &org, &name))
-            .await
+        self.write(move |c| event_types::delete(c, &org, &name)).await
     }
 
-    async fn list_endpoints(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        page: &Page,
-    ) -> Result<Vec<Endpoint>> {
+    async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {
         let (org, app, page) = (s(org_id), s(app_id), page.clone());
-        self.read(move |c| endpoints::list(c, &org, &app, &page))
-            .await
+        self.read(move |c| endpoints::list(c, &org, &app, &page)).await
     }
 
     async fn get_endpoint(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
@@ -141,11 +115,7 @@ impl Store for SqliteStore {
         self.read(move |c| endpoints::get(c, &org, &app, &id)).await
     }
 
-    async fn create_endpoint(
-        &self,
-        ep: Endpoint,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<Endpoint> {
+    async fn create_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             endpoints::insert(c, &ep)?;
@@ -154,11 +124,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_endpoint(
-        &self,
-        ep: Endpoint,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<Endpoint> {
+    async fn update_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             endpoints::update(c, &ep)?;
@@ -169,20 +135,12 @@ impl Store for SqliteStore {
 
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
         let (org, app, id) = (s(org_id), s(app_id), s(endpoint_id));
-        self.write(move |c| endpoints::delete(c, &org, &app, &id))
-            .await
+        self.write(move |c| endpoints::delete(c, &org, &app, &id)).await
     }
 
-    async fn endpoint_stats(
-        &self,
-        org_id: &str,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<EndpointStats> {
+    async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
         let (org, id) = (s(org_id), s(endpoint_id));
-        self.read(move |c| endpoints::stats(c, &org, &id, since, until))
-            .await
+        self.read(move |c| endpoints::stats(c, &org, &id, since, until)).await
     }
 
     async fn create_message(
@@ -192,16 +150,13 @@ impl Store for SqliteStore {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
-        self.write(move |c| {
-            messages::create(
-                c,
-                &msg,
-                only_endpoint.as_deref(),
-                lease.as_ref(),
-                idem.as_ref(),
-            )
-        })
-        .await
+        let (jobs, unleased) = self
+            .write(move |c| messages::create(c, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref()))
+            .await?;
+        if unleased > 0 {
+            self.work.notify_one();
+        }
+        Ok(jobs)
     }
 
     async fn list_messages(
@@ -212,29 +167,17 @@ impl Store for SqliteStore {
         page: &Page,
     ) -> Result<Vec<Message>> {
         let (org, app, filter, page) = (s(org_id), s(app_id), filter.clone(), page.clone());
-        self.read(move |c| messages::list(c, &org, &app, &filter, &page))
-            .await
+        self.read(move |c| messages::list(c, &org, &app, &filter, &page)).await
     }
 
-    async fn get_message(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        id_or_event_id: &str,
-    ) -> Result<Message> {
+    async fn get_message(&self, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message> {
         let (org, app, id) = (s(org_id), s(app_id), s(id_or_event_id));
         self.read(move |c| messages::get(c, &org, &app, &id)).await
     }
 
-    async fn expunge_message_content(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        msg_id: &str,
-    ) -> Result<()> {
+    async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
         let (org, app, id) = (s(org_id), s(app_id), s(msg_id));
-        self.write(move |c| messages::expunge_content(c, &org, &app, &id))
-            .await
+        self.write(move |c| messages::expunge_content(c, &org, &app, &id)).await
     }
 
     async fn list_attempts(
@@ -245,20 +188,12 @@ impl Store for SqliteStore {
         page: &Page,
     ) -> Result<Vec<Attempt>> {
         let (org, app, filter, page) = (s(org_id), s(app_id), filter.clone(), page.clone());
-        self.read(move |c| deliveries::list_attempts(c, &org, &app, &filter, &page))
-            .await
+        self.read(move |c| deliveries::list_attempts(c, &org, &app, &filter, &page)).await
     }
 
-    async fn get_attempt(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
-    ) -> Result<Attempt> {
+    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
         let (org, app, msg, id) = (s(org_id), s(app_id), s(msg_id), s(attempt_id));
-        self.read(move |c| deliveries::get_attempt(c, &org, &app, &msg, &id))
-            .await
+        self.read(move |c| deliveries::get_attempt(c, &org, &app, &msg, &id)).await
     }
 
     async fn list_message_destinations(
@@ -269,8 +204,7 @@ impl Store for SqliteStore {
         page: &Page,
     ) -> Result<Vec<(Delivery, Endpoint)>> {
         let (org, msg, page) = (s(org_id), s(msg_id), page.clone());
-        self.read(move |c| deliveries::message_destinations(c, &org, &msg, &page))
-            .await
+        self.read(move |c| deliveries::message_destinations(c, &org, &msg, &page)).await
     }
 
     async fn list_endpoint_messages(
@@ -279,11 +213,11 @@ impl Store for SqliteStore {
         _app_id: &str,
         endpoint_id: &str,
         status: Option<i64>,
+        filter: &MessageFilter,
         page: &Page,
     ) -> Result<Vec<(Delivery, Message)>> {
-        let (org, ep, page) = (s(org_id), s(endpoint_id), page.clone());
-        self.read(move |c| deliveries::endpoint_messages(c, &org, &ep, status, true, &page))
-            .await
+        let (org, ep, filter, page) = (s(org_id), s(endpoint_id), filter.clone(), page.clone());
+        self.read(move |c| deliveries::endpoint_messages(c, &org, &ep, status, &filter, &page)).await
     }
 
     async fn resend(
@@ -300,15 +234,14 @@ impl Store for SqliteStore {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             let msg = messages::get(c, &org, &app, &msg_id)?;
             endpoints::get(c, &org, &app, &ep)?;
-            deliveries::resend(
-                c,
-                &msg,
-                &ep,
-                lease.as_ref(),
-                hookd_core::timefmt::now_millis(),
-            )
+            deliveries::resend(c, &msg, &ep, lease.as_ref(), hookd_core::timefmt::now_millis())
         })
         .await
+        .inspect(|jobs| {
+            if jobs.is_empty() {
+                self.work.notify_one();
+            }
+        })
     }
 
     async fn recover_failed(
@@ -323,16 +256,14 @@ impl Store for SqliteStore {
         let (org, ep) = (s(org_id), s(endpoint_id));
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
-            deliveries::recover_failed(
-                c,
-                &org,
-                &ep,
-                since,
-                until,
-                hookd_core::timefmt::now_millis(),
-            )
+            deliveries::recover_failed(c, &org, &ep, since, until, hookd_core::timefmt::now_millis())
         })
         .await
+        .inspect(|n| {
+            if *n > 0 {
+                self.work.notify_one();
+            }
+        })
     }
 
     async fn replay_missing(
@@ -351,17 +282,34 @@ impl Store for SqliteStore {
             messages::replay_missing(c, &ep, since, until, hookd_core::timefmt::now_millis())
         })
         .await
+        .inspect(|n| {
+            if *n > 0 {
+                self.work.notify_one();
+            }
+        })
     }
 
     async fn claim_due(&self, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
         let lease = lease.clone();
-        self.write(move |c| deliveries::claim_due(c, &lease, now, limit))
-            .await
+        self.write(move |c| deliveries::claim_due(c, &lease, now, limit)).await
+    }
+
+    async fn renew(&self, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {
+        let (lease, ids, eps) = (lease.clone(), delivery_ids.to_vec(), endpoint_ids.to_vec());
+        self.write(move |c| owners::renew(c, &lease, &ids, &eps)).await
+    }
+
+    async fn release_endpoints(&self, owner: &str) -> Result<()> {
+        let owner = s(owner);
+        self.write(move |c| owners::release_all(c, &owner)).await
+    }
+
+    async fn wait_for_work(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
     }
 
     async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>) -> Result<()> {
-        self.write(move |c| deliveries::record_outcomes(c, &outcomes))
-            .await
+        self.write(move |c| deliveries::record_outcomes(c, &outcomes)).await
     }
 
     async fn pending_count(&self) -> Result<u64> {
@@ -369,7 +317,6 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 }

@@ -6,13 +6,8 @@ use crate::model::*;
 use crate::Result;
 
 pub fn default_org(c: &Connection) -> Result<String> {
-    let existing: Option<String> = c
-        .query_row(
-            "SELECT id FROM organization ORDER BY created_at LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let existing: Option<String> =
+        c.query_row("SELECT id FROM organization ORDER BY created_at LIMIT 1", [], |r| r.get(0)).optional()?;
     if let Some(id) = existing {
         return Ok(id);
     }
@@ -50,11 +45,9 @@ pub fn token_by_hash(c: &Connection, hash: &str) -> Result<Option<ApiToken>> {
 }
 
 pub fn has_admin_token(c: &Connection, org_id: &str) -> Result<bool> {
-    Ok(c.query_row(
-        "SELECT EXISTS(SELECT 1 FROM api_token WHERE org_id = ?1 AND app_id IS NULL)",
-        [org_id],
-        |r| r.get(0),
-    )?)
+    Ok(c.query_row("SELECT EXISTS(SELECT 1 FROM api_token WHERE org_id = ?1 AND app_id IS NULL)", [org_id], |r| {
+        r.get(0)
+    })?)
 }
 
 pub fn idempotency_lookup(
@@ -68,11 +61,7 @@ pub fn idempotency_lookup(
          WHERE org_id = ?1 AND method = ?2 AND path = ?3 AND key = ?4 AND expires_at > ?5",
     )?
     .query_row(params![org_id, key.method, key.path, key.key, now], |r| {
-        Ok(IdempotencyOutcome {
-            request_hash: r.get(0)?,
-            status: r.get(1)?,
-            resource_id: r.get(2)?,
-        })
+        Ok(IdempotencyOutcome { request_hash: r.get(0)?, status: r.get(1)?, resource_id: r.get(2)? })
     })
     .optional()?)
 }
@@ -110,9 +99,6 @@ pub fn maybe_idempotency(c: &Connection, rec: Option<&IdempotencyRecord>) -> Res
 
 pub fn purge_expired(c: &Connection, now: i64) -> Result<u64> {
     let idem = c.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now])?;
-    let tokens = c.execute(
-        "DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-        [now],
-    )?;
+    let tokens = c.execute("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now])?;
     Ok((idem + tokens) as u64)
 }

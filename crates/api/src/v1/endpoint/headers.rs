@@ -33,7 +33,9 @@ pub struct EndpointHeadersPatchIn {
 /// Headers whose values are credentials: listed as sensitive, values not shown.
 fn is_sensitive(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n == "authorization" || n == "cookie" || ["token", "secret", "key", "password", "auth"].iter().any(|w| n.contains(w))
+    n == "authorization"
+        || n == "cookie"
+        || ["token", "secret", "key", "password", "auth"].iter().any(|w| n.contains(w))
 }
 
 pub async fn get(

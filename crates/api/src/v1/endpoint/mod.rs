@@ -17,7 +17,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// The application and endpoint named in the path (each by id or uid).
-pub async fn load_endpoint(state: &AppState, auth: &Auth, app_id: &str, endpoint_id: &str) -> ApiResult<(Application, Endpoint)> {
+pub async fn load_endpoint(
+    state: &AppState,
+    auth: &Auth,
+    app_id: &str,
+    endpoint_id: &str,
+) -> ApiResult<(Application, Endpoint)> {
     let app = load_app(state, auth, app_id).await?;
     let ep = state.store.get_endpoint(&auth.org_id, &app.id, endpoint_id).await?;
     Ok((app, ep))

@@ -51,7 +51,8 @@ pub struct TaskOut {
 }
 
 fn range(input: &TimeRangeIn) -> ApiResult<(i64, i64)> {
-    let since = parse_datetime(&input.since).ok_or_else(|| ApiError::body_field("since", "expected an RFC 3339 timestamp"))?;
+    let since =
+        parse_datetime(&input.since).ok_or_else(|| ApiError::body_field("since", "expected an RFC 3339 timestamp"))?;
     let until = match &input.until {
         Some(u) => parse_datetime(u).ok_or_else(|| ApiError::body_field("until", "expected an RFC 3339 timestamp"))?,
         None => now() + 1,
@@ -73,7 +74,8 @@ async fn example_payload(state: &AppState, auth: &Auth, input: &EventExampleIn) 
         Err(StoreError::NotFound) => return Err(ApiError::body_field("eventType", "no such event type")),
         Err(e) => return Err(e.into()),
     };
-    let schemas: serde_json::Value = et.schemas.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let schemas: serde_json::Value =
+        et.schemas.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
     let newest = schemas
         .as_object()
         .and_then(|m| m.iter().max_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0)).map(|(_, v)| v.clone()));
@@ -137,7 +139,9 @@ pub async fn recover(
     let record = idempotency::record(&ticket, 202, None);
     let n = match state.store.recover_failed(&auth.org_id, &app.id, &ep.id, since, until, record).await {
         Ok(n) => n,
-        Err(StoreError::IdempotencyReplay(_)) => return Ok((StatusCode::ACCEPTED, Json(task("endpoint.recover", None)))),
+        Err(StoreError::IdempotencyReplay(_)) => {
+            return Ok((StatusCode::ACCEPTED, Json(task("endpoint.recover", None))))
+        }
         Err(e) => return Err(e.into()),
     };
     if let Some(d) = &state.dispatcher {
@@ -164,7 +168,9 @@ pub async fn replay_missing(
     let record = idempotency::record(&ticket, 202, None);
     let n = match state.store.replay_missing(&auth.org_id, &app.id, &ep.id, since, until, record).await {
         Ok(n) => n,
-        Err(StoreError::IdempotencyReplay(_)) => return Ok((StatusCode::ACCEPTED, Json(task("endpoint.replay", None)))),
+        Err(StoreError::IdempotencyReplay(_)) => {
+            return Ok((StatusCode::ACCEPTED, Json(task("endpoint.replay", None))))
+        }
         Err(e) => return Err(e.into()),
     };
     if let Some(d) = &state.dispatcher {

@@ -30,5 +30,11 @@ pub async fn get(
     let until = q.datetime("until")?.unwrap_or(i64::MAX);
     let (_, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
     let s = state.store.endpoint_stats(&auth.org_id, &ep.id, since, until).await?;
-    Ok(Json(EndpointStatsOut { success: s.success, pending: s.pending, sending: s.sending, fail: s.fail, canceled: s.canceled }))
+    Ok(Json(EndpointStatsOut {
+        success: s.success,
+        pending: s.pending,
+        sending: s.sending,
+        fail: s.fail,
+        canceled: s.canceled,
+    }))
 }

@@ -1,0 +1,14 @@
+//! Black-box tests: the real `hookd` binary, driven over HTTP, delivering to a
+//! real sink on loopback. One module per resource or behaviour.
+
+mod support;
+
+mod delivery;
+mod mgmt;
+
+mod applications;
+mod attempts;
+mod auth;
+mod endpoints;
+mod event_types;
+mod messages;

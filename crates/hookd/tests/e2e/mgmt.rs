@@ -1,0 +1,117 @@
+//! Helpers shared by the management API tests (applications, event types,
+//! endpoints, messages, attempts, auth): raw requests, error-body checks, and
+//! waiting for what the delivery engine records.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::support::TestServer;
+
+/// The string at `v`, which must be one.
+pub fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_else(|| panic!("expected a string, got {v}")).to_string()
+}
+
+/// The `id`s of a list response's `data`, in order.
+pub fn ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("expected a list response, got {list}"))
+        .iter()
+        .map(|item| text(&item["id"]))
+        .collect()
+}
+
+/// Reads a response as status and JSON (`Null` when empty, a string when not JSON).
+pub async fn read(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body = resp.text().await.expect("response body");
+    let value = if body.is_empty() { Value::Null } else { serde_json::from_str(&body).unwrap_or(Value::String(body)) };
+    (status, value)
+}
+
+/// Sends `body` as it is, labelled as JSON, with the admin token.
+pub async fn send_raw(server: &TestServer, method: Method, path: &str, body: &str) -> (u16, Value) {
+    let resp = server
+        .request(method, path)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    read(resp).await
+}
+
+/// Sends a JSON body with extra request headers.
+pub async fn send_with_headers(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = server.request(method, path).json(body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    read(req.send().await.expect("request")).await
+}
+
+/// Checks a 422 `HTTPValidationError`: `detail` is a non-empty list of
+/// `{loc, msg, type}` (what the Svix SDKs parse).
+pub fn assert_validation_error(status: u16, body: &Value) {
+    assert_eq!(status, 422, "{body}");
+    let detail = body["detail"].as_array().unwrap_or_else(|| panic!("detail must be a list: {body}"));
+    assert!(!detail.is_empty(), "{body}");
+    for item in detail {
+        let loc = item["loc"].as_array().unwrap_or_else(|| panic!("loc must be a list: {body}"));
+        assert!(loc.iter().all(Value::is_string), "{body}");
+        assert!(item["msg"].is_string(), "{body}");
+        assert!(item["type"].is_string(), "{body}");
+    }
+}
+
+/// The `loc` of the first validation error, e.g. `["body", "url"]`.
+pub fn error_loc(body: &Value) -> Vec<String> {
+    body["detail"][0]["loc"].as_array().map(|l| l.iter().map(text).collect()).unwrap_or_default()
+}
+
+/// Checks an `HttpErrorOut`: `{"code": code, "detail": "..."}` with `status`.
+pub fn assert_http_error(status: u16, body: &Value, want_status: u16, code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
+
+/// The endpoint's current signing secret.
+pub async fn secret_of(server: &TestServer, app: &str, ep: &str) -> String {
+    let (status, body) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
+    assert_eq!(status, 200, "{body}");
+    text(&body["key"])
+}
+
+/// Waits until `n` attempts of the message are recorded; returns them newest first.
+pub async fn wait_for_attempts(server: &TestServer, app: &str, msg: &str, n: usize) -> Vec<Value> {
+    server
+        .eventually(Duration::from_secs(10), || async {
+            let (_, list) = server.get(&format!("/api/v1/app/{app}/attempt/msg/{msg}")).await;
+            let data = list["data"].as_array()?.clone();
+            (data.len() >= n).then_some(data)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{n} attempts of {msg} were not recorded"))
+}
+
+/// Waits until the message's delivery to its (only) endpoint has `status`.
+pub async fn wait_for_delivery_status(server: &TestServer, app: &str, msg: &str, status: i64) -> Value {
+    server
+        .eventually(Duration::from_secs(10), || async {
+            let (_, list) = server.get(&format!("/api/v1/app/{app}/msg/{msg}/endpoint")).await;
+            let dest = list["data"].get(0)?.clone();
+            (dest["status"] == status).then_some(dest)
+        })
+        .await
+        .unwrap_or_else(|| panic!("the delivery of {msg} never reached status {status}"))
+}

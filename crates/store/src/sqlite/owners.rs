@@ -1,0 +1,43 @@
+//! Ownership of endpoint queues: one node at a time sends to an endpoint, so its
+//! concurrency cap (and later throttle, breaker, ordering) holds across nodes.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::Lease;
+use crate::Result;
+
+/// Takes the endpoint's queue for `lease.owner` when it is free, expired or
+/// already its own (renewing it); false when another node holds it.
+pub fn take(c: &Connection, endpoint_id: &str, lease: &Lease, now: i64) -> Result<bool> {
+    let owner: Option<String> = c
+        .prepare_cached(
+            "INSERT INTO endpoint_owner (endpoint_id, owner, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (endpoint_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+             WHERE endpoint_owner.owner = excluded.owner OR endpoint_owner.expires_at < ?4
+             RETURNING owner",
+        )?
+        .query_row(params![endpoint_id, lease.owner, lease.until, now], |r| r.get(0))
+        .optional()?;
+    Ok(owner.is_some())
+}
+
+pub fn renew(c: &Connection, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {
+    let ids = serde_json::to_string(delivery_ids).expect("ids serialise");
+    c.prepare_cached(
+        "UPDATE delivery SET lease_expires_at = ?2
+         WHERE lease_owner = ?1 AND id IN (SELECT value FROM json_each(?3))",
+    )?
+    .execute(params![lease.owner, lease.until, ids])?;
+    let eps = serde_json::to_string(endpoint_ids).expect("ids serialise");
+    c.prepare_cached(
+        "UPDATE endpoint_owner SET expires_at = ?2
+         WHERE owner = ?1 AND endpoint_id IN (SELECT value FROM json_each(?3))",
+    )?
+    .execute(params![lease.owner, lease.until, eps])?;
+    Ok(())
+}
+
+pub fn release_all(c: &Connection, owner: &str) -> Result<()> {
+    c.execute("DELETE FROM endpoint_owner WHERE owner = ?1", [owner])?;
+    Ok(())
+}
