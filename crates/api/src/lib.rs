@@ -72,3 +72,12 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
+
+/// Health and metrics only: what a worker-only node serves.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", axum::routing::get(v1::health::health))
+        .route("/metrics", axum::routing::get(v1::health::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}

@@ -38,6 +38,14 @@ pub struct BenchOptions {
     /// Payload size in bytes (approximate).
     #[arg(long, default_value_t = 256)]
     payload_bytes: usize,
+    /// Database for the nodes the bench starts (default: an embedded SQLite store
+    /// in a temporary dir). With PostgreSQL, use a database you can discard.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Nodes to start on that database (PostgreSQL only for more than one); the
+    /// load goes round-robin over them.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Seconds to wait for the last deliveries.
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
@@ -69,20 +77,22 @@ struct Child {
     _dir: tempfile::TempDir,
 }
 
-async fn start_embedded(token: &str) -> anyhow::Result<(String, Child)> {
+async fn start_node(token: &str, database_url: Option<&str>) -> anyhow::Result<(String, Child)> {
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--allow-private-networks", "--log", "warn"])
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--allow-private-networks", "--log", "warn"])
         .arg("--data-dir")
         .arg(dir.path())
         .arg("--admin-token")
         .arg(token)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start hookd serve")?;
+        .kill_on_drop(true);
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    let mut child = cmd.spawn().context("cannot start hookd serve")?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
@@ -96,6 +106,26 @@ async fn start_embedded(token: &str) -> anyhow::Result<(String, Child)> {
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((url, Child { child, _dir: dir }))
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+    ticks / 100.0
+}
+
+/// CPU seconds used by every `postgres` process on this machine.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(cpu_seconds)
+        .sum()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -118,17 +148,27 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(sink_listener, sink_app).await });
 
     // The server.
-    let (base, token, mut child) = match &opts.url {
+    if opts.nodes == 0 || (opts.nodes > 1 && opts.url.is_some()) {
+        bail!("--nodes must be at least 1, and applies only to nodes the bench starts (not with --url)");
+    }
+    let (bases, token, mut children) = match &opts.url {
         Some(url) => {
             let token = opts.token.clone().context("--token (or HOOKD_BENCH_TOKEN) is required with --url")?;
-            (url.trim_end_matches('/').to_string(), token, None)
+            (vec![url.trim_end_matches('/').to_string()], token, Vec::new())
         }
         None => {
             let token = hookd_api::auth::generate_token("sk_");
-            let (url, child) = start_embedded(&token).await?;
-            (url, token, Some(child))
+            let mut bases = Vec::new();
+            let mut children = Vec::new();
+            for _ in 0..opts.nodes {
+                let (url, child) = start_node(&token, opts.database_url.as_deref()).await?;
+                bases.push(url);
+                children.push(child);
+            }
+            (bases, token, children)
         }
     };
+    let base = bases[0].clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency * 2).build()?;
     let auth = format!("Bearer {token}");
     let app: Value = client
@@ -157,13 +197,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu_before: f64 = children.iter().filter_map(|c| c.child.id()).map(cpu_seconds).sum();
+    let pg_before = postgres_cpu_seconds();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
         let (client, auth, sent, next, errors) =
             (client.clone(), auth.clone(), sent.clone(), next.clone(), errors.clone());
-        let (url, filler, total, rate) =
-            (format!("{base}/api/v1/app/{app_id}/msg"), filler.clone(), opts.messages, opts.rate);
+        let urls: Vec<String> = bases.iter().map(|b| format!("{b}/api/v1/app/{app_id}/msg")).collect();
+        let (filler, total, rate) = (filler.clone(), opts.messages, opts.rate);
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -176,7 +218,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 }
                 let t0 = Instant::now();
                 let body = json!({"eventType": "bench.event", "payload": {"seq": i, "filler": filler}});
-                match client.post(&url).header("authorization", &auth).json(&body).send().await {
+                match client.post(&urls[i % urls.len()]).header("authorization", &auth).json(&body).send().await {
                     Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
                         if let Ok(v) = resp.json::<Value>().await {
                             if let Some(id) = v["id"].as_str() {
@@ -207,6 +249,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
+    let cpu_hookd: f64 = children.iter().filter_map(|c| c.child.id()).map(cpu_seconds).sum::<f64>() - cpu_before;
+    let cpu_pg = postgres_cpu_seconds() - pg_before;
     let sent = sent.lock().unwrap_or_else(|e| e.into_inner());
     let log = log.lock().unwrap_or_else(|e| e.into_inner());
     let mut latencies: Vec<Duration> = Vec::with_capacity(expected);
@@ -222,8 +266,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     latencies.sort();
     let deliver_elapsed = last_arrival.saturating_duration_since(started);
     let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    let store = match (&opts.url, &opts.database_url) {
+        (Some(_), _) => "running server".to_string(),
+        (None, Some(url)) if url.starts_with("postgres") => format!("{} node(s) on PostgreSQL", opts.nodes),
+        _ => "embedded SQLite".to_string(),
+    };
     println!(
-        "hookd bench: {} messages, concurrency {}, fan-out {}, rate {}",
+        "hookd bench ({store}): {} messages, concurrency {}, fan-out {}, rate {}",
         opts.messages,
         opts.concurrency,
         opts.fanout,
@@ -246,9 +295,18 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    if !children.is_empty() {
+        let per_k = |cpu: f64| cpu / (delivered.max(1) as f64 / 1000.0);
+        println!(
+            "  cpu per 1000 deliveries  hookd {:.3}s ({} node(s))  postgres {:.3}s",
+            per_k(cpu_hookd),
+            children.len(),
+            per_k(cpu_pg)
+        );
+    }
     println!("  duplicates      {}", log.duplicates);
     println!("  lost            {}", expected.saturating_sub(delivered));
-    if let Some(c) = child.as_mut() {
+    for c in children.iter_mut() {
         let _ = c.child.start_kill();
     }
     Ok(())

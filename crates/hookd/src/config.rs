@@ -28,7 +28,8 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Database URL: `sqlite:///path/to/hookd.db` (default: the data dir's hookd.db).
+    /// Database URL: `postgres://user@host/db` for PostgreSQL (many nodes), or
+    /// `sqlite:///path/to/hookd.db` (default: the data dir's hookd.db).
     #[arg(long, env = "HOOKD_DATABASE_URL")]
     pub database_url: Option<String>,
 
@@ -81,6 +82,11 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// What this node does: `all` (API and delivery), `api` (accept and store only)
+    /// or `worker` (deliver only; serves health and metrics) [default: all].
+    #[arg(long, env = "HOOKD_ROLE")]
+    pub role: Option<String>,
+
     /// Log filter, e.g. `info` or `hookd=debug` [default: info].
     #[arg(long, env = "HOOKD_LOG")]
     pub log: Option<String>,
@@ -103,12 +109,32 @@ pub struct Config {
     pub max_in_memory: usize,
     pub shutdown_timeout: Duration,
     pub public_url: Option<String>,
+    pub role: Role,
     pub log: String,
+}
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    All,
+    Api,
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn delivers(self) -> bool {
+        self != Role::Api
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum Database {
     Sqlite(PathBuf),
+    Postgres(String),
 }
 
 macro_rules! merge {
@@ -189,6 +215,12 @@ impl ServeOptions {
             max_in_memory: positive("max-in-memory", self.max_in_memory, 20_000)?,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
             public_url: self.public_url,
+            role: match self.role.as_deref() {
+                None | Some("") | Some("all") => Role::All,
+                Some("api") => Role::Api,
+                Some("worker") => Role::Worker,
+                Some(other) => bail!("--role: `{other}` is not one of all, api, worker"),
+            },
             log: self.log.unwrap_or_else(|| "info".into()),
         })
     }
@@ -202,9 +234,9 @@ fn parse_database_url(url: &str) -> anyhow::Result<Database> {
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("--database-url: PostgreSQL is not supported by this build yet; use sqlite:// or --data-dir");
+        return Ok(Database::Postgres(url.to_string()));
     }
-    bail!("--database-url: `{url}` is not a sqlite:// URL")
+    bail!("--database-url: `{url}` is neither a postgres:// nor a sqlite:// URL")
 }
 
 #[cfg(test)]
@@ -232,6 +264,7 @@ mod tests {
             ServeOptions { request_timeout: Some("soon".into()), ..Default::default() },
             ServeOptions { database_url: Some("mysql://x".into()), ..Default::default() },
             ServeOptions { endpoint_concurrency: Some(0), ..Default::default() },
+            ServeOptions { role: Some("everything".into()), ..Default::default() },
         ];
         for opts in bad {
             assert!(opts.resolve().is_err());

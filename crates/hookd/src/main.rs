@@ -63,13 +63,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(opts) => {
             let cfg = opts.resolve()?;
             init_tracing(&cfg.log);
-            serve::open_store(&cfg.database)?;
+            serve::open_store(&cfg.database).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Token { command: TokenCommand::Create(opts) } => {
             let cfg = opts.resolve()?;
-            let store = serve::open_store(&cfg.database)?;
+            let store = serve::open_store(&cfg.database).await?;
             let org = store.default_org().await?;
             println!("{}", serve::create_admin_token(&*store, &org).await?);
             Ok(())

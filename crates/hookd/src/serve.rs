@@ -10,6 +10,7 @@ use hookd_api::auth::{generate_token, hash_token};
 use hookd_api::{ApiConfig, AppState, State};
 use hookd_core::id::{new_id, IdPrefix};
 use hookd_delivery::{Dispatcher, DispatcherConfig, HttpSender, Metrics, SenderConfig};
+use hookd_store::postgres::PostgresStore;
 use hookd_store::sqlite::SqliteStore;
 use hookd_store::{ApiToken, Store};
 use tower::Layer;
@@ -21,8 +22,12 @@ use crate::config::{Config, Database};
 /// How often expired idempotency keys and tokens are removed.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
-pub fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
     match database {
+        Database::Postgres(url) => {
+            let store = PostgresStore::connect(url).await.context("cannot connect to PostgreSQL")?;
+            Ok(Arc::new(store))
+        }
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -51,7 +56,7 @@ pub async fn create_admin_token(store: &dyn Store, org_id: &str) -> anyhow::Resu
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let store = open_store(&cfg.database)?;
+    let store = open_store(&cfg.database).await?;
     let org_id = store.default_org().await?;
     let bootstrap_token_hash = cfg.admin_token.as_deref().map(hash_token);
     if bootstrap_token_hash.is_none() && !store.has_admin_token(&org_id).await? {
@@ -67,27 +72,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     })
     .context("cannot build the HTTP client")?;
     let node_id = new_id(IdPrefix::Token).replacen("tok_", "node_", 1);
-    let dispatcher = Dispatcher::start(
-        DispatcherConfig {
-            node_id,
-            lease_duration: cfg.lease_duration,
-            endpoint_concurrency: cfg.endpoint_concurrency,
-            max_in_flight: cfg.max_in_flight,
-            max_in_memory: cfg.max_in_memory,
-            poll_interval: cfg.poll_interval,
-            retry_schedule: cfg.retry_schedule.clone(),
-        },
-        store.clone(),
-        sender,
-        metrics.clone(),
-    );
+    let dispatcher = cfg.role.delivers().then(|| {
+        Dispatcher::start(
+            DispatcherConfig {
+                node_id,
+                lease_duration: cfg.lease_duration,
+                endpoint_concurrency: cfg.endpoint_concurrency,
+                max_in_flight: cfg.max_in_flight,
+                max_in_memory: cfg.max_in_memory,
+                poll_interval: cfg.poll_interval,
+                retry_schedule: cfg.retry_schedule.clone(),
+            },
+            store.clone(),
+            sender,
+            metrics.clone(),
+        )
+    });
 
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(State {
         store: store.clone(),
-        dispatcher: Some(dispatcher.clone()),
+        dispatcher: dispatcher.clone(),
         metrics,
         config: ApiConfig {
             max_payload_bytes: cfg.max_payload_bytes,
@@ -99,12 +106,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tokens: Default::default(),
         idempotency: Default::default(),
     });
-    let app = hookd_api::router(state).layer(TraceLayer::new_for_http());
+    let app = if cfg.role.serves_api() { hookd_api::router(state) } else { hookd_api::ops_router(state) };
+    // 5xx answers are logged where they arise (ApiError), once, with their cause.
+    let app = app.layer(TraceLayer::new_for_http().on_failure(()));
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     tokio::spawn(purge_expired(store.clone()));
 
     println!("listening on http://{addr}");
-    tracing::info!(%addr, "hookd serving");
+    tracing::info!(%addr, role = ?cfg.role, "hookd serving");
     // SIGTERM/SIGINT flips `stopping`; the server stops accepting and waits for
     // open requests, but no longer than the shutdown timeout (a client that never
     // finishes its request cannot hold the process up).
@@ -128,8 +137,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         } => tracing::warn!("requests still open after the shutdown timeout; closing them"),
     }
 
-    tracing::info!("shutting down: finishing deliveries in flight");
-    dispatcher.shutdown(cfg.shutdown_timeout).await;
+    if let Some(dispatcher) = dispatcher {
+        tracing::info!("shutting down: finishing deliveries in flight");
+        dispatcher.shutdown(cfg.shutdown_timeout).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

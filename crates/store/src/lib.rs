@@ -1,12 +1,15 @@
 //! hookd's storage: the [`Store`] interface every backend implements, the rows it
-//! reads and writes, and the backends themselves (`sqlite`, the embedded default).
+//! reads and writes, and the backends themselves: `sqlite`, the embedded default,
+//! and `postgres`, shared by many nodes.
 //!
 //! The store is the durable log. Creating a message commits the message and its
 //! deliveries in one transaction; the dispatcher gets fresh deliveries handed over
 //! in memory and reads the store only for retries and expired leases.
 //! Every query is scoped by organisation id.
 
+pub mod codec;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

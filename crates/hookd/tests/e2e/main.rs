@@ -9,6 +9,8 @@ mod mgmt;
 mod applications;
 mod attempts;
 mod auth;
+mod cluster;
 mod endpoints;
 mod event_types;
 mod messages;
+mod postgres;

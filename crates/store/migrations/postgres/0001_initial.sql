@@ -1,25 +1,29 @@
 -- hookd schema, PostgreSQL. Times are Unix milliseconds (BIGINT) as in the SQLite
 -- schema, so both backends share one model. Every row carries org_id.
+--
+-- Ids, names and every other key that lists page by are `COLLATE "C"`: lists
+-- order and compare them byte by byte, as SQLite does, so ids (base62, sortable
+-- as bytes) page in creation order whatever the database's default collation.
 
 CREATE TABLE organization (
-    id          TEXT PRIMARY KEY,
+    id          TEXT COLLATE "C" PRIMARY KEY,
     name        TEXT NOT NULL,
     created_at  BIGINT NOT NULL
 );
 
 CREATE TABLE api_token (
-    id          TEXT PRIMARY KEY,
-    org_id      TEXT NOT NULL REFERENCES organization(id),
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    org_id      TEXT COLLATE "C" NOT NULL REFERENCES organization(id),
     token_hash  TEXT NOT NULL UNIQUE,
-    app_id      TEXT,
+    app_id      TEXT COLLATE "C",
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT
 );
 
 CREATE TABLE application (
-    org_id      TEXT NOT NULL,
-    id          TEXT PRIMARY KEY,
-    uid         TEXT,
+    org_id      TEXT COLLATE "C" NOT NULL,
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    uid         TEXT COLLATE "C",
     name        TEXT NOT NULL,
     rate_limit  BIGINT,
     metadata    TEXT NOT NULL DEFAULT '{}',
@@ -30,8 +34,8 @@ CREATE UNIQUE INDEX application_uid ON application(org_id, uid) WHERE uid IS NOT
 CREATE INDEX application_org ON application(org_id, id);
 
 CREATE TABLE event_type (
-    org_id        TEXT NOT NULL,
-    name          TEXT NOT NULL,
+    org_id        TEXT COLLATE "C" NOT NULL,
+    name          TEXT COLLATE "C" NOT NULL,
     description   TEXT NOT NULL,
     archived      BOOLEAN NOT NULL DEFAULT FALSE,
     deprecated    BOOLEAN NOT NULL DEFAULT FALSE,
@@ -44,10 +48,10 @@ CREATE TABLE event_type (
 );
 
 CREATE TABLE endpoint (
-    org_id          TEXT NOT NULL,
-    app_id          TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
-    id              TEXT PRIMARY KEY,
-    uid             TEXT,
+    org_id          TEXT COLLATE "C" NOT NULL,
+    app_id          TEXT COLLATE "C" NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    id              TEXT COLLATE "C" PRIMARY KEY,
+    uid             TEXT COLLATE "C",
     url             TEXT NOT NULL,
     description     TEXT NOT NULL DEFAULT '',
     version         INTEGER NOT NULL DEFAULT 1,
@@ -68,16 +72,17 @@ CREATE INDEX endpoint_app ON endpoint(app_id, id);
 -- Which node owns an endpoint's queue (decision 1: per-endpoint limits hold
 -- across nodes). Taken when free or expired, renewed while the owner works.
 CREATE TABLE endpoint_owner (
-    endpoint_id  TEXT PRIMARY KEY REFERENCES endpoint(id) ON DELETE CASCADE,
+    endpoint_id  TEXT COLLATE "C" PRIMARY KEY REFERENCES endpoint(id) ON DELETE CASCADE,
     owner        TEXT NOT NULL,
     expires_at   BIGINT NOT NULL
 );
+CREATE INDEX endpoint_owner_owner ON endpoint_owner(owner);
 
 CREATE TABLE message (
-    org_id      TEXT NOT NULL,
-    app_id      TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
-    id          TEXT PRIMARY KEY,
-    event_id    TEXT,
+    org_id      TEXT COLLATE "C" NOT NULL,
+    app_id      TEXT COLLATE "C" NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    event_id    TEXT COLLATE "C",
     event_type  TEXT NOT NULL,
     channels    JSONB,
     tags        JSONB,
@@ -87,12 +92,14 @@ CREATE TABLE message (
 CREATE UNIQUE INDEX message_event_id ON message(app_id, event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX message_app ON message(app_id, id);
 
+-- One message's delivery to one endpoint: the queue. BIGSERIAL never reuses an
+-- id, since the dispatcher and a late outcome still know a deleted delivery by it.
 CREATE TABLE delivery (
     id               BIGSERIAL PRIMARY KEY,
-    org_id           TEXT NOT NULL,
-    app_id           TEXT NOT NULL,
-    msg_id           TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
-    endpoint_id      TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    org_id           TEXT COLLATE "C" NOT NULL,
+    app_id           TEXT COLLATE "C" NOT NULL,
+    msg_id           TEXT COLLATE "C" NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id      TEXT COLLATE "C" NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
     status           SMALLINT NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT,
@@ -107,11 +114,11 @@ CREATE INDEX delivery_endpoint ON delivery(endpoint_id, msg_id);
 CREATE INDEX delivery_due ON delivery(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 
 CREATE TABLE attempt (
-    id                    TEXT PRIMARY KEY,
-    org_id                TEXT NOT NULL,
-    app_id                TEXT NOT NULL,
-    msg_id                TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
-    endpoint_id           TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    id                    TEXT COLLATE "C" PRIMARY KEY,
+    org_id                TEXT COLLATE "C" NOT NULL,
+    app_id                TEXT COLLATE "C" NOT NULL,
+    msg_id                TEXT COLLATE "C" NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id           TEXT COLLATE "C" NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
     url                   TEXT NOT NULL,
     status                SMALLINT NOT NULL,
     response_status_code  INTEGER NOT NULL,
@@ -124,7 +131,7 @@ CREATE INDEX attempt_msg ON attempt(msg_id, id);
 CREATE INDEX attempt_endpoint ON attempt(endpoint_id, id);
 
 CREATE TABLE idempotency (
-    org_id        TEXT NOT NULL,
+    org_id        TEXT COLLATE "C" NOT NULL,
     method        TEXT NOT NULL,
     path          TEXT NOT NULL,
     key           TEXT NOT NULL,

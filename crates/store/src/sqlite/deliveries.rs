@@ -63,8 +63,10 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome]) -> Result<()> {
         "UPDATE delivery SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = NULL,
          lease_expires_at = NULL, updated_at = ?5 WHERE id = ?1",
     )?;
+    // An attempt already stored is skipped: recording a batch again is harmless.
     let mut insert = c.prepare_cached(&format!(
-        "INSERT INTO attempt ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT INTO attempt ({ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (id) DO NOTHING"
     ))?;
     for o in outcomes {
         let n = update.execute(params![o.delivery_id, o.new_status, o.attempts, o.next_attempt_at, now])?;

@@ -1,56 +1,35 @@
-//! Row <-> model mapping for SQLite, and the one place endpoint secrets are
-//! turned into and out of their stored form (so encryption at rest is a change
-//! here alone).
+//! Row <-> model mapping for SQLite. Stored forms (JSON text, secrets) come from
+//! [`crate::codec`], shared with the other backends.
 
 use std::sync::Arc;
 
 use hookd_core::Secret;
 use rusqlite::Row;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::de::DeserializeOwned;
 
+use crate::codec::{self, DecodeError};
+pub use crate::codec::{json, json_opt, retired_to_db, secret_to_db};
 use crate::model::*;
 use crate::{Page, StoreError};
 
-pub fn json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain data serialises")
-}
-
-pub fn json_opt<T: Serialize>(v: &Option<T>) -> Option<String> {
-    v.as_ref().map(json)
+fn decode_failure(e: DecodeError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e)
 }
 
 fn parse<T: DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    codec::parse(s).map_err(decode_failure)
 }
 
 fn parse_opt<T: DeserializeOwned>(s: Option<String>) -> rusqlite::Result<Option<T>> {
-    s.map(|s| parse(&s)).transpose()
-}
-
-pub fn secret_to_db(secret: &Secret) -> String {
-    secret.expose()
+    codec::parse_opt(s.as_deref()).map_err(decode_failure)
 }
 
 pub fn secret_from_db(s: &str) -> rusqlite::Result<Secret> {
-    Secret::parse(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredRetired {
-    secret: String,
-    expires_at: i64,
-}
-
-pub fn retired_to_db(retired: &[RetiredSecret]) -> String {
-    let v: Vec<StoredRetired> =
-        retired.iter().map(|r| StoredRetired { secret: secret_to_db(&r.secret), expires_at: r.expires_at }).collect();
-    json(&v)
+    codec::secret_from_db(s).map_err(decode_failure)
 }
 
 fn retired_from_db(s: &str) -> rusqlite::Result<Vec<RetiredSecret>> {
-    let v: Vec<StoredRetired> = parse(s)?;
-    v.into_iter().map(|r| Ok(RetiredSecret { secret: secret_from_db(&r.secret)?, expires_at: r.expires_at })).collect()
+    codec::retired_from_db(s).map_err(decode_failure)
 }
 
 pub const APP_COLUMNS: &str = "org_id, id, uid, name, rate_limit, metadata, created_at, updated_at";
@@ -200,10 +179,14 @@ pub fn collect<T>(
     Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
 }
 
-/// Maps a UNIQUE violation to a conflict on `what`.
+/// Maps a UNIQUE (or PRIMARY KEY: event types are keyed by name) violation to a
+/// conflict on `what`.
 pub fn unique_violation(e: rusqlite::Error, what: &'static str) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
             StoreError::Conflict { what, existing_id: None }
         }
         _ => e.into(),

@@ -1,0 +1,54 @@
+//! How values that have no column type of their own are stored, shared by every
+//! backend: JSON text for lists and maps, and the one place endpoint secrets are
+//! turned into and out of their stored form (so encryption at rest is a change
+//! here alone).
+
+use hookd_core::Secret;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::model::RetiredSecret;
+
+/// Why a stored value could not be read back; each backend wraps it in its own
+/// decoding error.
+pub type DecodeError = Box<dyn std::error::Error + Send + Sync>;
+
+pub fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serialises")
+}
+
+pub fn json_opt<T: Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(json)
+}
+
+pub fn parse<T: DeserializeOwned>(s: &str) -> Result<T, DecodeError> {
+    Ok(serde_json::from_str(s)?)
+}
+
+pub fn parse_opt<T: DeserializeOwned>(s: Option<&str>) -> Result<Option<T>, DecodeError> {
+    s.map(parse).transpose()
+}
+
+pub fn secret_to_db(secret: &Secret) -> String {
+    secret.expose()
+}
+
+pub fn secret_from_db(s: &str) -> Result<Secret, DecodeError> {
+    Ok(Secret::parse(s)?)
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRetired {
+    secret: String,
+    expires_at: i64,
+}
+
+pub fn retired_to_db(retired: &[RetiredSecret]) -> String {
+    let v: Vec<StoredRetired> =
+        retired.iter().map(|r| StoredRetired { secret: secret_to_db(&r.secret), expires_at: r.expires_at }).collect();
+    json(&v)
+}
+
+pub fn retired_from_db(s: &str) -> Result<Vec<RetiredSecret>, DecodeError> {
+    let v: Vec<StoredRetired> = parse(s)?;
+    v.into_iter().map(|r| Ok(RetiredSecret { secret: secret_from_db(&r.secret)?, expires_at: r.expires_at })).collect()
+}

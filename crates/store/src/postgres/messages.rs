@@ -1,0 +1,295 @@
+//! Messages and their fan-out into deliveries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use hookd_core::AttemptTrigger;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+
+use super::owners::{self, Standing};
+use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD, MESSAGE_COLUMN_COUNT};
+use super::{endpoints, tokens};
+use crate::model::*;
+use crate::{Result, StoreError};
+
+const EVENT_ID_TAKEN: &str = "a message with this eventId";
+
+/// Inserts the message and one delivery per endpoint that accepts it (in one
+/// multi-row insert); returns the deliveries ready to send and how many were
+/// left unleased for their owners. Run inside a transaction.
+pub async fn create(
+    c: &mut PgConnection,
+    msg: &Message,
+    only_endpoint: Option<&str>,
+    lease: Option<&Lease>,
+    idem: Option<&IdempotencyRecord>,
+) -> Result<(Vec<DeliveryJob>, usize)> {
+    tokens::maybe_idempotency(c, idem).await?;
+    // A repeated eventId is an ordinary request, not an error: DO NOTHING keeps
+    // the transaction usable to name the message that has it (and the server log
+    // free of unique violations). A concurrent insert of the same eventId is
+    // waited for, then seen.
+    let inserted = sqlx::query(
+        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9)
+         ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
+         RETURNING 1",
+    )
+    .bind(&msg.org_id)
+    .bind(&msg.app_id)
+    .bind(&msg.id)
+    .bind(&msg.event_id)
+    .bind(&msg.event_type)
+    .bind(rows::json_opt(&msg.channels))
+    .bind(rows::json_opt(&msg.tags))
+    .bind(msg.payload.as_deref())
+    .bind(msg.created_at)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(|e| rows::unique_violation(e, EVENT_ID_TAKEN))?;
+    if inserted.is_none() {
+        let existing_id = sqlx::query_scalar("SELECT id FROM message WHERE app_id = $1 AND event_id = $2")
+            .bind(&msg.app_id)
+            .bind(&msg.event_id)
+            .fetch_optional(&mut *c)
+            .await?;
+        return Err(StoreError::Conflict { what: EVENT_ID_TAKEN, existing_id });
+    }
+
+    let now = msg.created_at;
+    let wanted: Vec<_> = endpoints::all_of_app(c, &msg.org_id, &msg.app_id)
+        .await?
+        .into_iter()
+        .filter(|(ep, _)| match only_endpoint {
+            Some(only) => ep.id == only,
+            None => ep.accepts(&msg.event_type, msg.channels.as_deref()),
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+
+    // Lease only what goes to endpoints this node owns; the rest is the owner's.
+    let mut owned: HashSet<String> = HashSet::new();
+    if let Some(lease) = lease {
+        let mut to_take = Vec::new();
+        for (ep, holder) in &wanted {
+            match owners::standing(holder.as_ref(), lease, now) {
+                Standing::Holds => {
+                    owned.insert(ep.id.clone());
+                }
+                Standing::Take => to_take.push(ep.id.clone()),
+                Standing::Other => {}
+            }
+        }
+        if !to_take.is_empty() {
+            to_take.sort();
+            owned.extend(owners::take(c, &to_take, lease, now).await?);
+        }
+    }
+
+    let endpoint_ids: Vec<&str> = wanted.iter().map(|(ep, _)| ep.id.as_str()).collect();
+    let leased: Vec<bool> = wanted.iter().map(|(ep, _)| owned.contains(&ep.id)).collect();
+    let ids = insert_deliveries(c, msg, &endpoint_ids, &leased, lease, now).await?;
+
+    let unleased = leased.iter().filter(|l| !**l).count();
+    let mut jobs = Vec::with_capacity(wanted.len() - unleased);
+    for (ep, _) in wanted.into_iter().filter(|(ep, _)| owned.contains(&ep.id)) {
+        let delivery_id = *ids.get(&ep.id).ok_or_else(|| StoreError::Internal("a delivery was not inserted".into()))?;
+        jobs.push(DeliveryJob {
+            delivery_id,
+            org_id: msg.org_id.clone(),
+            app_id: msg.app_id.clone(),
+            msg_id: msg.id.clone(),
+            event_type: msg.event_type.clone(),
+            msg_created_at: msg.created_at,
+            payload: msg.payload.clone(),
+            endpoint: Arc::new(ep),
+            attempts: 0,
+            trigger: AttemptTrigger::Scheduled,
+        });
+    }
+    Ok((jobs, unleased))
+}
+
+/// One delivery of `msg` per endpoint, due `now`, those flagged in `leased` leased
+/// to `lease`; in one statement. Returns the new ids by endpoint id.
+async fn insert_deliveries(
+    c: &mut PgConnection,
+    msg: &Message,
+    endpoint_ids: &[&str],
+    leased: &[bool],
+    lease: Option<&Lease>,
+    now: i64,
+) -> Result<HashMap<String, i64>> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, attempts, next_attempt_at,
+         lease_owner, lease_expires_at, created_at, updated_at)
+         SELECT $1, $2, $3, t.endpoint_id, 1, 0, $4, CASE WHEN t.leased THEN $5 END,
+                CASE WHEN t.leased THEN $6::bigint END, $4, $4
+         FROM unnest($7::text[], $8::boolean[]) AS t(endpoint_id, leased)
+         RETURNING id, endpoint_id",
+    )
+    .bind(&msg.org_id)
+    .bind(&msg.app_id)
+    .bind(&msg.id)
+    .bind(now)
+    .bind(lease.map(|l| l.owner.as_str()))
+    .bind(lease.map(|l| l.until))
+    .bind(endpoint_ids)
+    .bind(leased)
+    .fetch_all(c)
+    .await?;
+    Ok(rows.into_iter().map(|(id, ep)| (ep, id)).collect())
+}
+
+pub async fn list(
+    c: &mut PgConnection,
+    org_id: &str,
+    app_id: &str,
+    f: &MessageFilter,
+    page: &Page,
+) -> Result<Vec<Message>> {
+    let cols = if f.with_content { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
+    let mut q = QueryBuilder::new(format!("SELECT {cols} FROM message m WHERE m.org_id = "));
+    q.push_bind(org_id).push(" AND m.app_id = ").push_bind(app_id);
+    push_filter(&mut q, f);
+    rows::push_page(&mut q, page, "m.id");
+    rows::collect(q.build().fetch_all(c).await?, rows::message)
+}
+
+/// Whether the filter has any condition on the message (`with_content` is not one).
+pub fn filter_is_empty(f: &MessageFilter) -> bool {
+    f.event_types.is_empty() && f.channel.is_none() && f.tag.is_none() && f.before.is_none() && f.after.is_none()
+}
+
+/// Appends the filter's conditions on the message aliased `m`.
+pub fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &MessageFilter) {
+    if !f.event_types.is_empty() {
+        q.push(" AND m.event_type = ANY(").push_bind(f.event_types.clone()).push(")");
+    }
+    if let Some(ch) = &f.channel {
+        q.push(" AND m.channels ? ").push_bind(ch.clone());
+    }
+    if let Some(tag) = &f.tag {
+        q.push(" AND m.tags ? ").push_bind(tag.clone());
+    }
+    if let Some(before) = f.before {
+        q.push(" AND m.created_at < ").push_bind(before);
+    }
+    if let Some(after) = f.after {
+        q.push(" AND m.created_at > ").push_bind(after);
+    }
+}
+
+pub async fn get(c: &mut PgConnection, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.org_id = $1 AND m.app_id = $2 AND (m.id = $3 OR m.event_id = $3)
+         ORDER BY m.id = $3 DESC LIMIT 1"
+    ))
+    .bind(org_id)
+    .bind(app_id)
+    .bind(id_or_event_id)
+    .fetch_one(c)
+    .await?;
+    Ok(rows::message(&row)?)
+}
+
+pub async fn expunge_content(c: &mut PgConnection, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
+    let n = sqlx::query("UPDATE message SET payload = NULL WHERE org_id = $1 AND app_id = $2 AND id = $3")
+        .bind(org_id)
+        .bind(app_id)
+        .bind(msg_id)
+        .execute(c)
+        .await?;
+    if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Messages of the app in [since, until) that match the endpoint and have no
+/// delivery to it: create those deliveries, due now, in one statement.
+pub async fn replay_missing(c: &mut PgConnection, ep: &Endpoint, since: i64, until: i64, now: i64) -> Result<u64> {
+    let candidates = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
+         WHERE m.org_id = $1 AND m.app_id = $2 AND m.created_at >= $3 AND m.created_at < $4
+           AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $5)
+         ORDER BY m.id"
+    ))
+    .bind(&ep.org_id)
+    .bind(&ep.app_id)
+    .bind(since)
+    .bind(until)
+    .bind(&ep.id)
+    .fetch_all(&mut *c)
+    .await?;
+    let candidates = rows::collect(candidates, rows::message)?;
+    let msg_ids: Vec<&str> =
+        candidates.iter().filter(|m| ep.accepts(&m.event_type, m.channels.as_deref())).map(|m| m.id.as_str()).collect();
+    if msg_ids.is_empty() {
+        return Ok(0);
+    }
+    // A message created meanwhile may have got its delivery already: skip it.
+    let n = sqlx::query(
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, attempts, next_attempt_at,
+         lease_owner, lease_expires_at, created_at, updated_at)
+         SELECT $1, $2, t.msg_id, $3, 1, 0, $4, NULL, NULL, $4, $4 FROM unnest($5::text[]) AS t(msg_id)
+         ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
+    )
+    .bind(&ep.org_id)
+    .bind(&ep.app_id)
+    .bind(&ep.id)
+    .bind(now)
+    .bind(&msg_ids)
+    .execute(c)
+    .await?;
+    Ok(n.rows_affected())
+}
+
+/// Loads what is needed to send deliveries, by id, in one query; jobs come back in
+/// the order of `delivery_ids`, endpoints shared per batch. Ids whose delivery is
+/// gone are skipped.
+pub async fn load_jobs(
+    c: &mut PgConnection,
+    delivery_ids: &[i64],
+    trigger: AttemptTrigger,
+) -> Result<Vec<DeliveryJob>> {
+    let rows = sqlx::query(&format!(
+        "SELECT d.id, d.attempts, {MESSAGE_COLUMNS}, {ENDPOINT_COLUMNS} FROM delivery d
+         JOIN message m ON m.id = d.msg_id JOIN endpoint e ON e.id = d.endpoint_id WHERE d.id = ANY($1)"
+    ))
+    .bind(delivery_ids)
+    .fetch_all(c)
+    .await?;
+    let position: HashMap<i64, usize> = delivery_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut endpoints: HashMap<String, Arc<Endpoint>> = HashMap::new();
+    let mut jobs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let msg = rows::message_at(r, 2)?;
+        let endpoint_at = 2 + MESSAGE_COLUMN_COUNT;
+        let ep_id: String = r.try_get(endpoint_at + 2)?;
+        let endpoint = match endpoints.get(&ep_id) {
+            Some(ep) => ep.clone(),
+            None => {
+                let ep = Arc::new(rows::endpoint_at(r, endpoint_at)?);
+                endpoints.insert(ep_id, ep.clone());
+                ep
+            }
+        };
+        jobs.push(DeliveryJob {
+            delivery_id: r.try_get(0)?,
+            org_id: msg.org_id,
+            app_id: msg.app_id,
+            msg_id: msg.id,
+            event_type: msg.event_type,
+            msg_created_at: msg.created_at,
+            payload: msg.payload,
+            endpoint,
+            attempts: rows::attempts_at(r, 1)?,
+            trigger,
+        });
+    }
+    jobs.sort_by_key(|j| position.get(&j.delivery_id).copied());
+    Ok(jobs)
+}

@@ -1,0 +1,142 @@
+//! Ownership of endpoint queues: one node at a time sends to an endpoint, so its
+//! concurrency cap (and later throttle, breaker, ordering) holds across nodes.
+//!
+//! Lock order: every statement here that locks several `endpoint_owner` rows
+//! locks them in ascending `endpoint_id` (callers pass sorted ids; the others
+//! lock through an `ORDER BY … FOR UPDATE`), so two nodes taking, renewing and
+//! releasing overlapping sets of queues wait on each other but never deadlock.
+
+use sqlx::PgConnection;
+
+use crate::model::Lease;
+use crate::Result;
+
+/// Who holds an endpoint's queue, as last read.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub owner: String,
+    pub expires_at: i64,
+}
+
+/// What a node must do about an endpoint's queue before leasing work for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// It holds the queue with more than half a lease left: nothing to write.
+    Holds,
+    /// The queue is free, expired, or its own and close to expiry: take (renew) it.
+    Take,
+    /// Another node holds the queue.
+    Other,
+}
+
+/// Decides from an unlocked read. Skipping the write while the node holds the
+/// queue comfortably keeps `create_message` off the `endpoint_owner` row lock:
+/// an upsert per message would make every message to one endpoint wait for the
+/// previous one's commit.
+pub fn standing(holder: Option<&Holder>, lease: &Lease, now: i64) -> Standing {
+    match holder {
+        None => Standing::Take,
+        Some(h) if h.owner == lease.owner => {
+            if h.expires_at - now > (lease.until - now) / 2 {
+                Standing::Holds
+            } else {
+                Standing::Take
+            }
+        }
+        Some(h) if h.expires_at < now => Standing::Take,
+        Some(_) => Standing::Other,
+    }
+}
+
+/// Takes the queues of `endpoint_ids` (sorted ascending) for `lease.owner` where
+/// they are free, expired or already its own (renewing those); returns the ones
+/// it now owns. A queue another node holds is left alone: if that node is taking
+/// it at this moment, this waits for its commit and then sees it held.
+pub async fn take(c: &mut PgConnection, endpoint_ids: &[String], lease: &Lease, now: i64) -> Result<Vec<String>> {
+    debug_assert!(endpoint_ids.windows(2).all(|w| w[0] <= w[1]), "lock order: endpoint ids must be sorted");
+    Ok(sqlx::query_scalar(
+        "INSERT INTO endpoint_owner (endpoint_id, owner, expires_at)
+         SELECT unnest($1::text[]), $2, $3
+         ON CONFLICT (endpoint_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+         WHERE endpoint_owner.owner = EXCLUDED.owner OR endpoint_owner.expires_at < $4
+         RETURNING endpoint_id",
+    )
+    .bind(endpoint_ids)
+    .bind(&lease.owner)
+    .bind(lease.until)
+    .bind(now)
+    .fetch_all(c)
+    .await?)
+}
+
+/// Two statements, each its own transaction: holding delivery rows while waiting
+/// for `endpoint_owner` rows (or the reverse) could deadlock with a claim.
+pub async fn renew(c: &mut PgConnection, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {
+    if !delivery_ids.is_empty() {
+        sqlx::query(
+            "WITH held AS (
+                 SELECT id FROM delivery WHERE lease_owner = $1 AND id = ANY($3) ORDER BY id FOR UPDATE
+             )
+             UPDATE delivery d SET lease_expires_at = $2 FROM held WHERE d.id = held.id",
+        )
+        .bind(&lease.owner)
+        .bind(lease.until)
+        .bind(delivery_ids)
+        .execute(&mut *c)
+        .await?;
+    }
+    if !endpoint_ids.is_empty() {
+        sqlx::query(
+            "WITH owned AS (
+                 SELECT endpoint_id FROM endpoint_owner WHERE owner = $1 AND endpoint_id = ANY($3)
+                 ORDER BY endpoint_id FOR UPDATE
+             )
+             UPDATE endpoint_owner o SET expires_at = $2 FROM owned WHERE o.endpoint_id = owned.endpoint_id",
+        )
+        .bind(&lease.owner)
+        .bind(lease.until)
+        .bind(endpoint_ids)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn release_all(c: &mut PgConnection, owner: &str) -> Result<()> {
+    sqlx::query(
+        "WITH owned AS (SELECT endpoint_id FROM endpoint_owner WHERE owner = $1 ORDER BY endpoint_id FOR UPDATE)
+         DELETE FROM endpoint_owner o USING owned WHERE o.endpoint_id = owned.endpoint_id",
+    )
+    .bind(owner)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(owner: &str, expires_at: i64) -> Holder {
+        Holder { owner: owner.into(), expires_at }
+    }
+
+    #[test]
+    fn a_queue_is_written_only_when_free_expired_or_close_to_expiry() {
+        let now = 1_000_000;
+        let lease = Lease { owner: "n1".into(), until: now + 60_000 };
+        let cases = [
+            (None, Standing::Take),
+            (Some(holder("n1", now + 59_000)), Standing::Holds),
+            (Some(holder("n1", now + 30_001)), Standing::Holds),
+            (Some(holder("n1", now + 30_000)), Standing::Take),
+            (Some(holder("n1", now - 1)), Standing::Take),
+            (Some(holder("n2", now + 1)), Standing::Other),
+            (Some(holder("n2", now)), Standing::Other),
+            (Some(holder("n2", now - 1)), Standing::Take),
+        ];
+        for (h, want) in cases {
+            assert_eq!(standing(h.as_ref(), &lease, now), want, "{h:?}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The store behaviour suite: what every backend must do, written once against
+//! the `Store` interface and run on each backend. `sqlite::<case>` always runs;
+//! `postgres::<case>` runs when `HOOKD_TEST_DATABASE_URL` names a PostgreSQL
+//! database (each test in a schema of its own, so they run in parallel), and
+//! says it is skipped otherwise.
+
+mod fixture;
+mod messages;
+mod queue;
+mod resources;
+
+use fixture::Fixture;
+
+/// One `#[tokio::test]` per case and backend. `both` cases run on every backend;
+/// `postgres_only` ones test what only a shared database has (several nodes
+/// talking through it).
+macro_rules! suite {
+    (both: [$($module:ident::$case:ident),* $(,)?], postgres_only: [$($pg_module:ident::$pg_case:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    crate::$module::$case(crate::Fixture::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some((f, schema)) = crate::Fixture::postgres().await {
+                        crate::$module::$case(f).await;
+                        schema.drop_now().await;
+                    }
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $pg_case() {
+                    if let Some((f, schema)) = crate::Fixture::postgres().await {
+                        crate::$pg_module::$pg_case(f).await;
+                        schema.drop_now().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+suite! {
+    both: [
+        queue::a_message_fans_out_to_matching_endpoints_in_one_commit,
+        queue::leased_deliveries_are_claimed_only_after_the_lease_expires,
+        queue::each_endpoint_queue_has_one_owner_at_a_time,
+        queue::outcomes_finish_or_reschedule_deliveries,
+        queue::recording_the_same_outcomes_twice_is_harmless,
+        queue::outcomes_of_deleted_deliveries_are_dropped,
+        queue::renewed_leases_keep_other_nodes_away,
+        queue::claims_are_exclusive_under_concurrency,
+        queue::resend_makes_a_delivery_due_again,
+        queue::recover_and_replay_make_work_due,
+        queue::workers_wake_when_unleased_work_is_committed,
+        messages::a_repeated_event_id_conflicts_and_names_the_first_message,
+        messages::a_failing_write_does_not_take_its_group_commit_down,
+        messages::an_idempotency_key_is_committed_with_what_it_created,
+        messages::concurrent_requests_with_one_idempotency_key_create_once,
+        messages::messages_list_by_filter,
+        messages::messages_are_found_by_event_id_and_expunged,
+        messages::attempts_list_by_filter,
+        messages::deliveries_list_by_message_and_by_endpoint,
+        messages::endpoint_stats_count_deliveries_by_state,
+        resources::lists_page_in_id_order_both_ways,
+        resources::applications_keep_uids_unique,
+        resources::deleting_an_application_removes_everything_under_it,
+        resources::endpoints_round_trip_and_delete_with_their_deliveries,
+        resources::event_types_list_in_byte_order_and_hide_archived,
+        resources::tokens_and_the_default_organisation,
+    ],
+    postgres_only: [
+        queue::other_nodes_are_woken_by_a_notification,
+        resources::several_nodes_start_at_once_on_a_new_schema,
+    ],
+}
