@@ -297,12 +297,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     );
     if !children.is_empty() {
         let per_k = |cpu: f64| cpu / (delivered.max(1) as f64 / 1000.0);
-        println!(
-            "  cpu per 1000 deliveries  hookd {:.3}s ({} node(s))  postgres {:.3}s",
-            per_k(cpu_hookd),
-            children.len(),
-            per_k(cpu_pg)
-        );
+        let pg = if store.contains("PostgreSQL") { format!("  postgres {:.3}s", per_k(cpu_pg)) } else { String::new() };
+        println!("  cpu per 1000 deliveries  hookd {:.3}s ({} node(s)){pg}", per_k(cpu_hookd), children.len());
     }
     println!("  duplicates      {}", log.duplicates);
     println!("  lost            {}", expected.saturating_sub(delivered));
