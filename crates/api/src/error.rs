@@ -112,7 +112,7 @@ impl IntoResponse for ApiError {
                 tracing::warn!(error = %d, "store unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"code": "unavailable", "detail": "the database is unavailable; nothing was stored, retry later"}),
+                    json!({"code": "unavailable", "detail": "the database is unavailable; retry later with the same idempotency-key (the request may or may not have been stored)"}),
                 )
             }
             ApiError::Internal(d) => {

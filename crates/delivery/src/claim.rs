@@ -28,7 +28,8 @@ pub async fn run(dispatcher: Dispatcher) {
         let room = dispatcher.room().min(CLAIM_BATCH);
         let mut claimed = 0;
         if room > 0 {
-            match dispatcher.store().claim_due(&dispatcher.lease(), now_millis(), room).await {
+            let full = dispatcher.full_endpoints();
+            match dispatcher.store().claim_due(&dispatcher.lease(), now_millis(), room, &full).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     dispatcher.submit(jobs);

@@ -40,6 +40,11 @@ pub struct DispatcherConfig {
     pub retry_schedule: RetrySchedule,
 }
 
+/// An endpoint's queue here holds this many times its concurrency at most…
+const ENDPOINT_QUEUE_FACTOR: usize = 8;
+/// …and never fewer than this.
+const MIN_ENDPOINT_QUEUE: usize = 64;
+
 #[derive(Default)]
 struct EndpointQueue {
     waiting: VecDeque<DeliveryJob>,
@@ -163,10 +168,20 @@ impl Dispatcher {
         let mut touched: Vec<String> = Vec::new();
         let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         let mut added = 0;
+        let cap = self.endpoint_queue_cap();
+        let now = now_millis();
         for job in jobs {
-            if !queues.held.insert(job.delivery_id) {
+            if queues.held.contains(&job.delivery_id) {
                 continue;
             }
+            // One endpoint's backlog may not fill this node's memory: past its cap,
+            // deliveries go back to the store (due now) and wait there.
+            let depth = queues.by_endpoint.get(&job.endpoint.id).map_or(0, |q| q.waiting.len() + q.in_flight);
+            if depth >= cap {
+                self.emit(record::released(&job, now));
+                continue;
+            }
+            queues.held.insert(job.delivery_id);
             added += 1;
             let id = &job.endpoint.id;
             if !touched.contains(id) {
@@ -179,6 +194,23 @@ impl Dispatcher {
         for id in &touched {
             self.pump(&mut queues, id);
         }
+    }
+
+    /// Deliveries one endpoint may have here, queued and in flight.
+    fn endpoint_queue_cap(&self) -> usize {
+        (self.inner.config.endpoint_concurrency * ENDPOINT_QUEUE_FACTOR).max(MIN_ENDPOINT_QUEUE)
+    }
+
+    /// Endpoints whose queue here is at its cap: the claim loop skips them.
+    pub fn full_endpoints(&self) -> Vec<String> {
+        let cap = self.endpoint_queue_cap();
+        let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        queues
+            .by_endpoint
+            .iter()
+            .filter(|(_, q)| q.waiting.len() + q.in_flight >= cap)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Starts as many of the endpoint's waiting deliveries as its cap allows.
@@ -207,6 +239,8 @@ impl Dispatcher {
             record::released(&job, now_millis())
         } else {
             match &job.payload {
+                // Expunged, or the endpoint was disabled after the delivery was made.
+                _ if job.endpoint.disabled => record::canceled(&job),
                 None => record::canceled(&job),
                 Some(body) => {
                     let result = self.inner.sender.send(&job, body, now_millis()).await;
@@ -230,8 +264,14 @@ impl Dispatcher {
 
     fn finished(&self, job: &DeliveryJob) {
         {
+            let cap = self.endpoint_queue_cap();
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(q) = queues.by_endpoint.get_mut(&job.endpoint.id) {
+                // A full queue may have turned work away to the store: fetch it
+                // as soon as there is room, not at the next poll.
+                if q.waiting.len() + q.in_flight == cap {
+                    self.inner.wake.notify_one();
+                }
                 q.in_flight -= 1;
             }
             self.pump(&mut queues, &job.endpoint.id);

@@ -53,7 +53,8 @@ pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, schedule: &RetryS
     }
 }
 
-/// The delivery will not be attempted (its payload was expunged).
+/// The delivery will not be attempted (its payload was expunged or its
+/// endpoint disabled).
 pub fn canceled(job: &DeliveryJob) -> Outcome {
     Outcome {
         delivery_id: job.delivery_id,

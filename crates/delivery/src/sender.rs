@@ -52,6 +52,9 @@ impl HttpSender {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
+            // Never through a proxy from the environment: the SSRF guard must see
+            // the address actually connected to.
+            .no_proxy()
             .pool_max_idle_per_host(256)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true);
@@ -64,7 +67,8 @@ impl HttpSender {
     /// Signs and sends `job` with `body`; never fails, the result says what happened.
     pub async fn send(&self, job: &DeliveryJob, body: &[u8], now_millis: i64) -> SendResult {
         let started = Instant::now();
-        let failed = |msg: String| SendResult { status: None, body: msg, duration: started.elapsed() };
+        let failed =
+            |msg: String| SendResult { status: None, body: printable(msg.as_bytes()), duration: started.elapsed() };
         let url = match reqwest::Url::parse(&job.endpoint.url) {
             Ok(u) => u,
             Err(e) => return failed(format!("invalid endpoint URL: {e}")),
@@ -143,4 +147,10 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+/// Response text as stored: invalid UTF-8 and NUL (which PostgreSQL text refuses)
+/// become U+FFFD, so any body a receiver sends can be recorded.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
 }

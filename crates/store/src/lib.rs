@@ -165,8 +165,15 @@ pub trait Store: Send + Sync + 'static {
     // The dispatcher's side.
     /// Leases up to `limit` due deliveries (retries that came due, unleased work,
     /// and leases that expired) to `lease.owner`, only of endpoints whose queue it
-    /// owns or can take (decision 1: one node at a time owns an endpoint's queue).
-    async fn claim_due(&self, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>>;
+    /// owns or can take (decision 1: one node at a time owns an endpoint's queue),
+    /// except those in `skip_endpoints` (whose queues are full on this node).
+    async fn claim_due(
+        &self,
+        lease: &Lease,
+        now: i64,
+        limit: usize,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<DeliveryJob>>;
     /// Extends the leases of deliveries `lease.owner` holds and its ownership of
     /// these endpoints' queues.
     async fn renew(&self, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()>;

@@ -92,16 +92,26 @@ pub async fn accept_message(
     only_endpoint: Option<String>,
     record: Option<IdempotencyRecord>,
 ) -> Result<Message, StoreError> {
-    let lease = state.dispatcher.as_ref().and_then(|d| d.lease_if_room());
-    let jobs = state.store.create_message(msg.clone(), only_endpoint, lease.clone(), record).await?;
-    state.metrics.messages_accepted.inc();
-    if let Some(d) = &state.dispatcher {
-        if lease.is_some() {
-            d.submit(jobs);
-        } else {
-            d.wake();
+    // Commit and hand over in a task of its own: if the client goes away while
+    // this runs, the handler is dropped, but committed deliveries must still
+    // reach the dispatcher rather than wait out their lease.
+    let state = state.clone();
+    let task_msg = msg.clone();
+    tokio::spawn(async move {
+        let lease = state.dispatcher.as_ref().and_then(|d| d.lease_if_room());
+        let jobs = state.store.create_message(task_msg, only_endpoint, lease.clone(), record).await?;
+        state.metrics.messages_accepted.inc();
+        if let Some(d) = &state.dispatcher {
+            if lease.is_some() {
+                d.submit(jobs);
+            } else {
+                d.wake();
+            }
         }
-    }
+        Ok::<(), StoreError>(())
+    })
+    .await
+    .map_err(|e| StoreError::Internal(e.to_string()))??;
     Ok(msg)
 }
 

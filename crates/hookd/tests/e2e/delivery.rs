@@ -265,3 +265,45 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_cleanly() {
     }
     assert_eq!(sink.count(), 5, "nothing sent twice");
 }
+
+#[tokio::test]
+async fn a_slow_endpoint_does_not_hold_up_the_others() {
+    let opts = ServerOptions {
+        extra_args: ["--endpoint-concurrency", "2", "--max-in-memory", "100"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let server = TestServer::spawn_with(opts).await;
+    let slow = Sink::start().await;
+    slow.set_delay(Some(Duration::from_secs(2)));
+    let fast = Sink::start().await;
+    let app = server.create_app("Acme").await;
+    server.create_endpoint(&app, json!({"url": slow.url("/slow"), "filterTypes": ["slow"]})).await;
+    server.create_endpoint(&app, json!({"url": fast.url("/fast"), "filterTypes": ["fast"]})).await;
+    // More deliveries to the slow endpoint than this node holds in memory.
+    for i in 0..300 {
+        server.send_message(&app, "slow", json!({"i": i})).await;
+    }
+    let started = std::time::Instant::now();
+    server.send_message(&app, "fast", json!({})).await;
+    let got = fast.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(1), "the fast endpoint waited {:?}", started.elapsed());
+    assert!(slow.count() <= 2, "the slow endpoint gets at most its concurrency at a time");
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_data_dir_is_refused() {
+    let server = TestServer::spawn().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", "x"])
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another hookd process"), "{err}");
+    // The first one is unaffected.
+    assert_eq!(server.get("/api/v1/health").await.0, 200);
+}

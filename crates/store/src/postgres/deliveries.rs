@@ -23,18 +23,26 @@ use crate::Result;
 /// `c` must not be in a transaction: the candidates are read on their own (an
 /// idle poll costs one query), then one transaction takes the queues, leases
 /// the deliveries and loads them.
-pub async fn claim_due(c: &mut PgConnection, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+pub async fn claim_due(
+    c: &mut PgConnection,
+    lease: &Lease,
+    now: i64,
+    limit: usize,
+    skip_endpoints: &[String],
+) -> Result<Vec<DeliveryJob>> {
     let mut candidates: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT endpoint_id FROM (SELECT d.endpoint_id FROM delivery d
            LEFT JOIN endpoint_owner o ON o.endpoint_id = d.endpoint_id
            WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1
              AND (d.lease_owner IS NULL OR d.lease_expires_at < $1)
              AND (o.owner IS NULL OR o.owner = $3 OR o.expires_at < $1)
+             AND d.endpoint_id <> ALL($4)
            ORDER BY d.next_attempt_at LIMIT $2) due",
     )
     .bind(now)
     .bind(limit as i64)
     .bind(&lease.owner)
+    .bind(skip_endpoints)
     .fetch_all(&mut *c)
     .await?;
     if candidates.is_empty() {

@@ -274,8 +274,14 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
-    async fn claim_due(&self, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
-        deliveries::claim_due(&mut *self.conn().await?, lease, now, limit).await
+    async fn claim_due(
+        &self,
+        lease: &Lease,
+        now: i64,
+        limit: usize,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<DeliveryJob>> {
+        deliveries::claim_due(&mut *self.conn().await?, lease, now, limit, skip_endpoints).await
     }
 
     async fn renew(&self, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {

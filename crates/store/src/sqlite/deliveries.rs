@@ -13,7 +13,7 @@ use crate::Result;
 /// any it still holds), of endpoints whose queue it owns or can take. Only the
 /// endpoints of the first `limit` such deliveries are taken, so a node with
 /// little room does not take queues it cannot serve.
-pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize, skip: &[String]) -> Result<Vec<DeliveryJob>> {
     let candidates: Vec<String> = {
         let mut stmt = c.prepare_cached(
             "SELECT DISTINCT endpoint_id FROM (SELECT d.endpoint_id FROM delivery d
@@ -21,9 +21,11 @@ pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize) -> Resul
                WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1
                  AND (d.lease_owner IS NULL OR d.lease_expires_at < ?1)
                  AND (o.owner IS NULL OR o.owner = ?3 OR o.expires_at < ?1)
+                 AND d.endpoint_id NOT IN (SELECT value FROM json_each(?4))
                ORDER BY d.next_attempt_at LIMIT ?2)",
         )?;
-        let rows = stmt.query_map(params![now, limit as i64, lease.owner], |r| r.get(0))?;
+        let skip = serde_json::to_string(skip).expect("ids serialise");
+        let rows = stmt.query_map(params![now, limit as i64, lease.owner, skip], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
     let mut owned = Vec::with_capacity(candidates.len());

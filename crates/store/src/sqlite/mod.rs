@@ -41,6 +41,8 @@ pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: std::path::PathBuf,
+    /// Held for the store's lifetime: the file lock that keeps other processes out.
+    _lock: std::fs::File,
     /// Signalled after a commit that left work for the claim loop.
     pub(crate) work: Notify,
 }
@@ -54,8 +56,25 @@ impl SqliteStore {
     }
 
     pub fn open(path: &Path) -> Result<Self> {
+        // One process per database file: the embedded store is single-node, which
+        // is what lets it take back every lease at start (below).
+        let lock_path = path.with_extension("db.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", lock_path.display())))?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Unavailable(format!(
+                "{} is in use by another hookd process (one process per data dir; use PostgreSQL for several nodes)",
+                path.display()
+            ))
+        })?;
         let conn = open_connection(path, false)?;
         migrate(&conn)?;
+        // Whatever a previous run of this process held is free now: a crashed
+        // run's deliveries are sent at once instead of after their lease.
+        conn.execute_batch(
+            "DELETE FROM endpoint_owner;
+             UPDATE delivery SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL;",
+        )?;
         let (tx, rx) = mpsc::channel::<WriteJob>(8192);
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
@@ -65,6 +84,7 @@ impl SqliteStore {
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: path.to_owned(),
+            _lock: lock,
             work: Notify::new(),
         })
     }
@@ -181,6 +201,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
+        let mut poisoned = false;
         let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
         if let Err(e) = begun {
             for job in batch.drain(..) {
@@ -189,9 +210,22 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
             continue;
         }
         for job in batch.drain(..) {
-            answers.push(job(&conn));
+            // A panicking write must not take the only writer down with it: its
+            // caller gets an error (its savepoint is left open and rolled back
+            // with the transaction), the others in the group are unaffected.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))) {
+                Ok(answer) => answers.push(answer),
+                Err(_) => {
+                    tracing::error!("a write panicked; rolling back its group");
+                    poisoned = true;
+                }
+            }
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| StoreError::Unavailable(e.to_string()));
+        let committed = if poisoned {
+            Err(StoreError::Internal("a write in this group failed unexpectedly".into()))
+        } else {
+            conn.execute_batch("COMMIT").map_err(|e| StoreError::Unavailable(e.to_string()))
+        };
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }

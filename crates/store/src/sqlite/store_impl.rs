@@ -289,9 +289,15 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn claim_due(&self, lease: &Lease, now: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
-        let lease = lease.clone();
-        self.write(move |c| deliveries::claim_due(c, &lease, now, limit)).await
+    async fn claim_due(
+        &self,
+        lease: &Lease,
+        now: i64,
+        limit: usize,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<DeliveryJob>> {
+        let (lease, skip) = (lease.clone(), skip_endpoints.to_vec());
+        self.write(move |c| deliveries::claim_due(c, &lease, now, limit, &skip)).await
     }
 
     async fn renew(&self, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {

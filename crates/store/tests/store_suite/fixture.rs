@@ -21,8 +21,12 @@ pub struct Fixture {
 }
 
 enum Backend {
-    Sqlite(tempfile::TempDir),
-    Postgres { url: String, schema: String },
+    /// The store's directory, kept until the fixture is dropped.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres {
+        url: String,
+        schema: String,
+    },
 }
 
 impl Fixture {
@@ -83,10 +87,12 @@ impl Fixture {
         }
     }
 
-    /// A second store on the same database, as another node would open it.
+    /// A second store on the same database, as another node would open it. The
+    /// embedded store admits one process per file, so there it is the same store
+    /// (still used by another owner, as a second claim loop would).
     pub async fn another_node(&self) -> Arc<dyn Store> {
         match &self.backend {
-            Backend::Sqlite(dir) => Arc::new(SqliteStore::open_dir(dir.path()).unwrap()),
+            Backend::Sqlite(_) => self.store.clone(),
             Backend::Postgres { url, schema } => Arc::new(PostgresStore::connect_in_schema(url, schema).await.unwrap()),
         }
     }

@@ -62,8 +62,8 @@ pub async fn leased_deliveries_are_claimed_only_after_the_lease_expires(f: Fixtu
     f.endpoint(None, None).await;
     // Unleased work is claimable at once, and claims are exclusive.
     f.store.create_message(f.message("a", None, None), None, None, None).await.unwrap();
-    assert_eq!(f.store.claim_due(&lease("n1", 150), now_millis(), 10).await.unwrap().len(), 1);
-    assert!(f.store.claim_due(&lease("n1", 150), now_millis(), 10).await.unwrap().is_empty());
+    assert_eq!(f.store.claim_due(&lease("n1", 150), now_millis(), 10, &[]).await.unwrap().len(), 1);
+    assert!(f.store.claim_due(&lease("n1", 150), now_millis(), 10, &[]).await.unwrap().is_empty());
     // n1 now owns the endpoint's queue: its fresh work is leased to it, and
     // another node can take nothing until the leases lapse.
     let fresh = f.store.create_message(f.message("a", None, None), None, Some(lease("n1", 150)), None).await.unwrap();
@@ -71,10 +71,10 @@ pub async fn leased_deliveries_are_claimed_only_after_the_lease_expires(f: Fixtu
     let for_n2 =
         f.store.create_message(f.message("a", None, None), None, Some(lease("n2", 60_000)), None).await.unwrap();
     assert!(for_n2.is_empty(), "n2 does not own the endpoint: the delivery is left for the owner");
-    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().is_empty());
+    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap().is_empty());
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let taken_over = f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap();
+    let taken_over = f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(taken_over.len(), 3, "the dead owner's endpoint and deliveries are taken over");
 }
 
@@ -86,13 +86,13 @@ pub async fn each_endpoint_queue_has_one_owner_at_a_time(f: Fixture) {
         f.send("b").await;
     }
     // n1 takes one endpoint's queue by claiming a little...
-    let first = f.store.claim_due(&lease("n1", 60_000), now_millis(), 1).await.unwrap();
+    let first = f.store.claim_due(&lease("n1", 60_000), now_millis(), 1, &[]).await.unwrap();
     let owned_by_n1 = first[0].endpoint.id.clone();
     // ...n2 then gets only the other endpoint's deliveries, n1 the rest of its own.
-    let n2 = f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap();
+    let n2 = f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(n2.len(), 3);
     assert!(n2.iter().all(|j| j.endpoint.id != owned_by_n1));
-    let n1 = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10).await.unwrap();
+    let n1 = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(n1.len(), 2);
     assert!(n1.iter().all(|j| j.endpoint.id == owned_by_n1));
     assert!([&a.id, &b.id].contains(&&owned_by_n1));
@@ -100,9 +100,9 @@ pub async fn each_endpoint_queue_has_one_owner_at_a_time(f: Fixture) {
     // Renewal keeps ownership; release hands it over.
     f.store.renew(&lease("n1", 60_000), &[], std::slice::from_ref(&owned_by_n1)).await.unwrap();
     f.send(if owned_by_n1 == a.id { "a" } else { "b" }).await;
-    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().is_empty());
+    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap().is_empty());
     f.store.release_endpoints("n1").await.unwrap();
-    assert_eq!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().len(), 1);
+    assert_eq!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap().len(), 1);
 }
 
 pub async fn outcomes_finish_or_reschedule_deliveries(f: Fixture) {
@@ -116,7 +116,7 @@ pub async fn outcomes_finish_or_reschedule_deliveries(f: Fixture) {
         .record_outcomes(Arc::from(vec![outcome(job.delivery_id, Some(failed), status::SENDING, 1, Some(now))]))
         .await
         .unwrap();
-    let again = f.store.claim_due(&lease("n1", 60_000), now_millis() + 1, 10).await.unwrap();
+    let again = f.store.claim_due(&lease("n1", 60_000), now_millis() + 1, 10, &[]).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
     // Success: nothing left to claim, stats and attempts say so.
@@ -125,7 +125,7 @@ pub async fn outcomes_finish_or_reschedule_deliveries(f: Fixture) {
         .record_outcomes(Arc::from(vec![outcome(job.delivery_id, Some(ok), status::SUCCESS, 2, None)]))
         .await
         .unwrap();
-    assert!(f.store.claim_due(&lease("n1", 1), now_millis() + 100_000, 10).await.unwrap().is_empty());
+    assert!(f.store.claim_due(&lease("n1", 1), now_millis() + 100_000, 10, &[]).await.unwrap().is_empty());
     let stats = f.store.endpoint_stats(&f.org, &ep.id, 0, i64::MAX).await.unwrap();
     assert_eq!(stats, EndpointStats { success: 1, ..Default::default() });
     let newest_first = Page { limit: 10, iterator: None, backwards: false, descending: true };
@@ -175,21 +175,27 @@ pub async fn renewed_leases_keep_other_nodes_away(f: Fixture) {
     let ep = f.endpoint(None, None).await;
     f.send("a").await;
     f.send("a").await;
-    let held = f.store.claim_due(&lease("n1", 300), now_millis(), 1).await.unwrap();
+    let held = f.store.claim_due(&lease("n1", 300), now_millis(), 1, &[]).await.unwrap();
     assert_eq!(held.len(), 1);
     // n1 renews the delivery it holds and its queue; the other delivery's lease
     // is not n1's to renew (it has none), so only the held one stays away.
     f.store.renew(&lease("n1", 60_000), &[held[0].delivery_id], std::slice::from_ref(&ep.id)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().is_empty(), "n1 still owns it");
-    let rest = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10).await.unwrap();
+    assert!(
+        f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap().is_empty(),
+        "n1 still owns it"
+    );
+    let rest = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(rest.len(), 1, "n1 gets the delivery it did not hold, not the one it does");
     assert_ne!(rest[0].delivery_id, held[0].delivery_id);
     // Renewing leases another node holds does nothing.
     f.store.renew(&lease("n2", 600_000), &[held[0].delivery_id], std::slice::from_ref(&ep.id)).await.unwrap();
     f.store.release_endpoints("n1").await.unwrap();
-    assert!(f.store.claim_due(&lease("n2", 60_000), now_millis(), 10).await.unwrap().is_empty(), "leases still held");
-    assert_eq!(f.store.claim_due(&lease("n2", 60_000), now_millis() + 70_000, 10).await.unwrap().len(), 2);
+    assert!(
+        f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap().is_empty(),
+        "leases still held"
+    );
+    assert_eq!(f.store.claim_due(&lease("n2", 60_000), now_millis() + 70_000, 10, &[]).await.unwrap().len(), 2);
 }
 
 /// Two nodes on one database, two claim loops each, claiming as fast as they
@@ -214,7 +220,7 @@ pub async fn claims_are_exclusive_under_concurrency(f: Fixture) {
             let (owner, store, claimed) = (owner.to_string(), store.clone(), claimed.clone());
             loops.push(tokio::spawn(async move {
                 while Instant::now() < deadline && claimed.lock().unwrap().len() < total {
-                    let jobs = store.claim_due(&lease(&owner, 60_000), now_millis(), 3).await.unwrap();
+                    let jobs = store.claim_due(&lease(&owner, 60_000), now_millis(), 3, &[]).await.unwrap();
                     if jobs.is_empty() {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
@@ -257,13 +263,13 @@ pub async fn resend_makes_a_delivery_due_again(f: Fixture) {
     f.store.record_outcomes(Arc::from(vec![outcome(delivery_id, Some(ok), status::SUCCESS, 2, None)])).await.unwrap();
     assert!(f.store.resend(&f.org, &f.app, &msg.id, &ep.id, None, None).await.unwrap().is_empty());
     assert_eq!(destination_status(&f, &msg.id, &ep.id).await, status::SUCCESS);
-    let claimed = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10).await.unwrap();
+    let claimed = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(claimed.iter().map(|j| j.delivery_id).collect::<Vec<_>>(), vec![delivery_id]);
 
     // To an endpoint the message never went to, the delivery is created.
     let late = f.endpoint(None, None).await;
     assert!(f.store.resend(&f.org, &f.app, &msg.id, &late.id, None, None).await.unwrap().is_empty());
-    let claimed = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10).await.unwrap();
+    let claimed = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(claimed.iter().map(|j| j.endpoint.id.as_str()).collect::<Vec<_>>(), vec![late.id.as_str()]);
 
     let unknown = f.store.resend(&f.org, &f.app, "msg_unknown", &ep.id, None, None).await;
@@ -284,12 +290,12 @@ pub async fn recover_and_replay_make_work_due(f: Fixture) {
         sent[..2].iter().map(|(m, d)| outcome(*d, Some(f.attempt(&m.id, &ep, 500)), status::FAIL, 1, None)).collect();
     let ok = outcome(sent[2].1, Some(f.attempt(&sent[2].0.id, &ep, 200)), status::SUCCESS, 1, None);
     f.store.record_outcomes(Arc::from([failures, vec![ok]].concat())).await.unwrap();
-    assert!(f.store.claim_due(&lease("n1", 60_000), now_millis() + 100_000, 10).await.unwrap().is_empty());
+    assert!(f.store.claim_due(&lease("n1", 60_000), now_millis() + 100_000, 10, &[]).await.unwrap().is_empty());
 
     // Recovery makes the failed deliveries created in the window due again.
     assert_eq!(f.store.recover_failed(&f.org, &f.app, &ep.id, 0, 1, None).await.unwrap(), 0, "outside the window");
     assert_eq!(f.store.recover_failed(&f.org, &f.app, &ep.id, 0, i64::MAX, None).await.unwrap(), 2);
-    let recovered = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10).await.unwrap();
+    let recovered = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(recovered.len(), 2);
     assert!(recovered.iter().all(|j| j.attempts == 1));
     assert_eq!(destination_status(&f, &sent[0].0.id, &ep.id).await, status::PENDING);
@@ -299,7 +305,7 @@ pub async fn recover_and_replay_make_work_due(f: Fixture) {
     assert_eq!(f.store.replay_missing(&f.org, &f.app, &late.id, 0, 1, None).await.unwrap(), 0, "outside the window");
     assert_eq!(f.store.replay_missing(&f.org, &f.app, &late.id, 0, i64::MAX, None).await.unwrap(), 2);
     assert_eq!(f.store.replay_missing(&f.org, &f.app, &late.id, 0, i64::MAX, None).await.unwrap(), 0, "only once");
-    let replayed = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10).await.unwrap();
+    let replayed = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10, &[]).await.unwrap();
     assert_eq!(replayed.len(), 2);
     assert!(replayed.iter().all(|j| j.endpoint.id == late.id && j.event_type == "a"));
     let unknown = f.store.replay_missing(&f.org, &f.app, "ep_unknown", 0, i64::MAX, None).await;
