@@ -57,9 +57,12 @@ pub async fn run(dispatcher: Dispatcher) {
 async fn renew(dispatcher: &Dispatcher) {
     let (deliveries, endpoints) = dispatcher.held();
     if deliveries.is_empty() && endpoints.is_empty() {
+        dispatcher.renewed(now_millis());
         return;
     }
-    if let Err(e) = dispatcher.store().renew(&dispatcher.lease(), &deliveries, &endpoints).await {
-        tracing::warn!(error = %e, "renewing leases failed");
+    let started = now_millis();
+    match dispatcher.store().renew(&dispatcher.lease(), &deliveries, &endpoints).await {
+        Ok(()) => dispatcher.renewed(started),
+        Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
     }
 }

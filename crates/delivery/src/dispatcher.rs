@@ -7,8 +7,8 @@
 //! is leased to this node in the store; when the node stops, unsent ones are
 //! released back to the store.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,7 +58,8 @@ struct Queues {
     /// Ids of the deliveries queued, in flight, or with an outcome not yet
     /// written: a delivery claimed again (its lease ran out while it was here) is
     /// not taken twice.
-    held: HashSet<i64>,
+    /// Each with when it was leased, in Unix milliseconds.
+    held: HashMap<i64, i64>,
 }
 
 #[derive(Clone)]
@@ -79,6 +80,8 @@ struct Inner {
     /// Outcomes handed to the recorder and not yet written.
     unrecorded: Arc<AtomicUsize>,
     closing: AtomicBool,
+    /// When the last successful lease renewal started (Unix ms).
+    renewed_at: AtomicI64,
     /// Wakes the claim loop early.
     pub(crate) wake: Notify,
     /// Signalled whenever a delivery leaves memory.
@@ -101,14 +104,19 @@ impl Dispatcher {
             outcomes: tx,
             unrecorded: unrecorded.clone(),
             closing: AtomicBool::new(false),
+            renewed_at: AtomicI64::new(0),
             wake: Notify::new(),
             drained: Notify::new(),
         });
         let dispatcher = Dispatcher { inner };
         let recorded = dispatcher.clone();
-        tokio::spawn(record::run_recorder(dispatcher.inner.store.clone(), rx, unrecorded, move |written| {
-            recorded.forget(written)
-        }));
+        tokio::spawn(record::run_recorder(
+            dispatcher.inner.store.clone(),
+            dispatcher.inner.config.node_id.clone(),
+            rx,
+            unrecorded,
+            move |written| recorded.forget(written),
+        ));
         tokio::spawn(crate::claim::run(dispatcher.clone()));
         dispatcher
     }
@@ -171,7 +179,7 @@ impl Dispatcher {
         let cap = self.endpoint_queue_cap();
         let now = now_millis();
         for job in jobs {
-            if queues.held.contains(&job.delivery_id) {
+            if queues.held.contains_key(&job.delivery_id) {
                 continue;
             }
             // One endpoint's backlog may not fill this node's memory: past its cap,
@@ -181,7 +189,7 @@ impl Dispatcher {
                 self.emit(record::released(&job, now));
                 continue;
             }
-            queues.held.insert(job.delivery_id);
+            queues.held.insert(job.delivery_id, now);
             added += 1;
             let id = &job.endpoint.id;
             if !touched.contains(id) {
@@ -235,7 +243,7 @@ impl Dispatcher {
     /// Sends one delivery and hands its outcome to the recorder.
     async fn deliver(self, job: DeliveryJob) {
         let permit = self.inner.permits.acquire().await;
-        let outcome = if self.is_closing() || permit.is_err() {
+        let outcome = if self.is_closing() || permit.is_err() || self.lease_may_be_lost(job.delivery_id, now_millis()) {
             record::released(&job, now_millis())
         } else {
             match &job.payload {
@@ -291,10 +299,27 @@ impl Dispatcher {
         }
     }
 
+    /// Notes that every lease held when `started` (Unix ms) was renewed.
+    pub(crate) fn renewed(&self, started: i64) {
+        self.inner.renewed_at.fetch_max(started, Ordering::Relaxed);
+    }
+
+    /// Whether this node's lease on a delivery may have run out: neither taken
+    /// nor renewed within two thirds of the lease (renewal runs every third).
+    /// Such a delivery may be another node's by now and is not sent.
+    fn lease_may_be_lost(&self, delivery_id: i64, now: i64) -> bool {
+        let leased_at = {
+            let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues.held.get(&delivery_id).copied().unwrap_or(now)
+        };
+        let fresh_since = leased_at.max(self.inner.renewed_at.load(Ordering::Relaxed));
+        now - fresh_since > self.inner.config.lease_duration.as_millis() as i64 * 2 / 3
+    }
+
     /// Ids of the deliveries held here and of the endpoints they go to.
     pub fn held(&self) -> (Vec<i64>, Vec<String>) {
         let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-        (queues.held.iter().copied().collect(), queues.by_endpoint.keys().cloned().collect())
+        (queues.held.keys().copied().collect(), queues.by_endpoint.keys().cloned().collect())
     }
 
     /// Deliveries queued or in flight on this node.

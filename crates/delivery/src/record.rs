@@ -94,6 +94,7 @@ pub fn count_attempt(metrics: &Metrics, job: &DeliveryJob, result: &SendResult, 
 /// `on_written` is told about each batch once it is committed.
 pub async fn run_recorder(
     store: Arc<dyn Store>,
+    owner: String,
     mut rx: mpsc::UnboundedReceiver<Outcome>,
     unrecorded: Arc<AtomicUsize>,
     on_written: impl Fn(&[Outcome]) + Send + 'static,
@@ -101,7 +102,7 @@ pub async fn run_recorder(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let outcomes: Arc<[Outcome]> = batch.drain(..).collect();
-        write_batch(&*store, outcomes.clone()).await;
+        write_batch(&*store, &owner, outcomes.clone()).await;
         on_written(&outcomes);
         unrecorded.fetch_sub(outcomes.len(), Ordering::SeqCst);
     }
@@ -111,10 +112,10 @@ pub async fn run_recorder(
 /// refuses for another reason is written one outcome at a time, so one bad
 /// outcome cannot hold up the rest; an outcome that still fails is dropped with
 /// an error, and its delivery is retried when its lease expires.
-async fn write_batch(store: &dyn Store, outcomes: Arc<[Outcome]>) {
+async fn write_batch(store: &dyn Store, owner: &str, outcomes: Arc<[Outcome]>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match store.record_outcomes(outcomes.clone()).await {
+        match store.record_outcomes(outcomes.clone(), Some(owner)).await {
             Ok(()) => return,
             Err(StoreError::Unavailable(e)) => {
                 tracing::warn!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; retrying");
@@ -124,7 +125,7 @@ async fn write_batch(store: &dyn Store, outcomes: Arc<[Outcome]>) {
             Err(e) if outcomes.len() > 1 => {
                 tracing::warn!(error = %e, "recording a batch of outcomes failed; recording them one by one");
                 for o in outcomes.iter() {
-                    Box::pin(write_batch(store, Arc::from(vec![o.clone()]))).await;
+                    Box::pin(write_batch(store, owner, Arc::from(vec![o.clone()]))).await;
                 }
                 return;
             }

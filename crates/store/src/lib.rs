@@ -183,7 +183,9 @@ pub trait Store: Send + Sync + 'static {
     /// deliveries, here or by another node), or after `timeout`.
     async fn wait_for_work(&self, timeout: std::time::Duration);
     /// Records attempt outcomes and the deliveries' new states, in one transaction.
-    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>) -> Result<()>;
+    /// With `held_by`, a delivery whose lease that owner no longer holds (another
+    /// node took it over) is left as it is, and so is its attempt record.
+    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>, held_by: Option<&str>) -> Result<()>;
     /// Pending deliveries in the store (the queue depth).
     async fn pending_count(&self) -> Result<u64>;
     async fn ping(&self) -> Result<()>;

@@ -90,7 +90,7 @@ pub async fn claim_due(
 /// endpoint or message was deleted meanwhile) gets no attempt, as in SQLite. An
 /// attempt already stored (a retried batch whose first commit did land) is
 /// skipped, so a retry is harmless.
-pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Result<()> {
+pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome], held_by: Option<&str>) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
     }
@@ -109,7 +109,7 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
 
     sqlx::query(&format!(
         "WITH locked AS (
-             SELECT id FROM delivery WHERE id = ANY($1) ORDER BY id FOR UPDATE
+             SELECT id FROM delivery WHERE id = ANY($1) AND ($19::text IS NULL OR lease_owner = $19) ORDER BY id FOR UPDATE
          ), updated AS (
              UPDATE delivery d SET status = o.status, attempts = o.attempts, next_attempt_at = o.next_attempt_at,
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
@@ -147,6 +147,7 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
     .bind(attempts.iter().map(|(a, _)| a.trigger as i16).collect::<Vec<i16>>())
     .bind(attempts.iter().map(|(a, _)| a.created_at).collect::<Vec<i64>>())
     .bind(attempts.iter().map(|(_, d)| *d).collect::<Vec<i64>>())
+    .bind(held_by)
     .execute(c)
     .await?;
     Ok(())

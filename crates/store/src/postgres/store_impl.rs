@@ -296,8 +296,8 @@ impl Store for PostgresStore {
         self.work.wait(timeout).await
     }
 
-    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>) -> Result<()> {
-        deliveries::record_outcomes(&mut *self.conn().await?, &outcomes).await
+    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>, held_by: Option<&str>) -> Result<()> {
+        deliveries::record_outcomes(&mut *self.conn().await?, &outcomes, held_by).await
     }
 
     async fn pending_count(&self) -> Result<u64> {

@@ -59,11 +59,11 @@ pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize, skip: &[
     messages::load_jobs(c, &ids, AttemptTrigger::Scheduled)
 }
 
-pub fn record_outcomes(c: &Connection, outcomes: &[Outcome]) -> Result<()> {
+pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], held_by: Option<&str>) -> Result<()> {
     let now = hookd_core::timefmt::now_millis();
     let mut update = c.prepare_cached(
         "UPDATE delivery SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_owner = NULL,
-         lease_expires_at = NULL, updated_at = ?5 WHERE id = ?1",
+         lease_expires_at = NULL, updated_at = ?5 WHERE id = ?1 AND (?6 IS NULL OR lease_owner = ?6)",
     )?;
     // An attempt already stored is skipped: recording a batch again is harmless.
     let mut insert = c.prepare_cached(&format!(
@@ -71,8 +71,9 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome]) -> Result<()> {
          ON CONFLICT (id) DO NOTHING"
     ))?;
     for o in outcomes {
-        let n = update.execute(params![o.delivery_id, o.new_status, o.attempts, o.next_attempt_at, now])?;
-        // The delivery is gone when its endpoint or message was deleted meanwhile.
+        let n = update.execute(params![o.delivery_id, o.new_status, o.attempts, o.next_attempt_at, now, held_by])?;
+        // The delivery is gone when its endpoint or message was deleted meanwhile,
+        // or another node took over its lease.
         if n == 0 {
             continue;
         }

@@ -314,8 +314,9 @@ impl Store for SqliteStore {
         let _ = tokio::time::timeout(timeout, self.work.notified()).await;
     }
 
-    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>) -> Result<()> {
-        self.write(move |c| deliveries::record_outcomes(c, &outcomes)).await
+    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>, held_by: Option<&str>) -> Result<()> {
+        let held_by = held_by.map(String::from);
+        self.write(move |c| deliveries::record_outcomes(c, &outcomes, held_by.as_deref())).await
     }
 
     async fn pending_count(&self) -> Result<u64> {

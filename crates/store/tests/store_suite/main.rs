@@ -57,6 +57,7 @@ suite! {
         queue::outcomes_of_deleted_deliveries_are_dropped,
         queue::renewed_leases_keep_other_nodes_away,
         queue::claims_are_exclusive_under_concurrency,
+        queue::an_outcome_from_a_node_that_lost_the_lease_is_ignored,
         queue::resend_makes_a_delivery_due_again,
         queue::recover_and_replay_make_work_due,
         queue::workers_wake_when_unleased_work_is_committed,

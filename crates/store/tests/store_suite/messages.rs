@@ -201,7 +201,7 @@ pub async fn attempts_list_by_filter(f: Fixture) {
             next_attempt_at: None,
         });
     }
-    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+    f.store.record_outcomes(Arc::from(outcomes), None).await.unwrap();
 
     let codes = |filter: AttemptFilter| {
         let (store, org, app) = (f.store.clone(), f.org.clone(), f.app.clone());
@@ -260,13 +260,16 @@ pub async fn deliveries_list_by_message_and_by_endpoint(f: Fixture) {
     assert!(to_a.iter().all(|(d, _)| d.status == status::PENDING && d.attempts == 0 && d.msg_id == m1.id));
     let first = to_a[0].0.clone();
     f.store
-        .record_outcomes(Arc::from(vec![Outcome {
-            delivery_id: first.id,
-            attempt: Some(f.attempt(&m1.id, a, 200)),
-            new_status: status::SUCCESS,
-            attempts: 1,
-            next_attempt_at: None,
-        }]))
+        .record_outcomes(
+            Arc::from(vec![Outcome {
+                delivery_id: first.id,
+                attempt: Some(f.attempt(&m1.id, a, 200)),
+                new_status: status::SUCCESS,
+                attempts: 1,
+                next_attempt_at: None,
+            }]),
+            None,
+        )
         .await
         .unwrap();
 
@@ -323,7 +326,7 @@ pub async fn endpoint_stats_count_deliveries_by_state(f: Fixture) {
         outcome(2, Some(500), status::SENDING, Some(later)),
         outcome(3, None, status::CANCELED, None),
     ];
-    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+    f.store.record_outcomes(Arc::from(outcomes), None).await.unwrap();
     let stats = f.store.endpoint_stats(&f.org, &ep.id, 0, i64::MAX).await.unwrap();
     assert_eq!(stats, EndpointStats { success: 1, pending: 1, sending: 1, fail: 1, canceled: 1 });
     assert_eq!(f.store.endpoint_stats(&f.org, &ep.id, 0, 1).await.unwrap(), EndpointStats::default());

@@ -113,7 +113,7 @@ pub async fn outcomes_finish_or_reschedule_deliveries(f: Fixture) {
     // A failure with a retry due now: claimable again by anyone.
     let failed = f.attempt(&job.msg_id, &ep, 500);
     f.store
-        .record_outcomes(Arc::from(vec![outcome(job.delivery_id, Some(failed), status::SENDING, 1, Some(now))]))
+        .record_outcomes(Arc::from(vec![outcome(job.delivery_id, Some(failed), status::SENDING, 1, Some(now))]), None)
         .await
         .unwrap();
     let again = f.store.claim_due(&lease("n1", 60_000), now_millis() + 1, 10, &[]).await.unwrap();
@@ -122,7 +122,7 @@ pub async fn outcomes_finish_or_reschedule_deliveries(f: Fixture) {
     // Success: nothing left to claim, stats and attempts say so.
     let ok = f.attempt(&job.msg_id, &ep, 200);
     f.store
-        .record_outcomes(Arc::from(vec![outcome(job.delivery_id, Some(ok), status::SUCCESS, 2, None)]))
+        .record_outcomes(Arc::from(vec![outcome(job.delivery_id, Some(ok), status::SUCCESS, 2, None)]), None)
         .await
         .unwrap();
     assert!(f.store.claim_due(&lease("n1", 1), now_millis() + 100_000, 10, &[]).await.unwrap().is_empty());
@@ -147,8 +147,8 @@ pub async fn recording_the_same_outcomes_twice_is_harmless(f: Fixture) {
         1,
         None,
     )]);
-    f.store.record_outcomes(batch.clone()).await.unwrap();
-    f.store.record_outcomes(batch).await.unwrap();
+    f.store.record_outcomes(batch.clone(), None).await.unwrap();
+    f.store.record_outcomes(batch, None).await.unwrap();
     let attempts = f.store.list_attempts(&f.org, &f.app, &AttemptFilter::default(), &page(10)).await.unwrap();
     assert_eq!(attempts.len(), 1);
 }
@@ -165,7 +165,7 @@ pub async fn outcomes_of_deleted_deliveries_are_dropped(f: Fixture) {
         .iter()
         .map(|j| outcome(j.delivery_id, Some(f.attempt(&msg.id, &j.endpoint, 200)), status::SUCCESS, 1, None))
         .collect();
-    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+    f.store.record_outcomes(Arc::from(outcomes), None).await.unwrap();
     let attempts = f.store.list_attempts(&f.org, &f.app, &AttemptFilter::default(), &page(10)).await.unwrap();
     assert_eq!(attempts.iter().map(|a| a.endpoint_id.clone()).collect::<Vec<_>>(), vec![b.id.clone()]);
     assert_eq!(destination_status(&f, &msg.id, &b.id).await, status::SUCCESS);
@@ -250,7 +250,10 @@ pub async fn resend_makes_a_delivery_due_again(f: Fixture) {
     let jobs = f.store.create_message(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
     let delivery_id = jobs[0].delivery_id;
     let failed = f.attempt(&msg.id, &ep, 500);
-    f.store.record_outcomes(Arc::from(vec![outcome(delivery_id, Some(failed), status::FAIL, 1, None)])).await.unwrap();
+    f.store
+        .record_outcomes(Arc::from(vec![outcome(delivery_id, Some(failed), status::FAIL, 1, None)]), None)
+        .await
+        .unwrap();
 
     // With a lease, the resent delivery comes back ready to send, as a manual attempt.
     let again = f.store.resend(&f.org, &f.app, &msg.id, &ep.id, Some(lease("n1", 60_000)), None).await.unwrap();
@@ -260,7 +263,10 @@ pub async fn resend_makes_a_delivery_due_again(f: Fixture) {
 
     // Without a lease it waits for a worker; a success stays a success.
     let ok = f.attempt(&msg.id, &ep, 200);
-    f.store.record_outcomes(Arc::from(vec![outcome(delivery_id, Some(ok), status::SUCCESS, 2, None)])).await.unwrap();
+    f.store
+        .record_outcomes(Arc::from(vec![outcome(delivery_id, Some(ok), status::SUCCESS, 2, None)]), None)
+        .await
+        .unwrap();
     assert!(f.store.resend(&f.org, &f.app, &msg.id, &ep.id, None, None).await.unwrap().is_empty());
     assert_eq!(destination_status(&f, &msg.id, &ep.id).await, status::SUCCESS);
     let claimed = f.store.claim_due(&lease("n1", 60_000), now_millis(), 10, &[]).await.unwrap();
@@ -289,7 +295,7 @@ pub async fn recover_and_replay_make_work_due(f: Fixture) {
     let failures: Vec<Outcome> =
         sent[..2].iter().map(|(m, d)| outcome(*d, Some(f.attempt(&m.id, &ep, 500)), status::FAIL, 1, None)).collect();
     let ok = outcome(sent[2].1, Some(f.attempt(&sent[2].0.id, &ep, 200)), status::SUCCESS, 1, None);
-    f.store.record_outcomes(Arc::from([failures, vec![ok]].concat())).await.unwrap();
+    f.store.record_outcomes(Arc::from([failures, vec![ok]].concat()), None).await.unwrap();
     assert!(f.store.claim_due(&lease("n1", 60_000), now_millis() + 100_000, 10, &[]).await.unwrap().is_empty());
 
     // Recovery makes the failed deliveries created in the window due again.
@@ -344,4 +350,20 @@ pub async fn other_nodes_are_woken_by_a_notification(f: Fixture) {
     })
     .await;
     assert!(waited < Duration::from_secs(10), "woken after {waited:?}");
+}
+
+pub async fn an_outcome_from_a_node_that_lost_the_lease_is_ignored(f: Fixture) {
+    f.endpoint(None, None).await;
+    let jobs = f.store.create_message(f.message("a", None, None), None, Some(lease("n1", 100)), None).await.unwrap();
+    let id = jobs[0].delivery_id;
+    // n1's lease runs out and n2 takes the delivery over.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let taken = f.store.claim_due(&lease("n2", 60_000), now_millis(), 10, &[]).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    // n1's late outcome must not overwrite n2's lease or state.
+    f.store.record_outcomes(Arc::from(vec![outcome(id, None, status::SUCCESS, 1, None)]), Some("n1")).await.unwrap();
+    assert_eq!(f.store.pending_count().await.unwrap(), 1, "still n2's, unfinished");
+    // n2's own outcome lands.
+    f.store.record_outcomes(Arc::from(vec![outcome(id, None, status::SUCCESS, 1, None)]), Some("n2")).await.unwrap();
+    assert_eq!(f.store.pending_count().await.unwrap(), 0);
 }

@@ -87,13 +87,16 @@ pub async fn deleting_an_application_removes_everything_under_it(f: Fixture) {
     let msg = f.message("a", None, None);
     let jobs = f.store.create_message(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
     f.store
-        .record_outcomes(Arc::from(vec![Outcome {
-            delivery_id: jobs[0].delivery_id,
-            attempt: Some(f.attempt(&msg.id, &ep, 500)),
-            new_status: status::SENDING,
-            attempts: 1,
-            next_attempt_at: Some(now_millis()),
-        }]))
+        .record_outcomes(
+            Arc::from(vec![Outcome {
+                delivery_id: jobs[0].delivery_id,
+                attempt: Some(f.attempt(&msg.id, &ep, 500)),
+                new_status: status::SENDING,
+                attempts: 1,
+                next_attempt_at: Some(now_millis()),
+            }]),
+            None,
+        )
         .await
         .unwrap();
     let token = ApiToken {
@@ -182,7 +185,7 @@ pub async fn endpoints_round_trip_and_delete_with_their_deliveries(f: Fixture) {
             next_attempt_at: Some(now_millis()),
         })
         .collect();
-    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+    f.store.record_outcomes(Arc::from(outcomes), None).await.unwrap();
     f.store.delete_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
     assert!(matches!(f.store.get_endpoint(&f.org, &f.app, &ep.id).await, Err(StoreError::NotFound)));
     assert_eq!(f.store.pending_count().await.unwrap(), 1);
