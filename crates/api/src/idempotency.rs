@@ -109,3 +109,15 @@ pub fn check_replay(prev: IdempotencyOutcome, request_hash: &str) -> ApiResult<B
     }
     Ok(Begin::Replay(prev))
 }
+
+/// For a key that turned out to be used meanwhile (the store refused the
+/// record): the same checks as a replay found at the start.
+pub fn replay_after_race(ticket: &Option<Ticket>, prev: IdempotencyOutcome) -> ApiResult<IdempotencyOutcome> {
+    match ticket {
+        Some(t) => match check_replay(prev, &t.request_hash)? {
+            Begin::Replay(prev) => Ok(prev),
+            Begin::Fresh(_) => unreachable!("check_replay only replays or refuses"),
+        },
+        None => Ok(prev),
+    }
+}

@@ -65,7 +65,7 @@ pub struct RetiredSecret {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     pub org_id: String,
     pub app_id: String,
@@ -84,6 +84,20 @@ pub struct Endpoint {
     pub retired_secrets: Vec<RetiredSecret>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Header values may be credentials (`Authorization`…): `Debug` shows their
+/// names only, as `Secret` shows no key.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("url", &self.url)
+            .field("disabled", &self.disabled)
+            .field("header_names", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {

@@ -105,7 +105,9 @@ pub async fn create(
     let record = idempotency::record(&ticket, 201, Some(app.id.clone()));
     match state.store.create_app(app, record).await {
         Ok(app) => Ok((StatusCode::CREATED, Json(app.into()))),
-        Err(StoreError::IdempotencyReplay(prev)) => replay(&state, &auth, prev).await,
+        Err(StoreError::IdempotencyReplay(prev)) => {
+            replay(&state, &auth, idempotency::replay_after_race(&ticket, prev)?).await
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -157,7 +157,9 @@ pub async fn create(
     let record = idempotency::record(&ticket, 201, Some(et.name.clone()));
     match state.store.create_event_type(et, record).await {
         Ok(et) => Ok((StatusCode::CREATED, Json(et.into()))),
-        Err(StoreError::IdempotencyReplay(prev)) => replay(&state, &auth, prev).await,
+        Err(StoreError::IdempotencyReplay(prev)) => {
+            replay(&state, &auth, idempotency::replay_after_race(&ticket, prev)?).await
+        }
         Err(e) => Err(e.into()),
     }
 }

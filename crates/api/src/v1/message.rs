@@ -37,11 +37,26 @@ pub struct MessageIn {
     /// Creates the application when the path names none that exists.
     #[serde(default)]
     pub application: Option<ApplicationIn>,
+    /// Not supported yet: refused rather than silently sent now.
+    #[serde(default)]
+    pub deliver_at: Option<serde_json::Value>,
+    /// Not supported yet (raw payloads): refused rather than sending `payload`.
+    #[serde(default)]
+    pub transformations_params: Option<serde_json::Value>,
 }
 
 /// Checks a message's fields and turns it into a row.
 pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &str) -> ApiResult<Message> {
     validate::event_type_name(&input.event_type).map_err(|e| ApiError::body_field("eventType", e))?;
+    if input.deliver_at.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::body_field("deliverAt", "scheduled delivery (deliverAt) is not supported yet"));
+    }
+    if input.transformations_params.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::body_field(
+            "transformationsParams",
+            "transformations and raw payloads are not supported yet; send the payload as a JSON object",
+        ));
+    }
     let payload = input.payload.get().as_bytes();
     if payload.len() > state.config.max_payload_bytes {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -157,7 +172,9 @@ pub async fn create(
     let record = idempotency::record(&ticket, 202, Some(msg.id.clone()));
     match accept_message(&state, msg, None, record).await {
         Ok(msg) => Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content)))),
-        Err(StoreError::IdempotencyReplay(prev)) => replay(&state, &auth, &app.id, prev, with_content).await,
+        Err(StoreError::IdempotencyReplay(prev)) => {
+            replay(&state, &auth, &app.id, idempotency::replay_after_race(&ticket, prev)?, with_content).await
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -454,3 +454,20 @@ async fn list_pages_newest_first_and_back() {
     let (_, back) = server.get(&format!("{base}&iterator={}", text(&p3["prevIterator"]))).await;
     assert_eq!(ids(&back), ids(&p2));
 }
+
+#[tokio::test]
+async fn unsupported_scheduling_and_raw_payloads_are_refused_not_ignored() {
+    let server = TestServer::spawn().await;
+    let app = server.create_app("Acme").await;
+    for (field, value) in
+        [("deliverAt", json!("2030-01-01T00:00:00Z")), ("transformationsParams", json!({"rawPayload": "x"}))]
+    {
+        let mut body = json!({"eventType": "a.b", "payload": {}});
+        body[field] = value;
+        let (status, out) = server.post(&format!("/api/v1/app/{app}/msg"), body).await;
+        assert_eq!(status, 422, "{out}");
+        assert_eq!(out["detail"][0]["loc"], json!(["body", field]));
+    }
+    let (_, list) = server.get(&format!("/api/v1/app/{app}/msg")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing was stored");
+}

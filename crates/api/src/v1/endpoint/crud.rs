@@ -163,7 +163,9 @@ pub async fn create(
     let record = idempotency::record(&ticket, 201, Some(ep.id.clone()));
     match state.store.create_endpoint(ep, record).await {
         Ok(ep) => Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep)))),
-        Err(StoreError::IdempotencyReplay(prev)) => replay(&state, &auth, &app.id, prev).await,
+        Err(StoreError::IdempotencyReplay(prev)) => {
+            replay(&state, &auth, &app.id, idempotency::replay_after_race(&ticket, prev)?).await
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -105,6 +105,8 @@ pub async fn send_example(
         channels: None,
         tags: None,
         application: None,
+        deliver_at: None,
+        transformations_params: None,
     };
     let msg = new_message(&state, &msg_in, &auth.org_id, &app.id)?;
     let msg = accept_message(&state, msg, Some(ep.id), None).await?;
