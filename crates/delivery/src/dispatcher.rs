@@ -35,6 +35,9 @@ pub struct DispatcherConfig {
     /// Deliveries held in memory (queued or in flight) at most; beyond it fresh
     /// deliveries are committed unleased and claimed when there is room.
     pub max_in_memory: usize,
+    /// Payload bytes held in memory at most (each delivery counts its payload),
+    /// so large payloads cannot exhaust memory before the count does.
+    pub max_in_memory_bytes: usize,
     /// How often the store is asked for due retries and expired leases.
     pub poll_interval: Duration,
     pub retry_schedule: RetrySchedule,
@@ -75,6 +78,8 @@ struct Inner {
     queues: Mutex<Queues>,
     /// Deliveries queued or in flight here.
     in_memory: AtomicUsize,
+    /// Payload bytes of those deliveries.
+    in_memory_bytes: AtomicUsize,
     permits: Semaphore,
     outcomes: mpsc::UnboundedSender<Outcome>,
     /// Outcomes handed to the recorder and not yet written.
@@ -101,6 +106,7 @@ impl Dispatcher {
             metrics,
             queues: Mutex::new(Queues::default()),
             in_memory: AtomicUsize::new(0),
+            in_memory_bytes: AtomicUsize::new(0),
             outcomes: tx,
             unrecorded: unrecorded.clone(),
             closing: AtomicBool::new(false),
@@ -149,6 +155,9 @@ impl Dispatcher {
 
     /// How many more deliveries memory may hold.
     pub fn room(&self) -> usize {
+        if self.inner.in_memory_bytes.load(Ordering::Relaxed) >= self.inner.config.max_in_memory_bytes {
+            return 0;
+        }
         self.inner.config.max_in_memory.saturating_sub(self.inner.in_memory.load(Ordering::Relaxed))
     }
 
@@ -176,6 +185,7 @@ impl Dispatcher {
         let mut touched: Vec<String> = Vec::new();
         let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         let mut added = 0;
+        let mut added_bytes = 0;
         let cap = self.endpoint_queue_cap();
         let now = now_millis();
         for job in jobs {
@@ -185,12 +195,16 @@ impl Dispatcher {
             // One endpoint's backlog may not fill this node's memory: past its cap,
             // deliveries go back to the store (due now) and wait there.
             let depth = queues.by_endpoint.get(&job.endpoint.id).map_or(0, |q| q.waiting.len() + q.in_flight);
-            if depth >= cap {
+            let size = payload_size(&job);
+            let bytes = self.inner.in_memory_bytes.load(Ordering::Relaxed) + added_bytes;
+            let over_bytes = bytes + size > self.inner.config.max_in_memory_bytes && bytes > 0;
+            if depth >= cap || over_bytes {
                 self.emit(record::released(&job, now));
                 continue;
             }
             queues.held.insert(job.delivery_id, now);
             added += 1;
+            added_bytes += size;
             let id = &job.endpoint.id;
             if !touched.contains(id) {
                 touched.push(id.clone());
@@ -198,6 +212,7 @@ impl Dispatcher {
             queues.by_endpoint.entry(id.clone()).or_default().waiting.push_back(job);
         }
         self.inner.in_memory.fetch_add(added, Ordering::Relaxed);
+        self.inner.in_memory_bytes.fetch_add(added_bytes, Ordering::Relaxed);
         self.inner.metrics.in_memory.inc_by(added as i64);
         for id in &touched {
             self.pump(&mut queues, id);
@@ -285,6 +300,7 @@ impl Dispatcher {
             self.pump(&mut queues, &job.endpoint.id);
         }
         self.inner.in_memory.fetch_sub(1, Ordering::Relaxed);
+        self.inner.in_memory_bytes.fetch_sub(payload_size(job), Ordering::Relaxed);
         self.inner.metrics.in_memory.dec();
         self.inner.drained.notify_waiters();
     }
@@ -341,6 +357,7 @@ impl Dispatcher {
             self.emit(record::released(job, now));
         }
         self.inner.in_memory.fetch_sub(waiting.len(), Ordering::Relaxed);
+        self.inner.in_memory_bytes.fetch_sub(waiting.iter().map(payload_size).sum(), Ordering::Relaxed);
         self.inner.metrics.in_memory.dec_by(waiting.len() as i64);
         let deadline = tokio::time::Instant::now() + grace;
         while self.in_memory() > 0 && tokio::time::Instant::now() < deadline {
@@ -355,4 +372,8 @@ impl Dispatcher {
             tracing::warn!(error = %e, "releasing endpoint ownership failed");
         }
     }
+}
+
+fn payload_size(job: &DeliveryJob) -> usize {
+    job.payload.as_ref().map_or(0, |p| p.len())
 }

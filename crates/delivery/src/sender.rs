@@ -65,7 +65,7 @@ impl HttpSender {
     }
 
     /// Signs and sends `job` with `body`; never fails, the result says what happened.
-    pub async fn send(&self, job: &DeliveryJob, body: &[u8], now_millis: i64) -> SendResult {
+    pub async fn send(&self, job: &DeliveryJob, body: &Arc<[u8]>, now_millis: i64) -> SendResult {
         let started = Instant::now();
         let failed =
             |msg: String| SendResult { status: None, body: printable(msg.as_bytes()), duration: started.elapsed() };
@@ -83,7 +83,7 @@ impl HttpSender {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
-        let response = self.client.post(url).headers(headers).body(body.to_vec()).send().await;
+        let response = self.client.post(url).headers(headers).body(bytes::Bytes::from_owner(body.clone())).send().await;
         match response {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();

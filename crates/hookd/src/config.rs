@@ -74,6 +74,10 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_MAX_IN_MEMORY")]
     pub max_in_memory: Option<usize>,
 
+    /// Payload bytes of the deliveries held in memory at most [default: 268435456].
+    #[arg(long, env = "HOOKD_MAX_IN_MEMORY_BYTES")]
+    pub max_in_memory_bytes: Option<usize>,
+
     /// How long shutdown waits for requests in flight [default: 10s].
     #[arg(long, env = "HOOKD_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<String>,
@@ -107,6 +111,7 @@ pub struct Config {
     pub endpoint_concurrency: usize,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
+    pub max_in_memory_bytes: usize,
     pub shutdown_timeout: Duration,
     pub public_url: Option<String>,
     pub role: Role,
@@ -179,8 +184,10 @@ impl ServeOptions {
                 endpoint_concurrency,
                 max_in_flight,
                 max_in_memory,
+                max_in_memory_bytes,
                 shutdown_timeout,
                 public_url,
+                role,
                 log
             );
         }
@@ -213,6 +220,7 @@ impl ServeOptions {
             endpoint_concurrency: positive("endpoint-concurrency", self.endpoint_concurrency, 64)?,
             max_in_flight: positive("max-in-flight", self.max_in_flight, 1024)?,
             max_in_memory: positive("max-in-memory", self.max_in_memory, 20_000)?,
+            max_in_memory_bytes: positive("max-in-memory-bytes", self.max_in_memory_bytes, 256 * 1024 * 1024)?,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
             public_url: self.public_url,
             role: match self.role.as_deref() {
@@ -247,13 +255,17 @@ mod tests {
     fn file_values_sit_under_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hookd.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nretry-schedule = \"1s,2s\"\nmax-payload-bytes = 2048\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nretry-schedule = \"1s,2s\"\nmax-payload-bytes = 2048\nrole = \"worker\"\n",
+        )
+        .unwrap();
         let opts = ServeOptions { config: Some(path), listen: Some("127.0.0.1:1234".into()), ..Default::default() };
         let cfg = opts.resolve().unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:1234");
         assert_eq!(cfg.retry_schedule.max_attempts(), 3);
         assert_eq!(cfg.max_payload_bytes, 2048);
+        assert_eq!(cfg.role, Role::Worker);
     }
 
     #[test]

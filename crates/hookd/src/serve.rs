@@ -80,6 +80,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 endpoint_concurrency: cfg.endpoint_concurrency,
                 max_in_flight: cfg.max_in_flight,
                 max_in_memory: cfg.max_in_memory,
+                max_in_memory_bytes: cfg.max_in_memory_bytes,
                 poll_interval: cfg.poll_interval,
                 retry_schedule: cfg.retry_schedule.clone(),
             },

@@ -307,3 +307,28 @@ async fn a_second_process_on_the_same_data_dir_is_refused() {
     // The first one is unaffected.
     assert_eq!(server.get("/api/v1/health").await.0, 200);
 }
+
+#[tokio::test]
+async fn a_tight_memory_budget_delays_deliveries_but_loses_none() {
+    let opts = ServerOptions {
+        extra_args: ["--max-in-memory-bytes", "2000", "--poll-interval", "50ms"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let server = TestServer::spawn_with(opts).await;
+    let sink = Sink::start().await;
+    sink.set_delay(Some(Duration::from_millis(20)));
+    let app = server.create_app("Acme").await;
+    server.create_endpoint(&app, json!({"url": sink.url("/big")})).await;
+    // Each payload is ~1.5 KB: about one fits the budget at a time, and one
+    // larger than the whole budget still goes out.
+    let mut ids = HashSet::new();
+    for i in 0..20 {
+        let msg = server.send_message(&app, "a.b", json!({"i": i, "pad": "x".repeat(1500)})).await;
+        ids.insert(msg["id"].as_str().unwrap().to_string());
+    }
+    let huge = server.send_message(&app, "a.b", json!({"pad": "y".repeat(5000)})).await;
+    ids.insert(huge["id"].as_str().unwrap().to_string());
+    let got = sink.wait_for(21, Duration::from_secs(20)).await;
+    let seen: HashSet<String> = got.iter().map(|r| r.header("webhook-id").to_string()).collect();
+    assert_eq!(seen, ids);
+}

@@ -264,6 +264,8 @@ pub async fn load_jobs(
     .await?;
     let position: HashMap<i64, usize> = delivery_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut endpoints: HashMap<String, Arc<Endpoint>> = HashMap::new();
+    // One payload in memory per message, however many of its deliveries are loaded.
+    let mut payloads: HashMap<String, Arc<[u8]>> = HashMap::new();
     let mut jobs = Vec::with_capacity(rows.len());
     for r in &rows {
         let msg = rows::message_at(r, 2)?;
@@ -277,6 +279,7 @@ pub async fn load_jobs(
                 ep
             }
         };
+        let payload = msg.payload.map(|p| payloads.entry(msg.id.clone()).or_insert(p).clone());
         jobs.push(DeliveryJob {
             delivery_id: r.try_get(0)?,
             org_id: msg.org_id,
@@ -284,7 +287,7 @@ pub async fn load_jobs(
             msg_id: msg.id,
             event_type: msg.event_type,
             msg_created_at: msg.created_at,
-            payload: msg.payload,
+            payload,
             endpoint,
             attempts: rows::attempts_at(r, 1)?,
             trigger,

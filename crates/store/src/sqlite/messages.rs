@@ -192,6 +192,8 @@ pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) 
         rows::ENDPOINT_COLUMNS
     ))?;
     let mut endpoints: HashMap<String, Arc<Endpoint>> = HashMap::new();
+    // One payload in memory per message, however many of its deliveries are loaded.
+    let mut payloads: HashMap<String, Arc<[u8]>> = HashMap::new();
     let mut jobs = Vec::with_capacity(delivery_ids.len());
     for id in delivery_ids {
         let row = stmt
@@ -209,6 +211,7 @@ pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) 
             continue;
         };
         endpoints.insert(ep.id.clone(), ep.clone());
+        let payload = msg.payload.map(|p| payloads.entry(msg.id.clone()).or_insert(p).clone());
         jobs.push(DeliveryJob {
             delivery_id,
             org_id: msg.org_id,
@@ -216,7 +219,7 @@ pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) 
             msg_id: msg.id,
             event_type: msg.event_type,
             msg_created_at: msg.created_at,
-            payload: msg.payload,
+            payload,
             endpoint: ep,
             attempts,
             trigger,
