@@ -123,36 +123,49 @@ fn task(kind: &'static str, count: Option<u64>) -> TaskOut {
     }
 }
 
+/// The two ways of sending again over a time range.
+#[derive(Clone, Copy)]
+enum Resend {
+    /// Failed deliveries to the endpoint.
+    Recover,
+    /// Messages the endpoint should have had but never got.
+    ReplayMissing,
+}
+
+impl Resend {
+    fn task(self) -> &'static str {
+        match self {
+            Resend::Recover => "endpoint.recover",
+            Resend::ReplayMissing => "endpoint.replay",
+        }
+    }
+}
+
 pub async fn recover(
-    State(state): State<AppState>,
+    state: State<AppState>,
     auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    path: Path<(String, String)>,
     uri: OriginalUri,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: RawBody,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    let input: TimeRangeIn = parse_json(&body)?;
-    let (since, until) = range(&input)?;
-    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
-        Begin::Replay(_) => return Ok((StatusCode::ACCEPTED, Json(task("endpoint.recover", None)))),
-        Begin::Fresh(t) => t,
-    };
-    let record = idempotency::record(&ticket, 202, None);
-    let n = match state.store.recover_failed(&auth.org_id, &app.id, &ep.id, since, until, record).await {
-        Ok(n) => n,
-        Err(StoreError::IdempotencyReplay(_)) => {
-            return Ok((StatusCode::ACCEPTED, Json(task("endpoint.recover", None))))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(d) = &state.dispatcher {
-        d.wake();
-    }
-    Ok((StatusCode::ACCEPTED, Json(task("endpoint.recover", Some(n)))))
+    resend_range(Resend::Recover, state, auth, path, uri, headers, body).await
 }
 
 pub async fn replay_missing(
+    state: State<AppState>,
+    auth: Auth,
+    path: Path<(String, String)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<(StatusCode, Json<TaskOut>)> {
+    resend_range(Resend::ReplayMissing, state, auth, path, uri, headers, body).await
+}
+
+/// Schedules the deliveries in one transaction and answers with a finished task.
+async fn resend_range(
+    kind: Resend,
     State(state): State<AppState>,
     auth: Auth,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -163,20 +176,23 @@ pub async fn replay_missing(
     let input: TimeRangeIn = parse_json(&body)?;
     let (since, until) = range(&input)?;
     let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let replayed = || Ok((StatusCode::ACCEPTED, Json(task(kind.task(), None))));
     let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
-        Begin::Replay(_) => return Ok((StatusCode::ACCEPTED, Json(task("endpoint.replay", None)))),
+        Begin::Replay(_) => return replayed(),
         Begin::Fresh(t) => t,
     };
     let record = idempotency::record(&ticket, 202, None);
-    let n = match state.store.replay_missing(&auth.org_id, &app.id, &ep.id, since, until, record).await {
+    let scheduled = match kind {
+        Resend::Recover => state.store.recover_failed(&auth.org_id, &app.id, &ep.id, since, until, record).await,
+        Resend::ReplayMissing => state.store.replay_missing(&auth.org_id, &app.id, &ep.id, since, until, record).await,
+    };
+    let n = match scheduled {
         Ok(n) => n,
-        Err(StoreError::IdempotencyReplay(_)) => {
-            return Ok((StatusCode::ACCEPTED, Json(task("endpoint.replay", None))))
-        }
+        Err(StoreError::IdempotencyReplay(_)) => return replayed(),
         Err(e) => return Err(e.into()),
     };
     if let Some(d) = &state.dispatcher {
         d.wake();
     }
-    Ok((StatusCode::ACCEPTED, Json(task("endpoint.replay", Some(n)))))
+    Ok((StatusCode::ACCEPTED, Json(task(kind.task(), Some(n)))))
 }
