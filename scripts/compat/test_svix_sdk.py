@@ -36,6 +36,8 @@ from svix.api import (
     ApplicationIn,
     ApplicationListOptions,
     ApplicationPatch,
+    BackgroundTaskListOptions,
+    BackgroundTaskStatus,
     BackgroundTaskType,
     EndpointGetStatsOptions,
     EndpointHeadersIn,
@@ -740,6 +742,23 @@ def test_recover_failed_deliveries(svix, sink, app, event_type):
 
     wait_until(succeeded, what="the recovered delivery to succeed")
 
+    # The recover runs as a background task the SDK can follow.
+    def finished():
+        t = svix.background_task.get(task.id)
+        return t if t.status == BackgroundTaskStatus.FINISHED else None
+
+    done = wait_until(finished, what="the recover task to finish")
+    assert done.task == BackgroundTaskType.ENDPOINT_RECOVER and done.data["messagesSent"] == 1
+    listed = svix.background_task.list(BackgroundTaskListOptions(task=BackgroundTaskType.ENDPOINT_RECOVER)).data
+    assert task.id in [t.id for t in listed]
+
+
+def test_recover_further_back_than_fourteen_days_is_http_validation_error_422(svix, sink, app):
+    ep, _ = make_endpoint(svix, sink, app.id)
+    with pytest.raises(HTTPValidationError) as e:
+        svix.endpoint.recover(app.id, ep.id, RecoverIn(since=ago(minutes=15 * 24 * 60)))
+    assert e.value.detail[0].loc == ["body", "since"]
+
 
 def test_replay_missing(svix, sink, app, event_type):
     since = ago(minutes=1)
@@ -772,6 +791,14 @@ def test_app_portal_access(svix, server, sink, app):
     try:
         with pytest.raises(HttpError) as e:
             portal.application.get(other.id)
+        assert e.value.status_code == 404
+        # Sending messages takes an organisation token: 403 on its own
+        # application, 404 on any other.
+        with pytest.raises(HttpError) as e:
+            portal.message.create(app.id, MessageIn(event_type="a.b", payload={"forged": True}))
+        assert e.value.status_code == 403
+        with pytest.raises(HttpError) as e:
+            portal.message.create(other.id, MessageIn(event_type="a.b", payload={}))
         assert e.value.status_code == 404
     finally:
         svix.application.delete(other.id)

@@ -1,7 +1,12 @@
-//! Bearer-token authentication. Tokens are stored as SHA-256 hashes; a token is
-//! either an organisation admin token or scoped to one application (app portal
-//! access). A token never sees another organisation's objects: lookups are
-//! scoped by organisation and answer 404.
+//! Bearer-token authentication and the permission extractors. Tokens are stored
+//! as SHA-256 hashes; a token is either an organisation admin token or scoped to
+//! one application (app portal access). A token never sees another
+//! organisation's objects: lookups are scoped by organisation and answer 404.
+//!
+//! Handlers state what they need in their signature, so a forgotten check is a
+//! compile error rather than a leak: [`OrgAuth`] for organisation-wide actions
+//! (an app-scoped token gets 403 on its own application, 404 elsewhere), and
+//! [`AppAuth`] for the application named in the path, loaded and checked.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hookd_store::ApiToken;
+use hookd_store::{ApiToken, Application};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -37,13 +42,76 @@ impl Auth {
             _ => Ok(()),
         }
     }
+}
 
-    /// Refuses organisation-wide operations to app-scoped tokens.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self.app_id {
-            Some(_) => Err(ApiError::NotFound),
-            None => Ok(()),
+/// An organisation token: may do anything in its organisation.
+#[derive(Debug, Clone)]
+pub struct OrgAuth {
+    pub org_id: String,
+}
+
+impl OrgAuth {
+    pub fn as_auth(&self) -> Auth {
+        Auth { org_id: self.org_id.clone(), app_id: None }
+    }
+}
+
+/// A caller allowed on the application named in the path (`{app_id}`, by id or
+/// uid): an organisation token, or a token scoped to that application.
+#[derive(Debug, Clone)]
+pub struct AppAuth {
+    pub auth: Auth,
+    pub app: Application,
+}
+
+impl AppAuth {
+    pub fn org_id(&self) -> &str {
+        &self.auth.org_id
+    }
+
+    /// Whether the caller holds an app-scoped (portal) token.
+    pub fn is_app_scoped(&self) -> bool {
+        self.auth.app_id.is_some()
+    }
+}
+
+/// The `{app_id}` of the path, if the route has one.
+async fn path_app_id(parts: &mut Parts, state: &AppState) -> Option<String> {
+    use axum::extract::Path;
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state).await.ok()?;
+    params.get("app_id").cloned()
+}
+
+impl FromRequestParts<AppState> for OrgAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        let Some(own) = &auth.app_id else { return Ok(OrgAuth { org_id: auth.org_id }) };
+        // A portal token on its own application lacks the right (403); anywhere
+        // else it must not learn what exists (404).
+        if let Some(app_id) = path_app_id(parts, state).await {
+            if let Ok(app) = state.resources.get_app(&auth.org_id, &app_id).await {
+                if &app.id == own {
+                    return Err(ApiError::Forbidden(
+                        "an application-scoped token cannot do this; it needs an organisation token".into(),
+                    ));
+                }
+            }
         }
+        Err(ApiError::NotFound)
+    }
+}
+
+impl FromRequestParts<AppState> for AppAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        let app_id = path_app_id(parts, state).await.ok_or(ApiError::NotFound)?;
+        let app = state.resources.get_app(&auth.org_id, &app_id).await?;
+        auth.check_app(&app.id)?;
+        Ok(AppAuth { auth, app })
     }
 }
 
@@ -100,7 +168,7 @@ impl FromRequestParts<AppState> for Auth {
         let token = match state.tokens.get(&hash) {
             Some(t) => t,
             None => {
-                let t = state.store.token_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
+                let t = state.resources.token_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
                 state.tokens.put(hash, t.clone());
                 t
             }

@@ -21,6 +21,8 @@ pub struct FieldError {
 pub enum ApiError {
     BadRequest(String),
     Unauthorized,
+    /// The caller may see the object but not do this to it.
+    Forbidden(String),
     NotFound,
     /// The path exists but not with this method.
     MethodNotAllowed,
@@ -68,6 +70,7 @@ impl From<StoreError> for ApiError {
                 detail: "a request with this idempotency key was already processed".into(),
                 existing_id: None,
             },
+            StoreError::Invalid { field, msg } => ApiError::body_field(field, msg),
             StoreError::Unavailable(msg) => ApiError::Unavailable(msg),
             StoreError::Internal(msg) => ApiError::Internal(msg),
         }
@@ -86,6 +89,7 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 json!({"code": "authentication_failed", "detail": "missing or invalid bearer token: send `Authorization: Bearer <token>`"}),
             ),
+            ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, json!({"code": "forbidden", "detail": d})),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"code": "not_found", "detail": "Entity not found"})),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -13,7 +13,6 @@ use axum::http::HeaderMap;
 use hookd_store::{IdempotencyKey, IdempotencyOutcome, IdempotencyRecord};
 use sha2::{Digest, Sha256};
 
-use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -66,17 +65,17 @@ pub fn record(ticket: &Option<Ticket>, status: u16, resource_id: Option<String>)
 }
 
 /// Looks the key up: a replay, a conflict, or a ticket to go ahead.
-pub async fn begin(state: &AppState, auth: &Auth, path: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<Begin> {
+pub async fn begin(state: &AppState, org_id: &str, path: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<Begin> {
     let Some(value) = headers.get(HEADER) else { return Ok(Begin::Fresh(None)) };
     let key = value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN).ok_or_else(|| {
         ApiError::invalid(&["header", HEADER], format!("must be 1 to {MAX_KEY_LEN} visible characters"))
     })?;
     let request_hash: String = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
     let key = IdempotencyKey { method: "POST".into(), path: path.to_string(), key: key.to_string() };
-    if let Some(prev) = state.store.idempotency_lookup(&auth.org_id, &key).await? {
+    if let Some(prev) = state.resources.idempotency_lookup(org_id, &key).await? {
         return check_replay(prev, &request_hash);
     }
-    let slot = format!("{}\n{}\n{}", auth.org_id, key.path, key.key);
+    let slot = format!("{}\n{}\n{}", org_id, key.path, key.key);
     {
         let mut set = state.idempotency.0.lock().unwrap_or_else(|e| e.into_inner());
         if !set.insert(slot.clone()) {
@@ -87,14 +86,14 @@ pub async fn begin(state: &AppState, auth: &Auth, path: &str, headers: &HeaderMa
         }
     }
     let ticket = Ticket {
-        org_id: auth.org_id.clone(),
+        org_id: org_id.to_string(),
         key: key.clone(),
         request_hash,
         slot,
         in_flight: state.idempotency.0.clone(),
     };
     // The first request may have finished between the lookup and taking the slot.
-    if let Some(prev) = state.store.idempotency_lookup(&auth.org_id, &key).await? {
+    if let Some(prev) = state.resources.idempotency_lookup(org_id, &key).await? {
         return check_replay(prev, &ticket.request_hash);
     }
     Ok(Begin::Fresh(Some(ticket)))

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use error::ApiError;
-use hookd_delivery::{Dispatcher, Metrics};
-use hookd_store::Store;
+use hookd_delivery::Deliveries;
+use hookd_store::Resources;
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -26,13 +26,15 @@ pub struct ApiConfig {
     pub allow_private_networks: bool,
     /// Base URL written into app portal links.
     pub public_url: String,
+    /// How long a message's payload is kept when the message does not say.
+    pub payload_retention: std::time::Duration,
 }
 
 pub struct State {
-    pub store: Arc<dyn Store>,
-    /// `None` on a node that only serves the API.
-    pub dispatcher: Option<Dispatcher>,
-    pub metrics: Arc<Metrics>,
+    /// What the API reads and edits.
+    pub resources: Arc<dyn Resources>,
+    /// The delivery pipeline: accepting messages, resending, background tasks.
+    pub deliveries: Deliveries,
     pub config: ApiConfig,
     /// The organisation this node serves (one default organisation for now).
     pub org_id: String,

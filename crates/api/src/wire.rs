@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use hookd_core::timefmt::format_millis;
-use hookd_store::{status, Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata};
+use hookd_store::{Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
@@ -162,17 +162,6 @@ impl MessageOut {
     }
 }
 
-/// Status as the API shows it, with its `statusText`.
-pub fn status_text(s: i64) -> &'static str {
-    match s {
-        status::SUCCESS => "success",
-        status::PENDING => "pending",
-        status::FAIL => "fail",
-        status::SENDING => "sending",
-        _ => "canceled",
-    }
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttemptOut {
@@ -199,8 +188,8 @@ impl From<Attempt> for MessageAttemptOut {
             response: a.response,
             response_status_code: a.response_status_code,
             response_duration_ms: a.response_duration_ms,
-            status: a.status,
-            status_text: status_text(a.status),
+            status: a.status as i64,
+            status_text: a.status.text(),
             trigger_type: a.trigger as i64,
             msg_id: a.msg_id,
             endpoint_id: a.endpoint_id,
@@ -223,11 +212,12 @@ pub struct EndpointMessageOut {
 
 impl EndpointMessageOut {
     pub fn new(d: Delivery, m: Message, with_content: bool) -> Self {
+        let status = d.status();
         EndpointMessageOut {
             message: MessageOut::new(m, with_content),
-            status: d.status,
-            status_text: status_text(d.status),
-            next_attempt: d.next_attempt_at.map(format_millis),
+            status: status as i64,
+            status_text: status.text(),
+            next_attempt: d.next_attempt_at().map(format_millis),
         }
     }
 }
@@ -245,11 +235,12 @@ pub struct MessageEndpointOut {
 
 impl MessageEndpointOut {
     pub fn new(d: Delivery, e: &Endpoint) -> Self {
+        let status = d.status();
         MessageEndpointOut {
             endpoint: EndpointOut::from(e),
-            status: d.status,
-            status_text: status_text(d.status),
-            next_attempt: d.next_attempt_at.map(format_millis),
+            status: status as i64,
+            status_text: status.text(),
+            next_attempt: d.next_attempt_at().map(format_millis),
         }
     }
 }

@@ -7,7 +7,6 @@
 //! page by id and ids created by one process are strictly increasing.
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The prefixes hookd gives its objects, as Svix does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +18,8 @@ pub enum IdPrefix {
     Attempt,
     Token,
     EventType,
+    /// A background task (`qtask_`, as Svix).
+    Task,
 }
 
 impl IdPrefix {
@@ -31,6 +32,7 @@ impl IdPrefix {
             IdPrefix::Attempt => "atmpt_",
             IdPrefix::Token => "tok_",
             IdPrefix::EventType => "evtype_",
+            IdPrefix::Task => "qtask_",
         }
     }
 }
@@ -51,7 +53,7 @@ const TAIL_MASK: u128 = (1u128 << 112) - 1;
 
 /// A new id with `prefix`, greater than every id this process made before.
 pub fn new_id(prefix: IdPrefix) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now = crate::timefmt::now_millis().max(0) as u64;
     let (millis, tail) = {
         let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
         if now > last.millis {
@@ -154,7 +156,7 @@ mod tests {
 
     #[test]
     fn id_encodes_its_creation_time() {
-        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let before = crate::timefmt::now_millis() as u64;
         let id = new_id(IdPrefix::Application);
         let millis = id_millis(&id).unwrap();
         assert!(millis >= before && millis < before + 5_000, "{millis} vs {before}");

@@ -9,10 +9,11 @@ pub mod net;
 pub mod schedule;
 pub mod signing;
 pub mod status;
+pub mod text;
 pub mod timefmt;
 pub mod validate;
 
 pub use id::{new_id, IdPrefix};
 pub use schedule::RetrySchedule;
 pub use signing::{Secret, SigningError};
-pub use status::{AttemptTrigger, DeliveryStatus};
+pub use status::{AttemptTrigger, DeliveryState, MessageStatus};

@@ -1,12 +1,23 @@
 //! Timestamps on the wire: RFC 3339 in UTC with millisecond precision, as Svix
 //! writes them. In storage they are Unix milliseconds.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Unix milliseconds now.
+/// Added to this process's clock: a test skews one node's clock with it to show
+/// that leases and due times follow the database's clock, not the node's.
+static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Shifts what [`now_millis`] returns by `millis` for the rest of the process.
+pub fn set_clock_offset(millis: i64) {
+    CLOCK_OFFSET_MS.store(millis, Ordering::Relaxed);
+}
+
+/// Unix milliseconds now, by this process's clock.
 pub fn now_millis() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64 + CLOCK_OFFSET_MS.load(Ordering::Relaxed)
 }
 
 /// `2026-11-25T10:52:23.123Z` for Unix milliseconds.

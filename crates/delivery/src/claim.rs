@@ -1,7 +1,8 @@
 //! The claim loop: leases due deliveries from the store — retries whose time
-//! came, work committed unleased (by an API node, or beyond this node's room),
-//! and leases a dead node left behind — as far as this node has room, and
-//! submits them to the dispatcher. It also keeps this node's leases alive.
+//! came, work committed scheduled (by an API node, or beyond this node's room),
+//! and deliveries whose lease a dead node left behind (rescued first) — as far
+//! as this node has room, and submits them to the dispatcher. It also keeps this
+//! node's leases alive and its endpoint snapshots fresh.
 
 use std::time::{Duration, Instant};
 
@@ -11,12 +12,15 @@ use crate::dispatcher::Dispatcher;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 500;
+/// Most expired leases rescued in one query.
+const RESCUE_BATCH: usize = 1000;
 
 pub async fn run(dispatcher: Dispatcher) {
     let interval = dispatcher.config().poll_interval;
     // Renew well before leases run out: three chances per lease.
     let renew_every = dispatcher.config().lease_duration / 3;
     let mut renewed = Instant::now();
+    let mut rescued = Instant::now() - interval;
     loop {
         if dispatcher.is_closing() {
             return;
@@ -25,11 +29,15 @@ pub async fn run(dispatcher: Dispatcher) {
             renew(&dispatcher).await;
             renewed = Instant::now();
         }
+        if rescued.elapsed() >= interval {
+            rescue(&dispatcher).await;
+            rescued = Instant::now();
+        }
         let room = dispatcher.room().min(CLAIM_BATCH);
         let mut claimed = 0;
         if room > 0 {
             let full = dispatcher.full_endpoints();
-            match dispatcher.store().claim_due(&dispatcher.lease(), now_millis(), room, &full).await {
+            match dispatcher.queue().claim_due(&dispatcher.lease(), room, &full).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     dispatcher.submit(jobs);
@@ -46,14 +54,25 @@ pub async fn run(dispatcher: Dispatcher) {
         }
         let wait = interval.min(renew_every);
         tokio::select! {
-            _ = dispatcher.store().wait_for_work(wait) => {}
+            _ = dispatcher.queue().wait_for_work(wait) => {}
             _ = dispatcher.wake_handle().notified() => {}
         }
     }
 }
 
+/// Deliveries whose lease expired (their node died, or lost the database for
+/// longer than a lease) become due again, here or on any node.
+async fn rescue(dispatcher: &Dispatcher) {
+    match dispatcher.queue().rescue_expired(RESCUE_BATCH).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deliveries = n, "took back deliveries whose lease expired"),
+        Err(e) => tracing::warn!(error = %e, "rescuing expired leases failed"),
+    }
+}
+
 /// Extends the leases of everything held here, and the ownership of the
-/// endpoints they go to, so no other node takes them while this one works.
+/// endpoints they go to, so no other node takes them while this one works; then
+/// picks up edits to those endpoints made anywhere.
 async fn renew(dispatcher: &Dispatcher) {
     let (deliveries, endpoints) = dispatcher.held();
     if deliveries.is_empty() && endpoints.is_empty() {
@@ -61,8 +80,12 @@ async fn renew(dispatcher: &Dispatcher) {
         return;
     }
     let started = now_millis();
-    match dispatcher.store().renew(&dispatcher.lease(), &deliveries, &endpoints).await {
+    match dispatcher.queue().renew(&dispatcher.lease(), &deliveries, &endpoints).await {
         Ok(()) => dispatcher.renewed(started),
         Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
+    }
+    match dispatcher.queue().changed_endpoints(&dispatcher.endpoint_revisions()).await {
+        Ok(changed) => dispatcher.refresh_endpoints(changed),
+        Err(e) => tracing::warn!(error = %e, "reading endpoint changes failed"),
     }
 }

@@ -2,10 +2,11 @@
 //! concurrency cap (and later its throttle, breaker and ordering) hangs off one
 //! [`EndpointQueue`]. A global cap bounds requests in flight across endpoints.
 //!
-//! Work arrives by [`Dispatcher::submit`]: fresh deliveries straight from the API
-//! after their commit, and due ones from the claim loop. Every delivery held here
-//! is leased to this node in the store; when the node stops, unsent ones are
-//! released back to the store.
+//! Work arrives by [`Dispatcher::submit`]: fresh deliveries straight from the
+//! enqueue that committed them, and due ones from the claim loop. Every delivery
+//! held here is leased to this node in the store under a fencing token; its
+//! outcome carries the token, so it lands only while the lease is still this
+//! node's. When the node stops, unsent deliveries are released back to the store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use hookd_core::timefmt::now_millis;
 use hookd_core::RetrySchedule;
-use hookd_store::{DeliveryJob, Lease, Outcome, Store};
+use hookd_store::{DeliveryJob, Endpoint, Lease, Outcome, Queue};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::metrics::Metrics;
@@ -26,19 +27,19 @@ pub struct DispatcherConfig {
     /// This process's lease owner name; unique per start.
     pub node_id: String,
     /// How long a lease protects a delivery held in memory. A crashed node's
-    /// deliveries are taken over this long after it last leased them.
+    /// deliveries are taken over this long after it last renewed them.
     pub lease_duration: Duration,
     /// Requests in flight to one endpoint at most.
     pub endpoint_concurrency: usize,
     /// Requests in flight across all endpoints at most.
     pub max_in_flight: usize,
     /// Deliveries held in memory (queued or in flight) at most; beyond it fresh
-    /// deliveries are committed unleased and claimed when there is room.
+    /// deliveries are committed scheduled and claimed when there is room.
     pub max_in_memory: usize,
     /// Payload bytes held in memory at most (each delivery counts its payload),
     /// so large payloads cannot exhaust memory before the count does.
     pub max_in_memory_bytes: usize,
-    /// How often the store is asked for due retries and expired leases.
+    /// How often the store is asked for due retries (and expired leases rescued).
     pub poll_interval: Duration,
     pub retry_schedule: RetrySchedule,
 }
@@ -48,21 +49,30 @@ const ENDPOINT_QUEUE_FACTOR: usize = 8;
 /// …and never fewer than this.
 const MIN_ENDPOINT_QUEUE: usize = 64;
 
-#[derive(Default)]
 struct EndpointQueue {
+    /// The newest snapshot of the endpoint seen here: each delivery is sent with
+    /// it, so an edit reaches deliveries already queued.
+    endpoint: Arc<Endpoint>,
     waiting: VecDeque<DeliveryJob>,
     in_flight: usize,
+}
+
+/// A delivery held here: since when (Unix ms, this node's clock) and under
+/// which lease token.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    since: i64,
+    token: i64,
 }
 
 /// Everything held in memory, under one lock.
 #[derive(Default)]
 struct Queues {
     by_endpoint: HashMap<String, EndpointQueue>,
-    /// Ids of the deliveries queued, in flight, or with an outcome not yet
-    /// written: a delivery claimed again (its lease ran out while it was here) is
-    /// not taken twice.
-    /// Each with when it was leased, in Unix milliseconds.
-    held: HashMap<i64, i64>,
+    /// The deliveries queued, in flight, or with an outcome not yet written: a
+    /// delivery claimed again (its lease ran out while it was here, and it was
+    /// rescued) is not taken twice, and its newest token is the one recorded.
+    held: HashMap<i64, Held>,
 }
 
 #[derive(Clone)]
@@ -72,7 +82,7 @@ pub struct Dispatcher {
 
 struct Inner {
     config: DispatcherConfig,
-    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
     sender: HttpSender,
     metrics: Arc<Metrics>,
     queues: Mutex<Queues>,
@@ -94,14 +104,14 @@ struct Inner {
 }
 
 impl Dispatcher {
-    /// Starts the dispatcher, its outcome recorder and (unless `claim` is false) the claim loop.
-    pub fn start(config: DispatcherConfig, store: Arc<dyn Store>, sender: HttpSender, metrics: Arc<Metrics>) -> Self {
+    /// Starts the dispatcher, its outcome recorder and the claim loop.
+    pub fn start(config: DispatcherConfig, queue: Arc<dyn Queue>, sender: HttpSender, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let unrecorded = Arc::new(AtomicUsize::new(0));
         let inner = Arc::new(Inner {
             permits: Semaphore::new(config.max_in_flight),
             config,
-            store,
+            queue,
             sender,
             metrics,
             queues: Mutex::new(Queues::default()),
@@ -117,8 +127,8 @@ impl Dispatcher {
         let dispatcher = Dispatcher { inner };
         let recorded = dispatcher.clone();
         tokio::spawn(record::run_recorder(
-            dispatcher.inner.store.clone(),
-            dispatcher.inner.config.node_id.clone(),
+            dispatcher.inner.queue.clone(),
+            dispatcher.inner.config.retry_schedule.clone(),
             rx,
             unrecorded,
             move |written| recorded.forget(written),
@@ -131,8 +141,8 @@ impl Dispatcher {
         &self.inner.config
     }
 
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
+    pub(crate) fn queue(&self) -> &Arc<dyn Queue> {
+        &self.inner.queue
     }
 
     pub(crate) fn wake_handle(&self) -> &Notify {
@@ -143,12 +153,12 @@ impl Dispatcher {
     pub fn lease(&self) -> Lease {
         Lease {
             owner: self.inner.config.node_id.clone(),
-            until: now_millis() + self.inner.config.lease_duration.as_millis() as i64,
+            duration_ms: self.inner.config.lease_duration.as_millis() as i64,
         }
     }
 
     /// A lease when there is room in memory for more work, else `None` (the
-    /// deliveries are then committed unleased and claimed later).
+    /// deliveries are then committed scheduled and claimed later).
     pub fn lease_if_room(&self) -> Option<Lease> {
         (!self.is_closing() && self.room() > 0).then(|| self.lease())
     }
@@ -165,7 +175,7 @@ impl Dispatcher {
         self.inner.closing.load(Ordering::Relaxed)
     }
 
-    /// Asks the claim loop to look at the store now (after a recover or replay).
+    /// Asks the claim loop to look at the store now (after a recover or an enable).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
     }
@@ -176,9 +186,8 @@ impl Dispatcher {
             return;
         }
         if self.is_closing() {
-            let now = now_millis();
             for job in &jobs {
-                self.emit(record::released(job, now));
+                self.emit_for(job, record::released(job));
             }
             return;
         }
@@ -189,7 +198,10 @@ impl Dispatcher {
         let cap = self.endpoint_queue_cap();
         let now = now_millis();
         for job in jobs {
-            if queues.held.contains_key(&job.delivery_id) {
+            // Held already: its lease ran out and it was claimed again. The copy
+            // here goes on under the new token.
+            if let Some(held) = queues.held.get_mut(&job.delivery_id) {
+                *held = Held { since: now, token: job.lease_token };
                 continue;
             }
             // One endpoint's backlog may not fill this node's memory: past its cap,
@@ -199,17 +211,26 @@ impl Dispatcher {
             let bytes = self.inner.in_memory_bytes.load(Ordering::Relaxed) + added_bytes;
             let over_bytes = bytes + size > self.inner.config.max_in_memory_bytes && bytes > 0;
             if depth >= cap || over_bytes {
-                self.emit(record::released(&job, now));
+                let released = record::released(&job);
+                self.emit(released);
                 continue;
             }
-            queues.held.insert(job.delivery_id, now);
+            queues.held.insert(job.delivery_id, Held { since: now, token: job.lease_token });
             added += 1;
             added_bytes += size;
-            let id = &job.endpoint.id;
-            if !touched.contains(id) {
+            let id = job.endpoint.id.clone();
+            if !touched.contains(&id) {
                 touched.push(id.clone());
             }
-            queues.by_endpoint.entry(id.clone()).or_default().waiting.push_back(job);
+            let q = queues.by_endpoint.entry(id).or_insert_with(|| EndpointQueue {
+                endpoint: job.endpoint.clone(),
+                waiting: VecDeque::new(),
+                in_flight: 0,
+            });
+            if job.endpoint.revision > q.endpoint.revision {
+                q.endpoint = job.endpoint.clone();
+            }
+            q.waiting.push_back(job);
         }
         self.inner.in_memory.fetch_add(added, Ordering::Relaxed);
         self.inner.in_memory_bytes.fetch_add(added_bytes, Ordering::Relaxed);
@@ -217,6 +238,48 @@ impl Dispatcher {
         for id in &touched {
             self.pump(&mut queues, id);
         }
+    }
+
+    /// Endpoints held here with the revision of their snapshot.
+    pub(crate) fn endpoint_revisions(&self) -> Vec<(String, i64)> {
+        let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        queues.by_endpoint.iter().map(|(id, q)| (id.clone(), q.endpoint.revision)).collect()
+    }
+
+    /// Takes newer snapshots of endpoints (an edit here or on another node):
+    /// queued deliveries are sent with them, and a disabled endpoint's queued
+    /// deliveries are paused at once instead of sent.
+    pub fn refresh_endpoints(&self, endpoints: Vec<Endpoint>) {
+        let mut paused = Vec::new();
+        {
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            for ep in endpoints {
+                let Some(q) = queues.by_endpoint.get_mut(&ep.id) else { continue };
+                if ep.revision <= q.endpoint.revision {
+                    continue;
+                }
+                let disabled = ep.disabled;
+                q.endpoint = Arc::new(ep);
+                if disabled {
+                    paused.extend(q.waiting.drain(..));
+                }
+            }
+        }
+        self.release_queued(&paused, record::paused);
+    }
+
+    /// Lets queued deliveries go (they never started) with the outcome `make` gives.
+    fn release_queued(&self, jobs: &[DeliveryJob], make: fn(&DeliveryJob) -> Outcome) {
+        if jobs.is_empty() {
+            return;
+        }
+        for job in jobs {
+            self.emit_for(job, make(job));
+        }
+        self.inner.in_memory.fetch_sub(jobs.len(), Ordering::Relaxed);
+        self.inner.in_memory_bytes.fetch_sub(jobs.iter().map(payload_size).sum(), Ordering::Relaxed);
+        self.inner.metrics.in_memory.dec_by(jobs.len() as i64);
+        self.inner.drained.notify_waiters();
     }
 
     /// Deliveries one endpoint may have here, queued and in flight.
@@ -243,9 +306,12 @@ impl Dispatcher {
             return;
         };
         while q.in_flight < cap {
-            let Some(job) = q.waiting.pop_front() else {
+            let Some(mut job) = q.waiting.pop_front() else {
                 break;
             };
+            if !Arc::ptr_eq(&job.endpoint, &q.endpoint) {
+                job.endpoint = q.endpoint.clone();
+            }
             q.in_flight += 1;
             let this = self.clone();
             tokio::spawn(async move { this.deliver(job).await });
@@ -259,11 +325,12 @@ impl Dispatcher {
     async fn deliver(self, job: DeliveryJob) {
         let permit = self.inner.permits.acquire().await;
         let outcome = if self.is_closing() || permit.is_err() || self.lease_may_be_lost(job.delivery_id, now_millis()) {
-            record::released(&job, now_millis())
+            record::released(&job)
+        } else if job.endpoint.disabled {
+            record::paused(&job)
         } else {
             match &job.payload {
-                // Expunged, or the endpoint was disabled after the delivery was made.
-                _ if job.endpoint.disabled => record::canceled(&job),
+                // Expunged after the delivery was made.
                 None => record::canceled(&job),
                 Some(body) => {
                     let result = self.inner.sender.send(&job, body, now_millis()).await;
@@ -274,8 +341,20 @@ impl Dispatcher {
             }
         };
         drop(permit);
-        self.emit(outcome);
+        self.emit_for(&job, outcome);
         self.finished(&job);
+    }
+
+    /// Hands an outcome of a held delivery to the recorder, under the newest
+    /// token this node holds it by.
+    fn emit_for(&self, job: &DeliveryJob, mut outcome: Outcome) {
+        {
+            let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(held) = queues.held.get(&job.delivery_id) {
+                outcome.lease_token = held.token;
+            }
+        }
+        self.emit(outcome);
     }
 
     fn emit(&self, outcome: Outcome) {
@@ -311,7 +390,10 @@ impl Dispatcher {
     fn forget(&self, written: &[Outcome]) {
         let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         for o in written {
-            queues.held.remove(&o.delivery_id);
+            // A delivery claimed again meanwhile is held under its new token still.
+            if queues.held.get(&o.delivery_id).is_some_and(|h| h.token == o.lease_token) {
+                queues.held.remove(&o.delivery_id);
+            }
         }
     }
 
@@ -326,7 +408,7 @@ impl Dispatcher {
     fn lease_may_be_lost(&self, delivery_id: i64, now: i64) -> bool {
         let leased_at = {
             let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            queues.held.get(&delivery_id).copied().unwrap_or(now)
+            queues.held.get(&delivery_id).map_or(now, |h| h.since)
         };
         let fresh_since = leased_at.max(self.inner.renewed_at.load(Ordering::Relaxed));
         now - fresh_since > self.inner.config.lease_duration.as_millis() as i64 * 2 / 3
@@ -352,13 +434,7 @@ impl Dispatcher {
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
             queues.by_endpoint.values_mut().flat_map(|q| q.waiting.drain(..)).collect()
         };
-        let now = now_millis();
-        for job in &waiting {
-            self.emit(record::released(job, now));
-        }
-        self.inner.in_memory.fetch_sub(waiting.len(), Ordering::Relaxed);
-        self.inner.in_memory_bytes.fetch_sub(waiting.iter().map(payload_size).sum(), Ordering::Relaxed);
-        self.inner.metrics.in_memory.dec_by(waiting.len() as i64);
+        self.release_queued(&waiting, record::released);
         let deadline = tokio::time::Instant::now() + grace;
         while self.in_memory() > 0 && tokio::time::Instant::now() < deadline {
             let _ = tokio::time::timeout(Duration::from_millis(50), self.inner.drained.notified()).await;
@@ -368,7 +444,7 @@ impl Dispatcher {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Let other nodes take this node's endpoints at once.
-        if let Err(e) = self.inner.store.release_endpoints(&self.inner.config.node_id).await {
+        if let Err(e) = self.inner.queue.release_endpoints(&self.inner.config.node_id).await {
             tracing::warn!(error = %e, "releasing endpoint ownership failed");
         }
     }

@@ -1,21 +1,187 @@
-//! hookd's delivery engine: takes deliveries (fresh ones handed over in memory,
-//! due retries and expired leases claimed from the store), sends them as signed
-//! HTTP requests under per-endpoint concurrency limits, and records the outcomes
-//! in batches.
+//! hookd's delivery engine. [`Deliveries`] is what the API talks to: it commits
+//! a message with its fan-out and hands the fresh deliveries to this node's
+//! dispatcher ([`Deliveries::accept`]), resends, and starts background tasks —
+//! so no caller ever sees a lease. Underneath:
 //!
 //! - [`dispatcher`]: per-endpoint queues and the concurrency caps.
-//! - [`claim`]: the loop that leases due work from the store.
+//! - [`claim`]: the loop that leases due work from the store, rescues expired
+//!   leases, renews this node's, and refreshes endpoint snapshots.
 //! - [`sender`]: builds and sends one request; [`ssrf`] guards where it may go.
 //! - [`record`]: turns a send result into the delivery's next state and writes
 //!   outcomes in batches.
+//! - [`tasks`]: runs background tasks (recover, replay) in batches.
+//! - [`retention`]: the sweep that expires payloads and frees space.
 
 pub mod claim;
 pub mod dispatcher;
 pub mod metrics;
 pub mod record;
+pub mod retention;
 pub mod sender;
 pub mod ssrf;
+pub mod tasks;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use dispatcher::{Dispatcher, DispatcherConfig};
+use hookd_store::{BackgroundTask, EndpointUpdated, IdempotencyRecord, Message, Queue, Result, StoreError};
 pub use metrics::Metrics;
+pub use retention::RetentionConfig;
 pub use sender::{HttpSender, SenderConfig};
+use tokio::sync::Notify;
+
+/// The delivery pipeline as the API sees it.
+#[derive(Clone)]
+pub struct Deliveries {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Arc<dyn Queue>,
+    /// `None` on a node that only accepts (the `api` role): workers deliver.
+    dispatcher: Option<Dispatcher>,
+    metrics: Arc<Metrics>,
+    /// Wakes this node's task runner when it creates a task.
+    tasks: Arc<Notify>,
+    closing: Arc<AtomicBool>,
+}
+
+impl Deliveries {
+    /// A delivering node: the dispatcher (with its claim loop and recorder), the
+    /// background task runner and the retention sweep.
+    pub fn start(
+        config: DispatcherConfig,
+        retention: RetentionConfig,
+        queue: Arc<dyn Queue>,
+        sender: HttpSender,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let dispatcher = Dispatcher::start(config, queue.clone(), sender, metrics.clone());
+        let tasks = Arc::new(Notify::new());
+        let closing = Arc::new(AtomicBool::new(false));
+        tokio::spawn(
+            tasks::TaskRunner {
+                queue: queue.clone(),
+                lease: dispatcher.lease(),
+                poll_interval: dispatcher.config().poll_interval,
+                wake: tasks.clone(),
+                closing: closing.clone(),
+            }
+            .run(),
+        );
+        tokio::spawn(retention::run(queue.clone(), retention));
+        Deliveries { inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing }) }
+    }
+
+    /// A node that accepts and stores only; delivering nodes pick the work up.
+    pub fn accept_only(queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
+        Deliveries {
+            inner: Arc::new(Inner {
+                queue,
+                dispatcher: None,
+                metrics,
+                tasks: Arc::new(Notify::new()),
+                closing: Arc::new(AtomicBool::new(false)),
+            }),
+        }
+    }
+
+    pub fn dispatcher(&self) -> Option<&Dispatcher> {
+        self.inner.dispatcher.as_ref()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Commits the message with its fan-out (to every matching endpoint, or only
+    /// to `only_endpoint`) and hands the deliveries this node may send to its
+    /// dispatcher. Returns once the commit is durable.
+    pub async fn accept(
+        &self,
+        msg: Message,
+        only_endpoint: Option<String>,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<()> {
+        // Commit and hand over in a task of its own: if the client goes away
+        // while this runs, the caller is dropped, but committed deliveries must
+        // still reach the dispatcher rather than wait out their lease.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let dispatcher = this.inner.dispatcher.as_ref();
+            let lease = dispatcher.and_then(|d| d.lease_if_room());
+            let leased = lease.is_some();
+            let jobs = this.inner.queue.enqueue(msg, only_endpoint, lease, idem).await?;
+            this.inner.metrics.messages_accepted.inc();
+            if let Some(d) = dispatcher {
+                if leased {
+                    d.submit(jobs);
+                } else {
+                    d.wake();
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    /// Sends the message to the endpoint again as a manual attempt (see
+    /// `Queue::resend`): now when the delivery waits or is finished, right after
+    /// its attempt when one is in flight.
+    pub async fn resend(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<()> {
+        let dispatcher = self.inner.dispatcher.as_ref();
+        let lease = dispatcher.and_then(|d| d.lease_if_room());
+        let jobs = self.inner.queue.resend(org_id, app_id, msg_id, endpoint_id, lease, idem).await?;
+        if let Some(d) = dispatcher {
+            if jobs.is_empty() {
+                d.wake();
+            } else {
+                d.submit(jobs);
+            }
+        }
+        Ok(())
+    }
+
+    /// Scheduled and leased deliveries in the store.
+    pub async fn queue_depth(&self) -> Result<u64> {
+        self.inner.queue.pending_count().await
+    }
+
+    /// Stores a background task; a delivering node runs it.
+    pub async fn start_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask> {
+        let task = self.inner.queue.create_task(task, idem).await?;
+        self.inner.tasks.notify_one();
+        Ok(task)
+    }
+
+    /// Tells this node about an endpoint edit made here: its queued deliveries
+    /// take the new settings now (other nodes see it at their next renewal), and
+    /// deliveries an enable resumed are claimed at once.
+    pub fn endpoint_changed(&self, updated: &EndpointUpdated) {
+        if let Some(d) = &self.inner.dispatcher {
+            d.refresh_endpoints(vec![updated.endpoint.clone()]);
+            if updated.resumed > 0 {
+                d.wake();
+            }
+        }
+    }
+
+    /// Stops the task runner and the dispatcher (see `Dispatcher::shutdown`).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.tasks.notify_one();
+        if let Some(d) = &self.inner.dispatcher {
+            d.shutdown(grace).await;
+        }
+    }
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookd_core::signing::signature_header;
+use hookd_core::text::storable;
 use hookd_store::DeliveryJob;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
@@ -29,7 +30,8 @@ pub struct SenderConfig {
 pub struct SendResult {
     /// `None` when no response arrived (connect error, timeout, refused).
     pub status: Option<u16>,
-    /// Response body (truncated), or the error when there was no response.
+    /// Response body (truncated; NUL and invalid UTF-8 replaced, so any body
+    /// can be stored), or the error when there was no response.
     pub body: String,
     pub duration: Duration,
 }
@@ -68,7 +70,7 @@ impl HttpSender {
     pub async fn send(&self, job: &DeliveryJob, body: &Arc<[u8]>, now_millis: i64) -> SendResult {
         let started = Instant::now();
         let failed =
-            |msg: String| SendResult { status: None, body: printable(msg.as_bytes()), duration: started.elapsed() };
+            |msg: String| SendResult { status: None, body: storable(msg.as_bytes()), duration: started.elapsed() };
         let url = match reqwest::Url::parse(&job.endpoint.url) {
             Ok(u) => u,
             Err(e) => return failed(format!("invalid endpoint URL: {e}")),
@@ -97,11 +99,7 @@ impl HttpSender {
                         _ => break,
                     }
                 }
-                SendResult {
-                    status: Some(status),
-                    body: String::from_utf8_lossy(&kept).into_owned(),
-                    duration: started.elapsed(),
-                }
+                SendResult { status: Some(status), body: storable(&kept), duration: started.elapsed() }
             }
             Err(e) => failed(describe(&e)),
         }
@@ -147,10 +145,4 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
-}
-
-/// Response text as stored: invalid UTF-8 and NUL (which PostgreSQL text refuses)
-/// become U+FFFD, so any body a receiver sends can be recorded.
-fn printable(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
 }

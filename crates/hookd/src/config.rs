@@ -91,9 +91,23 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_ROLE")]
     pub role: Option<String>,
 
+    /// How long a message's payload (and its attempts' response bodies) is kept,
+    /// unless the message sets its own `payloadRetentionPeriod`/`Hours` [default: 90d].
+    #[arg(long, env = "HOOKD_RETENTION")]
+    pub retention: Option<String>,
+
+    /// How often the retention sweep runs [default: 1m].
+    #[arg(long, env = "HOOKD_PRUNE_INTERVAL")]
+    pub prune_interval: Option<String>,
+
     /// Log filter, e.g. `info` or `hookd=debug` [default: info].
     #[arg(long, env = "HOOKD_LOG")]
     pub log: Option<String>,
+
+    /// Shifts this node's clock (e.g. `600s`, `-5s`): for tests that show that
+    /// leases and due times follow the database's clock. Never set in production.
+    #[arg(long, env = "HOOKD_CLOCK_OFFSET", hide = true, allow_hyphen_values = true)]
+    pub clock_offset: Option<String>,
 }
 
 /// The resolved configuration.
@@ -116,6 +130,9 @@ pub struct Config {
     pub public_url: Option<String>,
     pub role: Role,
     pub log: String,
+    pub retention: Duration,
+    pub prune_interval: Duration,
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// What a node does.
@@ -153,6 +170,25 @@ fn duration(name: &str, v: Option<String>, default: &str) -> anyhow::Result<Dura
     parse_duration(&s).with_context(|| format!("--{name}: `{s}` is not a duration like 500ms, 15s, 5m"))
 }
 
+fn positive_duration(name: &str, v: Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let d = duration(name, v, default)?;
+    if d.is_zero() {
+        bail!("--{name} must be longer than zero");
+    }
+    Ok(d)
+}
+
+/// `600s`, `-5s`: a duration that may be negative, in milliseconds.
+fn signed_millis(s: &str) -> anyhow::Result<i64> {
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, s),
+    };
+    let d =
+        parse_duration(rest).with_context(|| format!("--clock-offset: `{s}` is not a duration like 600s or -5s"))?;
+    Ok(sign * d.as_millis() as i64)
+}
+
 fn positive(name: &str, v: Option<usize>, default: usize) -> anyhow::Result<usize> {
     match v.unwrap_or(default) {
         0 => bail!("--{name} must be at least 1"),
@@ -188,7 +224,10 @@ impl ServeOptions {
                 shutdown_timeout,
                 public_url,
                 role,
-                log
+                log,
+                retention,
+                prune_interval,
+                clock_offset
             );
         }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8071".into());
@@ -230,6 +269,9 @@ impl ServeOptions {
                 Some(other) => bail!("--role: `{other}` is not one of all, api, worker"),
             },
             log: self.log.unwrap_or_else(|| "info".into()),
+            retention: positive_duration("retention", self.retention, "90d")?,
+            prune_interval: positive_duration("prune-interval", self.prune_interval, "1m")?,
+            clock_offset_ms: self.clock_offset.as_deref().map(signed_millis).transpose()?,
         })
     }
 }

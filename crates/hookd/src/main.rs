@@ -1,11 +1,12 @@
 //! The `hookd` binary: a webhook platform in one process.
 //!
 //! `hookd serve` runs the API and the delivery engine on the embedded store;
-//! `hookd migrate` and `hookd token create` manage the store; `hookd bench`
-//! measures a running or embedded server.
+//! `hookd migrate`, `hookd token create` and `hookd prune` manage the store;
+//! `hookd bench` measures a running or embedded server.
 
 mod bench;
 mod config;
+mod prune;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,9 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Run the retention sweep now: expire payloads and response bodies past their
+    /// retention, remove old keys and tasks, and free the space.
+    Prune(Box<prune::PruneOptions>),
     /// Measure throughput and latency: starts a local sink and drives hookd.
     Bench(bench::BenchOptions),
 }
@@ -73,6 +77,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let org = store.default_org().await?;
             println!("{}", serve::create_admin_token(&*store, &org).await?);
             Ok(())
+        }
+        Command::Prune(opts) => {
+            init_tracing("warn");
+            prune::run(*opts).await
         }
         Command::Bench(opts) => bench::run(opts).await,
     }

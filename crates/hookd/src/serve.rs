@@ -2,25 +2,21 @@
 //! and shuts both down in order on SIGTERM or SIGINT.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::Request;
 use hookd_api::auth::{generate_token, hash_token};
 use hookd_api::{ApiConfig, AppState, State};
 use hookd_core::id::{new_id, IdPrefix};
-use hookd_delivery::{Dispatcher, DispatcherConfig, HttpSender, Metrics, SenderConfig};
+use hookd_delivery::{Deliveries, DispatcherConfig, HttpSender, Metrics, RetentionConfig, SenderConfig};
 use hookd_store::postgres::PostgresStore;
 use hookd_store::sqlite::SqliteStore;
-use hookd_store::{ApiToken, Store};
+use hookd_store::{ApiToken, Queue, Resources, Store};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Config, Database};
-
-/// How often expired idempotency keys and tokens are removed.
-const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 pub async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
     match database {
@@ -40,7 +36,7 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Creates and stores (hashed) a new admin token; returns the token.
-pub async fn create_admin_token(store: &dyn Store, org_id: &str) -> anyhow::Result<String> {
+pub async fn create_admin_token(store: &dyn Resources, org_id: &str) -> anyhow::Result<String> {
     let token = generate_token("sk_");
     store
         .insert_token(ApiToken {
@@ -56,11 +52,17 @@ pub async fn create_admin_token(store: &dyn Store, org_id: &str) -> anyhow::Resu
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    if let Some(offset) = cfg.clock_offset_ms {
+        hookd_core::timefmt::set_clock_offset(offset);
+        tracing::warn!(offset_ms = offset, "this node's clock is shifted (a test setting)");
+    }
     let store = open_store(&cfg.database).await?;
+    let resources: Arc<dyn Resources> = store.clone();
+    let queue: Arc<dyn Queue> = store.clone();
     let org_id = store.default_org().await?;
     let bootstrap_token_hash = cfg.admin_token.as_deref().map(hash_token);
     if bootstrap_token_hash.is_none() && !store.has_admin_token(&org_id).await? {
-        let token = create_admin_token(&*store, &org_id).await?;
+        let token = create_admin_token(&*resources, &org_id).await?;
         println!("created an admin token; it is shown only this once (only its hash is stored):");
         println!("{token}");
     }
@@ -72,8 +74,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     })
     .context("cannot build the HTTP client")?;
     let node_id = new_id(IdPrefix::Token).replacen("tok_", "node_", 1);
-    let dispatcher = cfg.role.delivers().then(|| {
-        Dispatcher::start(
+    let deliveries = if cfg.role.delivers() {
+        Deliveries::start(
             DispatcherConfig {
                 node_id,
                 lease_duration: cfg.lease_duration,
@@ -84,23 +86,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 poll_interval: cfg.poll_interval,
                 retry_schedule: cfg.retry_schedule.clone(),
             },
-            store.clone(),
+            RetentionConfig { interval: cfg.prune_interval, ..RetentionConfig::default() },
+            queue,
             sender,
-            metrics.clone(),
+            metrics,
         )
-    });
+    } else {
+        Deliveries::accept_only(queue, metrics)
+    };
 
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(State {
-        store: store.clone(),
-        dispatcher: dispatcher.clone(),
-        metrics,
+        resources,
+        deliveries: deliveries.clone(),
         config: ApiConfig {
             max_payload_bytes: cfg.max_payload_bytes,
             allow_private_networks: cfg.allow_private_networks,
             public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
+            payload_retention: cfg.retention,
         },
         org_id,
         bootstrap_token_hash,
@@ -111,7 +116,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // 5xx answers are logged where they arise (ApiError), once, with their cause.
     let app = app.layer(TraceLayer::new_for_http().on_failure(()));
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
-    tokio::spawn(purge_expired(store.clone()));
 
     println!("listening on http://{addr}");
     tracing::info!(%addr, role = ?cfg.role, "hookd serving");
@@ -138,21 +142,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         } => tracing::warn!("requests still open after the shutdown timeout; closing them"),
     }
 
-    if let Some(dispatcher) = dispatcher {
+    if deliveries.dispatcher().is_some() {
         tracing::info!("shutting down: finishing deliveries in flight");
-        dispatcher.shutdown(cfg.shutdown_timeout).await;
     }
+    deliveries.shutdown(cfg.shutdown_timeout).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn purge_expired(store: Arc<dyn Store>) {
-    loop {
-        tokio::time::sleep(PURGE_INTERVAL).await;
-        if let Err(e) = store.purge_expired(hookd_core::timefmt::now_millis()).await {
-            tracing::warn!(error = %e, "purging expired keys failed");
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -1,19 +1,36 @@
-//! hookd's storage: the [`Store`] interface every backend implements, the rows it
-//! reads and writes, and the backends themselves: `sqlite`, the embedded default,
-//! and `postgres`, shared by many nodes.
+//! hookd's storage, as two interfaces every backend implements:
 //!
-//! The store is the durable log. Creating a message commits the message and its
-//! deliveries in one transaction; the dispatcher gets fresh deliveries handed over
-//! in memory and reads the store only for retries and expired leases.
-//! Every query is scoped by organisation id.
+//! - [`Resources`]: what the API reads and edits — organisations and tokens,
+//!   applications, event types, endpoints, messages, attempts, background tasks.
+//! - [`Queue`]: the delivery pipeline — enqueueing a message's fan-out, leasing
+//!   due deliveries, renewing and rescuing leases, recording outcomes, running
+//!   background tasks and the retention sweep.
+//!
+//! The backends are `sqlite`, the embedded default, and `postgres`, shared by
+//! many nodes; one behaviour suite (`tests/store_suite`) holds both to the same
+//! contract. A delivery's life is an explicit [`DeliveryState`] column, and every
+//! transition is one conditional update naming the state it leaves (and, for a
+//! leased delivery, the lease's fencing token), so a resend, a worker, a second
+//! node, an endpoint edit or a disable cannot clobber each other. Lease expiry
+//! and due times are compared with the database's clock. Every query is scoped
+//! by organisation id.
 
+pub mod change;
 pub mod codec;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod states;
+pub mod task;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+pub use change::{EndpointChange, EndpointSettings, EndpointUpdated};
+pub use hookd_core::{DeliveryState, MessageStatus};
 pub use model::*;
+pub use task::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +42,9 @@ pub enum StoreError {
     /// The idempotency key was used before; carries the stored outcome.
     #[error("idempotency key already used")]
     IdempotencyReplay(IdempotencyOutcome),
+    /// A change would leave a row invalid (the API answers 422 naming `field`).
+    #[error("{field}: {msg}")]
+    Invalid { field: &'static str, msg: String },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -42,9 +62,9 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Everything hookd keeps. One implementation per database; both behave the same.
+/// What the API reads and edits.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Resources: Send + Sync + 'static {
     // Organisations and tokens.
     async fn default_org(&self) -> Result<String>;
     async fn insert_token(&self, token: ApiToken) -> Result<()>;
@@ -53,7 +73,6 @@ pub trait Store: Send + Sync + 'static {
 
     // Idempotency.
     async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>>;
-    async fn purge_expired(&self, now: i64) -> Result<u64>;
 
     // Applications.
     async fn list_apps(&self, org_id: &str, page: &Page) -> Result<Vec<Application>>;
@@ -73,25 +92,24 @@ pub trait Store: Send + Sync + 'static {
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>>;
     async fn get_endpoint(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<Endpoint>;
     async fn create_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint>;
-    /// Replaces the endpoint's row (url, filters, headers, secrets…).
-    async fn update_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint>;
+    /// Applies `change` to the endpoint as it is in the database, writing only
+    /// the columns the change owns. Disabling pauses the endpoint's scheduled
+    /// deliveries and enabling makes its paused ones due now, in the same
+    /// transaction.
+    async fn update_endpoint(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        endpoint_id: &str,
+        change: EndpointChange,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<EndpointUpdated>;
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()>;
-    /// Deliveries to the endpoint by state, for messages created in [since, until).
+    /// Deliveries to the endpoint by the status the API shows, for messages
+    /// created in [since, until).
     async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats>;
 
-    // Messages and fan-out.
-    /// Commits the message and one delivery per matching endpoint (or only to
-    /// `only_endpoint`, for a test send) in one transaction. With a `lease`, the
-    /// deliveries to endpoints whose queue `lease.owner` owns (or can take: free
-    /// or expired) are leased to it and returned ready to send; the others are
-    /// committed unleased for their owner to claim, and waiting workers are woken.
-    async fn create_message(
-        &self,
-        msg: Message,
-        only_endpoint: Option<String>,
-        lease: Option<Lease>,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<Vec<DeliveryJob>>;
+    // Messages.
     async fn list_messages(
         &self,
         org_id: &str,
@@ -100,6 +118,7 @@ pub trait Store: Send + Sync + 'static {
         page: &Page,
     ) -> Result<Vec<Message>>;
     async fn get_message(&self, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message>;
+    /// Removes the payload; its deliveries that wait (scheduled, paused) are canceled.
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()>;
 
     // Deliveries and attempts.
@@ -125,12 +144,39 @@ pub trait Store: Send + Sync + 'static {
         org_id: &str,
         app_id: &str,
         endpoint_id: &str,
-        status: Option<i64>,
+        status: StatusFilter,
         filter: &MessageFilter,
         page: &Page,
     ) -> Result<Vec<(Delivery, Message)>>;
-    /// Makes the delivery of `msg_id` to `endpoint_id` due now (creating it if the
-    /// message was never sent there); returns it leased when `lease` is given.
+
+    // Background tasks.
+    async fn get_task(&self, org_id: &str, task_id: &str) -> Result<BackgroundTask>;
+    async fn list_tasks(&self, org_id: &str, filter: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>>;
+
+    async fn ping(&self) -> Result<()>;
+}
+
+/// The delivery pipeline's side of the store.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Commits the message and one delivery per matching endpoint (or only to
+    /// `only_endpoint`, for a test send) in one transaction. With a `lease`, the
+    /// deliveries to endpoints whose queue `lease.owner` owns (or can take: free
+    /// or expired) are leased to it and returned ready to send; the others are
+    /// committed scheduled for their owner to claim, and waiting workers are woken.
+    async fn enqueue(
+        &self,
+        msg: Message,
+        only_endpoint: Option<String>,
+        lease: Option<Lease>,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Vec<DeliveryJob>>;
+    /// Sends the message to the endpoint again (creating the delivery if the
+    /// message never went there), as a manual attempt. A delivery in any state
+    /// but leased becomes due now — leased to `lease.owner` and returned when it
+    /// owns the endpoint's queue. A leased one (in flight, maybe on another node)
+    /// is left to finish: it is marked, and is due again as soon as its outcome
+    /// is recorded. A paused one stays paused until its endpoint is enabled.
     async fn resend(
         &self,
         org_id: &str,
@@ -140,53 +186,56 @@ pub trait Store: Send + Sync + 'static {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>>;
-    /// Makes failed deliveries to the endpoint created in [since, until) due now.
-    async fn recover_failed(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<u64>;
-    /// Creates deliveries for messages in [since, until) that match the endpoint
-    /// but were never sent to it.
-    async fn replay_missing(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<u64>;
 
-    // The dispatcher's side.
-    /// Leases up to `limit` due deliveries (retries that came due, unleased work,
-    /// and leases that expired) to `lease.owner`, only of endpoints whose queue it
-    /// owns or can take (decision 1: one node at a time owns an endpoint's queue),
-    /// except those in `skip_endpoints` (whose queues are full on this node).
-    async fn claim_due(
-        &self,
-        lease: &Lease,
-        now: i64,
-        limit: usize,
-        skip_endpoints: &[String],
-    ) -> Result<Vec<DeliveryJob>>;
+    /// Leases up to `limit` due scheduled deliveries to `lease.owner`, only of
+    /// endpoints whose queue it owns or can take (decision 1: one node at a time
+    /// owns an endpoint's queue), except those in `skip_endpoints` (whose queues
+    /// are full on this node).
+    async fn claim_due(&self, lease: &Lease, limit: usize, skip_endpoints: &[String]) -> Result<Vec<DeliveryJob>>;
+    /// Makes up to `limit` deliveries whose lease expired (their node died or
+    /// lost the database) scheduled and due now; returns how many.
+    async fn rescue_expired(&self, limit: usize) -> Result<u64>;
     /// Extends the leases of deliveries `lease.owner` holds and its ownership of
     /// these endpoints' queues.
     async fn renew(&self, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()>;
+    /// The endpoints among `known` (id, revision) whose row changed since: a node
+    /// refreshes what it holds with them.
+    async fn changed_endpoints(&self, known: &[(String, i64)]) -> Result<Vec<Endpoint>>;
     /// Gives up every endpoint queue `owner` owns (on shutdown).
     async fn release_endpoints(&self, owner: &str) -> Result<()>;
-    /// Returns when work may have been committed for workers to claim (unleased
-    /// deliveries, here or by another node), or after `timeout`.
-    async fn wait_for_work(&self, timeout: std::time::Duration);
-    /// Records attempt outcomes and the deliveries' new states, in one transaction.
-    /// With `held_by`, a delivery whose lease that owner no longer holds (another
-    /// node took it over) is left as it is, and so is its attempt record.
-    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>, held_by: Option<&str>) -> Result<()>;
-    /// Pending deliveries in the store (the queue depth).
+    /// Returns when work may have been committed for workers to claim (scheduled
+    /// deliveries, tasks), here or by another node, or after `timeout`.
+    async fn wait_for_work(&self, timeout: Duration);
+    /// Records outcomes and their attempts in one transaction. An outcome whose
+    /// delivery is no longer leased under its token (another node took it over,
+    /// or the delivery was deleted) is ignored, and so is its attempt.
+    async fn record_outcomes(&self, outcomes: Arc<[Outcome]>) -> Result<()>;
+    /// Scheduled and leased deliveries in the store (the queue depth).
     async fn pending_count(&self) -> Result<u64>;
-    async fn ping(&self) -> Result<()>;
+
+    /// Stores a new running task.
+    async fn create_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask>;
+    /// Leases a running task nobody holds (or whose lease expired) to `lease.owner`.
+    async fn claim_task(&self, lease: &Lease) -> Result<Option<TaskLease>>;
+    /// Runs one batch of the task (at most `batch` messages) in one transaction
+    /// that also advances its cursor and extends its lease; marks it finished
+    /// when nothing is left. Fails with `NotFound` when the lease was lost.
+    async fn run_task_step(&self, lease: &TaskLease, lease_duration_ms: i64, batch: usize) -> Result<TaskStep>;
+    /// Marks the task failed with `error`.
+    async fn fail_task(&self, lease: &TaskLease, error: &str) -> Result<()>;
+
+    /// One retention batch: expunges up to `batch` messages whose payload
+    /// expired (their attempts' response bodies too; their waiting deliveries
+    /// are canceled), removes expired idempotency keys and tasks finished over
+    /// `task_retention_ms` ago.
+    async fn prune(&self, batch: usize, task_retention_ms: i64) -> Result<PruneReport>;
+    /// Gives up to `max_pages` free pages back to the file system (SQLite's
+    /// incremental vacuum); returns how many. A no-op where the database manages
+    /// its own space (PostgreSQL's autovacuum).
+    async fn reclaim_space(&self, max_pages: u64) -> Result<u64>;
 }
+
+/// Both halves: what a backend is.
+pub trait Store: Resources + Queue {}
+
+impl<T: Resources + Queue> Store for T {}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hookd_core::{AttemptTrigger, Secret};
+use hookd_core::{AttemptTrigger, DeliveryState, MessageStatus, Secret};
 
 pub type Metadata = BTreeMap<String, String>;
 
@@ -84,6 +84,9 @@ pub struct Endpoint {
     pub retired_secrets: Vec<RetiredSecret>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Counts the changes to the row: a node holding deliveries for the endpoint
+    /// reloads it when this moves.
+    pub revision: i64,
 }
 
 /// Header values may be credentials (`Authorization`…): `Debug` shows their
@@ -102,12 +105,15 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// Whether a message with this event type and these channels goes to this
-    /// endpoint: it must be enabled, list the event type (or list none), and share
-    /// a channel with the message when the endpoint names channels.
+    /// endpoint: it must be enabled and [`Endpoint::matches`] the message.
     pub fn accepts(&self, event_type: &str, channels: Option<&[String]>) -> bool {
-        if self.disabled {
-            return false;
-        }
+        !self.disabled && self.matches(event_type, channels)
+    }
+
+    /// Whether the endpoint subscribes to such a message, enabled or not: it must
+    /// list the event type (or list none), and share a channel with the message
+    /// when the endpoint names channels.
+    pub fn matches(&self, event_type: &str, channels: Option<&[String]>) -> bool {
         if let Some(types) = &self.event_types {
             if !types.is_empty() && !types.iter().any(|t| t == event_type) {
                 return false;
@@ -145,6 +151,9 @@ pub struct Message {
     /// The JSON payload as received; `None` once expunged.
     pub payload: Option<Arc<[u8]>>,
     pub created_at: i64,
+    /// When the payload (and the response bodies of its attempts) is expunged by
+    /// the retention sweep.
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -157,42 +166,51 @@ pub struct MessageFilter {
     pub with_content: bool,
 }
 
-/// Internal delivery states. 0–3 are Svix's `MessageStatus`; canceled is shown
-/// to clients as failed and counted apart in endpoint stats.
-pub mod status {
-    pub const SUCCESS: i64 = 0;
-    pub const PENDING: i64 = 1;
-    pub const FAIL: i64 = 2;
-    /// Attempted and failed, retries remain.
-    pub const SENDING: i64 = 3;
-    /// Dropped because the endpoint was disabled or deleted.
-    pub const CANCELED: i64 = 4;
-}
-
 /// One message's delivery to one endpoint.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: i64,
     pub msg_id: String,
     pub endpoint_id: String,
-    pub status: i64,
+    pub state: DeliveryState,
     pub attempts: u32,
-    pub next_attempt_at: Option<i64>,
+    /// When a scheduled delivery becomes due; `None` in every other state.
+    pub due_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-/// Who holds deliveries in memory, and until when.
+impl Delivery {
+    /// How the API shows it.
+    pub fn status(&self) -> MessageStatus {
+        self.state.message_status(self.attempts)
+    }
+
+    /// When the next attempt is due, as the API shows it.
+    pub fn next_attempt_at(&self) -> Option<i64> {
+        match self.state {
+            DeliveryState::Scheduled => self.due_at,
+            _ => None,
+        }
+    }
+}
+
+/// A node's claim on deliveries it holds in memory. The expiry is computed by
+/// the database's clock (`now + duration`), never the node's, so a node whose
+/// clock is off neither steals leases early nor keeps them too long.
 #[derive(Debug, Clone)]
 pub struct Lease {
     pub owner: String,
-    pub until: i64,
+    pub duration_ms: i64,
 }
 
 /// What the dispatcher needs to send one delivery.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {
     pub delivery_id: i64,
+    /// The fencing token of this lease: an outcome is recorded only while the
+    /// delivery is still leased under it.
+    pub lease_token: i64,
     pub org_id: String,
     pub app_id: String,
     pub msg_id: String,
@@ -207,15 +225,58 @@ pub struct DeliveryJob {
     pub trigger: AttemptTrigger,
 }
 
-/// The result of one attempt and the delivery's next state.
+/// Where a delivery goes after its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Succeeded,
+    /// The schedule is exhausted.
+    Failed,
+    /// Content expunged: nothing to send.
+    Canceled,
+    /// Scheduled again, due this many milliseconds after the outcome is recorded
+    /// (by the database's clock); 0 gives it back due now.
+    Retry {
+        after_ms: i64,
+    },
+    /// Its endpoint is disabled: paused, if the endpoint still is when this is
+    /// recorded (else due now, so an enable in between is not lost).
+    Paused,
+}
+
+impl NextState {
+    /// The state this leads to (before the database's checks above).
+    pub fn state(self) -> DeliveryState {
+        match self {
+            NextState::Succeeded => DeliveryState::Succeeded,
+            NextState::Failed => DeliveryState::Failed,
+            NextState::Canceled => DeliveryState::Canceled,
+            NextState::Retry { .. } => DeliveryState::Scheduled,
+            NextState::Paused => DeliveryState::Paused,
+        }
+    }
+
+    /// Milliseconds until due, for the states that have a due time.
+    pub fn due_after_ms(self) -> Option<i64> {
+        match self {
+            NextState::Retry { after_ms } => Some(after_ms.max(0)),
+            NextState::Paused => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// The end of one lease: the attempt made (if any) and where the delivery goes.
+/// A delivery asked to be resent while it was leased is due again at once,
+/// whatever this says (the database knows; see `resend`).
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub delivery_id: i64,
-    /// `None` when no request was made (endpoint disabled or deleted: canceled).
+    pub lease_token: i64,
+    /// `None` when no request was made (released, paused, canceled).
     pub attempt: Option<Attempt>,
-    pub new_status: i64,
+    pub next: NextState,
+    /// Attempts made in all, this one included.
     pub attempts: u32,
-    pub next_attempt_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,8 +287,8 @@ pub struct Attempt {
     pub msg_id: String,
     pub endpoint_id: String,
     pub url: String,
-    /// 0 success, 2 fail (Svix `MessageStatus`).
-    pub status: i64,
+    /// `Success` or `Fail`.
+    pub status: MessageStatus,
     /// 0 when no response was received.
     pub response_status_code: i32,
     pub response: String,
@@ -240,7 +301,7 @@ pub struct Attempt {
 pub struct AttemptFilter {
     pub msg_id: Option<String>,
     pub endpoint_id: Option<String>,
-    pub status: Option<i64>,
+    pub status: Option<MessageStatus>,
     /// 0 for attempts without a response, else 100, 200… for that class of codes.
     pub status_code_class: Option<i64>,
     pub before: Option<i64>,
@@ -248,6 +309,10 @@ pub struct AttemptFilter {
     /// Filters on the attempted message: its event type, a channel, a tag.
     pub message: MessageFilter,
 }
+
+/// Which deliveries a list of an endpoint's messages shows, by the status the
+/// API shows (`None`: all).
+pub type StatusFilter = Option<MessageStatus>;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointStats {

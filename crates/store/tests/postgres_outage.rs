@@ -33,7 +33,7 @@ async fn the_store_answers_unavailable_while_the_database_is_down_and_recovers_b
     assert!(matches!(down, Err(StoreError::Unavailable(_))), "{down:?}");
     let down = node.list_apps(&org, &Page { limit: 10, iterator: None, backwards: false, descending: false }).await;
     assert!(matches!(down, Err(StoreError::Unavailable(_))), "{down:?}");
-    let down = node.create_message(message(&org, &app), None, None, None).await;
+    let down = node.enqueue(message(&org, &app), None, None, None).await;
     assert!(matches!(down, Err(StoreError::Unavailable(_))), "{down:?}");
     assert!(start.elapsed() < Duration::from_secs(15), "three calls took {:?}", start.elapsed());
 
@@ -55,7 +55,7 @@ async fn the_store_answers_unavailable_while_the_database_is_down_and_recovers_b
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    other.create_message(message(&org, &app), None, None, None).await.unwrap();
+    other.enqueue(message(&org, &app), None, None, None).await.unwrap();
     let waited = waiting.await.unwrap();
     assert!(waited < Duration::from_secs(10), "woken after {waited:?}");
     assert_eq!(node.pending_count().await.unwrap(), 1);
@@ -100,6 +100,7 @@ async fn app_with_endpoint(store: &dyn Store) -> (String, String) {
                 retired_secrets: Vec::new(),
                 created_at: t,
                 updated_at: t,
+                revision: 0,
             },
             None,
         )
@@ -119,6 +120,7 @@ fn message(org: &str, app: &str) -> Message {
         tags: None,
         payload: Some(Arc::from(&b"{}"[..])),
         created_at: now_millis(),
+        expires_at: now_millis() + 60_000,
     }
 }
 

@@ -7,8 +7,8 @@ use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_store::{Application, Metadata, StoreError};
 use serde::Deserialize;
 
-use super::{load_app, now, validate_metadata, validate_uid};
-use crate::auth::Auth;
+use super::{now, validate_metadata, validate_uid};
+use crate::auth::{AppAuth, OrgAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
@@ -67,46 +67,44 @@ pub struct ApplicationPatch {
 
 pub async fn list(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
-    auth.require_admin()?;
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Ascending)?;
-    let rows = state.store.list_apps(&auth.org_id, &page).await?;
+    let rows = state.resources.list_apps(&auth.org_id, &page).await?;
     Ok(Json(list_response(&page, rows, |a| a.id.clone(), ApplicationOut::from)))
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     uri: OriginalUri,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
-    auth.require_admin()?;
     let input: ApplicationIn = parse_json(&body)?;
     input.validate()?;
     let q = QueryParams::parse(uri.query());
     if q.bool("get_if_exists", false)? {
         if let Some(uid) = &input.uid {
-            match state.store.get_app(&auth.org_id, uid).await {
+            match state.resources.get_app(&auth.org_id, uid).await {
                 Ok(app) => return Ok((StatusCode::OK, Json(app.into()))),
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
-        Begin::Replay(prev) => return replay(&state, &auth, prev).await,
+    let ticket = match idempotency::begin(&state, &auth.org_id, uri.path(), &headers, &body).await? {
+        Begin::Replay(prev) => return replay(&state, &auth.org_id, prev).await,
         Begin::Fresh(t) => t,
     };
     let app = input.into_new(&auth.org_id);
     let record = idempotency::record(&ticket, 201, Some(app.id.clone()));
-    match state.store.create_app(app, record).await {
+    match state.resources.create_app(app, record).await {
         Ok(app) => Ok((StatusCode::CREATED, Json(app.into()))),
         Err(StoreError::IdempotencyReplay(prev)) => {
-            replay(&state, &auth, idempotency::replay_after_race(&ticket, prev)?).await
+            replay(&state, &auth.org_id, idempotency::replay_after_race(&ticket, prev)?).await
         }
         Err(e) => Err(e.into()),
     }
@@ -114,47 +112,42 @@ pub async fn create(
 
 async fn replay(
     state: &AppState,
-    auth: &Auth,
+    org_id: &str,
     prev: hookd_store::IdempotencyOutcome,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
     let id = prev.resource_id.unwrap_or_default();
-    let app = state.store.get_app(&auth.org_id, &id).await?;
+    let app = state.resources.get_app(org_id, &id).await?;
     Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(app.into())))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(app_id): Path<String>,
-) -> ApiResult<Json<ApplicationOut>> {
-    Ok(Json(load_app(&state, &auth, &app_id).await?.into()))
+pub async fn get(auth: AppAuth) -> ApiResult<Json<ApplicationOut>> {
+    Ok(Json(auth.app.into()))
 }
 
 /// PUT: replaces the application, or creates it (with the path as its uid).
 pub async fn upsert(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(app_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
-    auth.require_admin()?;
     let mut input: ApplicationIn = parse_json(&body)?;
     input.validate()?;
-    match state.store.get_app(&auth.org_id, &app_id).await {
+    match state.resources.get_app(&auth.org_id, &app_id).await {
         Ok(mut app) => {
             app.name = input.name;
             app.uid = input.uid;
             app.rate_limit = input.throttle_rate;
             app.metadata = input.metadata.unwrap_or_default();
             app.updated_at = now();
-            Ok((StatusCode::OK, Json(state.store.update_app(app).await?.into())))
+            Ok((StatusCode::OK, Json(state.resources.update_app(app).await?.into())))
         }
         Err(StoreError::NotFound) => {
             if input.uid.is_none() && !looks_like_id(IdPrefix::Application, &app_id) {
                 validate_uid("uid", Some(&app_id))?;
                 input.uid = Some(app_id);
             }
-            let app = state.store.create_app(input.into_new(&auth.org_id), None).await?;
+            let app = state.resources.create_app(input.into_new(&auth.org_id), None).await?;
             Ok((StatusCode::CREATED, Json(app.into())))
         }
         Err(e) => Err(e.into()),
@@ -163,15 +156,14 @@ pub async fn upsert(
 
 pub async fn patch(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(app_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<ApplicationOut>> {
-    // Like PUT and DELETE: an app portal token may not rename its application or
-    // lift the throttle the operator set on it.
-    auth.require_admin()?;
+    // Like PUT and DELETE (an organisation token): an app portal token may not
+    // rename its application or lift the throttle the operator set on it.
     let patch: ApplicationPatch = parse_json(&body)?;
-    let mut app = load_app(&state, &auth, &app_id).await?;
+    let mut app = state.resources.get_app(&auth.org_id, &app_id).await?;
     if let Some(name) = patch.name {
         app.name = name;
     }
@@ -192,12 +184,11 @@ pub async fn patch(
     };
     check.validate()?;
     app.updated_at = now();
-    Ok(Json(state.store.update_app(app).await?.into()))
+    Ok(Json(state.resources.update_app(app).await?.into()))
 }
 
-pub async fn delete(State(state): State<AppState>, auth: Auth, Path(app_id): Path<String>) -> ApiResult<StatusCode> {
-    auth.require_admin()?;
-    let app = load_app(&state, &auth, &app_id).await?;
-    state.store.delete_app(&auth.org_id, &app.id).await?;
+pub async fn delete(State(state): State<AppState>, auth: OrgAuth, Path(app_id): Path<String>) -> ApiResult<StatusCode> {
+    let app = state.resources.get_app(&auth.org_id, &app_id).await?;
+    state.resources.delete_app(&auth.org_id, &app.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,14 +3,12 @@
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use hookd_store::{AttemptFilter, StoreError};
-
-use super::message::message_filter;
+use hookd_store::{AttemptFilter, MessageStatus, StoreError};
 use serde_json::{json, Value};
 
 use super::endpoint::load_endpoint;
-use super::load_app;
-use crate::auth::Auth;
+use super::message::message_filter;
+use crate::auth::AppAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
@@ -18,20 +16,22 @@ use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
 use crate::wire::{EndpointMessageOut, MessageAttemptOut, MessageEndpointOut, MessageOut};
 use crate::AppState;
 
-fn status_filter(q: &QueryParams) -> ApiResult<Option<i64>> {
+fn status_filter(q: &QueryParams) -> ApiResult<Option<MessageStatus>> {
     match q.int("status")? {
-        Some(s) if !(0..=4).contains(&s) => Err(ApiError::query_field("status", "status must be 0 to 4")),
-        other => Ok(other),
+        Some(s) => {
+            MessageStatus::from_i64(s).map(Some).ok_or_else(|| ApiError::query_field("status", "status must be 0 to 4"))
+        }
+        None => Ok(None),
     }
 }
 
 async fn list_attempts(
     state: &AppState,
-    auth: &Auth,
-    app_id: &str,
+    auth: &AppAuth,
     q: &QueryParams,
     mut filter: AttemptFilter,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let app_id = auth.app.id.as_str();
     let page = pagination::page(q, DefaultOrder::Descending)?;
     filter.status = status_filter(q)?;
     filter.status_code_class = match q.int("status_code_class")? {
@@ -44,11 +44,11 @@ async fn list_attempts(
     filter.after = q.datetime("after")?;
     filter.message = message_filter(q, false)?;
     let with_msg = q.bool("with_msg", false)?;
-    let rows = state.store.list_attempts(&auth.org_id, app_id, &filter, &page).await?;
+    let rows = state.resources.list_attempts(auth.org_id(), app_id, &filter, &page).await?;
     let mut out = list_response(&page, rows, |a| a.id.clone(), MessageAttemptOut::from);
     if with_msg {
         for a in &mut out.data {
-            if let Ok(m) = state.store.get_message(&auth.org_id, app_id, &a.msg_id).await {
+            if let Ok(m) = state.resources.get_message(auth.org_id(), app_id, &a.msg_id).await {
                 a.msg = Some(MessageOut::new(m, q.bool("with_content", true)?));
             }
         }
@@ -58,103 +58,101 @@ async fn list_attempts(
 
 pub async fn list_by_endpoint(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
-    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let q = QueryParams::parse(uri.query());
     let filter = AttemptFilter { endpoint_id: Some(ep.id), ..Default::default() };
-    list_attempts(&state, &auth, &app.id, &q, filter).await
+    list_attempts(&state, &auth, &q, filter).await
 }
 
 pub async fn list_by_msg(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, msg_id)): Path<(String, String)>,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
-    let app = load_app(&state, &auth, &app_id).await?;
-    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     let q = QueryParams::parse(uri.query());
     let endpoint_id = match q.get("endpoint_id").filter(|e| !e.is_empty()) {
-        Some(e) => Some(state.store.get_endpoint(&auth.org_id, &app.id, e).await?.id),
+        Some(e) => Some(load_endpoint(&state, &auth, e).await?.id),
         None => None,
     };
     let filter = AttemptFilter { msg_id: Some(msg.id), endpoint_id, ..Default::default() };
-    list_attempts(&state, &auth, &app.id, &q, filter).await
+    list_attempts(&state, &auth, &q, filter).await
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+    auth: AppAuth,
+    Path((_, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MessageAttemptOut>> {
-    let app = load_app(&state, &auth, &app_id).await?;
-    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
-    Ok(Json(state.store.get_attempt(&auth.org_id, &app.id, &msg.id, &attempt_id).await?.into()))
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
+    Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, &msg.id, &attempt_id).await?.into()))
 }
 
 /// The endpoints a message went to, with each delivery's state.
 pub async fn list_attempted_destinations(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, msg_id)): Path<(String, String)>,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
-    let app = load_app(&state, &auth, &app_id).await?;
-    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     let page = pagination::page(&QueryParams::parse(uri.query()), DefaultOrder::Ascending)?;
-    let rows = state.store.list_message_destinations(&auth.org_id, &app.id, &msg.id, &page).await?;
+    let rows = state.resources.list_message_destinations(auth.org_id(), &auth.app.id, &msg.id, &page).await?;
     Ok(Json(list_response(&page, rows, |(_, e)| e.id.clone(), |(d, e)| MessageEndpointOut::new(d, &e))))
 }
 
 /// The messages sent (or being sent) to an endpoint, with each delivery's state.
 pub async fn list_attempted_messages(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
-    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Descending)?;
     let status = status_filter(&q)?;
     let filter = message_filter(&q, true)?;
     let with_content = filter.with_content;
-    let rows = state.store.list_endpoint_messages(&auth.org_id, &app.id, &ep.id, status, &filter, &page).await?;
+    let rows =
+        state.resources.list_endpoint_messages(auth.org_id(), &auth.app.id, &ep.id, status, &filter, &page).await?;
     Ok(Json(list_response(&page, rows, |(_, m)| m.id.clone(), |(d, m)| EndpointMessageOut::new(d, m, with_content))))
 }
 
-/// Sends the message to the endpoint again now (a manual attempt). Answers 202
-/// with `{}`, which the SDKs parse.
+/// Sends the message to the endpoint again (a manual attempt): now, or right
+/// after the attempt in flight when there is one. Answers 202 with `{}`, which
+/// the SDKs parse.
 pub async fn resend(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+    auth: AppAuth,
+    Path((_, msg_id, endpoint_id)): Path<(String, String, String)>,
     uri: OriginalUri,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     if msg.payload.is_none() {
         return Err(ApiError::BadRequest("the message's content was expunged; it cannot be sent again".into()));
     }
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
+    if ep.disabled {
+        return Err(ApiError::Conflict {
+            detail: "the endpoint is disabled; enable it to send (its pending deliveries resume then)".into(),
+            existing_id: None,
+        });
+    }
+    let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
         Begin::Replay(_) => return Ok((StatusCode::ACCEPTED, Json(json!({})))),
         Begin::Fresh(t) => t,
     };
-    let lease = state.dispatcher.as_ref().map(|d| d.lease());
     let record = idempotency::record(&ticket, 202, None);
-    match state.store.resend(&auth.org_id, &app.id, &msg.id, &ep.id, lease, record).await {
-        Ok(jobs) => {
-            if let Some(d) = &state.dispatcher {
-                d.submit(jobs);
-            }
-            Ok((StatusCode::ACCEPTED, Json(json!({}))))
-        }
-        Err(StoreError::IdempotencyReplay(_)) => Ok((StatusCode::ACCEPTED, Json(json!({})))),
+    match state.deliveries.resend(auth.org_id(), &auth.app.id, &msg.id, &ep.id, record).await {
+        Ok(()) | Err(StoreError::IdempotencyReplay(_)) => Ok((StatusCode::ACCEPTED, Json(json!({})))),
         Err(e) => Err(e.into()),
     }
 }

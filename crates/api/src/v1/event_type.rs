@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::now;
-use crate::auth::Auth;
+use crate::auth::{Auth, OrgAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
@@ -120,30 +120,29 @@ pub async fn list(
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Ascending)?;
     let include_archived = q.bool("include_archived", false)?;
-    let rows = state.store.list_event_types(&auth.org_id, &page, include_archived).await?;
+    let rows = state.resources.list_event_types(&auth.org_id, &page, include_archived).await?;
     Ok(Json(list_response(&page, rows, |e| e.name.clone(), EventTypeOut::from)))
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     uri: OriginalUri,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
-    auth.require_admin()?;
     let mut input: EventTypeIn = parse_json(&body)?;
     let name = input.name.take().ok_or_else(|| ApiError::body_field("name", "field required"))?;
     let et = input.into_event_type(&auth.org_id, name)?;
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
-        Begin::Replay(prev) => return replay(&state, &auth, prev).await,
+    let ticket = match idempotency::begin(&state, &auth.org_id, uri.path(), &headers, &body).await? {
+        Begin::Replay(prev) => return replay(&state, &auth.org_id, prev).await,
         Begin::Fresh(t) => t,
     };
     // Creating an archived event type brings it back.
-    match state.store.get_event_type(&auth.org_id, &et.name).await {
+    match state.resources.get_event_type(&auth.org_id, &et.name).await {
         Ok(existing) if existing.archived => {
             let et = EventType { created_at: existing.created_at, ..et };
-            return Ok((StatusCode::CREATED, Json(state.store.update_event_type(et).await?.into())));
+            return Ok((StatusCode::CREATED, Json(state.resources.update_event_type(et).await?.into())));
         }
         Ok(_) => {
             return Err(ApiError::Conflict {
@@ -155,10 +154,10 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     }
     let record = idempotency::record(&ticket, 201, Some(et.name.clone()));
-    match state.store.create_event_type(et, record).await {
+    match state.resources.create_event_type(et, record).await {
         Ok(et) => Ok((StatusCode::CREATED, Json(et.into()))),
         Err(StoreError::IdempotencyReplay(prev)) => {
-            replay(&state, &auth, idempotency::replay_after_race(&ticket, prev)?).await
+            replay(&state, &auth.org_id, idempotency::replay_after_race(&ticket, prev)?).await
         }
         Err(e) => Err(e.into()),
     }
@@ -166,33 +165,32 @@ pub async fn create(
 
 async fn replay(
     state: &AppState,
-    auth: &Auth,
+    org_id: &str,
     prev: hookd_store::IdempotencyOutcome,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
-    let et = state.store.get_event_type(&auth.org_id, &prev.resource_id.unwrap_or_default()).await?;
+    let et = state.resources.get_event_type(org_id, &prev.resource_id.unwrap_or_default()).await?;
     Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(et.into())))
 }
 
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(name): Path<String>) -> ApiResult<Json<EventTypeOut>> {
-    Ok(Json(state.store.get_event_type(&auth.org_id, &name).await?.into()))
+    Ok(Json(state.resources.get_event_type(&auth.org_id, &name).await?.into()))
 }
 
 pub async fn upsert(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(name): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
-    auth.require_admin()?;
     let input: EventTypeIn = parse_json(&body)?;
     let et = input.into_event_type(&auth.org_id, name)?;
-    match state.store.get_event_type(&auth.org_id, &et.name).await {
+    match state.resources.get_event_type(&auth.org_id, &et.name).await {
         Ok(existing) => {
             let et = EventType { created_at: existing.created_at, ..et };
-            Ok((StatusCode::OK, Json(state.store.update_event_type(et).await?.into())))
+            Ok((StatusCode::OK, Json(state.resources.update_event_type(et).await?.into())))
         }
         Err(StoreError::NotFound) => {
-            Ok((StatusCode::CREATED, Json(state.store.create_event_type(et, None).await?.into())))
+            Ok((StatusCode::CREATED, Json(state.resources.create_event_type(et, None).await?.into())))
         }
         Err(e) => Err(e.into()),
     }
@@ -200,13 +198,12 @@ pub async fn upsert(
 
 pub async fn patch(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(name): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<EventTypeOut>> {
-    auth.require_admin()?;
     let p: EventTypePatch = parse_json(&body)?;
-    let mut et = state.store.get_event_type(&auth.org_id, &name).await?;
+    let mut et = state.resources.get_event_type(&auth.org_id, &name).await?;
     if let Some(d) = p.description {
         validate_description(&d)?;
         et.description = d;
@@ -229,24 +226,23 @@ pub async fn patch(
         et.group_name = g;
     }
     et.updated_at = now();
-    Ok(Json(state.store.update_event_type(et).await?.into()))
+    Ok(Json(state.resources.update_event_type(et).await?.into()))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(name): Path<String>,
     uri: OriginalUri,
 ) -> ApiResult<StatusCode> {
-    auth.require_admin()?;
     let q = QueryParams::parse(uri.query());
     if q.bool("expunge", false)? {
-        state.store.delete_event_type(&auth.org_id, &name).await?;
+        state.resources.delete_event_type(&auth.org_id, &name).await?;
     } else {
-        let mut et = state.store.get_event_type(&auth.org_id, &name).await?;
+        let mut et = state.resources.get_event_type(&auth.org_id, &name).await?;
         et.archived = true;
         et.updated_at = now();
-        state.store.update_event_type(et).await?;
+        state.resources.update_event_type(et).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,7 @@ use crate::AppState;
 
 /// 200 with a status per component when healthy, 503 with the same body when not.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.store.ping().await;
+    let db = state.resources.ping().await;
     let status = if db.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let db_status = match &db {
         Ok(()) => json!({"status": "ok"}),
@@ -21,8 +21,9 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if let Ok(n) = state.store.pending_count().await {
-        state.metrics.queue_depth.set(n as i64);
+    let metrics = state.deliveries.metrics();
+    if let Ok(n) = state.deliveries.queue_depth().await {
+        metrics.queue_depth.set(n as i64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())
 }

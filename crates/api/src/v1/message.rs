@@ -1,19 +1,19 @@
 //! Messages: `/api/v1/app/{app}/msg`. Creating one commits it with its fan-out
-//! and answers 202 once that is durable; the deliveries go straight to this
-//! node's dispatcher.
+//! and answers 202 once that is durable (`Deliveries::accept`); the deliveries
+//! go straight to this node's dispatcher.
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_core::validate;
-use hookd_store::{Application, IdempotencyRecord, Message, MessageFilter, StoreError};
+use hookd_store::{Application, Message, MessageFilter, StoreError};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::application::ApplicationIn;
-use super::{load_app, now};
-use crate::auth::Auth;
+use super::now;
+use crate::auth::{AppAuth, OrgAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
@@ -43,6 +43,37 @@ pub struct MessageIn {
     /// Not supported yet (raw payloads): refused rather than sending `payload`.
     #[serde(default)]
     pub transformations_params: Option<serde_json::Value>,
+    /// Days to keep the payload (Svix: 1 to 90); exclusive with the hours.
+    #[serde(default)]
+    pub payload_retention_period: Option<i64>,
+    /// Hours to keep the payload (Svix: 1 to 2160).
+    #[serde(default)]
+    pub payload_retention_hours: Option<i64>,
+}
+
+/// Svix's bounds on a message's own payload retention.
+const MAX_RETENTION_DAYS: i64 = 90;
+const MAX_RETENTION_HOURS: i64 = 2160;
+
+/// How long the payload is kept: the message's own period, else the server's.
+fn retention_ms(state: &AppState, input: &MessageIn) -> ApiResult<i64> {
+    match (input.payload_retention_period, input.payload_retention_hours) {
+        (Some(_), Some(_)) => Err(ApiError::body_field(
+            "payloadRetentionHours",
+            "give payloadRetentionPeriod (days) or payloadRetentionHours, not both",
+        )),
+        (Some(days), None) if (1..=MAX_RETENTION_DAYS).contains(&days) => Ok(days * 86_400_000),
+        (Some(_), None) => Err(ApiError::body_field(
+            "payloadRetentionPeriod",
+            format!("payloadRetentionPeriod is in days, 1 to {MAX_RETENTION_DAYS}"),
+        )),
+        (None, Some(hours)) if (1..=MAX_RETENTION_HOURS).contains(&hours) => Ok(hours * 3_600_000),
+        (None, Some(_)) => Err(ApiError::body_field(
+            "payloadRetentionHours",
+            format!("payloadRetentionHours is in hours, 1 to {MAX_RETENTION_HOURS}"),
+        )),
+        (None, None) => Ok(state.config.payload_retention.as_millis() as i64),
+    }
 }
 
 /// Checks a message's fields and turns it into a row.
@@ -86,6 +117,8 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
             return Err(ApiError::body_field("tags", format!("at most {MAX_TAGS} tags, each like a channel name")));
         }
     }
+    let retention = retention_ms(state, input)?;
+    let created_at = now();
     Ok(Message {
         org_id: org_id.to_string(),
         app_id: app_id.to_string(),
@@ -95,46 +128,17 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
         channels,
         tags,
         payload: Some(payload.into()),
-        created_at: now(),
+        created_at,
+        expires_at: created_at.saturating_add(retention),
     })
-}
-
-/// Commits the message with its fan-out (to every matching endpoint, or only to
-/// `only_endpoint`) and hands the deliveries to the dispatcher.
-pub async fn accept_message(
-    state: &AppState,
-    msg: Message,
-    only_endpoint: Option<String>,
-    record: Option<IdempotencyRecord>,
-) -> Result<Message, StoreError> {
-    // Commit and hand over in a task of its own: if the client goes away while
-    // this runs, the handler is dropped, but committed deliveries must still
-    // reach the dispatcher rather than wait out their lease.
-    let state = state.clone();
-    let task_msg = msg.clone();
-    tokio::spawn(async move {
-        let lease = state.dispatcher.as_ref().and_then(|d| d.lease_if_room());
-        let jobs = state.store.create_message(task_msg, only_endpoint, lease.clone(), record).await?;
-        state.metrics.messages_accepted.inc();
-        if let Some(d) = &state.dispatcher {
-            if lease.is_some() {
-                d.submit(jobs);
-            } else {
-                d.wake();
-            }
-        }
-        Ok::<(), StoreError>(())
-    })
-    .await
-    .map_err(|e| StoreError::Internal(e.to_string()))??;
-    Ok(msg)
 }
 
 /// The application for a new message: the one named, or one created from the
 /// body's `application` with the path as its uid.
-async fn app_for_message(state: &AppState, auth: &Auth, app_id: &str, input: &MessageIn) -> ApiResult<Application> {
-    match load_app(state, auth, app_id).await {
-        Err(ApiError::NotFound) if input.application.is_some() && auth.app_id.is_none() => {
+async fn app_for_message(state: &AppState, auth: &OrgAuth, app_id: &str, input: &MessageIn) -> ApiResult<Application> {
+    let get = || async { Ok::<_, ApiError>(state.resources.get_app(&auth.org_id, app_id).await?) };
+    match get().await {
+        Err(ApiError::NotFound) if input.application.is_some() => {
             // A message that will be refused must not leave a new application behind.
             new_message(state, input, &auth.org_id, app_id)?;
             let mut app_in = input.application.clone().unwrap_or_default();
@@ -142,10 +146,10 @@ async fn app_for_message(state: &AppState, auth: &Auth, app_id: &str, input: &Me
                 app_in.uid = Some(app_id.to_string());
             }
             app_in.validate()?;
-            match state.store.create_app(app_in.into_new(&auth.org_id), None).await {
+            match state.resources.create_app(app_in.into_new(&auth.org_id), None).await {
                 Ok(app) => Ok(app),
                 // Created meanwhile by a concurrent request.
-                Err(StoreError::Conflict { .. }) => load_app(state, auth, app_id).await,
+                Err(StoreError::Conflict { .. }) => get().await,
                 Err(e) => Err(e.into()),
             }
         }
@@ -153,9 +157,11 @@ async fn app_for_message(state: &AppState, auth: &Auth, app_id: &str, input: &Me
     }
 }
 
+/// Sending a message needs an organisation token (as in Svix): a portal token
+/// is handed to end customers, who must not make hookd sign arbitrary events.
 pub async fn create(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(app_id): Path<String>,
     uri: OriginalUri,
     headers: HeaderMap,
@@ -165,15 +171,15 @@ pub async fn create(
     let with_content = QueryParams::parse(uri.query()).bool("with_content", true)?;
     let app = app_for_message(&state, &auth, &app_id, &input).await?;
     let msg = new_message(&state, &input, &auth.org_id, &app.id)?;
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
-        Begin::Replay(prev) => return replay(&state, &auth, &app.id, prev, with_content).await,
+    let ticket = match idempotency::begin(&state, &auth.org_id, uri.path(), &headers, &body).await? {
+        Begin::Replay(prev) => return replay(&state, &auth.org_id, &app.id, prev, with_content).await,
         Begin::Fresh(t) => t,
     };
     let record = idempotency::record(&ticket, 202, Some(msg.id.clone()));
-    match accept_message(&state, msg, None, record).await {
-        Ok(msg) => Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content)))),
+    match state.deliveries.accept(msg.clone(), None, record).await {
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content)))),
         Err(StoreError::IdempotencyReplay(prev)) => {
-            replay(&state, &auth, &app.id, idempotency::replay_after_race(&ticket, prev)?, with_content).await
+            replay(&state, &auth.org_id, &app.id, idempotency::replay_after_race(&ticket, prev)?, with_content).await
         }
         Err(e) => Err(e.into()),
     }
@@ -181,12 +187,12 @@ pub async fn create(
 
 async fn replay(
     state: &AppState,
-    auth: &Auth,
+    org_id: &str,
     app_id: &str,
     prev: hookd_store::IdempotencyOutcome,
     with_content: bool,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
-    let msg = state.store.get_message(&auth.org_id, app_id, &prev.resource_id.unwrap_or_default()).await?;
+    let msg = state.resources.get_message(org_id, app_id, &prev.resource_id.unwrap_or_default()).await?;
     Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::ACCEPTED), Json(MessageOut::new(msg, with_content))))
 }
 
@@ -209,38 +215,35 @@ pub fn message_filter(q: &QueryParams, with_times: bool) -> ApiResult<MessageFil
 
 pub async fn list(
     State(state): State<AppState>,
-    auth: Auth,
-    Path(app_id): Path<String>,
+    auth: AppAuth,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<MessageOut>>> {
-    let app = load_app(&state, &auth, &app_id).await?;
+    let app = &auth.app;
     let q = QueryParams::parse(uri.query());
     let page = pagination::page(&q, DefaultOrder::Descending)?;
     let filter = message_filter(&q, true)?;
     let with_content = filter.with_content;
-    let rows = state.store.list_messages(&auth.org_id, &app.id, &filter, &page).await?;
+    let rows = state.resources.list_messages(auth.org_id(), &app.id, &filter, &page).await?;
     Ok(Json(list_response(&page, rows, |m| m.id.clone(), |m| MessageOut::new(m, with_content))))
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, msg_id)): Path<(String, String)>,
     uri: OriginalUri,
 ) -> ApiResult<Json<MessageOut>> {
     let with_content = QueryParams::parse(uri.query()).bool("with_content", true)?;
-    let app = load_app(&state, &auth, &app_id).await?;
-    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     Ok(Json(MessageOut::new(msg, with_content)))
 }
 
 pub async fn expunge_content(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, msg_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, msg_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let app = load_app(&state, &auth, &app_id).await?;
-    let msg = state.store.get_message(&auth.org_id, &app.id, &msg_id).await?;
-    state.store.expunge_message_content(&auth.org_id, &app.id, &msg.id).await?;
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
+    state.resources.expunge_message_content(auth.org_id(), &auth.app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

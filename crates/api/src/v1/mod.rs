@@ -2,6 +2,7 @@
 
 pub mod application;
 pub mod attempt;
+pub mod background_task;
 pub mod endpoint;
 pub mod event_type;
 pub mod health;
@@ -63,11 +64,14 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{app}/attempt/endpoint/{{endpoint_id}}"), get(attempt::list_by_endpoint))
         .route(&format!("{app}/attempt/msg/{{msg_id}}"), get(attempt::list_by_msg))
         .route("/api/v1/auth/app-portal-access/{app_id}", post(portal::app_portal_access))
+        .route("/api/v1/background-task", get(background_task::list))
+        .route("/api/v1/background-task/{task_id}", get(background_task::get))
 }
 
-/// The application named in the path (by id or uid), if the caller may see it.
+/// The application named by `id_or_uid`, if the caller may see it (for the few
+/// routes whose application comes from elsewhere than the path's `{app_id}`).
 pub async fn load_app(state: &AppState, auth: &Auth, id_or_uid: &str) -> ApiResult<Application> {
-    let app = state.store.get_app(&auth.org_id, id_or_uid).await?;
+    let app = state.resources.get_app(&auth.org_id, id_or_uid).await?;
     auth.check_app(&app.id)?;
     Ok(app)
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::application::ApplicationIn;
 use super::{load_app, now};
-use crate::auth::{generate_token, hash_token, Auth};
+use crate::auth::{generate_token, hash_token, OrgAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json_or_default, RawBody};
 use crate::AppState;
@@ -38,11 +38,11 @@ pub struct AppPortalAccessOut {
 /// stored hashed and cannot be shown twice.
 pub async fn app_portal_access(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(app_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<AppPortalAccessOut>> {
-    auth.require_admin()?;
+    let auth = auth.as_auth();
     let input: AppPortalAccessIn = parse_json_or_default(&body)?;
     let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY_SECS);
     if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&expiry) {
@@ -58,7 +58,7 @@ pub async fn app_portal_access(
                 app_in.uid = Some(app_id.clone());
             }
             app_in.validate()?;
-            match state.store.create_app(app_in.into_new(&auth.org_id), None).await {
+            match state.resources.create_app(app_in.into_new(&auth.org_id), None).await {
                 Ok(app) => app,
                 Err(StoreError::Conflict { .. }) => load_app(&state, &auth, &app_id).await?,
                 Err(e) => return Err(e.into()),
@@ -69,7 +69,7 @@ pub async fn app_portal_access(
     let token = generate_token("appsk_");
     let t = now();
     state
-        .store
+        .resources
         .insert_token(ApiToken {
             id: new_id(IdPrefix::Token),
             org_id: auth.org_id.clone(),

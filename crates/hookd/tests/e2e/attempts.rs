@@ -172,7 +172,10 @@ async fn replay_missing_sends_what_was_sent_before_the_endpoint_existed() {
     sink.wait_for(1, Duration::from_secs(10)).await;
 
     let (status, task) = server
-        .post(&format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"), json!({"since": "2020-01-01T00:00:00Z"}))
+        .post(
+            &format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"),
+            json!({"since": crate::support::seconds_ago(3600)}),
+        )
         .await;
     assert_eq!(status, 202, "{task}");
     assert_eq!(task["task"], "endpoint.replay");
@@ -203,7 +206,7 @@ async fn recover_resends_deliveries_that_failed() {
     assert_eq!(failed["data"].as_array().unwrap().len(), 4);
 
     let (status, task) = server
-        .post(&format!("/api/v1/app/{app}/endpoint/{ep}/recover"), json!({"since": "2020-01-01T00:00:00Z"}))
+        .post(&format!("/api/v1/app/{app}/endpoint/{ep}/recover"), json!({"since": crate::support::seconds_ago(3600)}))
         .await;
     assert_eq!(status, 202, "{task}");
     assert_eq!(task["task"], "endpoint.recover");

@@ -76,7 +76,7 @@ async fn an_app_portal_token_sees_only_its_own_application() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 404, "nor mint more tokens");
+    assert_eq!(resp.status().as_u16(), 403, "nor mint more tokens: its own application, but not its right");
 
     // Nor change or delete its own application (its name, uid or throttle).
     let own = server.url(&format!("/api/v1/app/{mine}"));
@@ -86,7 +86,7 @@ async fn an_app_portal_token_sees_only_its_own_application() {
         (Method::DELETE, json!({})),
     ] {
         let resp = server.client.request(method.clone(), &own).bearer_auth(&token).json(&body).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 404, "{method} own application");
+        assert_eq!(resp.status().as_u16(), 403, "{method} own application");
     }
     let (_, app) = server.get(&format!("/api/v1/app/{mine}")).await;
     assert_eq!(app["name"], "Mine", "{app}");
@@ -175,4 +175,58 @@ async fn the_first_start_prints_an_admin_token_and_later_starts_do_not() {
     assert_eq!(ids(&list), vec![app]);
     let resp = client.get(format!("{base}/api/v1/app")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+}
+
+/// A portal token is handed to end customers in a URL: with it, nobody may make
+/// hookd sign and send events of their choosing. Sending a message (or an
+/// example with a payload of one's own) on its own application is 403; on any
+/// other application, 404.
+#[tokio::test]
+async fn an_app_portal_token_cannot_send_messages() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let mine = server.create_app("Mine").await;
+    let theirs = server.create_app("Theirs").await;
+    let ep = text(&server.create_endpoint(&mine, json!({"url": sink.url("/mine")})).await["id"]);
+    let (_, access) = server.post(&format!("/api/v1/auth/app-portal-access/{mine}"), json!({})).await;
+    let token = text(&access["token"]);
+    let post_as = |path: String, body: serde_json::Value| {
+        let req = server.client.post(server.url(&path)).bearer_auth(&token).json(&body);
+        async move { read(req.send().await.unwrap()).await }
+    };
+
+    let (status, body) = post_as(format!("/api/v1/app/{mine}/msg"), json!({"eventType": "a.b", "payload": {}})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "forbidden", "{body}");
+    let (status, _) = post_as(format!("/api/v1/app/{theirs}/msg"), json!({"eventType": "a.b", "payload": {}})).await;
+    assert_eq!(status, 404, "another application stays unseen");
+    let example = json!({"eventType": "a.b", "payload": {"forged": true}});
+    let (status, body) = post_as(format!("/api/v1/app/{mine}/endpoint/{ep}/send-example"), example).await;
+    assert_eq!(status, 403, "{body}");
+    // The event type's own example it may send (the portal's "send test event").
+    server.post("/api/v1/event-type", json!({"name": "a.b", "description": "A"})).await;
+    let (status, body) =
+        post_as(format!("/api/v1/app/{mine}/endpoint/{ep}/send-example"), json!({"eventType": "a.b"})).await;
+    assert_eq!(status, 202, "{body}");
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json(), json!({}));
+    // It may recover its own endpoint, and follow that task, not others'.
+    let since = json!({"since": crate::support::seconds_ago(60)});
+    let (status, task) = post_as(format!("/api/v1/app/{mine}/endpoint/{ep}/recover"), since).await;
+    assert_eq!(status, 202, "{task}");
+    let (status, _) = get_as(&server, &token, &format!("/api/v1/background-task/{}", text(&task["id"]))).await;
+    assert_eq!(status, 200);
+    let their_ep = text(&server.create_endpoint(&theirs, json!({"url": sink.url("/theirs")})).await["id"]);
+    let (_, other) = server
+        .post(
+            &format!("/api/v1/app/{theirs}/endpoint/{their_ep}/recover"),
+            json!({"since": crate::support::seconds_ago(60)}),
+        )
+        .await;
+    let (status, _) = get_as(&server, &token, &format!("/api/v1/background-task/{}", text(&other["id"]))).await;
+    assert_eq!(status, 404, "another application's task stays unseen");
+    let (_, listed) = get_as(&server, &token, "/api/v1/background-task").await;
+    assert_eq!(ids(&listed), vec![text(&task["id"])]);
+    assert_eq!(sink.count(), 1, "nothing else was sent");
 }

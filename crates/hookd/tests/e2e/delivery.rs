@@ -184,8 +184,9 @@ async fn nothing_acknowledged_is_lost_when_hookd_is_killed() {
     let mut server = TestServer::spawn_with(opts.clone()).await;
     let sink = Sink::start().await;
     // A slow receiver, taking at most 4 requests at a time, keeps a backlog
-    // queued and in flight when the kill comes.
-    sink.set_delay(Some(Duration::from_millis(20)));
+    // queued and in flight when the kill comes (however slowly this machine
+    // sends); it answers at once after the restart.
+    sink.set_delay(Some(Duration::from_millis(500)));
     let app = server.create_app("Acme").await;
     server.create_endpoint(&app, json!({"url": sink.url("/count")})).await;
 
@@ -213,6 +214,7 @@ async fn nothing_acknowledged_is_lost_when_hookd_is_killed() {
     assert!(killed);
     assert!(sink.count() < acknowledged.len(), "the kill must come while deliveries are pending");
     let _ = server.child.wait().await;
+    sink.set_delay(None);
 
     // Restart on the same data dir; the dead node's leases expire and are taken over.
     let data_dir = server.data_dir.clone();

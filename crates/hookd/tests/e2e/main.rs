@@ -12,5 +12,6 @@ mod auth;
 mod cluster;
 mod endpoints;
 mod event_types;
+mod lifecycle;
 mod messages;
 mod postgres;

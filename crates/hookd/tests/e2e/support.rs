@@ -234,6 +234,8 @@ struct SinkState {
     script: VecDeque<u16>,
     /// A delay before answering.
     delay: Option<Duration>,
+    /// The body to answer with (default `ok`).
+    body: Option<Bytes>,
 }
 
 /// A real HTTP receiver on 127.0.0.1.
@@ -248,16 +250,16 @@ async fn sink_handler(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
-    let (status, delay) = {
+) -> (StatusCode, Bytes) {
+    let (status, delay, reply) = {
         let mut s = state.lock().unwrap();
         s.received.push(Received { path: uri.path().to_string(), headers, body, at: Instant::now() });
-        (s.script.pop_front().unwrap_or(200), s.delay)
+        (s.script.pop_front().unwrap_or(200), s.delay, s.body.clone().unwrap_or_else(|| Bytes::from_static(b"ok")))
     };
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    (StatusCode::from_u16(status).unwrap(), "ok")
+    (StatusCode::from_u16(status).unwrap(), reply)
 }
 
 impl Sink {
@@ -283,6 +285,11 @@ impl Sink {
         self.state.lock().unwrap().delay = d;
     }
 
+    /// Answer with this body from now on.
+    pub fn set_body(&self, body: &'static [u8]) {
+        self.state.lock().unwrap().body = Some(Bytes::from_static(body));
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
     }
@@ -302,6 +309,11 @@ impl Sink {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// An RFC 3339 time `secs` seconds ago (recover and replay reach 14 days back at most).
+pub fn seconds_ago(secs: i64) -> String {
+    hookd_core::timefmt::format_millis(hookd_core::timefmt::now_millis() - secs * 1000)
 }
 
 /// Standard Webhooks verification written from the spec, independent of hookd's

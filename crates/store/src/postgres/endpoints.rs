@@ -2,10 +2,14 @@
 
 use sqlx::{PgConnection, QueryBuilder, Row};
 
+use hookd_core::DeliveryState;
+
+use super::deliveries;
 use super::owners::Holder;
 use super::rows::{self, ENDPOINT_COLUMNS, ENDPOINT_COLUMN_COUNT};
+use crate::change::{Columns, EndpointChange, EndpointUpdated};
 use crate::model::*;
-use crate::{Result, StoreError};
+use crate::{states, Result, StoreError};
 
 pub async fn list(c: &mut PgConnection, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {
     let mut q = QueryBuilder::new(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.org_id = "));
@@ -15,23 +19,33 @@ pub async fn list(c: &mut PgConnection, org_id: &str, app_id: &str, page: &Page)
 }
 
 /// Every endpoint of an application, for fan-out, with who holds its queue (read
-/// without a lock: the caller decides from it whether it must take the queue).
-pub async fn all_of_app(c: &mut PgConnection, org_id: &str, app_id: &str) -> Result<Vec<(Endpoint, Option<Holder>)>> {
+/// without a lock: the caller decides from it whether it must take the queue),
+/// and the database's time of the read.
+pub async fn all_of_app(
+    c: &mut PgConnection,
+    org_id: &str,
+    app_id: &str,
+) -> Result<(Vec<(Endpoint, Option<Holder>)>, i64)> {
     let rows = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS}, o.owner, o.expires_at FROM endpoint e
+        "SELECT {ENDPOINT_COLUMNS}, o.owner, o.expires_at, hookd_now_ms() FROM endpoint e
          LEFT JOIN endpoint_owner o ON o.endpoint_id = e.id
          WHERE e.org_id = $1 AND e.app_id = $2 ORDER BY e.id"
     ))
     .bind(org_id)
     .bind(app_id)
-    .fetch_all(c)
+    .fetch_all(&mut *c)
     .await?;
-    rows::collect(rows, |r| {
+    let now = match rows.first() {
+        Some(r) => r.try_get(ENDPOINT_COLUMN_COUNT + 2)?,
+        None => 0,
+    };
+    let endpoints = rows::collect(rows, |r| {
         let owner: Option<String> = r.try_get(ENDPOINT_COLUMN_COUNT)?;
         let expires_at: Option<i64> = r.try_get(ENDPOINT_COLUMN_COUNT + 1)?;
         let holder = owner.zip(expires_at).map(|(owner, expires_at)| Holder { owner, expires_at });
         Ok((rows::endpoint(r)?, holder))
-    })
+    })?;
+    Ok((endpoints, now))
 }
 
 pub async fn get(c: &mut PgConnection, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
@@ -52,8 +66,8 @@ const UID_TAKEN: &str = "an endpoint with this uid";
 pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     sqlx::query(
         "INSERT INTO endpoint (org_id, app_id, id, uid, url, description, version, disabled, event_types, channels,
-         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&e.org_id)
     .bind(&e.app_id)
@@ -72,42 +86,104 @@ pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     .bind(rows::retired_to_db(&e.retired_secrets))
     .bind(e.created_at)
     .bind(e.updated_at)
+    .bind(e.revision)
     .execute(c)
     .await
     .map_err(|err| rows::unique_violation(err, UID_TAKEN))?;
     Ok(())
 }
 
-pub async fn update(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
-    let n = sqlx::query(
-        "UPDATE endpoint SET uid = $4, url = $5, description = $6, version = $7, disabled = $8, event_types = $9,
-         channels = $10, rate_limit = $11, metadata = $12, headers = $13, secret = $14, retired_secrets = $15,
-         updated_at = $16
-         WHERE org_id = $1 AND app_id = $2 AND id = $3",
-    )
-    .bind(&e.org_id)
-    .bind(&e.app_id)
-    .bind(&e.id)
-    .bind(&e.uid)
-    .bind(&e.url)
-    .bind(&e.description)
-    .bind(e.version)
-    .bind(e.disabled)
-    .bind(rows::json_opt(&e.event_types))
-    .bind(rows::json_opt(&e.channels))
-    .bind(rows::rate_limit_to_db(e.rate_limit))
-    .bind(rows::json(&e.metadata))
-    .bind(rows::json(&e.headers))
-    .bind(rows::secret_to_db(&e.secret))
-    .bind(rows::retired_to_db(&e.retired_secrets))
-    .bind(e.updated_at)
-    .execute(c)
-    .await
-    .map_err(|err| rows::unique_violation(err, UID_TAKEN))?;
-    if n.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
+/// Applies `change` to the endpoint as stored (its row locked until the
+/// transaction ends) and writes the columns it owns; pauses or resumes its
+/// deliveries when `disabled` flips. Run inside a transaction.
+pub async fn update(
+    c: &mut PgConnection,
+    org_id: &str,
+    app_id: &str,
+    endpoint_id: &str,
+    change: &EndpointChange,
+    now: i64,
+) -> Result<EndpointUpdated> {
+    let row = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.org_id = $1 AND e.app_id = $2 AND e.id = $3 FOR UPDATE"
+    ))
+    .bind(org_id)
+    .bind(app_id)
+    .bind(endpoint_id)
+    .fetch_one(&mut *c)
+    .await?;
+    let mut ep = rows::endpoint(&row)?;
+    let was_disabled = ep.disabled;
+    change.apply(&mut ep, now)?;
+    match change.columns() {
+        Columns::Settings => {
+            sqlx::query(
+                "UPDATE endpoint SET uid = $2, url = $3, description = $4, version = $5, disabled = $6,
+                     event_types = $7, channels = $8, rate_limit = $9, metadata = $10, updated_at = $11,
+                     revision = $12
+                 WHERE id = $1",
+            )
+            .bind(&ep.id)
+            .bind(&ep.uid)
+            .bind(&ep.url)
+            .bind(&ep.description)
+            .bind(ep.version)
+            .bind(ep.disabled)
+            .bind(rows::json_opt(&ep.event_types))
+            .bind(rows::json_opt(&ep.channels))
+            .bind(rows::rate_limit_to_db(ep.rate_limit))
+            .bind(rows::json(&ep.metadata))
+            .bind(ep.updated_at)
+            .bind(ep.revision)
+            .execute(&mut *c)
+            .await
+            .map_err(|err| rows::unique_violation(err, UID_TAKEN))?;
+        }
+        Columns::Headers => {
+            sqlx::query("UPDATE endpoint SET headers = $2, updated_at = $3, revision = $4 WHERE id = $1")
+                .bind(&ep.id)
+                .bind(rows::json(&ep.headers))
+                .bind(ep.updated_at)
+                .bind(ep.revision)
+                .execute(&mut *c)
+                .await?;
+        }
+        Columns::Secrets => {
+            sqlx::query(
+                "UPDATE endpoint SET secret = $2, retired_secrets = $3, updated_at = $4, revision = $5 WHERE id = $1",
+            )
+            .bind(&ep.id)
+            .bind(rows::secret_to_db(&ep.secret))
+            .bind(rows::retired_to_db(&ep.retired_secrets))
+            .bind(ep.updated_at)
+            .bind(ep.revision)
+            .execute(&mut *c)
+            .await?;
+        }
     }
-    Ok(())
+    let (mut paused, mut resumed) = (0, 0);
+    match (was_disabled, ep.disabled) {
+        (false, true) => paused = deliveries::pause_endpoint(c, &ep.id).await?,
+        (true, false) => resumed = deliveries::resume_endpoint(c, &ep.id).await?,
+        _ => {}
+    }
+    Ok(EndpointUpdated { endpoint: ep, paused, resumed })
+}
+
+/// Endpoints among `known` (id, revision) whose revision moved.
+pub async fn changed(c: &mut PgConnection, known: &[(String, i64)]) -> Result<Vec<Endpoint>> {
+    let ids: Vec<&str> = known.iter().map(|(id, _)| id.as_str()).collect();
+    let revisions: Vec<i64> = known.iter().map(|(_, r)| *r).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoint e
+         JOIN unnest($1::text[], $2::bigint[]) AS k(id, revision) ON k.id = e.id
+         WHERE e.revision <> k.revision"
+    ))
+    .bind(&ids)
+    .bind(&revisions)
+    .fetch_all(c)
+    .await?;
+    rows::collect(rows, rows::endpoint)
 }
 
 pub async fn delete(c: &mut PgConnection, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
@@ -136,9 +212,9 @@ pub async fn stats(
     since: i64,
     until: i64,
 ) -> Result<EndpointStats> {
-    let counts: Vec<(i16, i64)> = sqlx::query_as(
-        "SELECT status, COUNT(*) FROM delivery
-         WHERE org_id = $1 AND endpoint_id = $2 AND created_at >= $3 AND created_at < $4 GROUP BY status",
+    let counts: Vec<(String, bool, i64)> = sqlx::query_as(
+        "SELECT state, attempts > 0, COUNT(*) FROM delivery
+         WHERE org_id = $1 AND endpoint_id = $2 AND created_at >= $3 AND created_at < $4 GROUP BY 1, 2",
     )
     .bind(org_id)
     .bind(endpoint_id)
@@ -147,16 +223,10 @@ pub async fn stats(
     .fetch_all(c)
     .await?;
     let mut out = EndpointStats::default();
-    for (s, n) in counts {
-        let n = n as u64;
-        match i64::from(s) {
-            status::SUCCESS => out.success += n,
-            status::PENDING => out.pending += n,
-            status::FAIL => out.fail += n,
-            status::SENDING => out.sending += n,
-            status::CANCELED => out.canceled += n,
-            _ => {}
-        }
+    for (state, attempted, n) in counts {
+        let state = DeliveryState::parse(&state)
+            .ok_or_else(|| StoreError::Internal(format!("unknown delivery state `{state}`")))?;
+        states::count(&mut out, state, attempted, n as u64);
     }
     Ok(out)
 }

@@ -16,7 +16,7 @@ const EVENT_ID_TAKEN: &str = "a message with this eventId";
 
 /// Inserts the message and one delivery per endpoint that accepts it (in one
 /// multi-row insert); returns the deliveries ready to send and how many were
-/// left unleased for their owners. Run inside a transaction.
+/// left scheduled for their owners. Run inside a transaction.
 pub async fn create(
     c: &mut PgConnection,
     msg: &Message,
@@ -30,8 +30,8 @@ pub async fn create(
     // free of unique violations). A concurrent insert of the same eventId is
     // waited for, then seen.
     let inserted = sqlx::query(
-        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9)
+        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)
          ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
          RETURNING 1",
     )
@@ -44,6 +44,7 @@ pub async fn create(
     .bind(rows::json_opt(&msg.tags))
     .bind(msg.payload.as_deref())
     .bind(msg.created_at)
+    .bind(msg.expires_at)
     .fetch_optional(&mut *c)
     .await
     .map_err(|e| rows::unique_violation(e, EVENT_ID_TAKEN))?;
@@ -56,9 +57,8 @@ pub async fn create(
         return Err(StoreError::Conflict { what: EVENT_ID_TAKEN, existing_id });
     }
 
-    let now = msg.created_at;
-    let wanted: Vec<_> = endpoints::all_of_app(c, &msg.org_id, &msg.app_id)
-        .await?
+    let (endpoints, now) = endpoints::all_of_app(c, &msg.org_id, &msg.app_id).await?;
+    let wanted: Vec<_> = endpoints
         .into_iter()
         .filter(|(ep, _)| match only_endpoint {
             Some(only) => ep.id == only,
@@ -73,7 +73,7 @@ pub async fn create(
     let mut owned: HashSet<String> = HashSet::new();
     if let Some(lease) = lease {
         let mut to_take = Vec::new();
-        for (ep, holder) in &wanted {
+        for (ep, holder) in wanted.iter().filter(|(ep, _)| !ep.disabled) {
             match owners::standing(holder.as_ref(), lease, now) {
                 Standing::Holds => {
                     owned.insert(ep.id.clone());
@@ -84,20 +84,29 @@ pub async fn create(
         }
         if !to_take.is_empty() {
             to_take.sort();
-            owned.extend(owners::take(c, &to_take, lease, now).await?);
+            owned.extend(owners::take(c, &to_take, lease).await?);
         }
     }
 
+    // Only a test send reaches a disabled endpoint: it waits for the enable.
     let endpoint_ids: Vec<&str> = wanted.iter().map(|(ep, _)| ep.id.as_str()).collect();
-    let leased: Vec<bool> = wanted.iter().map(|(ep, _)| owned.contains(&ep.id)).collect();
-    let ids = insert_deliveries(c, msg, &endpoint_ids, &leased, lease, now).await?;
+    let states: Vec<&str> = wanted
+        .iter()
+        .map(|(ep, _)| match () {
+            _ if ep.disabled => "paused",
+            _ if owned.contains(&ep.id) => "leased",
+            _ => "scheduled",
+        })
+        .collect();
+    let ids = insert_deliveries(c, msg, &endpoint_ids, &states, lease).await?;
 
-    let unleased = leased.iter().filter(|l| !**l).count();
-    let mut jobs = Vec::with_capacity(wanted.len() - unleased);
+    let unleased = states.iter().filter(|s| **s == "scheduled").count();
+    let mut jobs = Vec::with_capacity(owned.len());
     for (ep, _) in wanted.into_iter().filter(|(ep, _)| owned.contains(&ep.id)) {
         let delivery_id = *ids.get(&ep.id).ok_or_else(|| StoreError::Internal("a delivery was not inserted".into()))?;
         jobs.push(DeliveryJob {
             delivery_id,
+            lease_token: 1,
             org_id: msg.org_id.clone(),
             app_id: msg.app_id.clone(),
             msg_id: msg.id.clone(),
@@ -112,35 +121,62 @@ pub async fn create(
     Ok((jobs, unleased))
 }
 
-/// One delivery of `msg` per endpoint, due `now`, those flagged in `leased` leased
-/// to `lease`; in one statement. Returns the new ids by endpoint id.
+/// One delivery of `msg` per endpoint, in the state given for it (leased ones to
+/// `lease` under token 1, scheduled ones due now), in one statement. Returns
+/// the new ids by endpoint id.
 async fn insert_deliveries(
     c: &mut PgConnection,
     msg: &Message,
     endpoint_ids: &[&str],
-    leased: &[bool],
+    states: &[&str],
     lease: Option<&Lease>,
-    now: i64,
 ) -> Result<HashMap<String, i64>> {
     let rows: Vec<(i64, String)> = sqlx::query_as(
-        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, attempts, next_attempt_at,
-         lease_owner, lease_expires_at, created_at, updated_at)
-         SELECT $1, $2, $3, t.endpoint_id, 1, 0, $4, CASE WHEN t.leased THEN $5 END,
-                CASE WHEN t.leased THEN $6::bigint END, $4, $4
-         FROM unnest($7::text[], $8::boolean[]) AS t(endpoint_id, leased)
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at,
+             lease_owner, lease_expires_at, lease_token, created_at, updated_at)
+         SELECT $1, $2, $3, t.endpoint_id, t.state, 0,
+                CASE WHEN t.state = 'scheduled' THEN hookd_now_ms() END,
+                CASE WHEN t.state = 'leased' THEN $4 END,
+                CASE WHEN t.state = 'leased' THEN hookd_now_ms() + $5::bigint END,
+                CASE WHEN t.state = 'leased' THEN 1 ELSE 0 END,
+                hookd_now_ms(), hookd_now_ms()
+         FROM unnest($6::text[], $7::text[]) AS t(endpoint_id, state)
          RETURNING id, endpoint_id",
     )
     .bind(&msg.org_id)
     .bind(&msg.app_id)
     .bind(&msg.id)
-    .bind(now)
     .bind(lease.map(|l| l.owner.as_str()))
-    .bind(lease.map(|l| l.until))
+    .bind(lease.map(|l| l.duration_ms))
     .bind(endpoint_ids)
-    .bind(leased)
+    .bind(states)
     .fetch_all(c)
     .await?;
     Ok(rows.into_iter().map(|(id, ep)| (ep, id)).collect())
+}
+
+/// A new delivery of `msg` to the endpoint in `state` (scheduled: due now);
+/// `None` when the message already has one there.
+pub async fn insert_delivery(
+    c: &mut PgConnection,
+    msg: &Message,
+    endpoint_id: &str,
+    state: &str,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 0, CASE WHEN $5 = 'scheduled' THEN hookd_now_ms() END,
+                 hookd_now_ms(), hookd_now_ms())
+         ON CONFLICT (msg_id, endpoint_id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(&msg.org_id)
+    .bind(&msg.app_id)
+    .bind(&msg.id)
+    .bind(endpoint_id)
+    .bind(state)
+    .fetch_optional(c)
+    .await?)
 }
 
 pub async fn list(
@@ -195,81 +231,50 @@ pub async fn get(c: &mut PgConnection, org_id: &str, app_id: &str, id_or_event_i
     Ok(rows::message(&row)?)
 }
 
+/// Removes the payload; deliveries that wait for it are canceled (a leased one
+/// is canceled when its node next claims it and finds no payload).
 pub async fn expunge_content(c: &mut PgConnection, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
     let n = sqlx::query("UPDATE message SET payload = NULL WHERE org_id = $1 AND app_id = $2 AND id = $3")
         .bind(org_id)
         .bind(app_id)
         .bind(msg_id)
-        .execute(c)
+        .execute(&mut *c)
         .await?;
     if n.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
+    sqlx::query(
+        "UPDATE delivery SET state = 'canceled', due_at = NULL, updated_at = hookd_now_ms()
+         WHERE msg_id = $1 AND state IN ('scheduled', 'paused')",
+    )
+    .bind(msg_id)
+    .execute(c)
+    .await?;
     Ok(())
 }
 
-/// Messages of the app in [since, until) that match the endpoint and have no
-/// delivery to it: create those deliveries, due now, in one statement.
-pub async fn replay_missing(c: &mut PgConnection, ep: &Endpoint, since: i64, until: i64, now: i64) -> Result<u64> {
-    let candidates = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
-         WHERE m.org_id = $1 AND m.app_id = $2 AND m.created_at >= $3 AND m.created_at < $4
-           AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $5)
-         ORDER BY m.id"
-    ))
-    .bind(&ep.org_id)
-    .bind(&ep.app_id)
-    .bind(since)
-    .bind(until)
-    .bind(&ep.id)
-    .fetch_all(&mut *c)
-    .await?;
-    let candidates = rows::collect(candidates, rows::message)?;
-    let msg_ids: Vec<&str> =
-        candidates.iter().filter(|m| ep.accepts(&m.event_type, m.channels.as_deref())).map(|m| m.id.as_str()).collect();
-    if msg_ids.is_empty() {
-        return Ok(0);
-    }
-    // A message created meanwhile may have got its delivery already: skip it.
-    let n = sqlx::query(
-        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, attempts, next_attempt_at,
-         lease_owner, lease_expires_at, created_at, updated_at)
-         SELECT $1, $2, t.msg_id, $3, 1, 0, $4, NULL, NULL, $4, $4 FROM unnest($5::text[]) AS t(msg_id)
-         ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
-    )
-    .bind(&ep.org_id)
-    .bind(&ep.app_id)
-    .bind(&ep.id)
-    .bind(now)
-    .bind(&msg_ids)
-    .execute(c)
-    .await?;
-    Ok(n.rows_affected())
-}
-
-/// Loads what is needed to send deliveries, by id, in one query; jobs come back in
-/// the order of `delivery_ids`, endpoints shared per batch. Ids whose delivery is
-/// gone are skipped.
-pub async fn load_jobs(
-    c: &mut PgConnection,
-    delivery_ids: &[i64],
-    trigger: AttemptTrigger,
-) -> Result<Vec<DeliveryJob>> {
+/// Loads what is needed to send deliveries leased under the given tokens, in
+/// one query; jobs come back in the order given, endpoints and payloads shared
+/// per batch. Ids whose delivery is gone are skipped.
+pub async fn load_jobs(c: &mut PgConnection, leased: &[(i64, i64)]) -> Result<Vec<DeliveryJob>> {
+    let ids: Vec<i64> = leased.iter().map(|(id, _)| *id).collect();
     let rows = sqlx::query(&format!(
-        "SELECT d.id, d.attempts, {MESSAGE_COLUMNS}, {ENDPOINT_COLUMNS} FROM delivery d
+        "SELECT d.id, d.attempts, d.next_trigger, {MESSAGE_COLUMNS}, {ENDPOINT_COLUMNS} FROM delivery d
          JOIN message m ON m.id = d.msg_id JOIN endpoint e ON e.id = d.endpoint_id WHERE d.id = ANY($1)"
     ))
-    .bind(delivery_ids)
+    .bind(&ids)
     .fetch_all(c)
     .await?;
-    let position: HashMap<i64, usize> = delivery_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let position: HashMap<i64, (usize, i64)> =
+        leased.iter().enumerate().map(|(i, (id, token))| (*id, (i, *token))).collect();
+    const MSG_AT: usize = 3;
     let mut endpoints: HashMap<String, Arc<Endpoint>> = HashMap::new();
     // One payload in memory per message, however many of its deliveries are loaded.
     let mut payloads: HashMap<String, Arc<[u8]>> = HashMap::new();
     let mut jobs = Vec::with_capacity(rows.len());
     for r in &rows {
-        let msg = rows::message_at(r, 2)?;
-        let endpoint_at = 2 + MESSAGE_COLUMN_COUNT;
+        let msg = rows::message_at(r, MSG_AT)?;
+        let endpoint_at = MSG_AT + MESSAGE_COLUMN_COUNT;
         let ep_id: String = r.try_get(endpoint_at + 2)?;
         let endpoint = match endpoints.get(&ep_id) {
             Some(ep) => ep.clone(),
@@ -280,8 +285,11 @@ pub async fn load_jobs(
             }
         };
         let payload = msg.payload.map(|p| payloads.entry(msg.id.clone()).or_insert(p).clone());
+        let delivery_id: i64 = r.try_get(0)?;
+        let trigger: i16 = r.try_get(2)?;
         jobs.push(DeliveryJob {
-            delivery_id: r.try_get(0)?,
+            delivery_id,
+            lease_token: position.get(&delivery_id).map_or(0, |p| p.1),
             org_id: msg.org_id,
             app_id: msg.app_id,
             msg_id: msg.id,
@@ -290,9 +298,9 @@ pub async fn load_jobs(
             payload,
             endpoint,
             attempts: rows::attempts_at(r, 1)?,
-            trigger,
+            trigger: AttemptTrigger::from_i64(trigger.into()).unwrap_or(AttemptTrigger::Scheduled),
         });
     }
-    jobs.sort_by_key(|j| position.get(&j.delivery_id).copied());
+    jobs.sort_by_key(|j| position.get(&j.delivery_id).map(|p| p.0));
     Ok(jobs)
 }

@@ -12,14 +12,17 @@
 //! 503), and the pool reconnects by itself once the server is back.
 
 mod apps;
+mod attempts;
 mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
 mod notify;
 mod owners;
+mod retention;
 mod rows;
 mod store_impl;
+mod tasks;
 mod tokens;
 
 use std::str::FromStr;
@@ -31,7 +34,10 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use self::notify::WorkSignal;
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("../../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("../../migrations/postgres/0001_initial.sql")),
+    ("0003_delivery_state", include_str!("../../migrations/postgres/0003_delivery_state.sql")),
+];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared
 /// by every node (each also holds one for `LISTEN`).

@@ -29,15 +29,15 @@ pub enum Standing {
     Other,
 }
 
-/// Decides from an unlocked read. Skipping the write while the node holds the
-/// queue comfortably keeps `create_message` off the `endpoint_owner` row lock:
-/// an upsert per message would make every message to one endpoint wait for the
-/// previous one's commit.
+/// Decides from an unlocked read, with `now` the database's time of that read.
+/// Skipping the write while the node holds the queue comfortably keeps `enqueue`
+/// off the `endpoint_owner` row lock: an upsert per message would make every
+/// message to one endpoint wait for the previous one's commit.
 pub fn standing(holder: Option<&Holder>, lease: &Lease, now: i64) -> Standing {
     match holder {
         None => Standing::Take,
         Some(h) if h.owner == lease.owner => {
-            if h.expires_at - now > (lease.until - now) / 2 {
+            if h.expires_at - now > lease.duration_ms / 2 {
                 Standing::Holds
             } else {
                 Standing::Take
@@ -52,19 +52,18 @@ pub fn standing(holder: Option<&Holder>, lease: &Lease, now: i64) -> Standing {
 /// they are free, expired or already its own (renewing those); returns the ones
 /// it now owns. A queue another node holds is left alone: if that node is taking
 /// it at this moment, this waits for its commit and then sees it held.
-pub async fn take(c: &mut PgConnection, endpoint_ids: &[String], lease: &Lease, now: i64) -> Result<Vec<String>> {
+pub async fn take(c: &mut PgConnection, endpoint_ids: &[String], lease: &Lease) -> Result<Vec<String>> {
     debug_assert!(endpoint_ids.windows(2).all(|w| w[0] <= w[1]), "lock order: endpoint ids must be sorted");
     Ok(sqlx::query_scalar(
         "INSERT INTO endpoint_owner (endpoint_id, owner, expires_at)
-         SELECT unnest($1::text[]), $2, $3
+         SELECT unnest($1::text[]), $2, hookd_now_ms() + $3
          ON CONFLICT (endpoint_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
-         WHERE endpoint_owner.owner = EXCLUDED.owner OR endpoint_owner.expires_at < $4
+         WHERE endpoint_owner.owner = EXCLUDED.owner OR endpoint_owner.expires_at < hookd_now_ms()
          RETURNING endpoint_id",
     )
     .bind(endpoint_ids)
     .bind(&lease.owner)
-    .bind(lease.until)
-    .bind(now)
+    .bind(lease.duration_ms)
     .fetch_all(c)
     .await?)
 }
@@ -74,27 +73,30 @@ pub async fn take(c: &mut PgConnection, endpoint_ids: &[String], lease: &Lease, 
 pub async fn renew(c: &mut PgConnection, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {
     if !delivery_ids.is_empty() {
         sqlx::query(
-            "WITH held AS (
-                 SELECT id FROM delivery WHERE lease_owner = $1 AND id = ANY($3) ORDER BY id FOR UPDATE
+            "WITH held AS MATERIALIZED (
+                 SELECT id FROM delivery WHERE state = 'leased' AND lease_owner = $1 AND id = ANY($3)
+                 ORDER BY id FOR UPDATE
              )
-             UPDATE delivery d SET lease_expires_at = $2 FROM held WHERE d.id = held.id",
+             UPDATE delivery d SET lease_expires_at = hookd_now_ms() + $2 FROM held
+             WHERE d.id = held.id AND d.state = 'leased'",
         )
         .bind(&lease.owner)
-        .bind(lease.until)
+        .bind(lease.duration_ms)
         .bind(delivery_ids)
         .execute(&mut *c)
         .await?;
     }
     if !endpoint_ids.is_empty() {
         sqlx::query(
-            "WITH owned AS (
+            "WITH owned AS MATERIALIZED (
                  SELECT endpoint_id FROM endpoint_owner WHERE owner = $1 AND endpoint_id = ANY($3)
                  ORDER BY endpoint_id FOR UPDATE
              )
-             UPDATE endpoint_owner o SET expires_at = $2 FROM owned WHERE o.endpoint_id = owned.endpoint_id",
+             UPDATE endpoint_owner o SET expires_at = hookd_now_ms() + $2 FROM owned
+             WHERE o.endpoint_id = owned.endpoint_id",
         )
         .bind(&lease.owner)
-        .bind(lease.until)
+        .bind(lease.duration_ms)
         .bind(endpoint_ids)
         .execute(&mut *c)
         .await?;
@@ -104,7 +106,7 @@ pub async fn renew(c: &mut PgConnection, lease: &Lease, delivery_ids: &[i64], en
 
 pub async fn release_all(c: &mut PgConnection, owner: &str) -> Result<()> {
     sqlx::query(
-        "WITH owned AS (SELECT endpoint_id FROM endpoint_owner WHERE owner = $1 ORDER BY endpoint_id FOR UPDATE)
+        "WITH owned AS MATERIALIZED (SELECT endpoint_id FROM endpoint_owner WHERE owner = $1 ORDER BY endpoint_id FOR UPDATE)
          DELETE FROM endpoint_owner o USING owned WHERE o.endpoint_id = owned.endpoint_id",
     )
     .bind(owner)
@@ -124,7 +126,7 @@ mod tests {
     #[test]
     fn a_queue_is_written_only_when_free_expired_or_close_to_expiry() {
         let now = 1_000_000;
-        let lease = Lease { owner: "n1".into(), until: now + 60_000 };
+        let lease = Lease { owner: "n1".into(), duration_ms: 60_000 };
         let cases = [
             (None, Standing::Take),
             (Some(holder("n1", now + 59_000)), Standing::Holds),

@@ -12,7 +12,9 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use crate::codec::{self, DecodeError};
 pub use crate::codec::{json, json_opt, retired_to_db, secret_to_db};
 use crate::model::*;
+use crate::task::{BackgroundTask, TaskKind, TaskStatus};
 use crate::StoreError;
+use hookd_core::{DeliveryState, MessageStatus};
 
 pub type RowResult<T> = Result<T, sqlx::Error>;
 
@@ -71,8 +73,8 @@ pub fn event_type(r: &PgRow) -> RowResult<EventType> {
 }
 
 pub const ENDPOINT_COLUMNS: &str = "e.org_id, e.app_id, e.id, e.uid, e.url, e.description, e.version, e.disabled, \
-     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at";
-pub const ENDPOINT_COLUMN_COUNT: usize = 17;
+     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision";
+pub const ENDPOINT_COLUMN_COUNT: usize = 18;
 
 /// Maps the endpoint columns starting at `at`.
 pub fn endpoint_at(r: &PgRow, at: usize) -> RowResult<Endpoint> {
@@ -94,6 +96,7 @@ pub fn endpoint_at(r: &PgRow, at: usize) -> RowResult<Endpoint> {
         retired_secrets: decoded(codec::retired_from_db(r.try_get(at + 14)?))?,
         created_at: r.try_get(at + 15)?,
         updated_at: r.try_get(at + 16)?,
+        revision: r.try_get(at + 17)?,
     })
 }
 
@@ -102,11 +105,11 @@ pub fn endpoint(r: &PgRow) -> RowResult<Endpoint> {
 }
 
 /// Channels and tags are JSONB (so filters can use `?`), read back as JSON text.
-pub const MESSAGE_COLUMNS: &str =
-    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels::text, m.tags::text, m.payload, m.created_at";
-pub const MESSAGE_COLUMNS_NO_PAYLOAD: &str =
-    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels::text, m.tags::text, NULL::bytea, m.created_at";
-pub const MESSAGE_COLUMN_COUNT: usize = 9;
+pub const MESSAGE_COLUMNS: &str = "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels::text, \
+     m.tags::text, m.payload, m.created_at, m.expires_at";
+pub const MESSAGE_COLUMNS_NO_PAYLOAD: &str = "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels::text, \
+     m.tags::text, NULL::bytea, m.created_at, m.expires_at";
+pub const MESSAGE_COLUMN_COUNT: usize = 10;
 
 pub fn message_at(r: &PgRow, at: usize) -> RowResult<Message> {
     Ok(Message {
@@ -119,6 +122,7 @@ pub fn message_at(r: &PgRow, at: usize) -> RowResult<Message> {
         tags: json_opt_at(r, at + 6)?,
         payload: r.try_get::<Option<&[u8]>, _>(at + 7)?.map(Arc::from),
         created_at: r.try_get(at + 8)?,
+        expires_at: r.try_get(at + 9)?,
     })
 }
 
@@ -127,7 +131,7 @@ pub fn message(r: &PgRow) -> RowResult<Message> {
 }
 
 pub const DELIVERY_COLUMNS: &str =
-    "d.id, d.msg_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.created_at, d.updated_at";
+    "d.id, d.msg_id, d.endpoint_id, d.state, d.attempts, d.due_at, d.created_at, d.updated_at";
 pub const DELIVERY_COLUMN_COUNT: usize = 8;
 
 pub fn delivery(r: &PgRow) -> RowResult<Delivery> {
@@ -135,11 +139,48 @@ pub fn delivery(r: &PgRow) -> RowResult<Delivery> {
         id: r.try_get(0)?,
         msg_id: r.try_get(1)?,
         endpoint_id: r.try_get(2)?,
-        status: r.try_get::<i16, _>(3)?.into(),
+        state: state_at(r, 3)?,
         attempts: attempts_at(r, 4)?,
-        next_attempt_at: r.try_get(5)?,
+        due_at: r.try_get(5)?,
         created_at: r.try_get(6)?,
         updated_at: r.try_get(7)?,
+    })
+}
+
+fn unknown(what: String) -> sqlx::Error {
+    sqlx::Error::Decode(what.into())
+}
+
+pub fn state_at(r: &PgRow, i: usize) -> RowResult<DeliveryState> {
+    let s: &str = r.try_get(i)?;
+    DeliveryState::parse(s).ok_or_else(|| unknown(format!("unknown delivery state `{s}`")))
+}
+
+fn message_status_at(r: &PgRow, i: usize) -> RowResult<MessageStatus> {
+    let n: i16 = r.try_get(i)?;
+    MessageStatus::from_i64(n.into()).ok_or_else(|| unknown(format!("unknown status {n}")))
+}
+
+pub const TASK_COLUMNS: &str = "id, org_id, app_id, endpoint_id, kind, status, since, until, cursor, \
+     messages_sent, error, created_at, updated_at";
+
+pub fn task(r: &PgRow) -> RowResult<BackgroundTask> {
+    let kind: &str = r.try_get(4)?;
+    let status: &str = r.try_get(5)?;
+    Ok(BackgroundTask {
+        id: r.try_get(0)?,
+        org_id: r.try_get(1)?,
+        app_id: r.try_get(2)?,
+        endpoint_id: r.try_get(3)?,
+        kind: TaskKind::parse(kind).ok_or_else(|| unknown(format!("unknown task kind `{kind}`")))?,
+        status: TaskStatus::parse(status).ok_or_else(|| unknown(format!("unknown task status `{status}`")))?,
+        since: r.try_get(6)?,
+        until: r.try_get(7)?,
+        cursor: r.try_get(8)?,
+        messages_sent: r.try_get::<i64, _>(9)?.max(0) as u64,
+        error: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+        updated_at: r.try_get(12)?,
     })
 }
 
@@ -159,18 +200,13 @@ pub fn attempt(r: &PgRow) -> RowResult<Attempt> {
         msg_id: r.try_get(3)?,
         endpoint_id: r.try_get(4)?,
         url: r.try_get(5)?,
-        status: r.try_get::<i16, _>(6)?.into(),
+        status: message_status_at(r, 6)?,
         response_status_code: r.try_get(7)?,
         response: r.try_get(8)?,
         response_duration_ms: r.try_get(9)?,
         trigger: AttemptTrigger::from_i64(r.try_get::<i16, _>(10)?.into()).unwrap_or(AttemptTrigger::Scheduled),
         created_at: r.try_get(11)?,
     })
-}
-
-/// Statuses and triggers are SMALLINT columns.
-pub fn small(v: i64) -> i16 {
-    i16::try_from(v).unwrap_or(i16::MAX)
 }
 
 /// Appends `AND {column} > $n` (or `<`) and `ORDER BY {column} ASC|DESC LIMIT n+1` for

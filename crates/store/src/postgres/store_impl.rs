@@ -1,11 +1,19 @@
-//! [`Store`] for PostgreSQL: each call runs its queries on a pooled connection,
-//! and what SQLite does in one write closure in one transaction here.
+//! [`Resources`] and [`Queue`] for PostgreSQL: each call runs its queries on a
+//! pooled connection, and what SQLite does in one write closure in one
+//! transaction here.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use hookd_core::timefmt::now_millis;
 
-use super::{apps, deliveries, endpoints, event_types, messages, owners, tokens, PostgresStore};
+use super::PostgresStore;
+use super::{apps, attempts, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens};
+use crate::change::{EndpointChange, EndpointUpdated};
 use crate::model::*;
-use crate::{Result, Store};
+use crate::task::*;
+use crate::{Queue, Resources, Result};
 
 /// Runs `$body` in a transaction on a pooled connection, bound to `$tx`, and
 /// commits; an error (`?` inside the body) rolls back. Evaluates to a `Result`.
@@ -28,7 +36,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Resources for PostgresStore {
     async fn default_org(&self) -> Result<String> {
         transaction!(self, |tx| { tokens::default_org(&mut tx).await? })
     }
@@ -46,12 +54,7 @@ impl Store for PostgresStore {
     }
 
     async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>> {
-        let now = hookd_core::timefmt::now_millis();
-        tokens::idempotency_lookup(&mut *self.conn().await?, org_id, key, now).await
-    }
-
-    async fn purge_expired(&self, now: i64) -> Result<u64> {
-        transaction!(self, |tx| { tokens::purge_expired(&mut tx, now).await? })
+        tokens::idempotency_lookup(&mut *self.conn().await?, org_id, key, now_millis()).await
     }
 
     async fn list_apps(&self, org_id: &str, page: &Page) -> Result<Vec<Application>> {
@@ -125,12 +128,22 @@ impl Store for PostgresStore {
         Ok(ep)
     }
 
-    async fn update_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint> {
-        transaction!(self, |tx| {
+    async fn update_endpoint(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        endpoint_id: &str,
+        change: EndpointChange,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<EndpointUpdated> {
+        let updated = transaction!(self, |tx| {
             tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
-            endpoints::update(&mut tx, &ep).await?;
+            endpoints::update(&mut tx, org_id, app_id, endpoint_id, &change, now_millis()).await?
         })?;
-        Ok(ep)
+        if updated.resumed > 0 {
+            self.work.raise();
+        }
+        Ok(updated)
     }
 
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
@@ -139,22 +152,6 @@ impl Store for PostgresStore {
 
     async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
         endpoints::stats(&mut *self.conn().await?, org_id, endpoint_id, since, until).await
-    }
-
-    async fn create_message(
-        &self,
-        msg: Message,
-        only_endpoint: Option<String>,
-        lease: Option<Lease>,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<Vec<DeliveryJob>> {
-        let (jobs, unleased) = transaction!(self, |tx| {
-            messages::create(&mut tx, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref()).await?
-        })?;
-        if unleased > 0 {
-            self.work.raise();
-        }
-        Ok(jobs)
     }
 
     async fn list_messages(
@@ -172,7 +169,7 @@ impl Store for PostgresStore {
     }
 
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
-        messages::expunge_content(&mut *self.conn().await?, org_id, app_id, msg_id).await
+        transaction!(self, |tx| { messages::expunge_content(&mut tx, org_id, app_id, msg_id).await? })
     }
 
     async fn list_attempts(
@@ -182,33 +179,65 @@ impl Store for PostgresStore {
         filter: &AttemptFilter,
         page: &Page,
     ) -> Result<Vec<Attempt>> {
-        deliveries::list_attempts(&mut *self.conn().await?, org_id, app_id, filter, page).await
+        attempts::list_attempts(&mut *self.conn().await?, org_id, app_id, filter, page).await
     }
 
     async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
-        deliveries::get_attempt(&mut *self.conn().await?, org_id, app_id, msg_id, attempt_id).await
+        attempts::get_attempt(&mut *self.conn().await?, org_id, app_id, msg_id, attempt_id).await
     }
 
     async fn list_message_destinations(
         &self,
         org_id: &str,
-        _app_id: &str,
+        app_id: &str,
         msg_id: &str,
         page: &Page,
     ) -> Result<Vec<(Delivery, Endpoint)>> {
-        deliveries::message_destinations(&mut *self.conn().await?, org_id, msg_id, page).await
+        attempts::message_destinations(&mut *self.conn().await?, org_id, app_id, msg_id, page).await
     }
 
     async fn list_endpoint_messages(
         &self,
         org_id: &str,
-        _app_id: &str,
+        app_id: &str,
         endpoint_id: &str,
-        status: Option<i64>,
+        status: StatusFilter,
         filter: &MessageFilter,
         page: &Page,
     ) -> Result<Vec<(Delivery, Message)>> {
-        deliveries::endpoint_messages(&mut *self.conn().await?, org_id, endpoint_id, status, filter, page).await
+        attempts::endpoint_messages(&mut *self.conn().await?, org_id, app_id, endpoint_id, status, filter, page).await
+    }
+
+    async fn get_task(&self, org_id: &str, task_id: &str) -> Result<BackgroundTask> {
+        tasks::get(&mut *self.conn().await?, org_id, task_id).await
+    }
+
+    async fn list_tasks(&self, org_id: &str, filter: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>> {
+        tasks::list(&mut *self.conn().await?, org_id, filter, page).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for PostgresStore {
+    async fn enqueue(
+        &self,
+        msg: Message,
+        only_endpoint: Option<String>,
+        lease: Option<Lease>,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Vec<DeliveryJob>> {
+        let (jobs, unleased) = transaction!(self, |tx| {
+            messages::create(&mut tx, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref()).await?
+        })?;
+        if unleased > 0 {
+            self.work.raise();
+        }
+        Ok(jobs)
     }
 
     async fn resend(
@@ -224,8 +253,7 @@ impl Store for PostgresStore {
             tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
             let msg = messages::get(&mut tx, org_id, app_id, msg_id).await?;
             endpoints::get(&mut tx, org_id, app_id, endpoint_id).await?;
-            let now = hookd_core::timefmt::now_millis();
-            deliveries::resend(&mut tx, &msg, endpoint_id, lease.as_ref(), now).await?
+            deliveries::resend(&mut tx, &msg, endpoint_id, lease.as_ref()).await?
         })?;
         if jobs.is_empty() {
             self.work.raise();
@@ -233,79 +261,72 @@ impl Store for PostgresStore {
         Ok(jobs)
     }
 
-    async fn recover_failed(
-        &self,
-        org_id: &str,
-        _app_id: &str,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<u64> {
-        let n = transaction!(self, |tx| {
-            tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
-            let now = hookd_core::timefmt::now_millis();
-            deliveries::recover_failed(&mut tx, org_id, endpoint_id, since, until, now).await?
-        })?;
+    async fn claim_due(&self, lease: &Lease, limit: usize, skip_endpoints: &[String]) -> Result<Vec<DeliveryJob>> {
+        deliveries::claim_due(&mut *self.conn().await?, lease, limit, skip_endpoints).await
+    }
+
+    async fn rescue_expired(&self, limit: usize) -> Result<u64> {
+        let n = deliveries::rescue_expired(&mut *self.conn().await?, limit).await?;
         if n > 0 {
             self.work.raise();
         }
         Ok(n)
-    }
-
-    async fn replay_missing(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<u64> {
-        let n = transaction!(self, |tx| {
-            tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
-            let ep = endpoints::get(&mut tx, org_id, app_id, endpoint_id).await?;
-            let now = hookd_core::timefmt::now_millis();
-            messages::replay_missing(&mut tx, &ep, since, until, now).await?
-        })?;
-        if n > 0 {
-            self.work.raise();
-        }
-        Ok(n)
-    }
-
-    async fn claim_due(
-        &self,
-        lease: &Lease,
-        now: i64,
-        limit: usize,
-        skip_endpoints: &[String],
-    ) -> Result<Vec<DeliveryJob>> {
-        deliveries::claim_due(&mut *self.conn().await?, lease, now, limit, skip_endpoints).await
     }
 
     async fn renew(&self, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {
         owners::renew(&mut *self.conn().await?, lease, delivery_ids, endpoint_ids).await
     }
 
+    async fn changed_endpoints(&self, known: &[(String, i64)]) -> Result<Vec<Endpoint>> {
+        if known.is_empty() {
+            return Ok(Vec::new());
+        }
+        endpoints::changed(&mut *self.conn().await?, known).await
+    }
+
     async fn release_endpoints(&self, owner: &str) -> Result<()> {
         owners::release_all(&mut *self.conn().await?, owner).await
     }
 
-    async fn wait_for_work(&self, timeout: std::time::Duration) {
+    async fn wait_for_work(&self, timeout: Duration) {
         self.work.wait(timeout).await
     }
 
-    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>, held_by: Option<&str>) -> Result<()> {
-        deliveries::record_outcomes(&mut *self.conn().await?, &outcomes, held_by).await
+    async fn record_outcomes(&self, outcomes: Arc<[Outcome]>) -> Result<()> {
+        deliveries::record_outcomes(&mut *self.conn().await?, &outcomes).await
     }
 
     async fn pending_count(&self) -> Result<u64> {
         deliveries::pending_count(&mut *self.conn().await?).await
     }
 
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+    async fn create_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask> {
+        transaction!(self, |tx| { tasks::insert(&mut tx, &task, idem.as_ref()).await? })?;
+        self.work.raise();
+        Ok(task)
+    }
+
+    async fn claim_task(&self, lease: &Lease) -> Result<Option<TaskLease>> {
+        tasks::claim(&mut *self.conn().await?, lease).await
+    }
+
+    async fn run_task_step(&self, lease: &TaskLease, lease_duration_ms: i64, batch: usize) -> Result<TaskStep> {
+        let step = transaction!(self, |tx| { tasks::step(&mut tx, lease, lease_duration_ms, batch).await? })?;
+        if step.sent > 0 {
+            self.work.raise();
+        }
+        Ok(step)
+    }
+
+    async fn fail_task(&self, lease: &TaskLease, error: &str) -> Result<()> {
+        transaction!(self, |tx| { tasks::fail(&mut tx, lease, error).await? })
+    }
+
+    async fn prune(&self, batch: usize, task_retention_ms: i64) -> Result<PruneReport> {
+        transaction!(self, |tx| { retention::prune(&mut tx, batch, task_retention_ms).await? })
+    }
+
+    async fn reclaim_space(&self, _max_pages: u64) -> Result<u64> {
+        Ok(0)
     }
 }

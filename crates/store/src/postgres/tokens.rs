@@ -135,12 +135,3 @@ pub async fn maybe_idempotency(c: &mut PgConnection, rec: Option<&IdempotencyRec
         None => Ok(()),
     }
 }
-
-pub async fn purge_expired(c: &mut PgConnection, now: i64) -> Result<u64> {
-    let idem = sqlx::query("DELETE FROM idempotency WHERE expires_at <= $1").bind(now).execute(&mut *c).await?;
-    let tokens = sqlx::query("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= $1")
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-    Ok(idem.rows_affected() + tokens.rows_affected())
-}

@@ -1,10 +1,12 @@
 //! Endpoints, their secrets and headers (kept on the endpoint row), and stats.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
+use super::deliveries;
 use super::rows::{self, ENDPOINT_COLUMNS};
+use crate::change::{Columns, EndpointChange, EndpointUpdated};
 use crate::model::*;
-use crate::{Result, StoreError};
+use crate::{states, Result, StoreError};
 
 pub fn list(c: &Connection, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {
     let mut params: Vec<rusqlite::types::Value> = vec![org_id.to_string().into(), app_id.to_string().into()];
@@ -34,8 +36,8 @@ pub fn get(c: &Connection, org_id: &str, app_id: &str, id_or_uid: &str) -> Resul
 pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO endpoint (org_id, app_id, id, uid, url, description, version, disabled, event_types, channels,
-         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         e.org_id,
@@ -54,43 +56,88 @@ pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
         rows::secret_to_db(&e.secret),
         rows::retired_to_db(&e.retired_secrets),
         e.created_at,
-        e.updated_at
+        e.updated_at,
+        e.revision
     ])
     .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?;
     Ok(())
 }
 
-pub fn update(c: &Connection, e: &Endpoint) -> Result<()> {
-    let n = c
-        .prepare_cached(
-            "UPDATE endpoint SET uid = ?4, url = ?5, description = ?6, version = ?7, disabled = ?8, event_types = ?9,
-             channels = ?10, rate_limit = ?11, metadata = ?12, headers = ?13, secret = ?14, retired_secrets = ?15,
-             updated_at = ?16
-             WHERE org_id = ?1 AND app_id = ?2 AND id = ?3",
-        )?
-        .execute(params![
-            e.org_id,
-            e.app_id,
-            e.id,
-            e.uid,
-            e.url,
-            e.description,
-            e.version,
-            e.disabled,
-            rows::json_opt(&e.event_types),
-            rows::json_opt(&e.channels),
-            e.rate_limit,
-            rows::json(&e.metadata),
-            rows::json(&e.headers),
-            rows::secret_to_db(&e.secret),
-            rows::retired_to_db(&e.retired_secrets),
-            e.updated_at
-        ])
-        .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?;
+/// Applies `change` to the endpoint as stored and writes the columns it owns;
+/// pauses or resumes its deliveries when `disabled` flips.
+pub fn update(
+    c: &Connection,
+    org_id: &str,
+    app_id: &str,
+    endpoint_id: &str,
+    change: &EndpointChange,
+    now: i64,
+) -> Result<EndpointUpdated> {
+    let mut ep = get(c, org_id, app_id, endpoint_id)?;
+    let was_disabled = ep.disabled;
+    change.apply(&mut ep, now)?;
+    let n = match change.columns() {
+        Columns::Settings => c
+            .prepare_cached(
+                "UPDATE endpoint SET uid = ?2, url = ?3, description = ?4, version = ?5, disabled = ?6,
+                     event_types = ?7, channels = ?8, rate_limit = ?9, metadata = ?10, updated_at = ?11,
+                     revision = ?12
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                ep.id,
+                ep.uid,
+                ep.url,
+                ep.description,
+                ep.version,
+                ep.disabled,
+                rows::json_opt(&ep.event_types),
+                rows::json_opt(&ep.channels),
+                ep.rate_limit,
+                rows::json(&ep.metadata),
+                ep.updated_at,
+                ep.revision
+            ])
+            .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?,
+        Columns::Headers => c
+            .prepare_cached("UPDATE endpoint SET headers = ?2, updated_at = ?3, revision = ?4 WHERE id = ?1")?
+            .execute(params![ep.id, rows::json(&ep.headers), ep.updated_at, ep.revision])?,
+        Columns::Secrets => c
+            .prepare_cached(
+                "UPDATE endpoint SET secret = ?2, retired_secrets = ?3, updated_at = ?4, revision = ?5 WHERE id = ?1",
+            )?
+            .execute(params![
+                ep.id,
+                rows::secret_to_db(&ep.secret),
+                rows::retired_to_db(&ep.retired_secrets),
+                ep.updated_at,
+                ep.revision
+            ])?,
+    };
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    Ok(())
+    let (mut paused, mut resumed) = (0, 0);
+    match (was_disabled, ep.disabled) {
+        (false, true) => paused = deliveries::pause_endpoint(c, &ep.id, now)?,
+        (true, false) => resumed = deliveries::resume_endpoint(c, &ep.id, now)?,
+        _ => {}
+    }
+    Ok(EndpointUpdated { endpoint: ep, paused, resumed })
+}
+
+/// Endpoints among `known` (id, revision) whose revision moved.
+pub fn changed(c: &Connection, known: &[(String, i64)]) -> Result<Vec<Endpoint>> {
+    let mut stmt = c.prepare_cached(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.id = ?1"))?;
+    let mut out = Vec::new();
+    for (id, revision) in known {
+        if let Some(ep) = stmt.query_row([id], rows::endpoint).optional()? {
+            if ep.revision != *revision {
+                out.push(ep);
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn delete(c: &Connection, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
@@ -108,22 +155,14 @@ pub fn delete(c: &Connection, org_id: &str, app_id: &str, endpoint_id: &str) -> 
 
 pub fn stats(c: &Connection, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
     let mut stmt = c.prepare_cached(
-        "SELECT status, COUNT(*) FROM delivery
-         WHERE org_id = ?1 AND endpoint_id = ?2 AND created_at >= ?3 AND created_at < ?4 GROUP BY status",
+        "SELECT state, attempts > 0, COUNT(*) FROM delivery
+         WHERE org_id = ?1 AND endpoint_id = ?2 AND created_at >= ?3 AND created_at < ?4 GROUP BY 1, 2",
     )?;
     let mut rows = stmt.query(params![org_id, endpoint_id, since, until])?;
     let mut out = EndpointStats::default();
     while let Some(r) = rows.next()? {
-        let n: i64 = r.get(1)?;
-        let n = n as u64;
-        match r.get::<_, i64>(0)? {
-            status::SUCCESS => out.success += n,
-            status::PENDING => out.pending += n,
-            status::FAIL => out.fail += n,
-            status::SENDING => out.sending += n,
-            status::CANCELED => out.canceled += n,
-            _ => {}
-        }
+        let n: i64 = r.get(2)?;
+        states::count(&mut out, rows::state_at(r, 0)?, r.get(1)?, n as u64);
     }
     Ok(out)
 }

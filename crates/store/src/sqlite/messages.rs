@@ -19,11 +19,12 @@ pub fn create(
     only_endpoint: Option<&str>,
     lease: Option<&Lease>,
     idem: Option<&IdempotencyRecord>,
+    now: i64,
 ) -> Result<(Vec<DeliveryJob>, usize)> {
     tokens::maybe_idempotency(c, idem)?;
     c.prepare_cached(
-        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         msg.org_id,
@@ -34,7 +35,8 @@ pub fn create(
         rows::json_opt(&msg.channels),
         rows::json_opt(&msg.tags),
         msg.payload.as_deref(),
-        msg.created_at
+        msg.created_at,
+        msg.expires_at
     ])
     .map_err(|e| match rows::unique_violation(e, "a message with this eventId") {
         StoreError::Conflict { what, .. } => {
@@ -61,18 +63,25 @@ pub fn create(
         if !wanted {
             continue;
         }
-        // Lease only what goes to endpoints this node owns; the rest is the owner's.
-        let lease = match lease {
-            Some(l) if owners::take(c, &ep.id, l, msg.created_at)? => Some(l),
-            _ => None,
-        };
-        let delivery_id = insert_delivery(c, msg, &ep.id, lease, msg.created_at)?;
-        if lease.is_none() {
-            unleased += 1;
+        // Only a test send reaches a disabled endpoint: it waits for the enable.
+        if ep.disabled {
+            insert_delivery(c, msg, &ep.id, "paused", now)?;
             continue;
         }
+        // Lease only what goes to endpoints this node owns; the rest is the owner's.
+        let lease = match lease {
+            Some(l) if owners::take(c, &ep.id, l, now)? => Some(l),
+            _ => None,
+        };
+        let Some(lease) = lease else {
+            insert_delivery(c, msg, &ep.id, "scheduled", now)?;
+            unleased += 1;
+            continue;
+        };
+        let delivery_id = insert_leased(c, msg, &ep.id, lease, now)?;
         jobs.push(DeliveryJob {
             delivery_id,
+            lease_token: 1,
             org_id: msg.org_id.clone(),
             app_id: msg.app_id.clone(),
             msg_id: msg.id.clone(),
@@ -87,27 +96,24 @@ pub fn create(
     Ok((jobs, unleased))
 }
 
-pub fn insert_delivery(
-    c: &Connection,
-    msg: &Message,
-    endpoint_id: &str,
-    lease: Option<&Lease>,
-    now: i64,
-) -> Result<i64> {
+/// A new delivery of `msg` to the endpoint in `state` (scheduled: due now).
+pub fn insert_delivery(c: &Connection, msg: &Message, endpoint_id: &str, state: &str, now: i64) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, status, attempts, next_attempt_at,
-         lease_owner, lease_expires_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 1, 0, ?5, ?6, ?7, ?5, ?5)",
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, CASE WHEN ?5 = 'scheduled' THEN ?6 END, ?6, ?6)",
     )?
-    .execute(params![
-        msg.org_id,
-        msg.app_id,
-        msg.id,
-        endpoint_id,
-        now,
-        lease.map(|l| &l.owner),
-        lease.map(|l| l.until)
-    ])?;
+    .execute(params![msg.org_id, msg.app_id, msg.id, endpoint_id, state, now])?;
+    Ok(c.last_insert_rowid())
+}
+
+/// A new delivery of `msg` leased to `lease.owner` under token 1.
+fn insert_leased(c: &Connection, msg: &Message, endpoint_id: &str, lease: &Lease, now: i64) -> Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, lease_owner, lease_expires_at,
+             lease_token, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'leased', 0, ?5, ?6, 1, ?7, ?7)",
+    )?
+    .execute(params![msg.org_id, msg.app_id, msg.id, endpoint_id, lease.owner, now + lease.duration_ms, now])?;
     Ok(c.last_insert_rowid())
 }
 
@@ -152,7 +158,9 @@ pub fn get(c: &Connection, org_id: &str, app_id: &str, id_or_event_id: &str) -> 
     .query_row(params![org_id, app_id, id_or_event_id], rows::message)?)
 }
 
-pub fn expunge_content(c: &Connection, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
+/// Removes the payload; deliveries that wait for it are canceled (a leased one
+/// is canceled when its node next claims it and finds no payload).
+pub fn expunge_content(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, now: i64) -> Result<()> {
     let n = c.execute(
         "UPDATE message SET payload = NULL WHERE org_id = ?1 AND app_id = ?2 AND id = ?3",
         params![org_id, app_id, msg_id],
@@ -160,60 +168,47 @@ pub fn expunge_content(c: &Connection, org_id: &str, app_id: &str, msg_id: &str)
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    c.execute(
+        "UPDATE delivery SET state = 'canceled', due_at = NULL, updated_at = ?2
+         WHERE msg_id = ?1 AND state IN ('scheduled', 'paused')",
+        params![msg_id, now],
+    )?;
     Ok(())
 }
 
-/// Messages of the app in [since, until) that match the endpoint and have no
-/// delivery to it: create those deliveries, due now.
-pub fn replay_missing(c: &Connection, ep: &Endpoint, since: i64, until: i64, now: i64) -> Result<u64> {
-    let candidates: Vec<Message> = {
-        let mut stmt = c.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
-             WHERE m.org_id = ?1 AND m.app_id = ?2 AND m.created_at >= ?3 AND m.created_at < ?4
-               AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?5)
-             ORDER BY m.id"
-        ))?;
-        let rows = stmt.query_map(params![ep.org_id, ep.app_id, since, until, ep.id], rows::message)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
-    };
-    let mut n = 0;
-    for m in candidates.iter().filter(|m| ep.accepts(&m.event_type, m.channels.as_deref())) {
-        insert_delivery(c, m, &ep.id, None, now)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// Loads what is needed to send deliveries, by id; endpoints shared per batch.
-pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) -> Result<Vec<DeliveryJob>> {
+/// Loads what is needed to send deliveries leased under the given tokens, by
+/// id; endpoints and payloads shared per batch.
+pub fn load_jobs(c: &Connection, leased: &[(i64, i64)]) -> Result<Vec<DeliveryJob>> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT d.id, d.attempts, {MESSAGE_COLUMNS}, {} FROM delivery d
+        "SELECT d.id, d.attempts, d.next_trigger, {MESSAGE_COLUMNS}, {} FROM delivery d
          JOIN message m ON m.id = d.msg_id JOIN endpoint e ON e.id = d.endpoint_id WHERE d.id = ?1",
         rows::ENDPOINT_COLUMNS
     ))?;
+    const MSG_AT: usize = 3;
     let mut endpoints: HashMap<String, Arc<Endpoint>> = HashMap::new();
     // One payload in memory per message, however many of its deliveries are loaded.
     let mut payloads: HashMap<String, Arc<[u8]>> = HashMap::new();
-    let mut jobs = Vec::with_capacity(delivery_ids.len());
-    for id in delivery_ids {
+    let mut jobs = Vec::with_capacity(leased.len());
+    for &(id, lease_token) in leased {
         let row = stmt
             .query_row([id], |r| {
-                let msg = rows::message_at(r, 2)?;
-                let ep_id: String = r.get(2 + rows::MESSAGE_COLUMN_COUNT + 2)?;
+                let msg = rows::message_at(r, MSG_AT)?;
+                let ep_id: String = r.get(MSG_AT + rows::MESSAGE_COLUMN_COUNT + 2)?;
                 let ep = match endpoints.get(&ep_id) {
                     Some(ep) => ep.clone(),
-                    None => Arc::new(rows::endpoint_at(r, 2 + rows::MESSAGE_COLUMN_COUNT)?),
+                    None => Arc::new(rows::endpoint_at(r, MSG_AT + rows::MESSAGE_COLUMN_COUNT)?),
                 };
-                Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, msg, ep))
+                Ok((r.get::<_, u32>(1)?, r.get::<_, i64>(2)?, msg, ep))
             })
             .optional()?;
-        let Some((delivery_id, attempts, msg, ep)) = row else {
+        let Some((attempts, trigger, msg, ep)) = row else {
             continue;
         };
         endpoints.insert(ep.id.clone(), ep.clone());
         let payload = msg.payload.map(|p| payloads.entry(msg.id.clone()).or_insert(p).clone());
         jobs.push(DeliveryJob {
-            delivery_id,
+            delivery_id: id,
+            lease_token,
             org_id: msg.org_id,
             app_id: msg.app_id,
             msg_id: msg.id,
@@ -222,7 +217,7 @@ pub fn load_jobs(c: &Connection, delivery_ids: &[i64], trigger: AttemptTrigger) 
             payload,
             endpoint: ep,
             attempts,
-            trigger,
+            trigger: AttemptTrigger::from_i64(trigger).unwrap_or(AttemptTrigger::Scheduled),
         });
     }
     Ok(jobs)

@@ -8,13 +8,16 @@
 //! pool of connections in blocking tasks; WAL lets them proceed during writes.
 
 mod apps;
+mod attempts;
 mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
 mod owners;
+mod retention;
 mod rows;
 mod store_impl;
+mod tasks;
 mod tokens;
 
 use std::path::Path;
@@ -28,7 +31,11 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
     ("0002_endpoint_owner", include_str!("../../migrations/sqlite/0002_endpoint_owner.sql")),
+    ("0003_delivery_state", include_str!("../../migrations/sqlite/0003_delivery_state.sql")),
 ];
+/// An existing database without incremental vacuum is converted (a full
+/// `VACUUM`) at start only up to this size; a larger one is left as it is.
+const MAX_AUTO_CONVERT_BYTES: i64 = 1 << 30;
 /// Most writes committed together in one transaction.
 const MAX_GROUP: usize = 512;
 const MAX_IDLE_READERS: usize = 8;
@@ -68,12 +75,18 @@ impl SqliteStore {
             ))
         })?;
         let conn = open_connection(path, false)?;
+        enable_incremental_vacuum(&conn, path)?;
         migrate(&conn)?;
         // Whatever a previous run of this process held is free now: a crashed
         // run's deliveries are sent at once instead of after their lease.
+        conn.execute(
+            "UPDATE delivery SET state = 'scheduled', due_at = ?1, lease_owner = NULL, lease_expires_at = NULL
+             WHERE state = 'leased'",
+            [hookd_core::timefmt::now_millis()],
+        )?;
         conn.execute_batch(
             "DELETE FROM endpoint_owner;
-             UPDATE delivery SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL;",
+             UPDATE background_task SET lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running';",
         )?;
         let (tx, rx) = mpsc::channel::<WriteJob>(8192);
         std::thread::Builder::new()
@@ -104,6 +117,20 @@ impl SqliteStore {
         });
         self.writer.send(job).await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+    }
+
+    /// Rewrites the file to its smallest size (`VACUUM`), with incremental vacuum
+    /// on. Runs on a connection of its own: VACUUM cannot run in the writer's
+    /// transactions. Meant for when nothing else uses the store.
+    pub async fn vacuum(&self) -> Result<()> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_connection(&path, false)?;
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
     /// Runs `f` on a read connection in a blocking task.
@@ -150,6 +177,34 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Space freed by the retention sweep goes back to the file system only with
+/// `auto_vacuum = INCREMENTAL` (see `reclaim_space`). A new database gets it
+/// before its first table; an existing one is converted by a `VACUUM` when it is
+/// small enough to do that at start.
+fn enable_incremental_vacuum(conn: &Connection, path: &Path) -> Result<()> {
+    const INCREMENTAL: i64 = 2;
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+    if pages == 0 {
+        return Ok(());
+    }
+    if pages * page_size > MAX_AUTO_CONVERT_BYTES {
+        tracing::warn!(
+            path = %path.display(),
+            "the database does not return freed space to the file system; stop hookd and run `hookd prune --vacuum` once"
+        );
+        return Ok(());
+    }
+    tracing::info!(path = %path.display(), "converting the database to incremental vacuum");
+    conn.execute_batch("VACUUM")?;
+    Ok(())
 }
 
 fn migrate(conn: &Connection) -> Result<()> {

@@ -16,24 +16,25 @@ pub fn take(c: &Connection, endpoint_id: &str, lease: &Lease, now: i64) -> Resul
              WHERE endpoint_owner.owner = excluded.owner OR endpoint_owner.expires_at < ?4
              RETURNING owner",
         )?
-        .query_row(params![endpoint_id, lease.owner, lease.until, now], |r| r.get(0))
+        .query_row(params![endpoint_id, lease.owner, now + lease.duration_ms, now], |r| r.get(0))
         .optional()?;
     Ok(owner.is_some())
 }
 
-pub fn renew(c: &Connection, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {
+pub fn renew(c: &Connection, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String], now: i64) -> Result<()> {
+    let until = now + lease.duration_ms;
     let ids = serde_json::to_string(delivery_ids).expect("ids serialise");
     c.prepare_cached(
         "UPDATE delivery SET lease_expires_at = ?2
-         WHERE lease_owner = ?1 AND id IN (SELECT value FROM json_each(?3))",
+         WHERE state = 'leased' AND lease_owner = ?1 AND id IN (SELECT value FROM json_each(?3))",
     )?
-    .execute(params![lease.owner, lease.until, ids])?;
+    .execute(params![lease.owner, until, ids])?;
     let eps = serde_json::to_string(endpoint_ids).expect("ids serialise");
     c.prepare_cached(
         "UPDATE endpoint_owner SET expires_at = ?2
          WHERE owner = ?1 AND endpoint_id IN (SELECT value FROM json_each(?3))",
     )?
-    .execute(params![lease.owner, lease.until, eps])?;
+    .execute(params![lease.owner, until, eps])?;
     Ok(())
 }
 

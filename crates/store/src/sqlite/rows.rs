@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::codec::{self, DecodeError};
 pub use crate::codec::{json, json_opt, retired_to_db, secret_to_db};
 use crate::model::*;
+use crate::task::{BackgroundTask, TaskKind, TaskStatus};
 use crate::{Page, StoreError};
+use hookd_core::{DeliveryState, MessageStatus};
 
 fn decode_failure(e: DecodeError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e)
@@ -66,7 +68,7 @@ pub fn event_type(r: &Row) -> rusqlite::Result<EventType> {
 }
 
 pub const ENDPOINT_COLUMNS: &str = "e.org_id, e.app_id, e.id, e.uid, e.url, e.description, e.version, e.disabled, \
-     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at";
+     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision";
 
 /// Maps the endpoint columns starting at `at`.
 pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
@@ -88,6 +90,7 @@ pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
         retired_secrets: retired_from_db(&r.get::<_, String>(at + 14)?)?,
         created_at: r.get(at + 15)?,
         updated_at: r.get(at + 16)?,
+        revision: r.get(at + 17)?,
     })
 }
 
@@ -96,10 +99,10 @@ pub fn endpoint(r: &Row) -> rusqlite::Result<Endpoint> {
 }
 
 pub const MESSAGE_COLUMNS: &str =
-    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, m.payload, m.created_at";
+    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, m.payload, m.created_at, m.expires_at";
 pub const MESSAGE_COLUMNS_NO_PAYLOAD: &str =
-    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, NULL, m.created_at";
-pub const MESSAGE_COLUMN_COUNT: usize = 9;
+    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, NULL, m.created_at, m.expires_at";
+pub const MESSAGE_COLUMN_COUNT: usize = 10;
 
 pub fn message_at(r: &Row, at: usize) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -112,6 +115,7 @@ pub fn message_at(r: &Row, at: usize) -> rusqlite::Result<Message> {
         tags: parse_opt(r.get(at + 6)?)?,
         payload: r.get::<_, Option<Vec<u8>>>(at + 7)?.map(Arc::from),
         created_at: r.get(at + 8)?,
+        expires_at: r.get(at + 9)?,
     })
 }
 
@@ -120,7 +124,7 @@ pub fn message(r: &Row) -> rusqlite::Result<Message> {
 }
 
 pub const DELIVERY_COLUMNS: &str =
-    "d.id, d.msg_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.created_at, d.updated_at";
+    "d.id, d.msg_id, d.endpoint_id, d.state, d.attempts, d.due_at, d.created_at, d.updated_at";
 pub const DELIVERY_COLUMN_COUNT: usize = 8;
 
 pub fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
@@ -128,11 +132,46 @@ pub fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
         id: r.get(0)?,
         msg_id: r.get(1)?,
         endpoint_id: r.get(2)?,
-        status: r.get(3)?,
+        state: state_at(r, 3)?,
         attempts: r.get(4)?,
-        next_attempt_at: r.get(5)?,
+        due_at: r.get(5)?,
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
+    })
+}
+
+pub fn state_at(r: &Row, i: usize) -> rusqlite::Result<DeliveryState> {
+    let s: String = r.get(i)?;
+    DeliveryState::parse(&s).ok_or_else(|| decode_failure(format!("unknown delivery state `{s}`").into()))
+}
+
+/// The attempt's status as stored: Svix's number.
+fn message_status_at(r: &Row, i: usize) -> rusqlite::Result<MessageStatus> {
+    let n: i64 = r.get(i)?;
+    MessageStatus::from_i64(n).ok_or_else(|| decode_failure(format!("unknown status {n}").into()))
+}
+
+pub const TASK_COLUMNS: &str = "id, org_id, app_id, endpoint_id, kind, status, since, until, cursor, \
+     messages_sent, error, created_at, updated_at";
+
+pub fn task(r: &Row) -> rusqlite::Result<BackgroundTask> {
+    let kind: String = r.get(4)?;
+    let status: String = r.get(5)?;
+    Ok(BackgroundTask {
+        id: r.get(0)?,
+        org_id: r.get(1)?,
+        app_id: r.get(2)?,
+        endpoint_id: r.get(3)?,
+        kind: TaskKind::parse(&kind).ok_or_else(|| decode_failure(format!("unknown task kind `{kind}`").into()))?,
+        status: TaskStatus::parse(&status)
+            .ok_or_else(|| decode_failure(format!("unknown task status `{status}`").into()))?,
+        since: r.get(6)?,
+        until: r.get(7)?,
+        cursor: r.get(8)?,
+        messages_sent: r.get::<_, i64>(9)?.max(0) as u64,
+        error: r.get(10)?,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
     })
 }
 
@@ -148,7 +187,7 @@ pub fn attempt(r: &Row) -> rusqlite::Result<Attempt> {
         msg_id: r.get(3)?,
         endpoint_id: r.get(4)?,
         url: r.get(5)?,
-        status: r.get(6)?,
+        status: message_status_at(r, 6)?,
         response_status_code: r.get(7)?,
         response: r.get(8)?,
         response_duration_ms: r.get(9)?,

@@ -1,18 +1,27 @@
-//! [`Store`] for SQLite: each call runs its queries on a read connection or in
-//! the writer's next group commit.
+//! [`Resources`] and [`Queue`] for SQLite: each call runs its queries on a read
+//! connection or in the writer's next group commit. The writer's clock is the
+//! database's clock here: one process owns the file.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use hookd_core::timefmt::now_millis;
 
-use super::{apps, deliveries, endpoints, event_types, messages, owners, tokens, SqliteStore};
+use super::{
+    apps, attempts, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens, SqliteStore,
+};
+use crate::change::{EndpointChange, EndpointUpdated};
 use crate::model::*;
-use crate::{Result, Store};
+use crate::task::*;
+use crate::{Queue, Resources, Result};
 
 fn s(v: &str) -> String {
     v.to_string()
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Resources for SqliteStore {
     async fn default_org(&self) -> Result<String> {
         self.write(tokens::default_org).await
     }
@@ -33,12 +42,8 @@ impl Store for SqliteStore {
 
     async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>> {
         let (org, key) = (s(org_id), key.clone());
-        let now = hookd_core::timefmt::now_millis();
+        let now = now_millis();
         self.read(move |c| tokens::idempotency_lookup(c, &org, &key, now)).await
-    }
-
-    async fn purge_expired(&self, now: i64) -> Result<u64> {
-        self.write(move |c| tokens::purge_expired(c, now)).await
     }
 
     async fn list_apps(&self, org_id: &str, page: &Page) -> Result<Vec<Application>> {
@@ -124,13 +129,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint> {
-        self.write(move |c| {
-            tokens::maybe_idempotency(c, idem.as_ref())?;
-            endpoints::update(c, &ep)?;
-            Ok(ep)
-        })
-        .await
+    async fn update_endpoint(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        endpoint_id: &str,
+        change: EndpointChange,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<EndpointUpdated> {
+        let (org, app, id) = (s(org_id), s(app_id), s(endpoint_id));
+        let updated = self
+            .write(move |c| {
+                tokens::maybe_idempotency(c, idem.as_ref())?;
+                endpoints::update(c, &org, &app, &id, &change, now_millis())
+            })
+            .await?;
+        if updated.resumed > 0 {
+            self.work.notify_one();
+        }
+        Ok(updated)
     }
 
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
@@ -141,22 +158,6 @@ impl Store for SqliteStore {
     async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
         let (org, id) = (s(org_id), s(endpoint_id));
         self.read(move |c| endpoints::stats(c, &org, &id, since, until)).await
-    }
-
-    async fn create_message(
-        &self,
-        msg: Message,
-        only_endpoint: Option<String>,
-        lease: Option<Lease>,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<Vec<DeliveryJob>> {
-        let (jobs, unleased) = self
-            .write(move |c| messages::create(c, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref()))
-            .await?;
-        if unleased > 0 {
-            self.work.notify_one();
-        }
-        Ok(jobs)
     }
 
     async fn list_messages(
@@ -177,7 +178,7 @@ impl Store for SqliteStore {
 
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
         let (org, app, id) = (s(org_id), s(app_id), s(msg_id));
-        self.write(move |c| messages::expunge_content(c, &org, &app, &id)).await
+        self.write(move |c| messages::expunge_content(c, &org, &app, &id, now_millis())).await
     }
 
     async fn list_attempts(
@@ -188,36 +189,71 @@ impl Store for SqliteStore {
         page: &Page,
     ) -> Result<Vec<Attempt>> {
         let (org, app, filter, page) = (s(org_id), s(app_id), filter.clone(), page.clone());
-        self.read(move |c| deliveries::list_attempts(c, &org, &app, &filter, &page)).await
+        self.read(move |c| attempts::list_attempts(c, &org, &app, &filter, &page)).await
     }
 
     async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
         let (org, app, msg, id) = (s(org_id), s(app_id), s(msg_id), s(attempt_id));
-        self.read(move |c| deliveries::get_attempt(c, &org, &app, &msg, &id)).await
+        self.read(move |c| attempts::get_attempt(c, &org, &app, &msg, &id)).await
     }
 
     async fn list_message_destinations(
         &self,
         org_id: &str,
-        _app_id: &str,
+        app_id: &str,
         msg_id: &str,
         page: &Page,
     ) -> Result<Vec<(Delivery, Endpoint)>> {
-        let (org, msg, page) = (s(org_id), s(msg_id), page.clone());
-        self.read(move |c| deliveries::message_destinations(c, &org, &msg, &page)).await
+        let (org, app, msg, page) = (s(org_id), s(app_id), s(msg_id), page.clone());
+        self.read(move |c| attempts::message_destinations(c, &org, &app, &msg, &page)).await
     }
 
     async fn list_endpoint_messages(
         &self,
         org_id: &str,
-        _app_id: &str,
+        app_id: &str,
         endpoint_id: &str,
-        status: Option<i64>,
+        status: StatusFilter,
         filter: &MessageFilter,
         page: &Page,
     ) -> Result<Vec<(Delivery, Message)>> {
-        let (org, ep, filter, page) = (s(org_id), s(endpoint_id), filter.clone(), page.clone());
-        self.read(move |c| deliveries::endpoint_messages(c, &org, &ep, status, &filter, &page)).await
+        let (org, app, ep, filter, page) = (s(org_id), s(app_id), s(endpoint_id), filter.clone(), page.clone());
+        self.read(move |c| attempts::endpoint_messages(c, &org, &app, &ep, status, &filter, &page)).await
+    }
+
+    async fn get_task(&self, org_id: &str, task_id: &str) -> Result<BackgroundTask> {
+        let (org, id) = (s(org_id), s(task_id));
+        self.read(move |c| tasks::get(c, &org, &id)).await
+    }
+
+    async fn list_tasks(&self, org_id: &str, filter: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>> {
+        let (org, filter, page) = (s(org_id), filter.clone(), page.clone());
+        self.read(move |c| tasks::list(c, &org, &filter, &page)).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+}
+
+#[async_trait]
+impl Queue for SqliteStore {
+    async fn enqueue(
+        &self,
+        msg: Message,
+        only_endpoint: Option<String>,
+        lease: Option<Lease>,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Vec<DeliveryJob>> {
+        let (jobs, unleased) = self
+            .write(move |c| {
+                messages::create(c, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref(), now_millis())
+            })
+            .await?;
+        if unleased > 0 {
+            self.work.notify_one();
+        }
+        Ok(jobs)
     }
 
     async fn resend(
@@ -230,79 +266,37 @@ impl Store for SqliteStore {
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
         let (org, app, msg_id, ep) = (s(org_id), s(app_id), s(msg_id), s(endpoint_id));
-        self.write(move |c| {
-            tokens::maybe_idempotency(c, idem.as_ref())?;
-            let msg = messages::get(c, &org, &app, &msg_id)?;
-            endpoints::get(c, &org, &app, &ep)?;
-            deliveries::resend(c, &msg, &ep, lease.as_ref(), hookd_core::timefmt::now_millis())
-        })
-        .await
-        .inspect(|jobs| {
-            if jobs.is_empty() {
-                self.work.notify_one();
-            }
-        })
+        let jobs = self
+            .write(move |c| {
+                tokens::maybe_idempotency(c, idem.as_ref())?;
+                let msg = messages::get(c, &org, &app, &msg_id)?;
+                endpoints::get(c, &org, &app, &ep)?;
+                deliveries::resend(c, &msg, &ep, lease.as_ref(), now_millis())
+            })
+            .await?;
+        if jobs.is_empty() {
+            self.work.notify_one();
+        }
+        Ok(jobs)
     }
 
-    async fn recover_failed(
-        &self,
-        org_id: &str,
-        _app_id: &str,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<u64> {
-        let (org, ep) = (s(org_id), s(endpoint_id));
-        self.write(move |c| {
-            tokens::maybe_idempotency(c, idem.as_ref())?;
-            deliveries::recover_failed(c, &org, &ep, since, until, hookd_core::timefmt::now_millis())
-        })
-        .await
-        .inspect(|n| {
-            if *n > 0 {
-                self.work.notify_one();
-            }
-        })
-    }
-
-    async fn replay_missing(
-        &self,
-        org_id: &str,
-        app_id: &str,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-        idem: Option<IdempotencyRecord>,
-    ) -> Result<u64> {
-        let (org, app, ep) = (s(org_id), s(app_id), s(endpoint_id));
-        self.write(move |c| {
-            tokens::maybe_idempotency(c, idem.as_ref())?;
-            let ep = endpoints::get(c, &org, &app, &ep)?;
-            messages::replay_missing(c, &ep, since, until, hookd_core::timefmt::now_millis())
-        })
-        .await
-        .inspect(|n| {
-            if *n > 0 {
-                self.work.notify_one();
-            }
-        })
-    }
-
-    async fn claim_due(
-        &self,
-        lease: &Lease,
-        now: i64,
-        limit: usize,
-        skip_endpoints: &[String],
-    ) -> Result<Vec<DeliveryJob>> {
+    async fn claim_due(&self, lease: &Lease, limit: usize, skip_endpoints: &[String]) -> Result<Vec<DeliveryJob>> {
         let (lease, skip) = (lease.clone(), skip_endpoints.to_vec());
-        self.write(move |c| deliveries::claim_due(c, &lease, now, limit, &skip)).await
+        self.write(move |c| deliveries::claim_due(c, &lease, now_millis(), limit, &skip)).await
+    }
+
+    async fn rescue_expired(&self, limit: usize) -> Result<u64> {
+        self.write(move |c| deliveries::rescue_expired(c, now_millis(), limit)).await
     }
 
     async fn renew(&self, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String]) -> Result<()> {
         let (lease, ids, eps) = (lease.clone(), delivery_ids.to_vec(), endpoint_ids.to_vec());
-        self.write(move |c| owners::renew(c, &lease, &ids, &eps)).await
+        self.write(move |c| owners::renew(c, &lease, &ids, &eps, now_millis())).await
+    }
+
+    async fn changed_endpoints(&self, known: &[(String, i64)]) -> Result<Vec<Endpoint>> {
+        let known = known.to_vec();
+        self.read(move |c| endpoints::changed(c, &known)).await
     }
 
     async fn release_endpoints(&self, owner: &str) -> Result<()> {
@@ -310,20 +304,53 @@ impl Store for SqliteStore {
         self.write(move |c| owners::release_all(c, &owner)).await
     }
 
-    async fn wait_for_work(&self, timeout: std::time::Duration) {
+    async fn wait_for_work(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.work.notified()).await;
     }
 
-    async fn record_outcomes(&self, outcomes: std::sync::Arc<[Outcome]>, held_by: Option<&str>) -> Result<()> {
-        let held_by = held_by.map(String::from);
-        self.write(move |c| deliveries::record_outcomes(c, &outcomes, held_by.as_deref())).await
+    async fn record_outcomes(&self, outcomes: Arc<[Outcome]>) -> Result<()> {
+        self.write(move |c| deliveries::record_outcomes(c, &outcomes, now_millis())).await
     }
 
     async fn pending_count(&self) -> Result<u64> {
         self.read(deliveries::pending_count).await
     }
 
-    async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    async fn create_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask> {
+        let created = self
+            .write(move |c| {
+                tasks::insert(c, &task, idem.as_ref())?;
+                Ok(task)
+            })
+            .await?;
+        self.work.notify_one();
+        Ok(created)
+    }
+
+    async fn claim_task(&self, lease: &Lease) -> Result<Option<TaskLease>> {
+        let lease = lease.clone();
+        self.write(move |c| tasks::claim(c, &lease, now_millis())).await
+    }
+
+    async fn run_task_step(&self, lease: &TaskLease, lease_duration_ms: i64, batch: usize) -> Result<TaskStep> {
+        let lease = lease.clone();
+        let step = self.write(move |c| tasks::step(c, &lease, lease_duration_ms, batch, now_millis())).await?;
+        if step.sent > 0 {
+            self.work.notify_one();
+        }
+        Ok(step)
+    }
+
+    async fn fail_task(&self, lease: &TaskLease, error: &str) -> Result<()> {
+        let (lease, error) = (lease.clone(), s(error));
+        self.write(move |c| tasks::fail(c, &lease, &error, now_millis())).await
+    }
+
+    async fn prune(&self, batch: usize, task_retention_ms: i64) -> Result<PruneReport> {
+        self.write(move |c| retention::prune(c, now_millis(), batch, task_retention_ms)).await
+    }
+
+    async fn reclaim_space(&self, max_pages: u64) -> Result<u64> {
+        self.write(move |c| retention::reclaim(c, max_pages)).await
     }
 }

@@ -96,9 +96,3 @@ pub fn maybe_idempotency(c: &Connection, rec: Option<&IdempotencyRecord>) -> Res
         None => Ok(()),
     }
 }
-
-pub fn purge_expired(c: &Connection, now: i64) -> Result<u64> {
-    let idem = c.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now])?;
-    let tokens = c.execute("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now])?;
-    Ok((idem + tokens) as u64)
-}

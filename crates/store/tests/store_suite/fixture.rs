@@ -117,6 +117,7 @@ impl Fixture {
             retired_secrets: Vec::new(),
             created_at: t,
             updated_at: t,
+            revision: 0,
         }
     }
 
@@ -135,14 +136,21 @@ impl Fixture {
             tags: None,
             payload: Some(Arc::from(&b"{\"a\":1}"[..])),
             created_at: now_millis(),
+            expires_at: now_millis() + 86_400_000,
         }
     }
 
     /// Creates an unleased message; returns it.
     pub async fn send(&self, event_type: &str) -> Message {
         let msg = self.message(event_type, None, None);
-        self.store.create_message(msg.clone(), None, None, None).await.unwrap();
+        self.store.enqueue(msg.clone(), None, None, None).await.unwrap();
         msg
+    }
+
+    /// The delivery of `msg` to `endpoint_id`, as the lists show it.
+    pub async fn delivery(&self, msg_id: &str, endpoint_id: &str) -> Delivery {
+        let rows = self.store.list_message_destinations(&self.org, &self.app, msg_id, &page(50)).await.unwrap();
+        rows.into_iter().find(|(_, ep)| ep.id == endpoint_id).expect("a delivery to the endpoint").0
     }
 
     /// An attempt of `msg` to `ep` that got `code` (0: no response).
@@ -154,7 +162,7 @@ impl Fixture {
             msg_id: msg_id.into(),
             endpoint_id: ep.id.clone(),
             url: ep.url.clone(),
-            status: if (200..300).contains(&code) { status::SUCCESS } else { status::FAIL },
+            status: if (200..300).contains(&code) { MessageStatus::Success } else { MessageStatus::Fail },
             response_status_code: code,
             response: String::new(),
             response_duration_ms: 3,
@@ -165,7 +173,12 @@ impl Fixture {
 }
 
 pub fn lease(owner: &str, ms: i64) -> Lease {
-    Lease { owner: owner.into(), until: now_millis() + ms }
+    Lease { owner: owner.into(), duration_ms: ms }
+}
+
+/// The end of `job`'s lease: `next`, after `attempts` attempts, with `attempt`.
+pub fn outcome(job: &DeliveryJob, attempt: Option<Attempt>, next: NextState, attempts: u32) -> Outcome {
+    Outcome { delivery_id: job.delivery_id, lease_token: job.lease_token, attempt, next, attempts }
 }
 
 pub fn page(limit: usize) -> Page {

@@ -5,6 +5,7 @@
 //! says it is skipped otherwise.
 
 mod fixture;
+mod lifecycle;
 mod messages;
 mod queue;
 mod resources;
@@ -57,10 +58,19 @@ suite! {
         queue::outcomes_of_deleted_deliveries_are_dropped,
         queue::renewed_leases_keep_other_nodes_away,
         queue::claims_are_exclusive_under_concurrency,
-        queue::an_outcome_from_a_node_that_lost_the_lease_is_ignored,
-        queue::resend_makes_a_delivery_due_again,
-        queue::recover_and_replay_make_work_due,
+        queue::an_outcome_under_an_old_lease_token_is_ignored,
+        queue::a_released_delivery_is_due_again_at_once,
         queue::workers_wake_when_unleased_work_is_committed,
+        lifecycle::resend_makes_a_delivery_due_again,
+        lifecycle::a_resend_during_an_attempt_in_flight_follows_it,
+        lifecycle::disabling_pauses_and_enabling_resumes,
+        lifecycle::a_pause_recorded_after_an_enable_is_due_now,
+        lifecycle::expunging_cancels_what_waits,
+        lifecycle::endpoint_changes_do_not_overwrite_each_other,
+        lifecycle::recover_resends_every_failure_in_the_range,
+        lifecycle::replay_creates_what_the_endpoint_never_got,
+        lifecycle::a_task_resumes_from_its_cursor_after_its_node_dies,
+        lifecycle::retention_expunges_expired_payloads_in_batches,
         messages::a_repeated_event_id_conflicts_and_names_the_first_message,
         messages::a_failing_write_does_not_take_its_group_commit_down,
         messages::an_idempotency_key_is_committed_with_what_it_created,

@@ -10,8 +10,8 @@ use crate::fixture::{ids, lease, page, Fixture};
 pub async fn a_repeated_event_id_conflicts_and_names_the_first_message(f: Fixture) {
     f.endpoint(None, None).await;
     let first = f.message("a", Some("evt-1"), None);
-    f.store.create_message(first.clone(), None, None, None).await.unwrap();
-    match f.store.create_message(f.message("a", Some("evt-1"), None), None, None, None).await {
+    f.store.enqueue(first.clone(), None, None, None).await.unwrap();
+    match f.store.enqueue(f.message("a", Some("evt-1"), None), None, None, None).await {
         Err(StoreError::Conflict { existing_id, .. }) => assert_eq!(existing_id, Some(first.id)),
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -26,7 +26,7 @@ pub async fn a_failing_write_does_not_take_its_group_commit_down(f: Fixture) {
     for i in 0..100 {
         let store = f.store.clone();
         let msg = f.message("a", Some(if i % 2 == 0 { "dup" } else { "" }).filter(|s| !s.is_empty()), None);
-        handles.push(tokio::spawn(async move { store.create_message(msg, None, None, None).await.is_ok() }));
+        handles.push(tokio::spawn(async move { store.enqueue(msg, None, None, None).await.is_ok() }));
     }
     let mut ok = 0;
     for h in handles {
@@ -54,9 +54,9 @@ fn record(f: &Fixture, resource_id: &str) -> IdempotencyRecord {
 pub async fn an_idempotency_key_is_committed_with_what_it_created(f: Fixture) {
     f.endpoint(None, None).await;
     let first = f.message("a", None, None);
-    f.store.create_message(first.clone(), None, None, Some(record(&f, &first.id))).await.unwrap();
+    f.store.enqueue(first.clone(), None, None, Some(record(&f, &first.id))).await.unwrap();
     let second = f.message("a", None, None);
-    match f.store.create_message(second.clone(), None, None, Some(record(&f, &second.id))).await {
+    match f.store.enqueue(second.clone(), None, None, Some(record(&f, &second.id))).await {
         Err(StoreError::IdempotencyReplay(prev)) => {
             assert_eq!(prev.resource_id, Some(first.id.clone()))
         }
@@ -65,18 +65,27 @@ pub async fn an_idempotency_key_is_committed_with_what_it_created(f: Fixture) {
     assert!(matches!(f.store.get_message(&f.org, &f.app, &second.id).await, Err(StoreError::NotFound)));
     let found = f.store.idempotency_lookup(&f.org, &idempotency_key()).await.unwrap().unwrap();
     assert_eq!((found.status, found.request_hash.as_str()), (202, "h"));
-    // Expired keys are purged.
-    assert_eq!(f.store.purge_expired(now_millis() + 120_000).await.unwrap(), 1);
-    assert!(f.store.idempotency_lookup(&f.org, &idempotency_key()).await.unwrap().is_none());
     // A key that expired may be used again.
+    let k2 = IdempotencyKey { key: "k2".into(), ..idempotency_key() };
     let third = f.message("a", None, None);
-    let mut expired = record(&f, &third.id);
+    let mut expired = IdempotencyRecord { key: k2.clone(), ..record(&f, &third.id) };
     expired.expires_at = now_millis() - 1;
-    f.store.create_message(third.clone(), None, None, Some(expired)).await.unwrap();
+    f.store.enqueue(third.clone(), None, None, Some(expired)).await.unwrap();
+    assert!(f.store.idempotency_lookup(&f.org, &k2).await.unwrap().is_none(), "an expired key is not found");
     let fourth = f.message("a", None, None);
-    f.store.create_message(fourth.clone(), None, None, Some(record(&f, &fourth.id))).await.unwrap();
-    let found = f.store.idempotency_lookup(&f.org, &idempotency_key()).await.unwrap().unwrap();
+    f.store
+        .enqueue(fourth.clone(), None, None, Some(IdempotencyRecord { key: k2.clone(), ..record(&f, &fourth.id) }))
+        .await
+        .unwrap();
+    let found = f.store.idempotency_lookup(&f.org, &k2).await.unwrap().unwrap();
     assert_eq!(found.resource_id, Some(fourth.id));
+    // Expired keys are removed by the retention sweep.
+    let k3 = IdempotencyKey { key: "k3".into(), ..idempotency_key() };
+    let mut old = IdempotencyRecord { key: k3.clone(), ..record(&f, "x") };
+    old.expires_at = now_millis() - 1;
+    f.store.enqueue(f.message("a", None, None), None, None, Some(old)).await.unwrap();
+    assert!(f.store.prune(100, 86_400_000).await.unwrap().housekeeping >= 1);
+    assert!(f.store.idempotency_lookup(&f.org, &idempotency_key()).await.unwrap().is_some(), "live keys stay");
 }
 
 pub async fn concurrent_requests_with_one_idempotency_key_create_once(f: Fixture) {
@@ -85,9 +94,7 @@ pub async fn concurrent_requests_with_one_idempotency_key_create_once(f: Fixture
     for _ in 0..10 {
         let (store, msg) = (f.store.clone(), f.message("a", None, None));
         let rec = record(&f, &msg.id);
-        handles.push(tokio::spawn(
-            async move { (msg.id.clone(), store.create_message(msg, None, None, Some(rec)).await) },
-        ));
+        handles.push(tokio::spawn(async move { (msg.id.clone(), store.enqueue(msg, None, None, Some(rec)).await) }));
     }
     let mut created = Vec::new();
     let mut replays = Vec::new();
@@ -117,7 +124,7 @@ async fn three_messages(f: &Fixture) -> (i64, [Message; 3]) {
     m3.tags = Some(vec!["t1".into(), "t2".into()]);
     m3.created_at = base + 20;
     for m in [&m1, &m2, &m3] {
-        f.store.create_message(m.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
+        f.store.enqueue(m.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
     }
     (base, [m1, m2, m3])
 }
@@ -160,7 +167,7 @@ pub async fn messages_list_by_filter(f: Fixture) {
 
 pub async fn messages_are_found_by_event_id_and_expunged(f: Fixture) {
     let msg = f.message("a", Some("evt-7"), None);
-    f.store.create_message(msg.clone(), None, None, None).await.unwrap();
+    f.store.enqueue(msg.clone(), None, None, None).await.unwrap();
     let by_id = f.store.get_message(&f.org, &f.app, &msg.id).await.unwrap();
     let by_event_id = f.store.get_message(&f.org, &f.app, "evt-7").await.unwrap();
     assert_eq!((by_id.id.as_str(), by_event_id.id.as_str()), (msg.id.as_str(), msg.id.as_str()));
@@ -192,16 +199,10 @@ pub async fn attempts_list_by_filter(f: Fixture) {
         let mut attempt = f.attempt(&m.id, ep, *code);
         attempt.created_at = base + 10 * i as i64;
         made.push(attempt.clone());
-        let status = if *code == 200 { status::SUCCESS } else { status::FAIL };
-        outcomes.push(Outcome {
-            delivery_id: delivery.id,
-            attempt: Some(attempt),
-            new_status: status,
-            attempts: 1,
-            next_attempt_at: None,
-        });
+        let next = if *code == 200 { NextState::Succeeded } else { NextState::Failed };
+        outcomes.push(Outcome { delivery_id: delivery.id, lease_token: 1, attempt: Some(attempt), next, attempts: 1 });
     }
-    f.store.record_outcomes(Arc::from(outcomes), None).await.unwrap();
+    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
 
     let codes = |filter: AttemptFilter| {
         let (store, org, app) = (f.store.clone(), f.org.clone(), f.app.clone());
@@ -220,8 +221,11 @@ pub async fn attempts_list_by_filter(f: Fixture) {
     assert_eq!(codes(AttemptFilter::default()).await, vec![0, 200, 404, 500]);
     assert_eq!(codes(AttemptFilter { msg_id: Some(m1.id.clone()), ..Default::default() }).await, vec![200, 500]);
     assert_eq!(codes(AttemptFilter { endpoint_id: Some(a.id.clone()), ..Default::default() }).await, vec![0, 200]);
-    assert_eq!(codes(AttemptFilter { status: Some(status::SUCCESS), ..Default::default() }).await, vec![200]);
-    assert_eq!(codes(AttemptFilter { status: Some(status::FAIL), ..Default::default() }).await, vec![0, 404, 500]);
+    assert_eq!(codes(AttemptFilter { status: Some(MessageStatus::Success), ..Default::default() }).await, vec![200]);
+    assert_eq!(
+        codes(AttemptFilter { status: Some(MessageStatus::Fail), ..Default::default() }).await,
+        vec![0, 404, 500]
+    );
     for (class, want) in [(0, vec![0]), (200, vec![200]), (400, vec![404]), (500, vec![500]), (300, vec![])] {
         assert_eq!(
             codes(AttemptFilter { status_code_class: Some(class), ..Default::default() }).await,
@@ -244,7 +248,10 @@ pub async fn attempts_list_by_filter(f: Fixture) {
     assert_eq!(codes(combined).await, vec![500]);
 
     let got = f.store.get_attempt(&f.org, &f.app, &m1.id, &made[1].id).await.unwrap();
-    assert_eq!((got.endpoint_id.as_str(), got.status, got.response_status_code), (b.id.as_str(), status::FAIL, 500));
+    assert_eq!(
+        (got.endpoint_id.as_str(), got.status, got.response_status_code),
+        (b.id.as_str(), MessageStatus::Fail, 500)
+    );
     assert_eq!((got.url.as_str(), got.response_duration_ms, got.created_at), (b.url.as_str(), 3, base + 10));
     let wrong_message = f.store.get_attempt(&f.org, &f.app, &m2.id, &made[1].id).await;
     assert!(matches!(wrong_message, Err(StoreError::NotFound)), "{wrong_message:?}");
@@ -257,33 +264,35 @@ pub async fn deliveries_list_by_message_and_by_endpoint(f: Fixture) {
     let (_, [m1, m2, m3]) = three_messages(&f).await;
     let to_a = f.store.list_message_destinations(&f.org, &f.app, &m1.id, &page(10)).await.unwrap();
     assert_eq!(ids(&to_a, |(_, e)| &e.id), vec![a.id.clone(), b.id.clone()], "by endpoint id");
-    assert!(to_a.iter().all(|(d, _)| d.status == status::PENDING && d.attempts == 0 && d.msg_id == m1.id));
-    let first = to_a[0].0.clone();
-    f.store
-        .record_outcomes(
-            Arc::from(vec![Outcome {
-                delivery_id: first.id,
-                attempt: Some(f.attempt(&m1.id, a, 200)),
-                new_status: status::SUCCESS,
-                attempts: 1,
-                next_attempt_at: None,
-            }]),
-            None,
-        )
-        .await
-        .unwrap();
+    assert!(to_a.iter().all(|(d, _)| d.status() == MessageStatus::Sending && d.attempts == 0 && d.msg_id == m1.id));
+    // m1's delivery to `a` succeeds; every other lease (token 1: fresh) is given back.
+    let mut outcomes = Vec::new();
+    for m in [&m1, &m2, &m3] {
+        for (d, e) in f.store.list_message_destinations(&f.org, &f.app, &m.id, &page(10)).await.unwrap() {
+            let done = m.id == m1.id && e.id == a.id;
+            outcomes.push(Outcome {
+                delivery_id: d.id,
+                lease_token: 1,
+                attempt: done.then(|| f.attempt(&m1.id, a, 200)),
+                next: if done { NextState::Succeeded } else { NextState::Retry { after_ms: 0 } },
+                attempts: u32::from(done),
+            });
+        }
+    }
+    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
 
-    let to_endpoint = |status: Option<i64>, filter: MessageFilter| {
+    let to_endpoint = |status: Option<MessageStatus>, filter: MessageFilter| {
         let (store, org, app, ep) = (f.store.clone(), f.org.clone(), f.app.clone(), a.id.clone());
         async move { store.list_endpoint_messages(&org, &app, &ep, status, &filter, &page(10)).await.unwrap() }
     };
     let all = to_endpoint(None, MessageFilter::default()).await;
     assert_eq!(ids(&all, |(_, m)| &m.id), vec![m1.id.clone(), m2.id.clone(), m3.id.clone()]);
     assert!(all.iter().all(|(_, m)| m.payload.is_none()));
-    assert_eq!((all[0].0.status, all[0].0.attempts, all[0].0.next_attempt_at), (status::SUCCESS, 1, None));
-    let done = to_endpoint(Some(status::SUCCESS), MessageFilter::default()).await;
+    assert_eq!((all[0].0.status(), all[0].0.attempts, all[0].0.next_attempt_at()), (MessageStatus::Success, 1, None));
+    let done = to_endpoint(Some(MessageStatus::Success), MessageFilter::default()).await;
     assert_eq!(ids(&done, |(_, m)| &m.id), vec![m1.id.clone()]);
-    let pending = to_endpoint(Some(status::PENDING), MessageFilter { with_content: true, ..Default::default() }).await;
+    let pending =
+        to_endpoint(Some(MessageStatus::Pending), MessageFilter { with_content: true, ..Default::default() }).await;
     assert_eq!(ids(&pending, |(_, m)| &m.id), vec![m2.id.clone(), m3.id.clone()]);
     assert!(pending.iter().all(|(_, m)| m.payload.is_some()));
     let users =
@@ -306,30 +315,29 @@ pub async fn deliveries_list_by_message_and_by_endpoint(f: Fixture) {
 
 pub async fn endpoint_stats_count_deliveries_by_state(f: Fixture) {
     let ep = f.endpoint(None, None).await;
-    let mut deliveries = Vec::new();
-    for _ in 0..5 {
-        let msg = f.message("a", None, None);
-        let jobs = f.store.create_message(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
-        deliveries.push((msg, jobs[0].delivery_id));
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        jobs.extend(f.store.enqueue(f.message("a", None, None), None, Some(lease("n1", 60_000)), None).await.unwrap());
     }
-    let later = now_millis() + 60_000;
-    let outcome = |i: usize, code: Option<i32>, new_status, next| Outcome {
-        delivery_id: deliveries[i].1,
-        attempt: code.map(|c| f.attempt(&deliveries[i].0.id, &ep, c)),
-        new_status,
-        attempts: 1,
-        next_attempt_at: next,
+    let outcome = |i: usize, code: Option<i32>, next| Outcome {
+        delivery_id: jobs[i].delivery_id,
+        lease_token: jobs[i].lease_token,
+        attempt: code.map(|c| f.attempt(&jobs[i].msg_id, &ep, c)),
+        next,
+        attempts: u32::from(code.is_some()),
     };
     let outcomes = vec![
-        outcome(0, Some(200), status::SUCCESS, None),
-        outcome(1, Some(500), status::FAIL, None),
-        outcome(2, Some(500), status::SENDING, Some(later)),
-        outcome(3, None, status::CANCELED, None),
+        outcome(0, Some(200), NextState::Succeeded),
+        outcome(1, Some(500), NextState::Failed),
+        outcome(2, Some(500), NextState::Retry { after_ms: 60_000 }),
+        outcome(3, None, NextState::Canceled),
+        outcome(4, None, NextState::Retry { after_ms: 60_000 }),
     ];
-    f.store.record_outcomes(Arc::from(outcomes), None).await.unwrap();
+    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+    // 0 succeeded, 1 failed, 2 retrying (sending), 3 canceled, 4 waiting (pending), 5 leased (sending).
     let stats = f.store.endpoint_stats(&f.org, &ep.id, 0, i64::MAX).await.unwrap();
-    assert_eq!(stats, EndpointStats { success: 1, pending: 1, sending: 1, fail: 1, canceled: 1 });
+    assert_eq!(stats, EndpointStats { success: 1, pending: 1, sending: 2, fail: 1, canceled: 1 });
     assert_eq!(f.store.endpoint_stats(&f.org, &ep.id, 0, 1).await.unwrap(), EndpointStats::default());
     assert_eq!(f.store.endpoint_stats("org_other", &ep.id, 0, i64::MAX).await.unwrap(), EndpointStats::default());
-    assert_eq!(f.store.pending_count().await.unwrap(), 2, "the pending one and the retry");
+    assert_eq!(f.store.pending_count().await.unwrap(), 3, "the two scheduled and the leased one");
 }

@@ -8,7 +8,7 @@ use hookd_core::Secret;
 use hookd_store::postgres::PostgresStore;
 use hookd_store::*;
 
-use crate::fixture::{ids, lease, page, Fixture, Schema};
+use crate::fixture::{ids, lease, outcome, page, Fixture, Schema};
 
 pub async fn lists_page_in_id_order_both_ways(f: Fixture) {
     let mut want = Vec::new();
@@ -85,20 +85,9 @@ pub async fn applications_keep_uids_unique(f: Fixture) {
 pub async fn deleting_an_application_removes_everything_under_it(f: Fixture) {
     let ep = f.endpoint(None, None).await;
     let msg = f.message("a", None, None);
-    let jobs = f.store.create_message(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
-    f.store
-        .record_outcomes(
-            Arc::from(vec![Outcome {
-                delivery_id: jobs[0].delivery_id,
-                attempt: Some(f.attempt(&msg.id, &ep, 500)),
-                new_status: status::SENDING,
-                attempts: 1,
-                next_attempt_at: Some(now_millis()),
-            }]),
-            None,
-        )
-        .await
-        .unwrap();
+    let jobs = f.store.enqueue(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
+    let failed = outcome(&jobs[0], Some(f.attempt(&msg.id, &ep, 500)), NextState::Retry { after_ms: 0 }, 1);
+    f.store.record_outcomes(Arc::from(vec![failed])).await.unwrap();
     let token = ApiToken {
         id: new_id(IdPrefix::Token),
         org_id: f.org.clone(),
@@ -115,7 +104,7 @@ pub async fn deleting_an_application_removes_everything_under_it(f: Fixture) {
     f.store.create_endpoint(other_ep, None).await.unwrap();
     let mut other_msg = f.message("a", None, None);
     other_msg.app_id = other.id.clone();
-    f.store.create_message(other_msg, None, None, None).await.unwrap();
+    f.store.enqueue(other_msg, None, None, None).await.unwrap();
 
     f.store.delete_app(&f.org, &f.app).await.unwrap();
     assert!(matches!(f.store.get_app(&f.org, &f.app).await, Err(StoreError::NotFound)));
@@ -155,37 +144,39 @@ pub async fn endpoints_round_trip_and_delete_with_their_deliveries(f: Fixture) {
     taken.uid = Some("billing".into());
     assert!(matches!(f.store.create_endpoint(taken, None).await, Err(StoreError::Conflict { .. })));
 
-    let mut changed = got.clone();
-    changed.url = "https://example.com/v2".into();
-    changed.disabled = true;
-    changed.event_types = None;
-    changed.secret = Secret::generate();
-    f.store.update_endpoint(changed.clone(), None).await.unwrap();
+    let settings = EndpointSettings {
+        url: Some("https://example.com/v2".into()),
+        disabled: Some(true),
+        event_types: Some(None),
+        ..Default::default()
+    };
+    f.store.update_endpoint(&f.org, &f.app, &ep.id, EndpointChange::Settings(settings), None).await.unwrap();
+    let secret = Secret::generate();
+    let rotate = EndpointChange::RotateSecret { secret: secret.clone(), grace_ms: 60_000 };
+    f.store.update_endpoint(&f.org, &f.app, &ep.id, rotate, None).await.unwrap();
     let got = f.store.get_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
     assert_eq!((got.url.as_str(), got.disabled, got.event_types.clone()), ("https://example.com/v2", true, None));
-    assert_eq!(got.secret.expose(), changed.secret.expose());
-    let mut ghost = changed.clone();
-    ghost.id = "ep_ghost".into();
-    assert!(matches!(f.store.update_endpoint(ghost, None).await, Err(StoreError::NotFound)));
+    assert_eq!((got.description.as_str(), got.rate_limit), ("Billing", Some(10)), "settings not given are kept");
+    assert_eq!(got.secret.expose(), secret.expose());
+    assert_eq!(got.retired_secrets[0].secret.expose(), row.secret.expose(), "the old secret signs for its grace");
+    let ghost = EndpointChange::Settings(EndpointSettings::default());
+    assert!(matches!(
+        f.store.update_endpoint(&f.org, &f.app, "ep_ghost", ghost, None).await,
+        Err(StoreError::NotFound)
+    ));
 
     // Deleting takes its deliveries and attempts along; other endpoints keep theirs.
-    changed.disabled = false;
-    f.store.update_endpoint(changed, None).await.unwrap();
+    let enable = EndpointSettings { disabled: Some(false), ..Default::default() };
+    f.store.update_endpoint(&f.org, &f.app, &ep.id, EndpointChange::Settings(enable), None).await.unwrap();
     let keep = f.endpoint(None, None).await;
     let msg = f.message("x", None, Some(vec!["eu"]));
-    let jobs = f.store.create_message(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
+    let jobs = f.store.enqueue(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
     assert_eq!(jobs.len(), 2);
     let outcomes: Vec<Outcome> = jobs
         .iter()
-        .map(|j| Outcome {
-            delivery_id: j.delivery_id,
-            attempt: Some(f.attempt(&msg.id, &j.endpoint, 500)),
-            new_status: status::SENDING,
-            attempts: 1,
-            next_attempt_at: Some(now_millis()),
-        })
+        .map(|j| outcome(j, Some(f.attempt(&msg.id, &j.endpoint, 500)), NextState::Retry { after_ms: 0 }, 1))
         .collect();
-    f.store.record_outcomes(Arc::from(outcomes), None).await.unwrap();
+    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
     f.store.delete_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
     assert!(matches!(f.store.get_endpoint(&f.org, &f.app, &ep.id).await, Err(StoreError::NotFound)));
     assert_eq!(f.store.pending_count().await.unwrap(), 1);
@@ -276,7 +267,8 @@ pub async fn tokens_and_the_default_organisation(f: Fixture) {
     );
     assert!(f.store.token_by_hash("unknown").await.unwrap().is_none());
 
-    assert_eq!(f.store.purge_expired(now + 1000).await.unwrap(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(f.store.prune(100, 86_400_000).await.unwrap().housekeeping >= 1);
     assert!(f.store.token_by_hash("short").await.unwrap().is_none());
     assert!(f.store.token_by_hash("admin").await.unwrap().is_some());
 }

@@ -8,16 +8,16 @@ use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_core::validate::{self, EndpointUrl};
 use hookd_core::Secret;
-use hookd_store::{Endpoint, Metadata, StoreError};
+use hookd_store::{Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
 use serde::Deserialize;
 
-use super::{load_endpoint, validate_headers};
-use crate::auth::Auth;
+use super::{change_endpoint, load_endpoint, validate_headers};
+use crate::auth::AppAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
 use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
-use crate::v1::{load_app, now, validate_metadata, validate_uid};
+use crate::v1::{now, validate_metadata, validate_uid};
 use crate::wire::{patch_field, EndpointOut};
 use crate::AppState;
 
@@ -73,14 +73,19 @@ pub struct EndpointPatch {
     pub metadata: Option<Metadata>,
 }
 
-/// Checks every field of an endpoint about to be stored.
-pub fn validate_endpoint(state: &AppState, ep: &Endpoint) -> ApiResult<()> {
-    EndpointUrl::parse(&ep.url, state.config.allow_private_networks).map_err(|e| ApiError::body_field("url", e))?;
-    if ep.description.len() > validate::MAX_DESCRIPTION_LEN {
+/// Checks the settings given (those `None` are left as they are, and were
+/// checked when they were set).
+pub fn validate_settings(state: &AppState, s: &EndpointSettings) -> ApiResult<()> {
+    if let Some(url) = &s.url {
+        EndpointUrl::parse(url, state.config.allow_private_networks).map_err(|e| ApiError::body_field("url", e))?;
+    }
+    if s.description.as_ref().is_some_and(|d| d.len() > validate::MAX_DESCRIPTION_LEN) {
         return Err(ApiError::body_field("description", "description is too long"));
     }
-    validate_uid("uid", ep.uid.as_deref())?;
-    if let Some(types) = &ep.event_types {
+    if let Some(uid) = &s.uid {
+        validate_uid("uid", uid.as_deref())?;
+    }
+    if let Some(Some(types)) = &s.event_types {
         if types.len() > MAX_EVENT_TYPES {
             return Err(ApiError::body_field("filterTypes", format!("at most {MAX_EVENT_TYPES} event types")));
         }
@@ -88,7 +93,7 @@ pub fn validate_endpoint(state: &AppState, ep: &Endpoint) -> ApiResult<()> {
             validate::event_type_name(t).map_err(|e| ApiError::body_field("filterTypes", e))?;
         }
     }
-    if let Some(channels) = &ep.channels {
+    if let Some(Some(channels)) = &s.channels {
         if channels.len() > validate::MAX_CHANNELS {
             return Err(ApiError::body_field("channels", format!("at most {} channels", validate::MAX_CHANNELS)));
         }
@@ -96,8 +101,31 @@ pub fn validate_endpoint(state: &AppState, ep: &Endpoint) -> ApiResult<()> {
             validate::channel(c).map_err(|e| ApiError::body_field("channels", e))?;
         }
     }
-    validate_metadata(&ep.metadata)?;
+    if let Some(m) = &s.metadata {
+        validate_metadata(m)?;
+    }
+    Ok(())
+}
+
+/// Checks every field of a new endpoint.
+pub fn validate_endpoint(state: &AppState, ep: &Endpoint) -> ApiResult<()> {
+    validate_settings(state, &settings_of(ep))?;
     validate_headers(&ep.headers)
+}
+
+/// Every setting of `ep`, as a PUT would give them.
+fn settings_of(ep: &Endpoint) -> EndpointSettings {
+    EndpointSettings {
+        url: Some(ep.url.clone()),
+        description: Some(ep.description.clone()),
+        version: Some(ep.version),
+        uid: Some(ep.uid.clone()),
+        disabled: Some(ep.disabled),
+        event_types: Some(ep.event_types.clone()),
+        channels: Some(ep.channels.clone()),
+        rate_limit: Some(ep.rate_limit),
+        metadata: Some(ep.metadata.clone()),
+    }
 }
 
 /// An empty filter list means no filter.
@@ -129,42 +157,39 @@ fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<Endp
         retired_secrets: Vec::new(),
         created_at: t,
         updated_at: t,
+        revision: 0,
     })
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    auth: Auth,
-    Path(app_id): Path<String>,
+    auth: AppAuth,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<EndpointOut>>> {
-    let app = load_app(&state, &auth, &app_id).await?;
     let page = pagination::page(&QueryParams::parse(uri.query()), DefaultOrder::Ascending)?;
-    let rows = state.store.list_endpoints(&auth.org_id, &app.id, &page).await?;
+    let rows = state.resources.list_endpoints(auth.org_id(), &auth.app.id, &page).await?;
     Ok(Json(list_response(&page, rows, |e| e.id.clone(), |e| EndpointOut::from(&e))))
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    auth: Auth,
-    Path(app_id): Path<String>,
+    auth: AppAuth,
     uri: OriginalUri,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
-    let app = load_app(&state, &auth, &app_id).await?;
     let input: EndpointIn = parse_json(&body)?;
-    let ep = new_endpoint(input, &auth.org_id, &app.id)?;
+    let ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
     validate_endpoint(&state, &ep)?;
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
-        Begin::Replay(prev) => return replay(&state, &auth, &app.id, prev).await,
+    let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
+        Begin::Replay(prev) => return replay(&state, &auth, prev).await,
         Begin::Fresh(t) => t,
     };
     let record = idempotency::record(&ticket, 201, Some(ep.id.clone()));
-    match state.store.create_endpoint(ep, record).await {
+    match state.resources.create_endpoint(ep, record).await {
         Ok(ep) => Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep)))),
         Err(StoreError::IdempotencyReplay(prev)) => {
-            replay(&state, &auth, &app.id, idempotency::replay_after_race(&ticket, prev)?).await
+            replay(&state, &auth, idempotency::replay_after_race(&ticket, prev)?).await
         }
         Err(e) => Err(e.into()),
     }
@@ -172,105 +197,90 @@ pub async fn create(
 
 async fn replay(
     state: &AppState,
-    auth: &Auth,
-    app_id: &str,
+    auth: &AppAuth,
     prev: hookd_store::IdempotencyOutcome,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
-    let ep = state.store.get_endpoint(&auth.org_id, app_id, &prev.resource_id.unwrap_or_default()).await?;
+    let ep = load_endpoint(state, auth, &prev.resource_id.unwrap_or_default()).await?;
     Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(EndpointOut::from(&ep))))
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    Ok(Json(EndpointOut::from(&ep)))
+    Ok(Json(EndpointOut::from(&load_endpoint(&state, &auth, &endpoint_id).await?)))
 }
 
 /// PUT: replaces the endpoint's settings (not its secret or headers), or creates it.
 pub async fn upsert(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
-    let app = load_app(&state, &auth, &app_id).await?;
     let mut input: EndpointIn = parse_json(&body)?;
-    match state.store.get_endpoint(&auth.org_id, &app.id, &endpoint_id).await {
-        Ok(mut ep) => {
-            ep.url = input.url;
-            ep.description = input.description.unwrap_or_default();
-            ep.version = input.version.unwrap_or(ep.version);
-            ep.uid = input.uid;
-            ep.disabled = input.disabled.unwrap_or(false);
-            ep.event_types = non_empty(input.event_types);
-            ep.channels = non_empty(input.channels);
-            ep.rate_limit = input.throttle_rate;
-            ep.metadata = input.metadata.unwrap_or_default();
-            ep.updated_at = now();
-            validate_endpoint(&state, &ep)?;
-            Ok((StatusCode::OK, Json(EndpointOut::from(&state.store.update_endpoint(ep, None).await?))))
+    match state.resources.get_endpoint(auth.org_id(), &auth.app.id, &endpoint_id).await {
+        Ok(ep) => {
+            let settings = EndpointSettings {
+                url: Some(input.url),
+                description: Some(input.description.unwrap_or_default()),
+                version: input.version,
+                uid: Some(input.uid),
+                disabled: Some(input.disabled.unwrap_or(false)),
+                event_types: Some(non_empty(input.event_types)),
+                channels: Some(non_empty(input.channels)),
+                rate_limit: Some(input.throttle_rate),
+                metadata: Some(input.metadata.unwrap_or_default()),
+            };
+            validate_settings(&state, &settings)?;
+            let updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
+            Ok((StatusCode::OK, Json(EndpointOut::from(&updated.endpoint))))
         }
         Err(StoreError::NotFound) => {
             if input.uid.is_none() && !looks_like_id(IdPrefix::Endpoint, &endpoint_id) {
                 input.uid = Some(endpoint_id);
             }
-            let ep = new_endpoint(input, &auth.org_id, &app.id)?;
+            let ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
             validate_endpoint(&state, &ep)?;
-            Ok((StatusCode::CREATED, Json(EndpointOut::from(&state.store.create_endpoint(ep, None).await?))))
+            Ok((StatusCode::CREATED, Json(EndpointOut::from(&state.resources.create_endpoint(ep, None).await?))))
         }
         Err(e) => Err(e.into()),
     }
 }
 
+/// PATCH: changes only the settings given, on the endpoint as it is in the
+/// store (so a concurrent rotation or headers change is kept).
 pub async fn patch(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<EndpointOut>> {
     let p: EndpointPatch = parse_json(&body)?;
-    let (_, mut ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    if let Some(url) = p.url {
-        ep.url = url;
-    }
-    if let Some(d) = p.description {
-        ep.description = d;
-    }
-    if let Some(v) = p.version {
-        ep.version = v;
-    }
-    if let Some(uid) = p.uid {
-        ep.uid = uid;
-    }
-    if let Some(d) = p.disabled {
-        ep.disabled = d;
-    }
-    if let Some(t) = p.event_types {
-        ep.event_types = non_empty(t);
-    }
-    if let Some(c) = p.channels {
-        ep.channels = non_empty(c);
-    }
-    if let Some(r) = p.throttle_rate {
-        ep.rate_limit = r;
-    }
-    if let Some(m) = p.metadata {
-        ep.metadata = m;
-    }
-    ep.updated_at = now();
-    validate_endpoint(&state, &ep)?;
-    Ok(Json(EndpointOut::from(&state.store.update_endpoint(ep, None).await?)))
+    let settings = EndpointSettings {
+        url: p.url,
+        description: p.description,
+        version: p.version,
+        uid: p.uid,
+        disabled: p.disabled,
+        event_types: p.event_types.map(non_empty),
+        channels: p.channels.map(non_empty),
+        rate_limit: p.throttle_rate,
+        metadata: p.metadata,
+    };
+    validate_settings(&state, &settings)?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    let updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
+    Ok(Json(EndpointOut::from(&updated.endpoint)))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    state.store.delete_endpoint(&auth.org_id, &app.id, &ep.id).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    state.resources.delete_endpoint(auth.org_id(), &auth.app.id, &ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::{load_endpoint, validate_headers};
-use crate::auth::Auth;
+use hookd_store::EndpointChange;
+
+use super::{change_endpoint, load_endpoint, validate_headers};
+use crate::auth::AppAuth;
 use crate::error::ApiResult;
 use crate::extract::{parse_json, RawBody};
-use crate::v1::now;
 use crate::wire::EndpointHeadersOut;
 use crate::AppState;
 
@@ -40,10 +41,10 @@ fn is_sensitive(name: &str) -> bool {
 
 pub async fn get(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointHeadersOut>> {
-    let (_, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let (sensitive, shown): (Vec<_>, Vec<_>) = ep.headers.into_iter().partition(|(k, _)| is_sensitive(k));
     Ok(Json(EndpointHeadersOut {
         headers: shown.into_iter().collect(),
@@ -53,42 +54,39 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<StatusCode> {
     let input: EndpointHeadersIn = parse_json(&body)?;
     validate_headers(&input.headers)?;
-    let (_, mut ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    ep.headers = input.headers;
-    ep.updated_at = now();
-    state.store.update_endpoint(ep, None).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    let change = EndpointChange::Headers { set: input.headers, remove: Vec::new(), replace: true };
+    change_endpoint(&state, &auth, &ep.id, change, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sets and removes only the headers named: applied to the headers as they are
+/// in the store, so two patches of different headers both take effect.
 pub async fn patch(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<StatusCode> {
     let input: EndpointHeadersPatchIn = parse_json(&body)?;
-    let (_, mut ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let mut set = BTreeMap::new();
+    let mut remove = input.delete_headers;
     for (name, value) in input.headers {
         match value {
             Some(v) => {
-                ep.headers.insert(name, v);
+                set.insert(name, v);
             }
-            None => {
-                ep.headers.remove(&name);
-            }
+            None => remove.push(name),
         }
     }
-    for name in input.delete_headers {
-        ep.headers.remove(&name);
-    }
-    validate_headers(&ep.headers)?;
-    ep.updated_at = now();
-    state.store.update_endpoint(ep, None).await?;
+    validate_headers(&set)?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    change_endpoint(&state, &auth, &ep.id, EndpointChange::Headers { set, remove, replace: false }, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,23 +9,28 @@ pub mod stats;
 
 use std::collections::BTreeMap;
 
-use hookd_store::{Application, Endpoint};
+use hookd_store::{Endpoint, EndpointChange, EndpointUpdated, IdempotencyRecord};
 
-use super::load_app;
-use crate::auth::Auth;
+use crate::auth::AppAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
-/// The application and endpoint named in the path (each by id or uid).
-pub async fn load_endpoint(
+/// The endpoint named in the path (by id or uid) of the caller's application.
+pub async fn load_endpoint(state: &AppState, auth: &AppAuth, endpoint_id: &str) -> ApiResult<Endpoint> {
+    Ok(state.resources.get_endpoint(auth.org_id(), &auth.app.id, endpoint_id).await?)
+}
+
+/// Applies a change to the endpoint in the store and tells the pipeline.
+pub async fn change_endpoint(
     state: &AppState,
-    auth: &Auth,
-    app_id: &str,
+    auth: &AppAuth,
     endpoint_id: &str,
-) -> ApiResult<(Application, Endpoint)> {
-    let app = load_app(state, auth, app_id).await?;
-    let ep = state.store.get_endpoint(&auth.org_id, &app.id, endpoint_id).await?;
-    Ok((app, ep))
+    change: EndpointChange,
+    idem: Option<IdempotencyRecord>,
+) -> hookd_store::Result<EndpointUpdated> {
+    let updated = state.resources.update_endpoint(auth.org_id(), &auth.app.id, endpoint_id, change, idem).await?;
+    state.deliveries.endpoint_changed(&updated);
+    Ok(updated)
 }
 
 /// Custom headers: bounded in number and size, valid names, no CR/LF in values,

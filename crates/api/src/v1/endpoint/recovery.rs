@@ -1,23 +1,29 @@
-//! Sending again: a test message (`send-example`), failed deliveries
-//! (`recover`), and messages the endpoint never got (`replay-missing`).
+//! Sending again: a test message (`send-example`), every failure since a time
+//! (`recover`), and messages the endpoint never got (`replay-missing`). The last
+//! two run as background tasks (Svix's shape): the call answers at once with
+//! the task, which works through the range in batches.
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use hookd_core::timefmt::format_millis;
-use hookd_store::StoreError;
-use serde::{Deserialize, Serialize};
+use hookd_core::id::{new_id, IdPrefix};
+use hookd_store::{BackgroundTask, StoreError, TaskKind, TaskStatus};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::load_endpoint;
-use crate::auth::Auth;
+use crate::auth::AppAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_datetime, parse_json, RawBody};
 use crate::idempotency::{self, Begin};
-use crate::v1::message::{accept_message, new_message, MessageIn};
+use crate::v1::background_task::TaskOut;
+use crate::v1::message::{new_message, MessageIn};
 use crate::v1::now;
 use crate::wire::MessageOut;
 use crate::AppState;
+
+/// How far back recover and replay may reach, as in Svix.
+pub const MAX_RANGE_DAYS: i64 = 14;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,6 +31,7 @@ pub struct EventExampleIn {
     pub event_type: String,
     #[serde(default)]
     pub example_index: Option<usize>,
+    /// A payload to send instead of the schema's example (organisation tokens only).
     #[serde(default)]
     pub payload: Option<Box<RawValue>>,
 }
@@ -37,26 +44,18 @@ pub struct TimeRangeIn {
     pub until: Option<String>,
 }
 
-/// `RecoverOut` / `ReplayOut`. The work is done before answering, so the task is
-/// `finished`; `count` (a hookd extension) says how many deliveries it scheduled.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskOut {
-    pub id: String,
-    pub status: &'static str,
-    pub task: &'static str,
-    pub updated_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
-}
-
-fn range(input: &TimeRangeIn) -> ApiResult<(i64, i64)> {
+/// [since, until) in Unix ms: `since` at most 14 days back, `until` (default:
+/// now) after it.
+fn range(input: &TimeRangeIn, now: i64) -> ApiResult<(i64, i64)> {
     let since =
         parse_datetime(&input.since).ok_or_else(|| ApiError::body_field("since", "expected an RFC 3339 timestamp"))?;
     let until = match &input.until {
         Some(u) => parse_datetime(u).ok_or_else(|| ApiError::body_field("until", "expected an RFC 3339 timestamp"))?,
-        None => now() + 1,
+        None => now + 1,
     };
+    if since < now - MAX_RANGE_DAYS * 86_400_000 {
+        return Err(ApiError::body_field("since", format!("since may be at most {MAX_RANGE_DAYS} days in the past")));
+    }
     if since >= until {
         return Err(ApiError::body_field("since", "since must be before until"));
     }
@@ -65,11 +64,11 @@ fn range(input: &TimeRangeIn) -> ApiResult<(i64, i64)> {
 
 /// The example payload: the given one, else `examples[index]` of the event
 /// type's newest schema, else `{}`.
-async fn example_payload(state: &AppState, auth: &Auth, input: &EventExampleIn) -> ApiResult<String> {
+async fn example_payload(state: &AppState, org_id: &str, input: &EventExampleIn) -> ApiResult<String> {
     if let Some(p) = &input.payload {
         return Ok(p.get().to_string());
     }
-    let et = match state.store.get_event_type(&auth.org_id, &input.event_type).await {
+    let et = match state.resources.get_event_type(org_id, &input.event_type).await {
         Ok(et) => et,
         Err(StoreError::NotFound) => return Err(ApiError::body_field("eventType", "no such event type")),
         Err(e) => return Err(e.into()),
@@ -89,15 +88,23 @@ async fn example_payload(state: &AppState, auth: &Auth, input: &EventExampleIn) 
     Ok(example.to_string())
 }
 
+/// Sends an example of the event type to this endpoint only. A portal
+/// (app-scoped) token may send the event type's own examples, not a payload of
+/// its choosing: hookd signs what it sends.
 pub async fn send_example(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let input: EventExampleIn = parse_json(&body)?;
-    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    let payload = example_payload(&state, &auth, &input).await?;
+    if input.payload.is_some() && auth.is_app_scoped() {
+        return Err(ApiError::Forbidden(
+            "an application-scoped token can send the event type's examples only, not a payload of its own".into(),
+        ));
+    }
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    let payload = example_payload(&state, auth.org_id(), &input).await?;
     let msg_in = MessageIn {
         event_type: input.event_type,
         payload: RawValue::from_string(payload).map_err(|e| ApiError::Internal(e.to_string()))?,
@@ -107,92 +114,78 @@ pub async fn send_example(
         application: None,
         deliver_at: None,
         transformations_params: None,
+        payload_retention_period: None,
+        payload_retention_hours: None,
     };
-    let msg = new_message(&state, &msg_in, &auth.org_id, &app.id)?;
-    let msg = accept_message(&state, msg, Some(ep.id), None).await?;
+    let msg = new_message(&state, &msg_in, auth.org_id(), &auth.app.id)?;
+    state.deliveries.accept(msg.clone(), Some(ep.id), None).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, true))))
-}
-
-fn task(kind: &'static str, count: Option<u64>) -> TaskOut {
-    TaskOut {
-        id: hookd_core::new_id(hookd_core::IdPrefix::Message).replacen("msg_", "qtask_", 1),
-        status: "finished",
-        task: kind,
-        updated_at: format_millis(now()),
-        count,
-    }
-}
-
-/// The two ways of sending again over a time range.
-#[derive(Clone, Copy)]
-enum Resend {
-    /// Failed deliveries to the endpoint.
-    Recover,
-    /// Messages the endpoint should have had but never got.
-    ReplayMissing,
-}
-
-impl Resend {
-    fn task(self) -> &'static str {
-        match self {
-            Resend::Recover => "endpoint.recover",
-            Resend::ReplayMissing => "endpoint.replay",
-        }
-    }
 }
 
 pub async fn recover(
     state: State<AppState>,
-    auth: Auth,
+    auth: AppAuth,
     path: Path<(String, String)>,
     uri: OriginalUri,
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    resend_range(Resend::Recover, state, auth, path, uri, headers, body).await
+    start_range_task(TaskKind::EndpointRecover, state, auth, path, uri, headers, body).await
 }
 
 pub async fn replay_missing(
     state: State<AppState>,
-    auth: Auth,
+    auth: AppAuth,
     path: Path<(String, String)>,
     uri: OriginalUri,
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    resend_range(Resend::ReplayMissing, state, auth, path, uri, headers, body).await
+    start_range_task(TaskKind::EndpointReplay, state, auth, path, uri, headers, body).await
 }
 
-/// Schedules the deliveries in one transaction and answers with a finished task.
-async fn resend_range(
-    kind: Resend,
+/// Stores the task (with the idempotency key, in one transaction) and answers
+/// 202 with it, `running`; a delivering node works through it.
+async fn start_range_task(
+    kind: TaskKind,
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     uri: OriginalUri,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
     let input: TimeRangeIn = parse_json(&body)?;
-    let (since, until) = range(&input)?;
-    let (app, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    let replayed = || Ok((StatusCode::ACCEPTED, Json(task(kind.task(), None))));
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
-        Begin::Replay(_) => return replayed(),
+    let t = now();
+    let (since, until) = range(&input, t)?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    let replay = |prev: hookd_store::IdempotencyOutcome| async {
+        let task = state.resources.get_task(auth.org_id(), &prev.resource_id.unwrap_or_default()).await?;
+        Ok((StatusCode::ACCEPTED, Json(TaskOut::from(&task))))
+    };
+    let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
+        Begin::Replay(prev) => return replay(prev).await,
         Begin::Fresh(t) => t,
     };
-    let record = idempotency::record(&ticket, 202, None);
-    let scheduled = match kind {
-        Resend::Recover => state.store.recover_failed(&auth.org_id, &app.id, &ep.id, since, until, record).await,
-        Resend::ReplayMissing => state.store.replay_missing(&auth.org_id, &app.id, &ep.id, since, until, record).await,
+    let task = BackgroundTask {
+        id: new_id(IdPrefix::Task),
+        org_id: auth.org_id().to_string(),
+        app_id: auth.app.id.clone(),
+        endpoint_id: ep.id,
+        kind,
+        status: TaskStatus::Running,
+        since,
+        until,
+        cursor: None,
+        messages_sent: 0,
+        error: None,
+        created_at: t,
+        updated_at: t,
     };
-    let n = match scheduled {
-        Ok(n) => n,
-        Err(StoreError::IdempotencyReplay(_)) => return replayed(),
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(d) = &state.dispatcher {
-        d.wake();
+    let record = idempotency::record(&ticket, 202, Some(task.id.clone()));
+    match state.deliveries.start_task(task, record).await {
+        Ok(task) => Ok((StatusCode::ACCEPTED, Json(TaskOut::from(&task)))),
+        Err(StoreError::IdempotencyReplay(prev)) => replay(idempotency::replay_after_race(&ticket, prev)?).await,
+        Err(e) => Err(e.into()),
     }
-    Ok((StatusCode::ACCEPTED, Json(task(kind.task(), Some(n)))))
 }

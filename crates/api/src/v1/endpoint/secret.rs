@@ -6,21 +6,18 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use hookd_core::Secret;
-use hookd_store::{RetiredSecret, StoreError};
+use hookd_store::{EndpointChange, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::load_endpoint;
-use crate::auth::Auth;
+use super::{change_endpoint, load_endpoint};
+use crate::auth::AppAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json_or_default, RawBody};
 use crate::idempotency::{self, Begin};
-use crate::v1::now;
 use crate::AppState;
 
 const DEFAULT_GRACE_SECS: i64 = 24 * 3600;
 const MAX_GRACE_SECS: i64 = 7 * 24 * 3600;
-/// Most retired secrets kept signing at once.
-const MAX_RETIRED: usize = 10;
 
 #[derive(Serialize)]
 pub struct EndpointSecretOut {
@@ -38,53 +35,48 @@ pub struct EndpointSecretRotateIn {
 
 pub async fn get(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointSecretOut>> {
-    let (_, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     Ok(Json(EndpointSecretOut { key: ep.secret.expose() }))
 }
 
 /// Answers 200 with the new secret (`EndpointSecretOut`), as the SDKs expect.
+/// The rotation is applied to the row as it is in the store, so it never
+/// undoes a concurrent edit, nor does an edit bring the old secret back.
 pub async fn rotate(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     uri: OriginalUri,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<EndpointSecretOut>> {
     let input: EndpointSecretRotateIn = parse_json_or_default(&body)?;
-    let (_, mut ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECS);
     if !(0..=MAX_GRACE_SECS).contains(&grace) {
         return Err(ApiError::body_field("gracePeriodSeconds", format!("must be between 0 and {MAX_GRACE_SECS}")));
     }
-    let new_secret = match input.key.as_deref() {
+    let secret = match input.key.as_deref() {
         Some(k) => Secret::parse(k).map_err(|e| ApiError::body_field("key", e.to_string()))?,
         None => Secret::generate(),
     };
-    let ticket = match idempotency::begin(&state, &auth, uri.path(), &headers, &body).await? {
+    let current = || async {
+        let ep = load_endpoint(&state, &auth, &ep.id).await?;
+        Ok(Json(EndpointSecretOut { key: ep.secret.expose() }))
+    };
+    let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
         // The response is the endpoint's current secret, read afresh.
-        Begin::Replay(_) => return Ok(Json(EndpointSecretOut { key: ep.secret.expose() })),
+        Begin::Replay(_) => return current().await,
         Begin::Fresh(t) => t,
     };
-    let t = now();
-    let old = std::mem::replace(&mut ep.secret, new_secret);
-    ep.retired_secrets.retain(|r| r.expires_at > t);
-    if grace > 0 {
-        ep.retired_secrets.insert(0, RetiredSecret { secret: old, expires_at: t + grace * 1000 });
-        ep.retired_secrets.truncate(MAX_RETIRED);
-    }
-    ep.updated_at = t;
     let record = idempotency::record(&ticket, 200, Some(ep.id.clone()));
-    let (org, app, id) = (ep.org_id.clone(), ep.app_id.clone(), ep.id.clone());
-    match state.store.update_endpoint(ep, record).await {
-        Ok(ep) => Ok(Json(EndpointSecretOut { key: ep.secret.expose() })),
-        Err(StoreError::IdempotencyReplay(_)) => {
-            let ep = state.store.get_endpoint(&org, &app, &id).await?;
-            Ok(Json(EndpointSecretOut { key: ep.secret.expose() }))
-        }
+    let change = EndpointChange::RotateSecret { secret, grace_ms: grace * 1000 };
+    match change_endpoint(&state, &auth, &ep.id, change, record).await {
+        Ok(updated) => Ok(Json(EndpointSecretOut { key: updated.endpoint.secret.expose() })),
+        Err(StoreError::IdempotencyReplay(_)) => current().await,
         Err(e) => Err(e.into()),
     }
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Serialize;
 
 use super::load_endpoint;
-use crate::auth::Auth;
+use crate::auth::AppAuth;
 use crate::error::ApiResult;
 use crate::extract::QueryParams;
 use crate::AppState;
@@ -21,15 +21,15 @@ pub struct EndpointStatsOut {
 
 pub async fn get(
     State(state): State<AppState>,
-    auth: Auth,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
     uri: OriginalUri,
 ) -> ApiResult<Json<EndpointStatsOut>> {
     let q = QueryParams::parse(uri.query());
     let since = q.datetime("since")?.unwrap_or(0);
     let until = q.datetime("until")?.unwrap_or(i64::MAX);
-    let (_, ep) = load_endpoint(&state, &auth, &app_id, &endpoint_id).await?;
-    let s = state.store.endpoint_stats(&auth.org_id, &ep.id, since, until).await?;
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    let s = state.resources.endpoint_stats(auth.org_id(), &ep.id, since, until).await?;
     Ok(Json(EndpointStatsOut {
         success: s.success,
         pending: s.pending,

@@ -1,0 +1,129 @@
+//! Changes to an endpoint, each applied inside the store's transaction to the
+//! row as it is then, and each writing only its own columns. A PATCH racing a
+//! secret rotation therefore cannot write the old secret back, nor a rotation
+//! undo the PATCH.
+
+use std::collections::BTreeMap;
+
+use hookd_core::validate::MAX_HEADERS;
+use hookd_core::Secret;
+
+use crate::model::{Endpoint, Metadata, RetiredSecret};
+use crate::StoreError;
+
+/// Most rotated-out secrets kept signing at once.
+pub const MAX_RETIRED_SECRETS: usize = 10;
+
+#[derive(Debug, Clone)]
+pub enum EndpointChange {
+    /// Settings (PUT gives them all, PATCH some).
+    Settings(EndpointSettings),
+    /// Replaces the custom headers (`replace`), or sets `set` and removes `remove`.
+    Headers { set: BTreeMap<String, String>, remove: Vec<String>, replace: bool },
+    /// A new signing secret; the current one keeps signing for `grace_ms`.
+    RotateSecret { secret: Secret, grace_ms: i64 },
+}
+
+/// The endpoint's settings; `None` leaves one as it is. For nullable settings,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointSettings {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub version: Option<i32>,
+    pub uid: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    pub event_types: Option<Option<Vec<String>>>,
+    pub channels: Option<Option<Vec<String>>>,
+    pub rate_limit: Option<Option<u32>>,
+    pub metadata: Option<Metadata>,
+}
+
+/// Which group of columns a change writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    Settings,
+    Headers,
+    Secrets,
+}
+
+impl EndpointChange {
+    pub fn columns(&self) -> Columns {
+        match self {
+            EndpointChange::Settings(_) => Columns::Settings,
+            EndpointChange::Headers { .. } => Columns::Headers,
+            EndpointChange::RotateSecret { .. } => Columns::Secrets,
+        }
+    }
+
+    /// Applies the change to `ep` as read inside the transaction; `now` stamps it.
+    pub fn apply(&self, ep: &mut Endpoint, now: i64) -> Result<(), StoreError> {
+        match self {
+            EndpointChange::Settings(s) => {
+                let s = s.clone();
+                if let Some(v) = s.url {
+                    ep.url = v;
+                }
+                if let Some(v) = s.description {
+                    ep.description = v;
+                }
+                if let Some(v) = s.version {
+                    ep.version = v;
+                }
+                if let Some(v) = s.uid {
+                    ep.uid = v;
+                }
+                if let Some(v) = s.disabled {
+                    ep.disabled = v;
+                }
+                if let Some(v) = s.event_types {
+                    ep.event_types = v.filter(|t| !t.is_empty());
+                }
+                if let Some(v) = s.channels {
+                    ep.channels = v.filter(|c| !c.is_empty());
+                }
+                if let Some(v) = s.rate_limit {
+                    ep.rate_limit = v;
+                }
+                if let Some(v) = s.metadata {
+                    ep.metadata = v;
+                }
+            }
+            EndpointChange::Headers { set, remove, replace } => {
+                if *replace {
+                    ep.headers.clear();
+                }
+                ep.headers.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for name in remove {
+                    ep.headers.remove(name);
+                }
+                if ep.headers.len() > MAX_HEADERS {
+                    return Err(StoreError::Invalid {
+                        field: "headers",
+                        msg: format!("at most {MAX_HEADERS} headers"),
+                    });
+                }
+            }
+            EndpointChange::RotateSecret { secret, grace_ms } => {
+                let old = std::mem::replace(&mut ep.secret, secret.clone());
+                ep.retired_secrets.retain(|r| r.expires_at > now);
+                if *grace_ms > 0 {
+                    ep.retired_secrets.insert(0, RetiredSecret { secret: old, expires_at: now + grace_ms });
+                    ep.retired_secrets.truncate(MAX_RETIRED_SECRETS);
+                }
+            }
+        }
+        ep.updated_at = now;
+        ep.revision += 1;
+        Ok(())
+    }
+}
+
+/// What an endpoint change did, besides the row: deliveries paused (disabled)
+/// or resumed (enabled), in the same transaction.
+#[derive(Debug, Clone)]
+pub struct EndpointUpdated {
+    pub endpoint: Endpoint,
+    pub paused: u64,
+    pub resumed: u64,
+}

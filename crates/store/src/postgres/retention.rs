@@ -1,0 +1,62 @@
+//! The retention sweep: expired payloads and response bodies, old keys and
+//! tasks, in small batches (one short transaction each, rows skipped rather
+//! than waited for), so delivery keeps flowing. Autovacuum makes the space
+//! reusable (the tables' settings are in the migrations).
+
+use sqlx::PgConnection;
+
+use crate::task::PruneReport;
+use crate::Result;
+
+/// Run inside a transaction.
+pub async fn prune(c: &mut PgConnection, batch: usize, task_retention_ms: i64) -> Result<PruneReport> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM message WHERE expires_at <= hookd_now_ms() AND payload IS NOT NULL
+         ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(batch as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut report = PruneReport::default();
+    if !ids.is_empty() {
+        report.messages = sqlx::query("UPDATE message SET payload = NULL WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        report.attempts = sqlx::query("UPDATE attempt SET response = '' WHERE msg_id = ANY($1) AND response <> ''")
+            .bind(&ids)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        report.canceled = sqlx::query(
+            "WITH waiting AS MATERIALIZED (
+                 SELECT id FROM delivery WHERE msg_id = ANY($1) AND state IN ('scheduled', 'paused')
+                 ORDER BY id FOR UPDATE
+             )
+             UPDATE delivery d SET state = 'canceled', due_at = NULL, updated_at = hookd_now_ms()
+             FROM waiting WHERE d.id = waiting.id AND d.state IN ('scheduled', 'paused')",
+        )
+        .bind(&ids)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    }
+    for sql in [
+        "DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency WHERE expires_at < hookd_now_ms() LIMIT $1)",
+        "DELETE FROM api_token WHERE ctid IN (SELECT ctid FROM api_token
+             WHERE expires_at IS NOT NULL AND expires_at <= hookd_now_ms() LIMIT $1)",
+    ] {
+        report.housekeeping += sqlx::query(sql).bind(batch as i64).execute(&mut *c).await?.rows_affected();
+    }
+    report.housekeeping += sqlx::query(
+        "DELETE FROM background_task WHERE id IN (SELECT id FROM background_task
+             WHERE status <> 'running' AND updated_at < hookd_now_ms() - $2 LIMIT $1)",
+    )
+    .bind(batch as i64)
+    .bind(task_retention_ms)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(report)
+}

@@ -1,0 +1,256 @@
+//! Background tasks: stored, leased, and advanced one batch per transaction.
+
+use hookd_core::id::{id_floor_at, IdPrefix};
+use hookd_core::AttemptTrigger;
+use sqlx::{PgConnection, QueryBuilder};
+
+use super::rows::{self, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
+use super::{endpoints, tokens};
+use crate::model::*;
+use crate::task::*;
+use crate::{Result, StoreError};
+
+pub async fn insert(c: &mut PgConnection, t: &BackgroundTask, idem: Option<&IdempotencyRecord>) -> Result<()> {
+    tokens::maybe_idempotency(c, idem).await?;
+    sqlx::query(
+        "INSERT INTO background_task (id, org_id, app_id, endpoint_id, kind, status, since, until, cursor,
+             messages_sent, error, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&t.id)
+    .bind(&t.org_id)
+    .bind(&t.app_id)
+    .bind(&t.endpoint_id)
+    .bind(t.kind.as_str())
+    .bind(t.status.as_str())
+    .bind(t.since)
+    .bind(t.until)
+    .bind(&t.cursor)
+    .bind(t.messages_sent as i64)
+    .bind(&t.error)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(c: &mut PgConnection, org_id: &str, id: &str) -> Result<BackgroundTask> {
+    let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM background_task WHERE org_id = $1 AND id = $2"))
+        .bind(org_id)
+        .bind(id)
+        .fetch_one(c)
+        .await?;
+    Ok(rows::task(&row)?)
+}
+
+pub async fn list(c: &mut PgConnection, org_id: &str, f: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>> {
+    let mut q = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM background_task WHERE org_id = "));
+    q.push_bind(org_id);
+    if let Some(app) = &f.app_id {
+        q.push(" AND app_id = ").push_bind(app.clone());
+    }
+    if let Some(s) = f.status {
+        q.push(" AND status = ").push_bind(s.as_str());
+    }
+    if let Some(k) = f.kind {
+        q.push(" AND kind = ").push_bind(k.as_str());
+    }
+    rows::push_page(&mut q, page, "id");
+    rows::collect(q.build().fetch_all(c).await?, rows::task)
+}
+
+/// Leases the oldest running task that nobody holds; one statement, which
+/// skips a task another node is taking at the same moment.
+pub async fn claim(c: &mut PgConnection, lease: &Lease) -> Result<Option<TaskLease>> {
+    let row = sqlx::query(&format!(
+        "WITH free AS MATERIALIZED (
+             SELECT id FROM background_task
+             WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < hookd_now_ms())
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+         )
+         UPDATE background_task t SET lease_owner = $1, lease_expires_at = hookd_now_ms() + $2,
+             lease_token = t.lease_token + 1
+         FROM free
+         WHERE t.id = free.id
+         RETURNING {}, t.lease_token",
+        TASK_COLUMNS.split(", ").map(|col| format!("t.{}", col.trim())).collect::<Vec<_>>().join(", ")
+    ))
+    .bind(&lease.owner)
+    .bind(lease.duration_ms)
+    .fetch_optional(c)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let token: i64 = sqlx::Row::try_get(&row, 13)?;
+    Ok(Some(TaskLease { task: rows::task(&row)?, token }))
+}
+
+/// The task as stored, locked, if `lease` still holds it.
+async fn held(c: &mut PgConnection, lease: &TaskLease) -> Result<BackgroundTask> {
+    let row = sqlx::query(&format!(
+        "SELECT {TASK_COLUMNS} FROM background_task WHERE id = $1 AND status = 'running' AND lease_token = $2
+         FOR UPDATE"
+    ))
+    .bind(&lease.task.id)
+    .bind(lease.token)
+    .fetch_one(c)
+    .await?;
+    Ok(rows::task(&row)?)
+}
+
+/// Run inside a transaction.
+pub async fn step(c: &mut PgConnection, lease: &TaskLease, lease_ms: i64, batch: usize) -> Result<TaskStep> {
+    let task = held(c, lease).await?;
+    let ep = match endpoints::get(c, &task.org_id, &task.app_id, &task.endpoint_id).await {
+        Ok(ep) => ep,
+        Err(StoreError::NotFound) => {
+            finish(c, &task, "failed", Some("the endpoint was deleted")).await?;
+            return Ok(TaskStep { sent: 0, done: true });
+        }
+        Err(e) => return Err(e),
+    };
+    let (sent, cursor, seen) = match task.kind {
+        TaskKind::EndpointRecover => recover_batch(c, &task, &ep, batch).await?,
+        TaskKind::EndpointReplay => replay_batch(c, &task, &ep, batch).await?,
+    };
+    sqlx::query(
+        "UPDATE background_task SET cursor = COALESCE($2, cursor), messages_sent = messages_sent + $3,
+             lease_expires_at = hookd_now_ms() + $4, updated_at = hookd_now_ms()
+         WHERE id = $1",
+    )
+    .bind(&task.id)
+    .bind(cursor)
+    .bind(sent as i64)
+    .bind(lease_ms)
+    .execute(&mut *c)
+    .await?;
+    let done = seen < batch;
+    if done {
+        finish(c, &task, "finished", None).await?;
+    }
+    Ok(TaskStep { sent, done })
+}
+
+async fn finish(c: &mut PgConnection, task: &BackgroundTask, status: &str, error: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "UPDATE background_task SET status = $2, error = $3, lease_owner = NULL, lease_expires_at = NULL,
+             updated_at = hookd_now_ms()
+         WHERE id = $1 AND status = 'running'",
+    )
+    .bind(&task.id)
+    .bind(status)
+    .bind(error)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Run inside a transaction.
+pub async fn fail(c: &mut PgConnection, lease: &TaskLease, error: &str) -> Result<()> {
+    let task = held(c, lease).await?;
+    finish(c, &task, "failed", Some(error)).await
+}
+
+/// One batch of failed attempts to the endpoint in the range, after the
+/// cursor: each attempted message's delivery that has not succeeded since is
+/// due now (a failed one, or one waiting for its next retry), as a manual
+/// attempt; paused instead while the endpoint is disabled. Returns (made due,
+/// new cursor, attempts seen).
+async fn recover_batch(
+    c: &mut PgConnection,
+    task: &BackgroundTask,
+    ep: &Endpoint,
+    batch: usize,
+) -> Result<(u64, Option<String>, usize)> {
+    // Attempt ids sort by time, so the range is a range of ids on the endpoint's index.
+    let floor = id_floor_at(IdPrefix::Attempt, task.since.max(0) as u64);
+    let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
+    let ceiling = id_floor_at(IdPrefix::Attempt, task.until.max(0) as u64);
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, msg_id FROM attempt
+         WHERE endpoint_id = $1 AND id >= $2 AND id > $3 AND id < $4 AND status = 2
+         ORDER BY id LIMIT $5",
+    )
+    .bind(&ep.id)
+    .bind(&floor)
+    .bind(&after)
+    .bind(&ceiling)
+    .bind(batch as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut msg_ids: Vec<&str> = rows.iter().map(|(_, m)| m.as_str()).collect();
+    msg_ids.sort_unstable();
+    msg_ids.dedup();
+    let to = if ep.disabled { "paused" } else { "scheduled" };
+    // Rows locked in id order within one endpoint, like every multi-row lock here.
+    let sent = sqlx::query(
+        "WITH picked AS MATERIALIZED (
+             SELECT id FROM delivery
+             WHERE endpoint_id = $1 AND msg_id = ANY($2)
+               AND (state = 'failed' OR (state = 'scheduled' AND due_at > hookd_now_ms()))
+             ORDER BY id FOR UPDATE
+         )
+         UPDATE delivery d SET state = $3, due_at = CASE WHEN $3 = 'scheduled' THEN hookd_now_ms() END,
+             next_trigger = $4, updated_at = hookd_now_ms()
+         FROM picked WHERE d.id = picked.id",
+    )
+    .bind(&ep.id)
+    .bind(&msg_ids)
+    .bind(to)
+    .bind(AttemptTrigger::Manual as i16)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok((sent, rows.last().map(|(id, _)| id.clone()), rows.len()))
+}
+
+/// One batch of the application's messages in the range, after the cursor:
+/// those the endpoint accepts and never got get a delivery, due now (paused
+/// while the endpoint is disabled). Returns (created, new cursor, messages seen).
+async fn replay_batch(
+    c: &mut PgConnection,
+    task: &BackgroundTask,
+    ep: &Endpoint,
+    batch: usize,
+) -> Result<(u64, Option<String>, usize)> {
+    let floor = id_floor_at(IdPrefix::Message, task.since.max(0) as u64);
+    let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
+    let candidates = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
+         WHERE m.app_id = $1 AND m.id >= $2 AND m.id > $3 AND m.created_at >= $4 AND m.created_at < $5
+         ORDER BY m.id LIMIT $6"
+    ))
+    .bind(&ep.app_id)
+    .bind(&floor)
+    .bind(&after)
+    .bind(task.since)
+    .bind(task.until)
+    .bind(batch as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let candidates = rows::collect(candidates, rows::message)?;
+    let msg_ids: Vec<&str> =
+        candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())).map(|m| m.id.as_str()).collect();
+    let state = if ep.disabled { "paused" } else { "scheduled" };
+    let sent = if msg_ids.is_empty() {
+        0
+    } else {
+        sqlx::query(
+            "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at,
+                 updated_at)
+             SELECT $1, $2, t.msg_id, $3, $4, 0, CASE WHEN $4 = 'scheduled' THEN hookd_now_ms() END,
+                    hookd_now_ms(), hookd_now_ms()
+             FROM unnest($5::text[]) AS t(msg_id)
+             ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
+        )
+        .bind(&ep.org_id)
+        .bind(&ep.app_id)
+        .bind(&ep.id)
+        .bind(state)
+        .bind(&msg_ids)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
+    };
+    Ok((sent, candidates.last().map(|m| m.id.clone()), candidates.len()))
+}

@@ -1,0 +1,125 @@
+//! Background tasks (Svix `BackgroundTaskOut`): work too large for one request,
+//! such as recovering an endpoint's failures over a time range. A task is a row
+//! that any node may lease, like a delivery; it advances in small batches, each
+//! one transaction that also moves the task's cursor, so a crash costs at most
+//! the batch in progress and another node resumes where it stopped.
+
+/// What a task does (Svix `BackgroundTaskType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// Sends again every message whose delivery to the endpoint failed in a range.
+    EndpointRecover,
+    /// Creates the deliveries an endpoint never got for messages in a range.
+    EndpointReplay,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 2] = [TaskKind::EndpointRecover, TaskKind::EndpointReplay];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::EndpointRecover => "endpoint.recover",
+            TaskKind::EndpointReplay => "endpoint.replay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Svix `BackgroundTaskStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    Running,
+    Finished,
+    Failed,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 3] = [TaskStatus::Running, TaskStatus::Finished, TaskStatus::Failed];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Running => "running",
+            TaskStatus::Finished => "finished",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BackgroundTask {
+    pub id: String,
+    pub org_id: String,
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    /// The range of message (replay) or attempt (recover) times, [since, until).
+    pub since: i64,
+    pub until: i64,
+    /// The id of the last message (replay) or attempt (recover) handled.
+    pub cursor: Option<String>,
+    /// Deliveries made due so far (Svix's `messagesSent`).
+    pub messages_sent: u64,
+    /// Why a failed task failed.
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Filters of the task list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Only this application's tasks (an app-scoped caller sees no others).
+    pub app_id: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub kind: Option<TaskKind>,
+}
+
+/// A task leased to a node, with the fencing token its steps must present.
+#[derive(Debug, Clone)]
+pub struct TaskLease {
+    pub task: BackgroundTask,
+    pub token: i64,
+}
+
+/// What one step of a task did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskStep {
+    /// Deliveries made due by this step.
+    pub sent: u64,
+    /// The task has nothing left: it is finished.
+    pub done: bool,
+}
+
+/// What one retention sweep batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Messages whose payload was expunged.
+    pub messages: u64,
+    /// Attempts whose response body was cleared.
+    pub attempts: u64,
+    /// Deliveries canceled because their content is gone.
+    pub canceled: u64,
+    /// Finished background tasks and expired idempotency keys removed.
+    pub housekeeping: u64,
+}
+
+impl PruneReport {
+    pub fn is_empty(&self) -> bool {
+        *self == PruneReport::default()
+    }
+
+    pub fn add(&mut self, other: PruneReport) {
+        self.messages += other.messages;
+        self.attempts += other.attempts;
+        self.canceled += other.canceled;
+        self.housekeeping += other.housekeeping;
+    }
+}
