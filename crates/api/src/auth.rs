@@ -123,7 +123,7 @@ pub fn generate_token(prefix: &str) -> String {
 
 pub fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hookd_core::text::hex(&digest)
 }
 
 /// Recently verified tokens, so authentication does not read the store on every request.

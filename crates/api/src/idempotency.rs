@@ -70,7 +70,7 @@ pub async fn begin(state: &AppState, org_id: &str, path: &str, headers: &HeaderM
     let key = value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN).ok_or_else(|| {
         ApiError::invalid(&["header", HEADER], format!("must be 1 to {MAX_KEY_LEN} visible characters"))
     })?;
-    let request_hash: String = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    let request_hash = hookd_core::text::hex(&Sha256::digest(body));
     let key = IdempotencyKey { method: "POST".into(), path: path.to_string(), key: key.to_string() };
     if let Some(prev) = state.resources.idempotency_lookup(org_id, &key).await? {
         return check_replay(prev, &request_hash);

@@ -18,6 +18,7 @@
 pub mod change;
 pub mod codec;
 pub mod model;
+pub mod ownership;
 pub mod postgres;
 pub mod sqlite;
 pub mod states;

@@ -13,6 +13,7 @@
 
 mod apps;
 mod attempts;
+mod batch;
 mod deliveries;
 mod endpoints;
 mod event_types;
@@ -53,6 +54,8 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
     pub(crate) work: WorkSignal,
+    /// Enqueues, committed in groups ([`batch`]).
+    pub(crate) enqueues: tokio::sync::mpsc::Sender<batch::Request>,
 }
 
 impl PostgresStore {
@@ -105,7 +108,8 @@ impl PostgresStore {
             .max_lifetime(None)
             .connect_lazy_with(options);
         let work = WorkSignal::start(pool.clone(), listen_pool);
-        Ok(PostgresStore { pool, work })
+        let enqueues = batch::start(pool.clone());
+        Ok(PostgresStore { pool, work, enqueues })
     }
 }
 

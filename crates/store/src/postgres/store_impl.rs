@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
-use super::{apps, attempts, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens};
+use super::{apps, attempts, batch, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens};
 use crate::change::{EndpointChange, EndpointUpdated};
 use crate::model::*;
 use crate::task::*;
-use crate::{Queue, Resources, Result};
+use crate::{Queue, Resources, Result, StoreError};
 
 /// Runs `$body` in a transaction on a pooled connection, bound to `$tx`, and
 /// commits; an error (`?` inside the body) rolls back. Evaluates to a `Result`.
@@ -231,9 +231,11 @@ impl Queue for PostgresStore {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
-        let (jobs, unleased) = transaction!(self, |tx| {
-            messages::create(&mut tx, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref()).await?
-        })?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Unavailable("the enqueue workers have stopped".into());
+        let request = batch::Request { msg, only_endpoint, lease, idem, reply };
+        self.enqueues.send(request).await.map_err(|_| gone())?;
+        let (jobs, unleased) = answer.await.map_err(|_| gone())??;
         if unleased > 0 {
             self.work.raise();
         }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use hookd_core::AttemptTrigger;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::fanout::FanOutCache;
 use super::rows::{self, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD};
-use super::{endpoints, owners, tokens};
+use super::{owners, tokens};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -15,6 +16,7 @@ use crate::{Result, StoreError};
 /// the deliveries ready to send.
 pub fn create(
     c: &Connection,
+    fanout: &FanOutCache,
     msg: &Message,
     only_endpoint: Option<&str>,
     lease: Option<&Lease>,
@@ -52,10 +54,10 @@ pub fn create(
         }
         other => other,
     })?;
-    let endpoints = endpoints::all_of_app(c, &msg.org_id, &msg.app_id)?;
+    let endpoints = fanout.endpoints(c, &msg.org_id, &msg.app_id)?;
     let mut jobs = Vec::new();
     let mut unleased = 0;
-    for ep in endpoints {
+    for ep in endpoints.iter() {
         let wanted = match only_endpoint {
             Some(only) => ep.id == only,
             None => ep.accepts(&msg.event_type, msg.channels.as_deref()),
@@ -70,7 +72,7 @@ pub fn create(
         }
         // Lease only what goes to endpoints this node owns; the rest is the owner's.
         let lease = match lease {
-            Some(l) if owners::take(c, &ep.id, l, now)? => Some(l),
+            Some(l) if owners::owns(c, &ep.id, l, now)? => Some(l),
             _ => None,
         };
         let Some(lease) = lease else {
@@ -88,7 +90,7 @@ pub fn create(
             event_type: msg.event_type.clone(),
             msg_created_at: msg.created_at,
             payload: msg.payload.clone(),
-            endpoint: Arc::new(ep),
+            endpoint: ep.clone(),
             attempts: 0,
             trigger: AttemptTrigger::Scheduled,
         });

@@ -1,17 +1,16 @@
 //! The embedded SQLite store.
 //!
-//! One writer thread owns the only write connection and group-commits: it takes
-//! every write that is waiting, runs each in its own savepoint inside a single
-//! transaction, commits once (one fsync with `synchronous=FULL`), and only then
-//! answers the callers. A write is therefore acknowledged only once durable, and
-//! the fsync is shared by everything that arrived together. Reads run on a small
-//! pool of connections in blocking tasks; WAL lets them proceed during writes.
+//! One writer thread owns the only write connection and group-commits
+//! ([`writer`]): a write is acknowledged only once durable, and the fsync is
+//! shared by everything that arrived together. Reads run on a small pool of
+//! connections in blocking tasks; WAL lets them proceed during writes.
 
 mod apps;
 mod attempts;
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod fanout;
 mod messages;
 mod owners;
 mod retention;
@@ -19,12 +18,16 @@ mod rows;
 mod store_impl;
 mod tasks;
 mod tokens;
+mod writer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Notify};
+
+use self::fanout::FanOutCache;
+use self::writer::{Job, WriteJob};
 
 use crate::{Result, StoreError};
 
@@ -36,13 +39,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.
 const MAX_AUTO_CONVERT_BYTES: i64 = 1 << 30;
-/// Most writes committed together in one transaction.
-const MAX_GROUP: usize = 512;
 const MAX_IDLE_READERS: usize = 8;
-
-/// A write to run on the writer thread; it returns the function that answers the caller
-/// once the outcome of the commit is known.
-type WriteJob = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<()>) + Send> + Send>;
 
 pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
@@ -52,6 +49,8 @@ pub struct SqliteStore {
     _lock: std::fs::File,
     /// Signalled after a commit that left work for the claim loop.
     pub(crate) work: Notify,
+    /// The writer's memory of each application's endpoints.
+    pub(crate) fanout: Arc<FanOutCache>,
 }
 
 impl SqliteStore {
@@ -89,9 +88,11 @@ impl SqliteStore {
              UPDATE background_task SET lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running';",
         )?;
         let (tx, rx) = mpsc::channel::<WriteJob>(8192);
+        let fanout = Arc::new(FanOutCache::default());
+        let forget = fanout.clone();
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer::run(conn, rx, move || forget.clear()))
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         Ok(SqliteStore {
             writer: tx,
@@ -99,22 +100,19 @@ impl SqliteStore {
             path: path.to_owned(),
             _lock: lock,
             work: Notify::new(),
+            fanout,
         })
     }
 
-    /// Runs `f` in its own savepoint in the next group commit; returns once committed.
+    /// Runs `f` in the next group commit; returns once committed. `f` may run
+    /// twice (see [`writer`]): it must not move what it captures out.
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: WriteJob = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |commit: Result<()>| {
-                let _ = tx.send(commit.and(result));
-            })
-        });
+        let job: WriteJob = Box::new(Job::new(f, tx));
         self.writer.send(job).await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
@@ -139,24 +137,38 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_connection(&path, true)?,
-            };
-            let result = f(&conn);
-            let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Internal(e.to_string()))?
+        let (readers, path) = (self.readers.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || with_reader(&readers, &path, f))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
     }
+
+    /// Runs `f`, a lookup by primary or unique key, on a read connection right
+    /// here. Such a lookup takes microseconds (its pages are in the cache, and
+    /// WAL readers never wait for the writer), less than handing it to a
+    /// blocking thread and back; it is on the path of every request.
+    pub(crate) fn read_point<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        with_reader(&self.readers, &self.path, f)
+    }
+}
+
+/// Runs `f` on a pooled read connection (opening one when none is idle).
+fn with_reader<T>(
+    readers: &Mutex<Vec<Connection>>,
+    path: &Path,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let conn = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let conn = match conn {
+        Some(c) => c,
+        None => open_connection(path, true)?,
+    };
+    let result = f(&conn);
+    let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < MAX_IDLE_READERS {
+        pool.push(conn);
+    }
+    result
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
@@ -168,12 +180,16 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     // WAL with synchronous=FULL: a commit is on disk when it returns (decision 4).
+    // The writer checkpoints (SQLite's default, every 1000 pages) right after a
+    // commit, so the WAL starts over and stays small: a checkpoint running beside
+    // a writer that never pauses would never catch up, and the WAL would grow.
     conn.execute_batch(
         "PRAGMA journal_mode=WAL;
          PRAGMA synchronous=FULL;
          PRAGMA foreign_keys=ON;
          PRAGMA busy_timeout=5000;
-         PRAGMA cache_size=-32000;",
+         PRAGMA cache_size=-32000;
+         PRAGMA temp_store=MEMORY;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -227,65 +243,4 @@ fn migrate(conn: &Connection) -> Result<()> {
         tracing::info!(migration = name, "applied migration");
     }
     Ok(())
-}
-
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT op")?;
-    match f(conn) {
-        Ok(v) => {
-            conn.execute_batch("RELEASE op")?;
-            Ok(v)
-        }
-        Err(e) => {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
-            Err(e)
-        }
-    }
-}
-
-/// The writer thread: gathers waiting writes, runs them in one transaction,
-/// commits, then answers every caller with the commit's outcome.
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
-    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
-    let mut answers: Vec<Box<dyn FnOnce(Result<()>) + Send>> = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut poisoned = false;
-        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from);
-        if let Err(e) = begun {
-            for job in batch.drain(..) {
-                job(&conn)(Err(StoreError::Unavailable(e.to_string())));
-            }
-            continue;
-        }
-        for job in batch.drain(..) {
-            // A panicking write must not take the only writer down with it: its
-            // caller gets an error (its savepoint is left open and rolled back
-            // with the transaction), the others in the group are unaffected.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))) {
-                Ok(answer) => answers.push(answer),
-                Err(_) => {
-                    tracing::error!("a write panicked; rolling back its group");
-                    poisoned = true;
-                }
-            }
-        }
-        let committed = if poisoned {
-            Err(StoreError::Internal("a write in this group failed unexpectedly".into()))
-        } else {
-            conn.execute_batch("COMMIT").map_err(|e| StoreError::Unavailable(e.to_string()))
-        };
-        if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for answer in answers.drain(..) {
-            answer(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Unavailable(e.to_string())));
-        }
-    }
 }

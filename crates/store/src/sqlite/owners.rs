@@ -4,21 +4,35 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::Lease;
+use crate::ownership::{standing, Holder, Standing};
 use crate::Result;
 
 /// Takes the endpoint's queue for `lease.owner` when it is free, expired or
 /// already its own (renewing it); false when another node holds it.
 pub fn take(c: &Connection, endpoint_id: &str, lease: &Lease, now: i64) -> Result<bool> {
-    let owner: Option<String> = c
+    let changed = c
         .prepare_cached(
             "INSERT INTO endpoint_owner (endpoint_id, owner, expires_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (endpoint_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-             WHERE endpoint_owner.owner = excluded.owner OR endpoint_owner.expires_at < ?4
-             RETURNING owner",
+             WHERE endpoint_owner.owner = excluded.owner OR endpoint_owner.expires_at < ?4",
         )?
-        .query_row(params![endpoint_id, lease.owner, now + lease.duration_ms, now], |r| r.get(0))
+        .execute(params![endpoint_id, lease.owner, now + lease.duration_ms, now])?;
+    Ok(changed == 1)
+}
+
+/// Whether `lease.owner` owns the endpoint's queue, taking (or renewing) it
+/// only when it must: a read where it holds the queue comfortably, as every
+/// message to a busy endpoint finds.
+pub fn owns(c: &Connection, endpoint_id: &str, lease: &Lease, now: i64) -> Result<bool> {
+    let holder = c
+        .prepare_cached("SELECT owner, expires_at FROM endpoint_owner WHERE endpoint_id = ?1")?
+        .query_row([endpoint_id], |r| Ok(Holder { owner: r.get(0)?, expires_at: r.get(1)? }))
         .optional()?;
-    Ok(owner.is_some())
+    match standing(holder.as_ref(), lease, now) {
+        Standing::Holds => Ok(true),
+        Standing::Take => take(c, endpoint_id, lease, now),
+        Standing::Other => Ok(false),
+    }
 }
 
 pub fn renew(c: &Connection, lease: &Lease, delivery_ids: &[i64], endpoint_ids: &[String], now: i64) -> Result<()> {

@@ -31,8 +31,7 @@ impl Resources for SqliteStore {
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
-        let hash = s(hash);
-        self.read(move |c| tokens::token_by_hash(c, &hash)).await
+        self.read_point(|c| tokens::token_by_hash(c, hash))
     }
 
     async fn has_admin_token(&self, org_id: &str) -> Result<bool> {
@@ -41,9 +40,7 @@ impl Resources for SqliteStore {
     }
 
     async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>> {
-        let (org, key) = (s(org_id), key.clone());
-        let now = now_millis();
-        self.read(move |c| tokens::idempotency_lookup(c, &org, &key, now)).await
+        self.read_point(|c| tokens::idempotency_lookup(c, org_id, key, now_millis()))
     }
 
     async fn list_apps(&self, org_id: &str, page: &Page) -> Result<Vec<Application>> {
@@ -52,15 +49,14 @@ impl Resources for SqliteStore {
     }
 
     async fn get_app(&self, org_id: &str, id_or_uid: &str) -> Result<Application> {
-        let (org, id) = (s(org_id), s(id_or_uid));
-        self.read(move |c| apps::get(c, &org, &id)).await
+        self.read_point(|c| apps::get(c, org_id, id_or_uid))
     }
 
     async fn create_app(&self, app: Application, idem: Option<IdempotencyRecord>) -> Result<Application> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             apps::insert(c, &app)?;
-            Ok(app)
+            Ok(app.clone())
         })
         .await
     }
@@ -68,14 +64,18 @@ impl Resources for SqliteStore {
     async fn update_app(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
             apps::update(c, &app)?;
-            Ok(app)
+            Ok(app.clone())
         })
         .await
     }
 
     async fn delete_app(&self, org_id: &str, app_id: &str) -> Result<()> {
-        let (org, id) = (s(org_id), s(app_id));
-        self.write(move |c| apps::delete(c, &org, &id)).await
+        let (org, id, fanout) = (s(org_id), s(app_id), self.fanout.clone());
+        self.write(move |c| {
+            fanout.forget(&org, &id);
+            apps::delete(c, &org, &id)
+        })
+        .await
     }
 
     async fn list_event_types(&self, org_id: &str, page: &Page, include_archived: bool) -> Result<Vec<EventType>> {
@@ -84,15 +84,14 @@ impl Resources for SqliteStore {
     }
 
     async fn get_event_type(&self, org_id: &str, name: &str) -> Result<EventType> {
-        let (org, name) = (s(org_id), s(name));
-        self.read(move |c| event_types::get(c, &org, &name)).await
+        self.read_point(|c| event_types::get(c, org_id, name))
     }
 
     async fn create_event_type(&self, et: EventType, idem: Option<IdempotencyRecord>) -> Result<EventType> {
         self.write(move |c| {
             tokens::maybe_idempotency(c, idem.as_ref())?;
             event_types::insert(c, &et)?;
-            Ok(et)
+            Ok(et.clone())
         })
         .await
     }
@@ -100,7 +99,7 @@ impl Resources for SqliteStore {
     async fn update_event_type(&self, et: EventType) -> Result<EventType> {
         self.write(move |c| {
             event_types::update(c, &et)?;
-            Ok(et)
+            Ok(et.clone())
         })
         .await
     }
@@ -116,15 +115,16 @@ impl Resources for SqliteStore {
     }
 
     async fn get_endpoint(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
-        let (org, app, id) = (s(org_id), s(app_id), s(id_or_uid));
-        self.read(move |c| endpoints::get(c, &org, &app, &id)).await
+        self.read_point(|c| endpoints::get(c, org_id, app_id, id_or_uid))
     }
 
     async fn create_endpoint(&self, ep: Endpoint, idem: Option<IdempotencyRecord>) -> Result<Endpoint> {
+        let fanout = self.fanout.clone();
         self.write(move |c| {
+            fanout.forget(&ep.org_id, &ep.app_id);
             tokens::maybe_idempotency(c, idem.as_ref())?;
             endpoints::insert(c, &ep)?;
-            Ok(ep)
+            Ok(ep.clone())
         })
         .await
     }
@@ -137,9 +137,10 @@ impl Resources for SqliteStore {
         change: EndpointChange,
         idem: Option<IdempotencyRecord>,
     ) -> Result<EndpointUpdated> {
-        let (org, app, id) = (s(org_id), s(app_id), s(endpoint_id));
+        let (org, app, id, fanout) = (s(org_id), s(app_id), s(endpoint_id), self.fanout.clone());
         let updated = self
             .write(move |c| {
+                fanout.forget(&org, &app);
                 tokens::maybe_idempotency(c, idem.as_ref())?;
                 endpoints::update(c, &org, &app, &id, &change, now_millis())
             })
@@ -151,8 +152,12 @@ impl Resources for SqliteStore {
     }
 
     async fn delete_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<()> {
-        let (org, app, id) = (s(org_id), s(app_id), s(endpoint_id));
-        self.write(move |c| endpoints::delete(c, &org, &app, &id)).await
+        let (org, app, id, fanout) = (s(org_id), s(app_id), s(endpoint_id), self.fanout.clone());
+        self.write(move |c| {
+            fanout.forget(&org, &app);
+            endpoints::delete(c, &org, &app, &id)
+        })
+        .await
     }
 
     async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
@@ -172,8 +177,7 @@ impl Resources for SqliteStore {
     }
 
     async fn get_message(&self, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message> {
-        let (org, app, id) = (s(org_id), s(app_id), s(id_or_event_id));
-        self.read(move |c| messages::get(c, &org, &app, &id)).await
+        self.read_point(|c| messages::get(c, org_id, app_id, id_or_event_id))
     }
 
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
@@ -222,8 +226,7 @@ impl Resources for SqliteStore {
     }
 
     async fn get_task(&self, org_id: &str, task_id: &str) -> Result<BackgroundTask> {
-        let (org, id) = (s(org_id), s(task_id));
-        self.read(move |c| tasks::get(c, &org, &id)).await
+        self.read_point(|c| tasks::get(c, org_id, task_id))
     }
 
     async fn list_tasks(&self, org_id: &str, filter: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>> {
@@ -245,9 +248,11 @@ impl Queue for SqliteStore {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
+        let fanout = self.fanout.clone();
         let (jobs, unleased) = self
             .write(move |c| {
-                messages::create(c, &msg, only_endpoint.as_deref(), lease.as_ref(), idem.as_ref(), now_millis())
+                let only = only_endpoint.as_deref();
+                messages::create(c, &fanout, &msg, only, lease.as_ref(), idem.as_ref(), now_millis())
             })
             .await?;
         if unleased > 0 {
@@ -320,7 +325,7 @@ impl Queue for SqliteStore {
         let created = self
             .write(move |c| {
                 tasks::insert(c, &task, idem.as_ref())?;
-                Ok(task)
+                Ok(task.clone())
             })
             .await?;
         self.work.notify_one();

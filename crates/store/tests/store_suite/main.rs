@@ -75,6 +75,7 @@ suite! {
         messages::a_failing_write_does_not_take_its_group_commit_down,
         messages::an_idempotency_key_is_committed_with_what_it_created,
         messages::concurrent_requests_with_one_idempotency_key_create_once,
+        messages::concurrent_enqueues_fan_out_as_one_at_a_time,
         messages::messages_list_by_filter,
         messages::messages_are_found_by_event_id_and_expunged,
         messages::attempts_list_by_filter,

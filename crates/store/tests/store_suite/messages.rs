@@ -341,3 +341,57 @@ pub async fn endpoint_stats_count_deliveries_by_state(f: Fixture) {
     assert_eq!(f.store.endpoint_stats("org_other", &ep.id, 0, i64::MAX).await.unwrap(), EndpointStats::default());
     assert_eq!(f.store.pending_count().await.unwrap(), 3, "the two scheduled and the leased one");
 }
+
+/// Many enqueues at once (which PostgreSQL commits in groups) fan out exactly as
+/// they would one at a time: leased where a lease was given, scheduled where
+/// not, test sends to their endpoint only, each idempotency key stored.
+pub async fn concurrent_enqueues_fan_out_as_one_at_a_time(f: Fixture) {
+    let a = f.endpoint(Some(vec!["a"]), None).await;
+    let b = f.endpoint(None, None).await;
+    let mut handles = Vec::new();
+    for i in 0..60 {
+        let store = f.store.clone();
+        let msg = f.message(if i % 2 == 0 { "a" } else { "z" }, None, None);
+        let lease = (i % 3 != 0).then(|| lease("n1", 60_000));
+        let only = (i % 10 == 9).then(|| a.id.clone());
+        let idem = (i % 4 == 0).then(|| IdempotencyRecord {
+            key: IdempotencyKey { key: format!("k{i}"), ..idempotency_key() },
+            ..record(&f, &msg.id)
+        });
+        handles.push(tokio::spawn(async move {
+            let jobs = store.enqueue(msg.clone(), only.clone(), lease.clone(), idem).await.unwrap();
+            (i, msg, only, lease.is_some(), jobs)
+        }));
+    }
+    let mut leased = 0;
+    for h in handles {
+        let (i, msg, only, with_lease, jobs) = h.await.unwrap();
+        let mut want: Vec<&str> = match &only {
+            Some(only) => vec![only.as_str()],
+            None if msg.event_type == "a" => vec![a.id.as_str(), b.id.as_str()],
+            None => vec![b.id.as_str()],
+        };
+        want.sort();
+        let dests = f.store.list_message_destinations(&f.org, &f.app, &msg.id, &page(10)).await.unwrap();
+        let mut got: Vec<&str> = dests.iter().map(|(_, e)| e.id.as_str()).collect();
+        got.sort();
+        assert_eq!(got, want, "message {i}");
+        if with_lease {
+            let mut job_eps: Vec<&str> = jobs.iter().map(|j| j.endpoint.id.as_str()).collect();
+            job_eps.sort();
+            assert_eq!(job_eps, want, "message {i}: every delivery leased to its caller");
+            assert!(jobs.iter().all(|j| j.msg_id == msg.id && j.lease_token == 1 && j.payload.is_some()));
+            leased += jobs.len();
+        } else {
+            assert!(jobs.is_empty(), "message {i}");
+            assert!(dests.iter().all(|(d, _)| d.state == DeliveryState::Scheduled));
+        }
+        if i % 4 == 0 {
+            let key = IdempotencyKey { key: format!("k{i}"), ..idempotency_key() };
+            let stored = f.store.idempotency_lookup(&f.org, &key).await.unwrap().unwrap();
+            assert_eq!(stored.resource_id, Some(msg.id.clone()), "message {i}");
+        }
+    }
+    let scheduled = f.store.claim_due(&lease("n1", 60_000), 500, &[]).await.unwrap().len();
+    assert_eq!(leased + scheduled, f.store.pending_count().await.unwrap() as usize);
+}
