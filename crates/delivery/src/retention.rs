@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hookd_store::{PruneReport, Queue, Result};
+use hookd_store::{PruneReport, Queue, Result, Retention};
 
 #[derive(Debug, Clone)]
 pub struct RetentionConfig {
@@ -12,6 +12,9 @@ pub struct RetentionConfig {
     pub interval: Duration,
     /// Messages per batch (one transaction each).
     pub batch: usize,
+    /// Messages, their deliveries and attempts are deleted this long after
+    /// they were created.
+    pub message_retention: Duration,
     /// Finished background tasks are kept this long (Svix lists 90 days of them).
     pub task_retention: Duration,
 }
@@ -20,7 +23,8 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             interval: Duration::from_secs(60),
-            batch: 500,
+            batch: 100,
+            message_retention: Duration::from_secs(180 * 86_400),
             task_retention: Duration::from_secs(90 * 86_400),
         }
     }
@@ -34,30 +38,39 @@ pub struct Swept {
     pub pages_freed: u64,
 }
 
-/// Pause between batches: the sweep yields the store to delivery.
-const BREATHER: Duration = Duration::from_millis(5);
+/// Between batches the sweep pauses this many times as long as the batch took
+/// (and at least `MIN_BREATHER`): it holds the store a fifth of the time at
+/// most, so the writes of delivery never queue behind more than one small batch.
+const PAUSE_FACTOR: u32 = 4;
+const MIN_BREATHER: Duration = Duration::from_millis(5);
 /// Pages freed per incremental vacuum step.
 const PAGES_PER_STEP: u64 = 2000;
 
 /// Sweeps until nothing expired is left.
 pub async fn sweep(queue: &dyn Queue, config: &RetentionConfig) -> Result<Swept> {
     let mut swept = Swept::default();
-    let task_ms = config.task_retention.as_millis() as i64;
+    let limits = Retention {
+        messages_ms: config.message_retention.as_millis() as i64,
+        tasks_ms: config.task_retention.as_millis() as i64,
+    };
     loop {
-        let r = queue.prune(config.batch, task_ms).await?;
+        let started = std::time::Instant::now();
+        let r = queue.prune(config.batch, limits).await?;
         swept.pruned.add(r);
-        if (r.messages as usize) < config.batch && (r.housekeeping as usize) < config.batch {
+        let full = |n: u64| n as usize >= config.batch;
+        if !full(r.messages) && !full(r.deleted) && !full(r.housekeeping) {
             break;
         }
-        tokio::time::sleep(BREATHER).await;
+        tokio::time::sleep((started.elapsed() * PAUSE_FACTOR).max(MIN_BREATHER)).await;
     }
     loop {
+        let started = std::time::Instant::now();
         let n = queue.reclaim_space(PAGES_PER_STEP).await?;
         swept.pages_freed += n;
         if n < PAGES_PER_STEP {
             break;
         }
-        tokio::time::sleep(BREATHER).await;
+        tokio::time::sleep((started.elapsed() * PAUSE_FACTOR).max(MIN_BREATHER)).await;
     }
     Ok(swept)
 }
@@ -71,6 +84,7 @@ pub async fn run(queue: std::sync::Arc<dyn Queue>, config: RetentionConfig) {
                 messages = s.pruned.messages,
                 attempts = s.pruned.attempts,
                 canceled = s.pruned.canceled,
+                deleted = s.pruned.deleted,
                 housekeeping = s.pruned.housekeeping,
                 pages_freed = s.pages_freed,
                 "retention sweep"

@@ -93,8 +93,13 @@ pub struct ServeOptions {
 
     /// How long a message's payload (and its attempts' response bodies) is kept,
     /// unless the message sets its own `payloadRetentionPeriod`/`Hours` [default: 90d].
-    #[arg(long, env = "HOOKD_RETENTION")]
-    pub retention: Option<String>,
+    #[arg(long, env = "HOOKD_PAYLOAD_RETENTION")]
+    pub payload_retention: Option<String>,
+
+    /// How long a message, its deliveries and its attempts are kept before they
+    /// are deleted; at least the payload retention [default: 180d].
+    #[arg(long, env = "HOOKD_MESSAGE_RETENTION")]
+    pub message_retention: Option<String>,
 
     /// How often the retention sweep runs [default: 1m].
     #[arg(long, env = "HOOKD_PRUNE_INTERVAL")]
@@ -130,7 +135,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub role: Role,
     pub log: String,
-    pub retention: Duration,
+    pub payload_retention: Duration,
+    pub message_retention: Duration,
     pub prune_interval: Duration,
     pub clock_offset_ms: Option<i64>,
 }
@@ -225,7 +231,8 @@ impl ServeOptions {
                 public_url,
                 role,
                 log,
-                retention,
+                payload_retention,
+                message_retention,
                 prune_interval,
                 clock_offset
             );
@@ -243,6 +250,11 @@ impl ServeOptions {
         let retry_schedule =
             RetrySchedule::parse(&schedule_text).map_err(|e| anyhow::anyhow!("--retry-schedule: {e}"))?;
         let max_payload_bytes = positive("max-payload-bytes", self.max_payload_bytes, 1024 * 1024)?;
+        let payload_retention = positive_duration("payload-retention", self.payload_retention, "90d")?;
+        let message_retention = positive_duration("message-retention", self.message_retention, "180d")?;
+        if message_retention < payload_retention {
+            bail!("--message-retention must be at least --payload-retention (a message outlives its payload)");
+        }
         if max_payload_bytes > 64 * 1024 * 1024 {
             bail!("--max-payload-bytes is at most 67108864 (64 MiB)");
         }
@@ -269,7 +281,8 @@ impl ServeOptions {
                 Some(other) => bail!("--role: `{other}` is not one of all, api, worker"),
             },
             log: self.log.unwrap_or_else(|| "info".into()),
-            retention: positive_duration("retention", self.retention, "90d")?,
+            payload_retention,
+            message_retention,
             prune_interval: positive_duration("prune-interval", self.prune_interval, "1m")?,
             clock_offset_ms: self.clock_offset.as_deref().map(signed_millis).transpose()?,
         })

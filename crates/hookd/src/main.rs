@@ -5,6 +5,7 @@
 //! `hookd bench` measures a running or embedded server.
 
 mod bench;
+mod bench_store;
 mod config;
 mod prune;
 mod serve;
@@ -41,6 +42,10 @@ enum Command {
     Prune(Box<prune::PruneOptions>),
     /// Measure throughput and latency: starts a local sink and drives hookd.
     Bench(bench::BenchOptions),
+    /// Measure what claiming due deliveries costs with none and with many in flight.
+    BenchClaim(bench_store::ClaimBenchOptions),
+    /// Measure the retention sweep: expired messages swept, space freed, enqueues meanwhile.
+    BenchRetention(bench_store::RetentionBenchOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,5 +94,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             prune::run(*opts).await
         }
         Command::Bench(opts) => bench::run(opts).await,
+        Command::BenchClaim(opts) => {
+            init_tracing("warn");
+            bench_store::claim(opts).await
+        }
+        Command::BenchRetention(opts) => {
+            init_tracing("warn");
+            bench_store::retention(opts).await
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use hookd_delivery::retention::{sweep, RetentionConfig};
+use hookd_delivery::retention::sweep;
 use hookd_store::sqlite::SqliteStore;
 use hookd_store::Store;
 
@@ -41,11 +41,12 @@ pub async fn run(opts: PruneOptions) -> anyhow::Result<()> {
         None => (crate::serve::open_store(&cfg.database).await?, None),
     };
     let before = sqlite_path.as_deref().and_then(file_size);
-    let swept = sweep(&*store, &RetentionConfig::default()).await?;
+    let swept = sweep(&*store, &crate::serve::retention_config(&cfg)).await?;
     let p = swept.pruned;
     println!(
-        "expunged {} payloads, cleared {} response bodies, canceled {} deliveries, removed {} old keys and tasks",
-        p.messages, p.attempts, p.canceled, p.housekeeping
+        "expunged {} payloads, cleared {} response bodies, canceled {} deliveries, deleted {} messages, \
+         removed {} old keys and tasks",
+        p.messages, p.attempts, p.canceled, p.deleted, p.housekeeping
     );
     if sqlite_path.is_some() {
         println!("gave back {} pages", swept.pages_freed);

@@ -35,6 +35,15 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// The retention sweep's settings from the configuration.
+pub fn retention_config(cfg: &Config) -> RetentionConfig {
+    RetentionConfig {
+        interval: cfg.prune_interval,
+        message_retention: cfg.message_retention,
+        ..RetentionConfig::default()
+    }
+}
+
 /// Creates and stores (hashed) a new admin token; returns the token.
 pub async fn create_admin_token(store: &dyn Resources, org_id: &str) -> anyhow::Result<String> {
     let token = generate_token("sk_");
@@ -86,7 +95,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 poll_interval: cfg.poll_interval,
                 retry_schedule: cfg.retry_schedule.clone(),
             },
-            RetentionConfig { interval: cfg.prune_interval, ..RetentionConfig::default() },
+            retention_config(&cfg),
             queue,
             sender,
             metrics,
@@ -105,7 +114,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             max_payload_bytes: cfg.max_payload_bytes,
             allow_private_networks: cfg.allow_private_networks,
             public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
-            payload_retention: cfg.retention,
+            payload_retention: cfg.payload_retention,
         },
         org_id,
         bootstrap_token_hash,

@@ -227,9 +227,10 @@ pub trait Queue: Send + Sync + 'static {
 
     /// One retention batch: expunges up to `batch` messages whose payload
     /// expired (their attempts' response bodies too; their waiting deliveries
-    /// are canceled), removes expired idempotency keys and tasks finished over
-    /// `task_retention_ms` ago.
-    async fn prune(&self, batch: usize, task_retention_ms: i64) -> Result<PruneReport>;
+    /// are canceled), deletes up to `batch` messages older than
+    /// `limits.messages_ms` with their deliveries and attempts, and removes
+    /// expired idempotency keys and tasks finished over `limits.tasks_ms` ago.
+    async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport>;
     /// Gives up to `max_pages` free pages back to the file system (SQLite's
     /// incremental vacuum); returns how many. A no-op where the database manages
     /// its own space (PostgreSQL's autovacuum).

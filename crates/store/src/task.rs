@@ -98,6 +98,16 @@ pub struct TaskStep {
     pub done: bool,
 }
 
+/// How long what is kept, for the retention sweep (Unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Messages (with their deliveries and attempts) are deleted this long
+    /// after they were created. Their payloads went earlier, at their own expiry.
+    pub messages_ms: i64,
+    /// Finished background tasks are deleted this long after they finished.
+    pub tasks_ms: i64,
+}
+
 /// What one retention sweep batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneReport {
@@ -107,6 +117,8 @@ pub struct PruneReport {
     pub attempts: u64,
     /// Deliveries canceled because their content is gone.
     pub canceled: u64,
+    /// Messages deleted, with their deliveries and attempts.
+    pub deleted: u64,
     /// Finished background tasks and expired idempotency keys removed.
     pub housekeeping: u64,
 }
@@ -120,6 +132,7 @@ impl PruneReport {
         self.messages += other.messages;
         self.attempts += other.attempts;
         self.canceled += other.canceled;
+        self.deleted += other.deleted;
         self.housekeeping += other.housekeeping;
     }
 }

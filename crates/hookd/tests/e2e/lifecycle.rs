@@ -262,7 +262,15 @@ async fn a_node_whose_clock_runs_ahead_takes_nothing_early() {
 /// the payload and the response bodies of its attempts; bounds are checked.
 #[tokio::test]
 async fn payload_retention_expires_payloads() {
-    let server = TestServer::spawn_with(with_args(&["--retention", "1s", "--prune-interval", "200ms"])).await;
+    let server = TestServer::spawn_with(with_args(&[
+        "--payload-retention",
+        "1s",
+        "--message-retention",
+        "1h",
+        "--prune-interval",
+        "200ms",
+    ]))
+    .await;
     let sink = Sink::start().await;
     let app = server.create_app("Acme").await;
     server.create_endpoint(&app, json!({"url": sink.url("/r")})).await;

@@ -55,8 +55,9 @@ ALTER TABLE delivery DROP COLUMN status, DROP COLUMN next_attempt_at;
 CREATE INDEX delivery_due ON delivery(due_at, endpoint_id) WHERE state = 'scheduled';
 -- Rescue reads only leased deliveries, oldest expiry first.
 CREATE INDEX delivery_lease ON delivery(lease_expires_at) WHERE state = 'leased';
--- Pausing and resuming an endpoint touches only what waits.
-CREATE INDEX delivery_waiting ON delivery(endpoint_id) WHERE state IN ('scheduled', 'paused');
+-- What waits for each endpoint, in due order: leasing an owned endpoint's due
+-- deliveries, and pausing or resuming an endpoint, touch only these rows.
+CREATE INDEX delivery_waiting ON delivery(endpoint_id, due_at) WHERE state IN ('scheduled', 'paused');
 
 -- Counts changes to an endpoint, so nodes holding its deliveries see edits.
 ALTER TABLE endpoint ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;

@@ -111,6 +111,16 @@ impl PostgresStore {
         let enqueues = batch::start(pool.clone());
         Ok(PostgresStore { pool, work, enqueues })
     }
+
+    /// Bytes on disk of the tables that grow with traffic, indexes and TOAST
+    /// included (for `hookd bench-retention` and operators' checks).
+    pub async fn table_sizes(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT t, pg_total_relation_size(to_regclass(t)) FROM unnest(ARRAY['message', 'delivery', 'attempt']) AS t",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }
 
 /// Applies the migrations not yet recorded in `schema_migration`, each in its own

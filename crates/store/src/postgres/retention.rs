@@ -3,13 +3,15 @@
 //! than waited for), so delivery keeps flowing. Autovacuum makes the space
 //! reusable (the tables' settings are in the migrations).
 
+use hookd_core::id::{id_floor_at, IdPrefix};
+use hookd_core::timefmt::now_millis;
 use sqlx::PgConnection;
 
-use crate::task::PruneReport;
+use crate::task::{PruneReport, Retention};
 use crate::Result;
 
 /// Run inside a transaction.
-pub async fn prune(c: &mut PgConnection, batch: usize, task_retention_ms: i64) -> Result<PruneReport> {
+pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Result<PruneReport> {
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM message WHERE expires_at <= hookd_now_ms() AND payload IS NOT NULL
          ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -42,6 +44,20 @@ pub async fn prune(c: &mut PgConnection, batch: usize, task_retention_ms: i64) -
         .await?
         .rows_affected();
     }
+    // The oldest messages, by id (ids sort by creation time), with their
+    // deliveries and attempts (foreign keys cascade).
+    let cutoff = id_floor_at(IdPrefix::Message, (now_millis() - limits.messages_ms).max(0) as u64);
+    report.deleted = sqlx::query(
+        "WITH old AS MATERIALIZED (
+             SELECT id FROM message WHERE id < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+         )
+         DELETE FROM message m USING old WHERE m.id = old.id",
+    )
+    .bind(cutoff)
+    .bind(batch as i64)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
     for sql in [
         "DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency WHERE expires_at < hookd_now_ms() LIMIT $1)",
         "DELETE FROM api_token WHERE ctid IN (SELECT ctid FROM api_token
@@ -54,7 +70,7 @@ pub async fn prune(c: &mut PgConnection, batch: usize, task_retention_ms: i64) -
              WHERE status <> 'running' AND updated_at < hookd_now_ms() - $2 LIMIT $1)",
     )
     .bind(batch as i64)
-    .bind(task_retention_ms)
+    .bind(limits.tasks_ms)
     .execute(&mut *c)
     .await?
     .rows_affected();

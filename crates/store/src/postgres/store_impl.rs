@@ -324,8 +324,8 @@ impl Queue for PostgresStore {
         transaction!(self, |tx| { tasks::fail(&mut tx, lease, error).await? })
     }
 
-    async fn prune(&self, batch: usize, task_retention_ms: i64) -> Result<PruneReport> {
-        transaction!(self, |tx| { retention::prune(&mut tx, batch, task_retention_ms).await? })
+    async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
+        transaction!(self, |tx| { retention::prune(&mut tx, batch, limits).await? })
     }
 
     async fn reclaim_space(&self, _max_pages: u64) -> Result<u64> {

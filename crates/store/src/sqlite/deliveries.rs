@@ -40,8 +40,11 @@ pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize, skip: &[
     }
     let ids: Vec<i64> = {
         let mut stmt = c.prepare_cached(
+            // `state IN (…)` names the partial index of waiting rows, so SQLite
+            // reads only those (not every delivery the endpoint ever had).
             "SELECT id FROM delivery d
-             WHERE d.state = 'scheduled' AND d.due_at <= ?1 AND d.endpoint_id IN (SELECT value FROM json_each(?3))
+             WHERE d.state IN ('scheduled', 'paused') AND d.state = 'scheduled' AND d.due_at <= ?1
+               AND d.endpoint_id IN (SELECT value FROM json_each(?3))
              ORDER BY d.due_at LIMIT ?2",
         )?;
         let owned = serde_json::to_string(&owned).expect("ids serialise");

@@ -131,6 +131,19 @@ impl SqliteStore {
         .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
+    /// Copies the WAL into the database file and empties it, so the file shows
+    /// its size after the space given back (`PRAGMA wal_checkpoint(TRUNCATE)`).
+    pub async fn checkpoint(&self) -> Result<()> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_connection(&path, false)?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
     /// Runs `f` on a read connection in a blocking task.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where

@@ -3,12 +3,13 @@
 //! so delivery keeps flowing), and the space they leave given back to the file
 //! system by incremental vacuum.
 
+use hookd_core::id::{id_floor_at, IdPrefix};
 use rusqlite::{params, Connection};
 
-use crate::task::PruneReport;
+use crate::task::{PruneReport, Retention};
 use crate::Result;
 
-pub fn prune(c: &Connection, now: i64, batch: usize, task_retention_ms: i64) -> Result<PruneReport> {
+pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Result<PruneReport> {
     let ids: Vec<String> = {
         let mut stmt = c.prepare_cached(
             "SELECT id FROM message WHERE expires_at <= ?1 AND payload IS NOT NULL ORDER BY expires_at LIMIT ?2",
@@ -33,6 +34,13 @@ pub fn prune(c: &Connection, now: i64, batch: usize, task_retention_ms: i64) -> 
             "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE expires_at < ?1 LIMIT ?2)",
         )?
         .execute(params![now, batch as i64])? as u64;
+    // The oldest messages, by id (ids sort by creation time), with their
+    // deliveries and attempts (foreign keys cascade). Deleting in creation order
+    // empties whole pages, which incremental vacuum then gives back.
+    let cutoff = id_floor_at(IdPrefix::Message, (now - limits.messages_ms).max(0) as u64);
+    report.deleted = c
+        .prepare_cached("DELETE FROM message WHERE id IN (SELECT id FROM message WHERE id < ?1 ORDER BY id LIMIT ?2)")?
+        .execute(params![cutoff, batch as i64])? as u64;
     report.housekeeping += c
         .prepare_cached("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
         .execute([now])? as u64;
@@ -41,12 +49,15 @@ pub fn prune(c: &Connection, now: i64, batch: usize, task_retention_ms: i64) -> 
             "DELETE FROM background_task WHERE id IN (SELECT id FROM background_task
                  WHERE status <> 'running' AND updated_at < ?1 LIMIT ?2)",
         )?
-        .execute(params![now - task_retention_ms, batch as i64])? as u64;
+        .execute(params![now - limits.tasks_ms, batch as i64])? as u64;
     Ok(report)
 }
 
-/// `PRAGMA incremental_vacuum(max_pages)`; returns the pages given back.
+/// `PRAGMA incremental_vacuum(max_pages)`; returns the pages given back. Also
+/// lets SQLite refresh its planner statistics where they drifted (`PRAGMA
+/// optimize`, cheap when nothing changed much).
 pub fn reclaim(c: &Connection, max_pages: u64) -> Result<u64> {
+    c.execute_batch("PRAGMA optimize")?;
     let free = |c: &Connection| -> Result<i64> { Ok(c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?) };
     let before = free(c)?;
     if before == 0 {

@@ -351,8 +351,8 @@ impl Queue for SqliteStore {
         self.write(move |c| tasks::fail(c, &lease, &error, now_millis())).await
     }
 
-    async fn prune(&self, batch: usize, task_retention_ms: i64) -> Result<PruneReport> {
-        self.write(move |c| retention::prune(c, now_millis(), batch, task_retention_ms)).await
+    async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
+        self.write(move |c| retention::prune(c, now_millis(), batch, limits)).await
     }
 
     async fn reclaim_space(&self, max_pages: u64) -> Result<u64> {

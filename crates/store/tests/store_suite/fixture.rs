@@ -172,6 +172,9 @@ impl Fixture {
     }
 }
 
+/// Retention that deletes nothing a test made: a day for messages and tasks.
+pub const KEEP: Retention = Retention { messages_ms: 86_400_000, tasks_ms: 86_400_000 };
+
 pub fn lease(owner: &str, ms: i64) -> Lease {
     Lease { owner: owner.into(), duration_ms: ms }
 }

@@ -8,7 +8,7 @@ use hookd_core::timefmt::now_millis;
 use hookd_core::{AttemptTrigger, Secret};
 use hookd_store::*;
 
-use crate::fixture::{lease, outcome, page, Fixture};
+use crate::fixture::{lease, outcome, page, Fixture, KEEP};
 
 fn disable(disabled: bool) -> EndpointChange {
     EndpointChange::Settings(EndpointSettings { disabled: Some(disabled), ..Default::default() })
@@ -322,12 +322,12 @@ pub async fn retention_expunges_expired_payloads_in_batches(f: Fixture) {
     }
     let young = f.send("a").await;
 
-    let first = f.store.prune(3, 86_400_000).await.unwrap();
+    let first = f.store.prune(3, KEEP).await.unwrap();
     assert_eq!((first.messages, first.attempts), (3, 3));
-    let second = f.store.prune(3, 86_400_000).await.unwrap();
+    let second = f.store.prune(3, KEEP).await.unwrap();
     assert_eq!((second.messages, second.attempts), (2, 2));
     assert_eq!(first.canceled + second.canceled, 1, "the retry that still waited");
-    assert!(f.store.prune(3, 86_400_000).await.unwrap().messages == 0);
+    assert!(f.store.prune(3, KEEP).await.unwrap().messages == 0);
     for m in &expired {
         assert!(f.store.get_message(&f.org, &f.app, &m.id).await.unwrap().payload.is_none());
     }
@@ -337,4 +337,16 @@ pub async fn retention_expunges_expired_payloads_in_batches(f: Fixture) {
     assert_eq!(f.delivery(&expired[0].id, &ep.id).await.state, DeliveryState::Canceled);
     assert_eq!(f.delivery(&young.id, &ep.id).await.state, DeliveryState::Scheduled);
     f.store.reclaim_space(1000).await.unwrap();
+
+    // Past the message retention, messages go whole, oldest first, with their
+    // deliveries and attempts.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let all = Retention { messages_ms: 10, ..KEEP };
+    assert_eq!(f.store.prune(4, all).await.unwrap().deleted, 4);
+    assert_eq!(f.store.prune(4, all).await.unwrap().deleted, 2);
+    for m in expired.iter().chain([&young]) {
+        assert!(matches!(f.store.get_message(&f.org, &f.app, &m.id).await, Err(StoreError::NotFound)));
+    }
+    assert!(f.store.list_attempts(&f.org, &f.app, &AttemptFilter::default(), &page(10)).await.unwrap().is_empty());
+    assert_eq!(f.store.pending_count().await.unwrap(), 0, "their deliveries went with them");
 }

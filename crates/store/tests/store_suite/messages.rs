@@ -5,7 +5,7 @@ use std::sync::Arc;
 use hookd_core::timefmt::now_millis;
 use hookd_store::*;
 
-use crate::fixture::{ids, lease, page, Fixture};
+use crate::fixture::{ids, lease, page, Fixture, KEEP};
 
 pub async fn a_repeated_event_id_conflicts_and_names_the_first_message(f: Fixture) {
     f.endpoint(None, None).await;
@@ -84,7 +84,7 @@ pub async fn an_idempotency_key_is_committed_with_what_it_created(f: Fixture) {
     let mut old = IdempotencyRecord { key: k3.clone(), ..record(&f, "x") };
     old.expires_at = now_millis() - 1;
     f.store.enqueue(f.message("a", None, None), None, None, Some(old)).await.unwrap();
-    assert!(f.store.prune(100, 86_400_000).await.unwrap().housekeeping >= 1);
+    assert!(f.store.prune(100, KEEP).await.unwrap().housekeeping >= 1);
     assert!(f.store.idempotency_lookup(&f.org, &idempotency_key()).await.unwrap().is_some(), "live keys stay");
 }
 
