@@ -18,6 +18,7 @@ use hookd_core::RetrySchedule;
 use hookd_store::{DeliveryJob, Endpoint, Lease, Outcome, Queue};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
+use crate::held::HeldLeases;
 use crate::metrics::Metrics;
 use crate::record::{self, attempt_outcome};
 use crate::sender::HttpSender;
@@ -57,22 +58,12 @@ struct EndpointQueue {
     in_flight: usize,
 }
 
-/// A delivery held here: since when (Unix ms, this node's clock) and under
-/// which lease token.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    since: i64,
-    token: i64,
-}
-
 /// Everything held in memory, under one lock.
 #[derive(Default)]
 struct Queues {
     by_endpoint: HashMap<String, EndpointQueue>,
-    /// The deliveries queued, in flight, or with an outcome not yet written: a
-    /// delivery claimed again (its lease ran out while it was here, and it was
-    /// rescued) is not taken twice, and its newest token is the one recorded.
-    held: HashMap<i64, Held>,
+    /// The deliveries queued, in flight, or with an outcome not yet written.
+    held: HeldLeases,
 }
 
 #[derive(Clone)]
@@ -198,10 +189,7 @@ impl Dispatcher {
         let cap = self.endpoint_queue_cap();
         let now = now_millis();
         for job in jobs {
-            // Held already: its lease ran out and it was claimed again. The copy
-            // here goes on under the new token.
-            if let Some(held) = queues.held.get_mut(&job.delivery_id) {
-                *held = Held { since: now, token: job.lease_token };
+            if queues.held.renew_if_held(job.delivery_id, job.lease_token, now) {
                 continue;
             }
             // One endpoint's backlog may not fill this node's memory: past its cap,
@@ -215,7 +203,7 @@ impl Dispatcher {
                 self.emit(released);
                 continue;
             }
-            queues.held.insert(job.delivery_id, Held { since: now, token: job.lease_token });
+            queues.held.hold(job.delivery_id, job.lease_token, now);
             added += 1;
             added_bytes += size;
             let id = job.endpoint.id.clone();
@@ -258,14 +246,32 @@ impl Dispatcher {
                 if ep.revision <= q.endpoint.revision {
                     continue;
                 }
-                let disabled = ep.disabled;
+                let (id, disabled) = (ep.id.clone(), ep.disabled);
                 q.endpoint = Arc::new(ep);
                 if disabled {
                     paused.extend(q.waiting.drain(..));
+                    // Drop the queue if nothing of it is in flight either.
+                    self.pump(&mut queues, &id);
                 }
             }
         }
         self.release_queued(&paused, record::paused);
+    }
+
+    /// Cancels the deliveries of a message whose content was just expunged that
+    /// are queued here (not yet sent): they carry their own copy of the payload.
+    pub fn message_expunged(&self, msg_id: &str) {
+        let canceled: Vec<DeliveryJob> = {
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::new();
+            for q in queues.by_endpoint.values_mut() {
+                let (gone, keep): (Vec<_>, Vec<_>) = q.waiting.drain(..).partition(|j| j.msg_id == msg_id);
+                q.waiting = keep.into();
+                out.extend(gone);
+            }
+            out
+        };
+        self.release_queued(&canceled, record::canceled);
     }
 
     /// Lets queued deliveries go (they never started) with the outcome `make` gives.
@@ -349,10 +355,8 @@ impl Dispatcher {
     /// token this node holds it by.
     fn emit_for(&self, job: &DeliveryJob, mut outcome: Outcome) {
         {
-            let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(held) = queues.held.get(&job.delivery_id) {
-                outcome.lease_token = held.token;
-            }
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            outcome.lease_token = queues.held.emitted(job.delivery_id, outcome.lease_token);
         }
         self.emit(outcome);
     }
@@ -390,10 +394,7 @@ impl Dispatcher {
     fn forget(&self, written: &[Outcome]) {
         let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         for o in written {
-            // A delivery claimed again meanwhile is held under its new token still.
-            if queues.held.get(&o.delivery_id).is_some_and(|h| h.token == o.lease_token) {
-                queues.held.remove(&o.delivery_id);
-            }
+            queues.held.written(o.delivery_id, o.lease_token);
         }
     }
 
@@ -408,7 +409,7 @@ impl Dispatcher {
     fn lease_may_be_lost(&self, delivery_id: i64, now: i64) -> bool {
         let leased_at = {
             let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            queues.held.get(&delivery_id).map_or(now, |h| h.since)
+            queues.held.since(delivery_id).unwrap_or(now)
         };
         let fresh_since = leased_at.max(self.inner.renewed_at.load(Ordering::Relaxed));
         now - fresh_since > self.inner.config.lease_duration.as_millis() as i64 * 2 / 3
@@ -417,7 +418,7 @@ impl Dispatcher {
     /// Ids of the deliveries held here and of the endpoints they go to.
     pub fn held(&self) -> (Vec<i64>, Vec<String>) {
         let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-        (queues.held.keys().copied().collect(), queues.by_endpoint.keys().cloned().collect())
+        (queues.held.ids(), queues.by_endpoint.keys().cloned().collect())
     }
 
     /// Deliveries queued or in flight on this node.

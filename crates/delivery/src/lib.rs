@@ -14,6 +14,7 @@
 
 pub mod claim;
 pub mod dispatcher;
+mod held;
 pub mod metrics;
 pub mod record;
 pub mod retention;
@@ -139,17 +140,33 @@ impl Deliveries {
         endpoint_id: &str,
         idem: Option<IdempotencyRecord>,
     ) -> Result<()> {
-        let dispatcher = self.inner.dispatcher.as_ref();
-        let lease = dispatcher.and_then(|d| d.lease_if_room());
-        let jobs = self.inner.queue.resend(org_id, app_id, msg_id, endpoint_id, lease, idem).await?;
-        if let Some(d) = dispatcher {
-            if jobs.is_empty() {
-                d.wake();
-            } else {
-                d.submit(jobs);
+        // In a task of its own, as `accept`: a delivery leased here must reach
+        // the dispatcher even if the caller goes away.
+        let this = self.clone();
+        let (org, app, msg, ep) = (org_id.to_string(), app_id.to_string(), msg_id.to_string(), endpoint_id.to_string());
+        tokio::spawn(async move {
+            let dispatcher = this.inner.dispatcher.as_ref();
+            let lease = dispatcher.and_then(|d| d.lease_if_room());
+            let jobs = this.inner.queue.resend(&org, &app, &msg, &ep, lease, idem).await?;
+            if let Some(d) = dispatcher {
+                if jobs.is_empty() {
+                    d.wake();
+                } else {
+                    d.submit(jobs);
+                }
             }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    /// Tells this node that a message's content was expunged: its deliveries
+    /// queued here are canceled rather than sent with the copy they hold.
+    pub fn message_expunged(&self, msg_id: &str) {
+        if let Some(d) = &self.inner.dispatcher {
+            d.message_expunged(msg_id);
         }
-        Ok(())
     }
 
     /// Scheduled and leased deliveries in the store.

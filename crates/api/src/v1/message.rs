@@ -245,5 +245,6 @@ pub async fn expunge_content(
 ) -> ApiResult<StatusCode> {
     let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     state.resources.expunge_message_content(auth.org_id(), &auth.app.id, &msg.id).await?;
+    state.deliveries.message_expunged(&msg.id);
     Ok(StatusCode::NO_CONTENT)
 }

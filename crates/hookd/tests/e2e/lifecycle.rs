@@ -155,9 +155,11 @@ async fn a_resend_during_an_attempt_in_flight_yields_an_attempt() {
 
 /// PATCH and secret rotation racing each other: each rotation's caller gets
 /// the secret that then signs, and every PATCH is kept.
-#[tokio::test]
-async fn concurrent_patches_and_rotations_keep_both() {
-    let server = TestServer::spawn().await;
+async fn concurrent_patches_and_rotations_keep_both(database_url: Option<&str>) {
+    let server = match database_url {
+        Some(url) => TestServer::spawn_with(with_args(&["--database-url", url])).await,
+        None => TestServer::spawn().await,
+    };
     let sink = Sink::start().await;
     let app = server.create_app("Acme").await;
     let ep = text(&server.create_endpoint(&app, json!({"url": sink.url("/x")})).await["id"]);
@@ -178,6 +180,18 @@ async fn concurrent_patches_and_rotations_keep_both() {
     server.send_message(&app, "a.b", json!({})).await;
     let got = sink.wait_for(1, Duration::from_secs(10)).await;
     assert!(crate::support::verify_standard_webhook(&text(&secret["key"]), &got[0]));
+}
+
+#[tokio::test]
+async fn concurrent_patches_and_rotations_keep_both_on_sqlite() {
+    concurrent_patches_and_rotations_keep_both(None).await;
+}
+
+#[tokio::test]
+async fn concurrent_patches_and_rotations_keep_both_on_postgres() {
+    let Some(admin) = shared_url() else { return };
+    let db = TestDatabase::create(&admin);
+    concurrent_patches_and_rotations_keep_both(Some(&db.url)).await;
 }
 
 /// A receiver that answers 200 with a NUL byte (or invalid UTF-8) in its body:

@@ -28,7 +28,8 @@ CREATE TABLE delivery_v3 (
 -- Old statuses: 0 success, 1 pending, 2 fail, 3 sending (retrying), 4 canceled.
 -- Deliveries that disabling an endpoint canceled are given back: every delivery
 -- still to be made to a disabled endpoint is paused, and one canceled by a
--- disable is due now if the endpoint was enabled since. Leases are dropped:
+-- disable in the last 14 days is due now if the endpoint was enabled since (an
+-- older one stays canceled rather than surprise a receiver months late). Leases are dropped:
 -- whatever was in flight is due now.
 INSERT INTO delivery_v3 (id, org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at)
 SELECT d.id, d.org_id, d.app_id, d.msg_id, d.endpoint_id,
@@ -36,13 +37,15 @@ SELECT d.id, d.org_id, d.app_id, d.msg_id, d.endpoint_id,
            WHEN d.status = 0 THEN 'succeeded'
            WHEN d.status = 2 THEN 'failed'
            WHEN d.status = 4 AND m.payload IS NULL THEN 'canceled'
+           WHEN d.status = 4 AND d.updated_at < CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 14 * 86400000 THEN 'canceled'
            WHEN e.disabled THEN 'paused'
            ELSE 'scheduled'
        END,
        d.attempts,
        CASE
            WHEN d.status IN (0, 2) THEN NULL
-           WHEN (d.status = 4 AND m.payload IS NULL) OR e.disabled THEN NULL
+           WHEN d.status = 4 AND (m.payload IS NULL OR d.updated_at < CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 14 * 86400000) THEN NULL
+           WHEN e.disabled THEN NULL
            WHEN d.lease_owner IS NOT NULL THEN d.updated_at
            ELSE COALESCE(d.next_attempt_at, d.updated_at)
        END,

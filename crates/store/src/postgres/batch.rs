@@ -10,10 +10,12 @@
 //! nothing.
 //!
 //! The group runs optimistically. If anything in it is not plain — a key or an
-//! eventId already taken, a statement failing — it is rolled back and every
+//! eventId already taken, a statement refused — it is rolled back and every
 //! request runs again on its own (`messages::create`), which gives each its own
-//! answer (a replay, a conflict, an error). Rows are locked in key order within
-//! a group, so concurrent groups wait for each other but do not deadlock.
+//! answer (a replay, a conflict, an error). When the database is out of reach,
+//! or a commit fails (it may have landed), every caller is answered unavailable
+//! at once instead. Rows are locked in key order within a group, so concurrent
+//! groups wait for each other but do not deadlock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -75,6 +77,15 @@ async fn run_group(pool: &PgPool, group: Vec<Request>) {
             Ok(Some(results)) => {
                 for (req, result) in group.into_iter().zip(results) {
                     let _ = req.reply.send(Ok(result));
+                }
+                return;
+            }
+            // The database is out of reach, or the commit's outcome is unknown
+            // (it may have landed): every caller gets that answer (a 503 that
+            // says to retry with the same idempotency key), at once.
+            Err(StoreError::Unavailable(e)) => {
+                for req in group {
+                    let _ = req.reply.send(Err(StoreError::Unavailable(e.clone())));
                 }
                 return;
             }
@@ -205,8 +216,9 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
             if !wanted {
                 continue;
             }
+            // A disabled endpoint (a test send) is scheduled, as in `messages::create`.
             let state = match &r.lease {
-                _ if ep.disabled => "paused",
+                _ if ep.disabled => "scheduled",
                 None => "scheduled",
                 Some(lease) => match standing(holder.as_ref(), lease, now) {
                     Standing::Holds => "leased",
@@ -289,7 +301,8 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
         .await?;
         rows.into_iter().map(|(id, m, e)| ((m, e), id)).collect()
     };
-    tx.commit().await?;
+    // A failed commit may still have landed: never run the group again after it.
+    tx.commit().await.map_err(|e| StoreError::Unavailable(format!("the commit's outcome is unknown: {e}")))?;
 
     let mut results = Vec::with_capacity(group.len());
     for (r, dests) in group.iter().zip(planned) {

@@ -3,10 +3,14 @@
 //! fencing token), and every time is the database's (`hookd_now_ms()`).
 //!
 //! Lock order: statements that lock several delivery rows and may wait for them
-//! (recording outcomes, renewing leases, pausing an endpoint) lock in ascending
-//! id or one endpoint's rows at a time; the claim and the rescue never wait
-//! (`SKIP LOCKED`). Queue ownership rows are always taken before delivery rows.
-//! So concurrent batches do not deadlock.
+//! (recording outcomes, renewing leases, pausing and resuming an endpoint,
+//! recover) lock them in ascending id; the claim and the rescue never wait
+//! (`SKIP LOCKED`). Queue ownership rows are taken before delivery rows. An
+//! endpoint edit locks its endpoint row, then only rows that wait (never a
+//! leased one), while recording an outcome locks leased rows, then the endpoint
+//! row only to decide a pause; so the two wait for each other but do not
+//! deadlock. What remains possible (a retention delete meeting an outcome of
+//! the same message) PostgreSQL detects and rolls back one side, which retries.
 
 use std::collections::HashMap;
 
@@ -123,49 +127,61 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
     let mut latest: Vec<&Outcome> = last.into_values().collect();
     latest.sort_by_key(|o| o.delivery_id);
 
-    let attempts: Vec<(&Attempt, i64)> =
-        outcomes.iter().filter_map(|o| o.attempt.as_ref().map(|a| (a, o.delivery_id))).collect();
+    // Each attempt with the lease it was made under: it is stored only if that
+    // lease's outcome landed.
+    let attempts: Vec<(&Attempt, i64, i64)> =
+        outcomes.iter().filter_map(|o| o.attempt.as_ref().map(|a| (a, o.delivery_id, o.lease_token))).collect();
     let col =
-        |f: fn(&Attempt) -> &str| attempts.iter().map(|(a, _)| storable_str(f(a)).into_owned()).collect::<Vec<_>>();
+        |f: fn(&Attempt) -> &str| attempts.iter().map(|(a, _, _)| storable_str(f(a)).into_owned()).collect::<Vec<_>>();
 
     sqlx::query(
         "WITH o AS (
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::integer[], $5::bigint[])
-                 AS o(id, token, state, attempts, after_ms)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::integer[], $5::bigint[], $6::boolean[])
+                 AS o(id, token, state, attempts, after_ms, attempted)
          ), locked AS MATERIALIZED (
              SELECT d.id FROM delivery d JOIN o ON o.id = d.id
              WHERE d.state = 'leased' AND d.lease_token = o.token
              ORDER BY d.id FOR UPDATE OF d
+         ), endpoints AS MATERIALIZED (
+             -- A pause is decided against the endpoint as committed: FOR SHARE
+             -- waits for an enable (or disable) in progress, so a pause cannot
+             -- land on a delivery that enable's resume did not see.
+             SELECT e.id, e.disabled FROM endpoint e
+             WHERE e.id IN (SELECT d.endpoint_id FROM delivery d JOIN o ON o.id = d.id WHERE o.state = 'paused')
+             ORDER BY e.id FOR SHARE OF e
          ), updated AS (
              UPDATE delivery d SET
                  state = CASE WHEN d.resend_pending THEN 'scheduled'
                               WHEN o.state = 'paused' THEN
-                                  CASE WHEN (SELECT disabled FROM endpoint e WHERE e.id = d.endpoint_id)
+                                  CASE WHEN (SELECT disabled FROM endpoints e WHERE e.id = d.endpoint_id)
                                        THEN 'paused' ELSE 'scheduled' END
                               ELSE o.state END,
                  due_at = CASE WHEN d.resend_pending THEN hookd_now_ms()
                                WHEN o.state = 'scheduled' THEN hookd_now_ms() + o.after_ms
                                WHEN o.state = 'paused' THEN
-                                   CASE WHEN (SELECT disabled FROM endpoint e WHERE e.id = d.endpoint_id)
+                                   CASE WHEN (SELECT disabled FROM endpoints e WHERE e.id = d.endpoint_id)
                                         THEN NULL ELSE hookd_now_ms() END
                                ELSE NULL END,
                  attempts = o.attempts,
-                 next_trigger = CASE WHEN d.resend_pending THEN 1 ELSE 0 END,
+                 -- The next attempt is manual after a resend; after an attempt it is
+                 -- scheduled; a delivery given back unsent keeps what it had.
+                 next_trigger = CASE WHEN d.resend_pending THEN 1 WHEN o.attempted THEN 0 ELSE d.next_trigger END,
                  resend_pending = FALSE,
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = hookd_now_ms()
              FROM o JOIN locked ON locked.id = o.id
              WHERE d.id = o.id
-             RETURNING d.id
+             RETURNING d.id, o.token
          )
          INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
              response_duration_ms, trigger_type, created_at)
          SELECT a.id, a.org_id, a.app_id, a.msg_id, a.endpoint_id, a.url, a.status, a.response_status_code,
                 a.response, a.response_duration_ms, a.trigger_type, a.created_at
-         FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::smallint[],
-                     $13::integer[], $14::text[], $15::bigint[], $16::smallint[], $17::bigint[], $18::bigint[])
+         FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::smallint[],
+                     $14::integer[], $15::text[], $16::bigint[], $17::smallint[], $18::bigint[], $19::bigint[],
+                     $20::bigint[])
                   AS a(id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
-                       response_duration_ms, trigger_type, created_at, delivery_id)
-         WHERE a.delivery_id IN (SELECT id FROM updated)
+                       response_duration_ms, trigger_type, created_at, delivery_id, token)
+         WHERE (a.delivery_id, a.token) IN (SELECT id, token FROM updated)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(latest.iter().map(|o| o.delivery_id).collect::<Vec<i64>>())
@@ -173,19 +189,21 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
     .bind(latest.iter().map(|o| o.next.state().as_str()).collect::<Vec<&str>>())
     .bind(latest.iter().map(|o| i32::try_from(o.attempts).unwrap_or(i32::MAX)).collect::<Vec<i32>>())
     .bind(latest.iter().map(|o| o.next.due_after_ms().unwrap_or(0)).collect::<Vec<i64>>())
+    .bind(latest.iter().map(|o| o.attempt.is_some()).collect::<Vec<bool>>())
     .bind(col(|a| &a.id))
     .bind(col(|a| &a.org_id))
     .bind(col(|a| &a.app_id))
     .bind(col(|a| &a.msg_id))
     .bind(col(|a| &a.endpoint_id))
     .bind(col(|a| &a.url))
-    .bind(attempts.iter().map(|(a, _)| a.status as i16).collect::<Vec<i16>>())
-    .bind(attempts.iter().map(|(a, _)| a.response_status_code).collect::<Vec<i32>>())
+    .bind(attempts.iter().map(|(a, _, _)| a.status as i16).collect::<Vec<i16>>())
+    .bind(attempts.iter().map(|(a, _, _)| a.response_status_code).collect::<Vec<i32>>())
     .bind(col(|a| &a.response))
-    .bind(attempts.iter().map(|(a, _)| a.response_duration_ms).collect::<Vec<i64>>())
-    .bind(attempts.iter().map(|(a, _)| a.trigger as i16).collect::<Vec<i16>>())
-    .bind(attempts.iter().map(|(a, _)| a.created_at).collect::<Vec<i64>>())
-    .bind(attempts.iter().map(|(_, d)| *d).collect::<Vec<i64>>())
+    .bind(attempts.iter().map(|(a, _, _)| a.response_duration_ms).collect::<Vec<i64>>())
+    .bind(attempts.iter().map(|(a, _, _)| a.trigger as i16).collect::<Vec<i16>>())
+    .bind(attempts.iter().map(|(a, _, _)| a.created_at).collect::<Vec<i64>>())
+    .bind(attempts.iter().map(|(_, d, _)| *d).collect::<Vec<i64>>())
+    .bind(attempts.iter().map(|(_, _, t)| *t).collect::<Vec<i64>>())
     .execute(c)
     .await?;
     Ok(())
@@ -271,8 +289,11 @@ pub async fn resend(
 /// Disabling an endpoint pauses what waits for it; enabling makes that due now.
 pub async fn pause_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<u64> {
     let n = sqlx::query(
-        "UPDATE delivery SET state = 'paused', due_at = NULL, updated_at = hookd_now_ms()
-         WHERE endpoint_id = $1 AND state = 'scheduled'",
+        "WITH waiting AS MATERIALIZED (
+             SELECT id FROM delivery WHERE endpoint_id = $1 AND state = 'scheduled' ORDER BY id FOR UPDATE
+         )
+         UPDATE delivery d SET state = 'paused', due_at = NULL, updated_at = hookd_now_ms()
+         FROM waiting WHERE d.id = waiting.id AND d.state = 'scheduled'",
     )
     .bind(endpoint_id)
     .execute(c)
@@ -282,8 +303,11 @@ pub async fn pause_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<u
 
 pub async fn resume_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<u64> {
     let n = sqlx::query(
-        "UPDATE delivery SET state = 'scheduled', due_at = hookd_now_ms(), updated_at = hookd_now_ms()
-         WHERE endpoint_id = $1 AND state = 'paused'",
+        "WITH paused AS MATERIALIZED (
+             SELECT id FROM delivery WHERE endpoint_id = $1 AND state = 'paused' ORDER BY id FOR UPDATE
+         )
+         UPDATE delivery d SET state = 'scheduled', due_at = hookd_now_ms(), updated_at = hookd_now_ms()
+         FROM paused WHERE d.id = paused.id AND d.state = 'paused'",
     )
     .bind(endpoint_id)
     .execute(c)

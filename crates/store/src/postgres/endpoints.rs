@@ -94,7 +94,9 @@ pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
 }
 
 /// Applies `change` to the endpoint as stored (its row locked until the
-/// transaction ends) and writes the columns it owns; pauses or resumes its
+/// transaction ends; `NO KEY UPDATE`, so inserts of deliveries and attempts,
+/// whose foreign keys only need the key to stay, do not wait) and writes the
+/// columns it owns; pauses or resumes its
 /// deliveries when `disabled` flips. Run inside a transaction.
 pub async fn update(
     c: &mut PgConnection,
@@ -105,7 +107,8 @@ pub async fn update(
     now: i64,
 ) -> Result<EndpointUpdated> {
     let row = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.org_id = $1 AND e.app_id = $2 AND e.id = $3 FOR UPDATE"
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoint e WHERE e.org_id = $1 AND e.app_id = $2 AND e.id = $3
+         FOR NO KEY UPDATE"
     ))
     .bind(org_id)
     .bind(app_id)

@@ -88,16 +88,12 @@ pub async fn create(
         }
     }
 
-    // Only a test send reaches a disabled endpoint: it waits for the enable.
+    // Only a test send reaches a disabled endpoint. It is scheduled, not leased:
+    // the node that claims it pauses it (only an outcome decides a pause, against
+    // the endpoint as it is then), and an enable sends it.
     let endpoint_ids: Vec<&str> = wanted.iter().map(|(ep, _)| ep.id.as_str()).collect();
-    let states: Vec<&str> = wanted
-        .iter()
-        .map(|(ep, _)| match () {
-            _ if ep.disabled => "paused",
-            _ if owned.contains(&ep.id) => "leased",
-            _ => "scheduled",
-        })
-        .collect();
+    let states: Vec<&str> =
+        wanted.iter().map(|(ep, _)| if owned.contains(&ep.id) { "leased" } else { "scheduled" }).collect();
     let ids = insert_deliveries(c, msg, &endpoint_ids, &states, lease).await?;
 
     let unleased = states.iter().filter(|s| **s == "scheduled").count();

@@ -45,11 +45,14 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
         .rows_affected();
     }
     // The oldest messages, by id (ids sort by creation time), with their
-    // deliveries and attempts (foreign keys cascade).
+    // deliveries and attempts (foreign keys cascade); not while one of its
+    // deliveries is in flight.
     let cutoff = id_floor_at(IdPrefix::Message, (now_millis() - limits.messages_ms).max(0) as u64);
     report.deleted = sqlx::query(
         "WITH old AS MATERIALIZED (
-             SELECT id FROM message WHERE id < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+             SELECT m.id FROM message m WHERE m.id < $1
+               AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.state = 'leased')
+             ORDER BY m.id LIMIT $2 FOR UPDATE SKIP LOCKED
          )
          DELETE FROM message m USING old WHERE m.id = old.id",
     )

@@ -154,7 +154,8 @@ pub async fn fail(c: &mut PgConnection, lease: &TaskLease, error: &str) -> Resul
 /// One batch of failed attempts to the endpoint in the range, after the
 /// cursor: each attempted message's delivery that has not succeeded since is
 /// due now (a failed one, or one waiting for its next retry), as a manual
-/// attempt; paused instead while the endpoint is disabled. Returns (made due,
+/// attempt (while the endpoint is disabled, the node that claims it pauses it).
+/// Returns (made due,
 /// new cursor, attempts seen).
 async fn recover_batch(
     c: &mut PgConnection,
@@ -181,7 +182,6 @@ async fn recover_batch(
     let mut msg_ids: Vec<&str> = rows.iter().map(|(_, m)| m.as_str()).collect();
     msg_ids.sort_unstable();
     msg_ids.dedup();
-    let to = if ep.disabled { "paused" } else { "scheduled" };
     // Rows locked in id order within one endpoint, like every multi-row lock here.
     let sent = sqlx::query(
         "WITH picked AS MATERIALIZED (
@@ -190,13 +190,12 @@ async fn recover_batch(
                AND (state = 'failed' OR (state = 'scheduled' AND due_at > hookd_now_ms()))
              ORDER BY id FOR UPDATE
          )
-         UPDATE delivery d SET state = $3, due_at = CASE WHEN $3 = 'scheduled' THEN hookd_now_ms() END,
-             next_trigger = $4, updated_at = hookd_now_ms()
+         UPDATE delivery d SET state = 'scheduled', due_at = hookd_now_ms(), next_trigger = $3,
+             updated_at = hookd_now_ms()
          FROM picked WHERE d.id = picked.id",
     )
     .bind(&ep.id)
     .bind(&msg_ids)
-    .bind(to)
     .bind(AttemptTrigger::Manual as i16)
     .execute(&mut *c)
     .await?
@@ -205,8 +204,8 @@ async fn recover_batch(
 }
 
 /// One batch of the application's messages in the range, after the cursor:
-/// those the endpoint accepts and never got get a delivery, due now (paused
-/// while the endpoint is disabled). Returns (created, new cursor, messages seen).
+/// those the endpoint accepts and never got get a delivery, due now (while the
+/// endpoint is disabled, the node that claims it pauses it). Returns (created, new cursor, messages seen).
 async fn replay_batch(
     c: &mut PgConnection,
     task: &BackgroundTask,
@@ -231,22 +230,19 @@ async fn replay_batch(
     let candidates = rows::collect(candidates, rows::message)?;
     let msg_ids: Vec<&str> =
         candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())).map(|m| m.id.as_str()).collect();
-    let state = if ep.disabled { "paused" } else { "scheduled" };
     let sent = if msg_ids.is_empty() {
         0
     } else {
         sqlx::query(
             "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at,
                  updated_at)
-             SELECT $1, $2, t.msg_id, $3, $4, 0, CASE WHEN $4 = 'scheduled' THEN hookd_now_ms() END,
-                    hookd_now_ms(), hookd_now_ms()
-             FROM unnest($5::text[]) AS t(msg_id)
+             SELECT $1, $2, t.msg_id, $3, 'scheduled', 0, hookd_now_ms(), hookd_now_ms(), hookd_now_ms()
+             FROM unnest($4::text[]) AS t(msg_id)
              ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
         )
         .bind(&ep.org_id)
         .bind(&ep.app_id)
         .bind(&ep.id)
-        .bind(state)
         .bind(&msg_ids)
         .execute(&mut *c)
         .await?

@@ -88,7 +88,8 @@ pub fn rescue_expired(c: &Connection, now: i64, limit: usize) -> Result<u64> {
 /// Applies each outcome whose delivery is still leased under its token, and
 /// stores its attempt. A delivery asked to be resent while leased is due again
 /// now, as a manual attempt, whatever the outcome; a pause is kept only while
-/// the endpoint is still disabled.
+/// the endpoint is still disabled; a delivery given back unsent keeps whether
+/// its next attempt is manual.
 pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result<()> {
     let mut update = c.prepare_cached(
         "UPDATE delivery SET
@@ -101,7 +102,8 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
                            WHEN ?3 = 'paused' AND NOT (SELECT disabled FROM endpoint WHERE id = delivery.endpoint_id)
                                THEN ?6
                            ELSE NULL END,
-             attempts = ?4, next_trigger = resend_pending, resend_pending = 0,
+             attempts = ?4, resend_pending = 0,
+             next_trigger = CASE WHEN resend_pending THEN 1 WHEN ?7 THEN 0 ELSE next_trigger END,
              lease_owner = NULL, lease_expires_at = NULL, updated_at = ?6
          WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
     )?;
@@ -118,7 +120,8 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
             o.next.state().as_str(),
             o.attempts,
             o.next.due_after_ms().unwrap_or(0),
-            now
+            now,
+            o.attempt.is_some()
         ])?;
         // Another node took the delivery over, or it was deleted meanwhile.
         if n == 0 {

@@ -65,9 +65,12 @@ pub fn create(
         if !wanted {
             continue;
         }
-        // Only a test send reaches a disabled endpoint: it waits for the enable.
+        // Only a test send reaches a disabled endpoint. It is scheduled, not
+        // leased: the node that claims it pauses it (only an outcome decides a
+        // pause, against the endpoint as it is then), and an enable sends it.
         if ep.disabled {
-            insert_delivery(c, msg, &ep.id, "paused", now)?;
+            insert_delivery(c, msg, &ep.id, "scheduled", now)?;
+            unleased += 1;
             continue;
         }
         // Lease only what goes to endpoints this node owns; the rest is the owner's.

@@ -35,11 +35,16 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
         )?
         .execute(params![now, batch as i64])? as u64;
     // The oldest messages, by id (ids sort by creation time), with their
-    // deliveries and attempts (foreign keys cascade). Deleting in creation order
-    // empties whole pages, which incremental vacuum then gives back.
+    // deliveries and attempts (foreign keys cascade); not while one of its
+    // deliveries is in flight. Deleting in creation order empties whole pages,
+    // which incremental vacuum then gives back.
     let cutoff = id_floor_at(IdPrefix::Message, (now - limits.messages_ms).max(0) as u64);
     report.deleted = c
-        .prepare_cached("DELETE FROM message WHERE id IN (SELECT id FROM message WHERE id < ?1 ORDER BY id LIMIT ?2)")?
+        .prepare_cached(
+            "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.id < ?1
+                 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.state = 'leased')
+                 ORDER BY m.id LIMIT ?2)",
+        )?
         .execute(params![cutoff, batch as i64])? as u64;
     report.housekeeping += c
         .prepare_cached("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1")?

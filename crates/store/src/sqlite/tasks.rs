@@ -134,7 +134,8 @@ pub fn fail(c: &Connection, lease: &TaskLease, error: &str, now: i64) -> Result<
 /// One batch of failed attempts to the endpoint in the range, after the
 /// cursor: each attempted message's delivery that has not succeeded since is
 /// due now (a failed one, or one waiting for its next retry), as a manual
-/// attempt; paused instead while the endpoint is disabled. Returns (made due,
+/// attempt (while the endpoint is disabled, the node that claims it pauses it).
+/// Returns (made due,
 /// new cursor, attempts seen).
 fn recover_batch(
     c: &Connection,
@@ -157,23 +158,21 @@ fn recover_batch(
             stmt.query_map(params![ep.id, floor, after, ceiling, batch as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let to = if ep.disabled { "paused" } else { "scheduled" };
     let mut update = c.prepare_cached(
-        "UPDATE delivery SET state = ?3, due_at = CASE WHEN ?3 = 'scheduled' THEN ?4 END, next_trigger = ?5,
-             updated_at = ?4
+        "UPDATE delivery SET state = 'scheduled', due_at = ?3, next_trigger = ?4, updated_at = ?3
          WHERE msg_id = ?1 AND endpoint_id = ?2
-           AND (state = 'failed' OR (state = 'scheduled' AND due_at > ?4))",
+           AND (state = 'failed' OR (state = 'scheduled' AND due_at > ?3))",
     )?;
     let mut sent = 0;
     for (_, msg_id) in &rows {
-        sent += update.execute(params![msg_id, ep.id, to, now, AttemptTrigger::Manual as i64])? as u64;
+        sent += update.execute(params![msg_id, ep.id, now, AttemptTrigger::Manual as i64])? as u64;
     }
     Ok((sent, rows.last().map(|(id, _)| id.clone()), rows.len()))
 }
 
 /// One batch of the application's messages in the range, after the cursor:
-/// those the endpoint accepts and never got get a delivery, due now (paused
-/// while the endpoint is disabled). Returns (created, new cursor, messages seen).
+/// those the endpoint accepts and never got get a delivery, due now (while the
+/// endpoint is disabled, the node that claims it pauses it). Returns (created, new cursor, messages seen).
 fn replay_batch(
     c: &Connection,
     task: &BackgroundTask,
@@ -194,11 +193,11 @@ fn replay_batch(
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut exists = c.prepare_cached("SELECT 1 FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2")?;
-    let state = if ep.disabled { "paused" } else { "scheduled" };
+
     let mut sent = 0;
     for m in candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())) {
         if exists.query_row(params![m.id, ep.id], |_| Ok(())).optional()?.is_none() {
-            messages::insert_delivery(c, m, &ep.id, state, now)?;
+            messages::insert_delivery(c, m, &ep.id, "scheduled", now)?;
             sent += 1;
         }
     }

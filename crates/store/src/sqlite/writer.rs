@@ -101,13 +101,24 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs the group and commits it; the jobs keep their own results.
+/// Runs the group and commits it; the jobs keep their own results. Whatever
+/// fails on the way, the transaction is rolled back and what was remembered of
+/// its writes forgotten before the error is returned.
 fn commit_group(conn: &Connection, batch: &mut [WriteJob], rolled_back: &impl Fn()) -> Result<()> {
     exec(conn, "BEGIN IMMEDIATE").map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let committed = run_and_commit(conn, batch, rolled_back);
+    if committed.is_err() {
+        let _ = exec(conn, "ROLLBACK");
+        rolled_back();
+    }
+    committed
+}
+
+fn run_and_commit(conn: &Connection, batch: &mut [WriteJob], rolled_back: &impl Fn()) -> Result<()> {
     let all_ok = batch.iter_mut().all(|job| run_guarded(conn, job) == Ran::Ok);
     if !all_ok {
         // Again, each write in its own savepoint: a failure is its own.
-        let _ = exec(conn, "ROLLBACK");
+        exec(conn, "ROLLBACK")?;
         rolled_back();
         exec(conn, "BEGIN IMMEDIATE").map_err(|e| StoreError::Unavailable(e.to_string()))?;
         for job in batch.iter_mut() {
@@ -115,25 +126,19 @@ fn commit_group(conn: &Connection, batch: &mut [WriteJob], rolled_back: &impl Fn
             match run_guarded(conn, job) {
                 Ran::Ok => exec(conn, "RELEASE op")?,
                 Ran::Failed => {
-                    exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"))?;
+                    exec(conn, "ROLLBACK TO op")?;
+                    exec(conn, "RELEASE op")?;
                     rolled_back();
                 }
                 Ran::Panicked => {
                     // Its state is unknown: nothing of this group may commit.
                     tracing::error!("a write panicked; rolling back its group");
-                    let _ = exec(conn, "ROLLBACK");
-                    rolled_back();
                     return Err(StoreError::Internal("a write in this group failed unexpectedly".into()));
                 }
             }
         }
     }
-    let committed = exec(conn, "COMMIT").map_err(|e| StoreError::Unavailable(e.to_string()));
-    if committed.is_err() {
-        let _ = exec(conn, "ROLLBACK");
-        rolled_back();
-    }
-    committed
+    exec(conn, "COMMIT").map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 #[derive(PartialEq, Eq)]

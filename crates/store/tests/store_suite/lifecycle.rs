@@ -350,3 +350,28 @@ pub async fn retention_expunges_expired_payloads_in_batches(f: Fixture) {
     assert!(f.store.list_attempts(&f.org, &f.app, &AttemptFilter::default(), &page(10)).await.unwrap().is_empty());
     assert_eq!(f.store.pending_count().await.unwrap(), 0, "their deliveries went with them");
 }
+
+/// A pause recorded while the endpoint is being enabled (on another node, at
+/// the same moment) never strands the delivery paused under an enabled
+/// endpoint: the pause is decided against the endpoint as committed.
+pub async fn a_pause_racing_an_enable_never_strands_a_delivery(f: Fixture) {
+    let ep = f.endpoint(None, None).await;
+    let other = f.another_node().await;
+    for round in 0..40 {
+        let jobs = f.store.enqueue(f.message("a", None, None), None, Some(lease("n1", 60_000)), None).await.unwrap();
+        f.store.update_endpoint(&f.org, &f.app, &ep.id, disable(true), None).await.unwrap();
+        let paused = Arc::from(vec![outcome(&jobs[0], None, NextState::Paused, 0)]);
+        let (enabled, recorded) = tokio::join!(
+            other.update_endpoint(&f.org, &f.app, &ep.id, disable(false), None),
+            f.store.record_outcomes(paused),
+        );
+        enabled.unwrap();
+        recorded.unwrap();
+        let d = f.delivery(&jobs[0].msg_id, &ep.id).await;
+        assert_eq!(d.state, DeliveryState::Scheduled, "round {round}: the endpoint is enabled, so it is due");
+        // Send it, so the next round starts clean.
+        let claimed = f.store.claim_due(&lease("n1", 60_000), 10, &[]).await.unwrap();
+        let done: Vec<Outcome> = claimed.iter().map(|j| outcome(j, None, NextState::Succeeded, 1)).collect();
+        f.store.record_outcomes(Arc::from(done)).await.unwrap();
+    }
+}

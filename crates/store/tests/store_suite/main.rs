@@ -65,6 +65,7 @@ suite! {
         lifecycle::a_resend_during_an_attempt_in_flight_follows_it,
         lifecycle::disabling_pauses_and_enabling_resumes,
         lifecycle::a_pause_recorded_after_an_enable_is_due_now,
+        lifecycle::a_pause_racing_an_enable_never_strands_a_delivery,
         lifecycle::expunging_cancels_what_waits,
         lifecycle::endpoint_changes_do_not_overwrite_each_other,
         lifecycle::recover_resends_every_failure_in_the_range,
