@@ -17,7 +17,7 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     /// Seconds one HTTP attempt took.
     pub attempt_duration: Histogram,
-    /// Deliveries waiting in the store (sampled when scraped).
+    /// Deliveries scheduled or leased in the store (sampled when scraped).
     pub queue_depth: Gauge,
     /// Deliveries held in this node's memory: queued or in flight.
     pub in_memory: Gauge,
@@ -49,7 +49,7 @@ impl Default for Metrics {
         let attempt_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register("attempt_duration_seconds", "Duration of one HTTP attempt", attempt_duration.clone());
         let queue_depth = Gauge::default();
-        registry.register("queue_depth", "Deliveries not yet finished, in the store", queue_depth.clone());
+        registry.register("queue_depth", "Deliveries scheduled or leased, in the store", queue_depth.clone());
         let in_memory = Gauge::default();
         registry.register("deliveries_in_memory", "Deliveries queued or in flight on this node", in_memory.clone());
         Metrics { registry, messages_accepted, attempts, delivery_latency, attempt_duration, queue_depth, in_memory }

@@ -321,3 +321,32 @@ async fn payload_retention_expires_payloads() {
         assert_eq!(err["detail"][0]["loc"], json!(["body", field]), "{err}");
     }
 }
+
+/// `hookd prune` runs the sweep now, on a store the server left, and says what
+/// it did.
+#[tokio::test]
+async fn hookd_prune_sweeps_now() {
+    let mut server = TestServer::spawn_with(with_args(&["--payload-retention", "1s"])).await;
+    let sink = Sink::start().await;
+    let app = server.create_app("Acme").await;
+    server.create_endpoint(&app, json!({"url": sink.url("/p")})).await;
+    let msg = text(&server.send_message(&app, "a.b", json!({"old": true})).await["id"]);
+    wait_for_attempts(&server, &app, &msg, 1).await;
+    server.sigterm();
+    let _ = server.child.wait().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["prune", "--payload-retention", "1s", "--data-dir"])
+        .arg(server.data_dir.path())
+        .output()
+        .await
+        .expect("run hookd prune");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("expunged 1 payloads, cleared 1 response bodies"), "{printed}");
+
+    let restarted = TestServer::spawn_in(server.data_dir.clone(), ServerOptions::default()).await;
+    let (_, m) = restarted.get(&format!("/api/v1/app/{app}/msg/{msg}")).await;
+    assert_eq!(m["payload"], json!({}), "{m}");
+}

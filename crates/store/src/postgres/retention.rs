@@ -50,11 +50,19 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
     let cutoff = id_floor_at(IdPrefix::Message, (now_millis() - limits.messages_ms).max(0) as u64);
     report.deleted = sqlx::query(
         "WITH old AS MATERIALIZED (
-             SELECT m.id FROM message m WHERE m.id < $1
-               AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.state = 'leased')
-             ORDER BY m.id LIMIT $2 FOR UPDATE SKIP LOCKED
+             SELECT id FROM message WHERE id < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), busy AS MATERIALIZED (
+             -- One probe of the (msg_id, endpoint_id) index per old message: the
+             -- message's few deliveries, their state checked after (OFFSET 0 keeps
+             -- the check out of the scan). Asked directly, the planner may scan
+             -- every delivery, or the lease index, dead entries and all.
+             SELECT old.id FROM old CROSS JOIN LATERAL (
+                 SELECT 1 FROM (SELECT d.state FROM delivery d WHERE d.msg_id = old.id OFFSET 0) ds
+                 WHERE ds.state = 'leased' LIMIT 1
+             ) leased
          )
-         DELETE FROM message m USING old WHERE m.id = old.id",
+         DELETE FROM message m USING old
+         WHERE m.id = old.id AND NOT EXISTS (SELECT 1 FROM busy WHERE busy.id = old.id)",
     )
     .bind(cutoff)
     .bind(batch as i64)

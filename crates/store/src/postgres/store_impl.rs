@@ -217,8 +217,17 @@ impl Resources for PostgresStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        // A pooled connection the server closed in a restart fails its first
+        // query (idle ones are only checked after a second, to spare a round
+        // trip) and is discarded: one retry on a fresh one tells the truth.
+        match sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::from) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Unavailable(_)) => {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
