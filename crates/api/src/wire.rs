@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use hookd_core::timefmt::format_millis;
-use hookd_store::{Application, Attempt, Delivery, Endpoint, EventType, Message, Metadata};
+use hookd_store::{
+    Application, Attempt, BreakerState, Delivery, Endpoint, EndpointHealth, EventType, Message, Metadata,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
@@ -94,6 +96,75 @@ pub struct EndpointOut {
     pub metadata: Metadata,
     pub created_at: String,
     pub updated_at: String,
+    /// Extension: the endpoint's own retry schedule, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<DurationWire>>,
+    /// Extension: the endpoint's own concurrency cap, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Extension: its circuit breaker and throttling, as the node delivering to
+    /// it last reported (absent until something was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<EndpointHealthOut>,
+}
+
+/// Svix's `Duration`: `{"secs": 5, "nanos": 0}`. Input may also be a number of seconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum DurationWire {
+    Parts {
+        secs: u64,
+        #[serde(default)]
+        nanos: u32,
+    },
+    Seconds(u64),
+}
+
+impl DurationWire {
+    pub fn from_millis(ms: u64) -> Self {
+        DurationWire::Parts { secs: ms / 1000, nanos: (ms % 1000) as u32 * 1_000_000 }
+    }
+
+    pub fn millis(self) -> u64 {
+        match self {
+            DurationWire::Parts { secs, nanos } => {
+                secs.saturating_mul(1000).saturating_add(u64::from(nanos) / 1_000_000)
+            }
+            DurationWire::Seconds(s) => s.saturating_mul(1000),
+        }
+    }
+}
+
+/// `EndpointHealth` in the wire shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHealthOut {
+    /// `closed`, `open` or `halfOpen`.
+    pub breaker: BreakerState,
+    pub failures: u32,
+    pub requests: u32,
+    pub opened_at: Option<String>,
+    pub next_probe_at: Option<String>,
+    pub throttled_since: Option<String>,
+    pub throttled_until: Option<String>,
+    pub failing_since: Option<String>,
+    pub updated_at: String,
+}
+
+impl From<&EndpointHealth> for EndpointHealthOut {
+    fn from(h: &EndpointHealth) -> Self {
+        EndpointHealthOut {
+            breaker: h.breaker,
+            failures: h.failures,
+            requests: h.requests,
+            opened_at: h.opened_at.map(format_millis),
+            next_probe_at: h.next_probe_at.map(format_millis),
+            throttled_since: h.throttled_since.map(format_millis),
+            throttled_until: h.throttled_until.map(format_millis),
+            failing_since: h.failing_since.map(format_millis),
+            updated_at: format_millis(h.updated_at),
+        }
+    }
 }
 
 impl From<&Endpoint> for EndpointOut {
@@ -113,6 +184,13 @@ impl From<&Endpoint> for EndpointOut {
             metadata: e.metadata.clone(),
             created_at: format_millis(e.created_at),
             updated_at: format_millis(e.updated_at),
+            retry_schedule: e
+                .control
+                .retry_schedule_ms
+                .as_ref()
+                .map(|ms| ms.iter().map(|d| DurationWire::from_millis(*d)).collect()),
+            max_concurrency: e.control.max_concurrency,
+            health: e.health.as_ref().map(EndpointHealthOut::from),
         }
     }
 }

@@ -8,7 +8,9 @@ pub const DEFAULT_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
 /// Each delay is spread by up to this fraction either way so that failures that
 /// happened together do not retry together.
 const JITTER: f64 = 0.2;
-const MAX_STEPS: usize = 50;
+/// Most delays in a schedule, and the longest one.
+pub const MAX_STEPS: usize = 50;
+pub const MAX_DELAY_MS: u64 = 7 * 86_400_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule {
@@ -29,10 +31,19 @@ impl RetrySchedule {
         }
         let delays =
             s.split(',').map(|part| parse_duration(part.trim()).ok_or_else(err)).collect::<Result<Vec<_>, _>>()?;
-        if delays.len() > MAX_STEPS || delays.iter().any(|d| *d > Duration::from_secs(7 * 86_400)) {
+        if delays.len() > MAX_STEPS || delays.iter().any(|d| *d > Duration::from_millis(MAX_DELAY_MS)) {
             return Err(err());
         }
         Ok(RetrySchedule { delays })
+    }
+
+    /// A schedule of delays in milliseconds, with the same bounds as [`RetrySchedule::parse`].
+    pub fn from_millis(delays: &[u64]) -> Result<Self, ScheduleError> {
+        if delays.len() > MAX_STEPS || delays.iter().any(|d| *d > MAX_DELAY_MS) {
+            let shown: Vec<String> = delays.iter().map(|d| format!("{d}ms")).collect();
+            return Err(ScheduleError(shown.join(",")));
+        }
+        Ok(RetrySchedule { delays: delays.iter().map(|d| Duration::from_millis(*d)).collect() })
     }
 
     /// Total attempts, the first included.

@@ -36,8 +36,8 @@ pub async fn run(dispatcher: Dispatcher) {
         let room = dispatcher.room().min(CLAIM_BATCH);
         let mut claimed = 0;
         if room > 0 {
-            let full = dispatcher.full_endpoints();
-            match dispatcher.queue().claim_due(&dispatcher.lease(), room, &full).await {
+            let skip = dispatcher.skip_endpoints();
+            match dispatcher.queue().claim_due(&dispatcher.lease(), room, &skip).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     dispatcher.submit(jobs);
@@ -76,6 +76,7 @@ async fn rescue(dispatcher: &Dispatcher) {
 async fn renew(dispatcher: &Dispatcher) {
     let (deliveries, endpoints) = dispatcher.held();
     if deliveries.is_empty() && endpoints.is_empty() {
+        dispatcher.forget_idle_controls();
         dispatcher.renewed(now_millis());
         return;
     }
@@ -84,6 +85,7 @@ async fn renew(dispatcher: &Dispatcher) {
         Ok(()) => dispatcher.renewed(started),
         Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
     }
+    dispatcher.forget_idle_controls();
     match dispatcher.queue().changed_endpoints(&dispatcher.endpoint_revisions()).await {
         Ok(changed) => dispatcher.refresh_endpoints(changed),
         Err(e) => tracing::warn!(error = %e, "reading endpoint changes failed"),

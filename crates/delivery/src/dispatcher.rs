@@ -1,6 +1,8 @@
 //! Per-endpoint queues: the dispatcher's unit is an endpoint, so each endpoint's
-//! concurrency cap (and later its throttle, breaker and ordering) hangs off one
-//! [`EndpointQueue`]. A global cap bounds requests in flight across endpoints.
+//! concurrency cap, throttle, holds and circuit breaker ([`Control`]) hang off
+//! one [`EndpointQueue`]. A global cap bounds requests in flight across endpoints.
+//! Only the node that owns an endpoint's queue sends to it, so its throttle and
+//! breaker hold cluster-wide.
 //!
 //! Work arrives by [`Dispatcher::submit`]: fresh deliveries straight from the
 //! enqueue that committed them, and due ones from the claim loop. Every delivery
@@ -8,20 +10,21 @@
 //! outcome carries the token, so it lands only while the lease is still this
 //! node's. When the node stops, unsent deliveries are released back to the store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookd_core::timefmt::now_millis;
 use hookd_core::RetrySchedule;
-use hookd_store::{DeliveryJob, Endpoint, Lease, Outcome, Queue};
+use hookd_store::{BreakerState, DeliveryJob, Endpoint, EndpointHealth, Lease, NextState, Outcome, Queue};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
+use crate::control::{Control, ControlConfig, Verdict};
 use crate::held::HeldLeases;
 use crate::metrics::Metrics;
 use crate::record::{self, attempt_outcome};
-use crate::sender::HttpSender;
+use crate::sender::{HttpSender, ReceiverSignal, SendResult};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -43,7 +46,18 @@ pub struct DispatcherConfig {
     /// How often the store is asked for due retries (and expired leases rescued).
     pub poll_interval: Duration,
     pub retry_schedule: RetrySchedule,
+    /// Throttling, holds, the breaker and auto-disable.
+    pub control: ControlConfig,
 }
+
+/// An event type's own retry schedule as read at a time (Unix ms).
+type CachedSchedule = (i64, Option<Arc<RetrySchedule>>);
+
+/// How long an event type's retry schedule is cached.
+const SCHEDULE_TTL_MS: i64 = 10_000;
+/// Control state of an endpoint with nothing queued is forgotten after this long
+/// untouched (what matters of it is on the endpoint row).
+const CONTROL_IDLE_MS: i64 = 600_000;
 
 /// An endpoint's queue here holds this many times its concurrency at most…
 const ENDPOINT_QUEUE_FACTOR: usize = 8;
@@ -64,6 +78,10 @@ struct Queues {
     by_endpoint: HashMap<String, EndpointQueue>,
     /// The deliveries queued, in flight, or with an outcome not yet written.
     held: HeldLeases,
+    /// Delivery control per endpoint; outlives its queue while it matters.
+    controls: HashMap<String, Control>,
+    /// Endpoints with a timer armed to pump them (waiting for a throttle token).
+    timers: HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -92,12 +110,17 @@ struct Inner {
     pub(crate) wake: Notify,
     /// Signalled whenever a delivery leaves memory.
     drained: Notify,
+    /// Endpoint health reports, written in order by one task.
+    health: mpsc::UnboundedSender<(String, EndpointHealth)>,
+    /// Event types' own retry schedules: (org, event type) → (read at, schedule).
+    schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
 }
 
 impl Dispatcher {
     /// Starts the dispatcher, its outcome recorder and the claim loop.
     pub fn start(config: DispatcherConfig, queue: Arc<dyn Queue>, sender: HttpSender, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (health_tx, mut health_rx) = mpsc::unbounded_channel::<(String, EndpointHealth)>();
         let unrecorded = Arc::new(AtomicUsize::new(0));
         let inner = Arc::new(Inner {
             permits: Semaphore::new(config.max_in_flight),
@@ -114,8 +137,18 @@ impl Dispatcher {
             renewed_at: AtomicI64::new(0),
             wake: Notify::new(),
             drained: Notify::new(),
+            health: health_tx,
+            schedules: Mutex::default(),
         });
         let dispatcher = Dispatcher { inner };
+        let health_queue = dispatcher.inner.queue.clone();
+        tokio::spawn(async move {
+            while let Some((endpoint_id, health)) = health_rx.recv().await {
+                if let Err(e) = health_queue.set_endpoint_health(&endpoint_id, &health).await {
+                    tracing::warn!(error = %e, endpoint = %endpoint_id, "writing endpoint health failed");
+                }
+            }
+        });
         let recorded = dispatcher.clone();
         tokio::spawn(record::run_recorder(
             dispatcher.inner.queue.clone(),
@@ -279,8 +312,19 @@ impl Dispatcher {
         if jobs.is_empty() {
             return;
         }
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        self.release_locked(&mut queues.held, jobs, make);
+    }
+
+    /// [`Dispatcher::release_queued`] with the queues' lock held.
+    fn release_locked(&self, held: &mut HeldLeases, jobs: &[DeliveryJob], make: impl Fn(&DeliveryJob) -> Outcome) {
+        if jobs.is_empty() {
+            return;
+        }
         for job in jobs {
-            self.emit_for(job, make(job));
+            let mut outcome = make(job);
+            outcome.lease_token = held.emitted(job.delivery_id, outcome.lease_token);
+            self.emit(outcome);
         }
         self.inner.in_memory.fetch_sub(jobs.len(), Ordering::Relaxed);
         self.inner.in_memory_bytes.fetch_sub(jobs.iter().map(payload_size).sum(), Ordering::Relaxed);
@@ -293,38 +337,105 @@ impl Dispatcher {
         (self.inner.config.endpoint_concurrency * ENDPOINT_QUEUE_FACTOR).max(MIN_ENDPOINT_QUEUE)
     }
 
-    /// Endpoints whose queue here is at its cap: the claim loop skips them.
-    pub fn full_endpoints(&self) -> Vec<String> {
+    /// Endpoints the claim loop skips: their queue here is at its cap, or they
+    /// are held back (a receiver's hold, an open breaker).
+    pub fn skip_endpoints(&self) -> Vec<String> {
         let cap = self.endpoint_queue_cap();
-        let queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-        queues
+        let now = now_millis();
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut skip: Vec<String> = queues
             .by_endpoint
             .iter()
             .filter(|(_, q)| q.waiting.len() + q.in_flight >= cap)
             .map(|(id, _)| id.clone())
-            .collect()
+            .collect();
+        for (id, control) in queues.controls.iter_mut() {
+            if control.blocked_until(now).is_some() && !skip.contains(id) {
+                skip.push(id.clone());
+            }
+        }
+        skip
     }
 
-    /// Starts as many of the endpoint's waiting deliveries as its cap allows.
-    fn pump(&self, queues: &mut Queues, endpoint_id: &str) {
+    /// Forgets the control state of endpoints with nothing here that have been
+    /// quiet for a while.
+    pub(crate) fn forget_idle_controls(&self) {
+        let now = now_millis();
+        let config = &self.inner.config;
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let Queues { by_endpoint, controls, .. } = &mut *queues;
+        controls.retain(|id, c| {
+            c.expire_window(&config.control, now);
+            by_endpoint.contains_key(id)
+                || (now - c.touched_at < CONTROL_IDLE_MS && !c.is_idle(config.endpoint_concurrency, now))
+        });
+    }
+
+    /// Requests in flight to this endpoint at most: the server's cap, or the
+    /// endpoint's own when lower.
+    fn concurrency_cap(&self, endpoint: &Endpoint) -> usize {
         let cap = self.inner.config.endpoint_concurrency;
-        let Some(q) = queues.by_endpoint.get_mut(endpoint_id) else {
+        endpoint.control.max_concurrency.map_or(cap, |c| (c as usize).clamp(1, cap))
+    }
+
+    /// Starts as many of the endpoint's waiting deliveries as its controls
+    /// allow: none while it is held back (those waiting go back to the store,
+    /// due when the hold ends), up to its current concurrency, and as fast as its
+    /// throttle rate lets (a timer pumps again when the next token is due).
+    fn pump(&self, queues: &mut Queues, endpoint_id: &str) {
+        let Queues { by_endpoint, held, controls, timers } = queues;
+        let Some(q) = by_endpoint.get_mut(endpoint_id) else {
             return;
         };
-        while q.in_flight < cap {
-            let Some(mut job) = q.waiting.pop_front() else {
-                break;
-            };
-            if !Arc::ptr_eq(&job.endpoint, &q.endpoint) {
-                job.endpoint = q.endpoint.clone();
+        let now = now_millis();
+        let cap = self.concurrency_cap(&q.endpoint);
+        let control = controls
+            .entry(endpoint_id.to_string())
+            .or_insert_with(|| Control::new(&self.inner.config.control, cap, q.endpoint.health.as_ref(), now));
+        if let Some(until) = control.blocked_until(now) {
+            let deferred: Vec<DeliveryJob> = q.waiting.drain(..).collect();
+            self.release_locked(held, &deferred, |job| record::deferred(job, until - now));
+            self.wake_at(until);
+        } else {
+            let limit = control.concurrency(cap);
+            while q.in_flight < limit && !q.waiting.is_empty() {
+                if let Err(wait_ms) = control.take_token(q.endpoint.rate_limit, now) {
+                    if timers.insert(endpoint_id.to_string()) {
+                        let (this, id) = (self.clone(), endpoint_id.to_string());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+                            let mut queues = this.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+                            queues.timers.remove(&id);
+                            this.pump(&mut queues, &id);
+                        });
+                    }
+                    break;
+                }
+                let Some(mut job) = q.waiting.pop_front() else { break };
+                if !Arc::ptr_eq(&job.endpoint, &q.endpoint) {
+                    job.endpoint = q.endpoint.clone();
+                }
+                control.started();
+                q.in_flight += 1;
+                let this = self.clone();
+                tokio::spawn(async move { this.deliver(job).await });
             }
-            q.in_flight += 1;
-            let this = self.clone();
-            tokio::spawn(async move { this.deliver(job).await });
         }
         if q.in_flight == 0 && q.waiting.is_empty() {
-            queues.by_endpoint.remove(endpoint_id);
+            by_endpoint.remove(endpoint_id);
+            if controls.get(endpoint_id).is_some_and(|c| c.is_idle(self.inner.config.endpoint_concurrency, now)) {
+                controls.remove(endpoint_id);
+            }
         }
+    }
+
+    /// Wakes the claim loop at `at` (Unix ms), when held-back deliveries are due.
+    fn wake_at(&self, at: i64) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((at - now_millis()).max(0) as u64 + 5)).await;
+            this.wake();
+        });
     }
 
     /// Sends one delivery and hands its outcome to the recorder.
@@ -342,13 +453,140 @@ impl Dispatcher {
                     let result = self.inner.sender.send(&job, body, now_millis()).await;
                     let now = now_millis();
                     record::count_attempt(&self.inner.metrics, &job, &result, now);
-                    attempt_outcome(&job, &result, &self.inner.config.retry_schedule, now)
+                    let next = self.after_attempt(&job, &result, now).await;
+                    attempt_outcome(&job, &result, next, now)
                 }
             }
         };
         drop(permit);
         self.emit_for(&job, outcome);
         self.finished(&job);
+    }
+
+    /// Folds an attempt into its endpoint's control state, acts on what the
+    /// receiver asked for, and says where the delivery goes next.
+    async fn after_attempt(&self, job: &DeliveryJob, result: &SendResult, now: i64) -> NextState {
+        let config = &self.inner.config.control;
+        let endpoint = &job.endpoint;
+        // Retry-After counts on 429 and 503, as HTTP has it.
+        let retry_after = result
+            .retry_after
+            .filter(|_| matches!(result.status, Some(429 | 503)))
+            .map(|d| d.min(config.retry_after_max));
+        let (changed, hold_until, report) = {
+            let cap = self.concurrency_cap(endpoint);
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let control = queues
+                .controls
+                .entry(endpoint.id.clone())
+                .or_insert_with(|| Control::new(config, cap, endpoint.health.as_ref(), now));
+            let before = control.breaker();
+            let changed = control.record(config, Verdict::of(result), retry_after, cap, now);
+            let hold_until = control.blocked_until(now);
+            let report = changed.health.then(|| control.health(now));
+            if before != control.breaker() {
+                self.inner.metrics.breaker_moved(control.breaker());
+            }
+            if changed.health {
+                let open = queues.controls.values().filter(|c| c.breaker() != BreakerState::Closed).count();
+                self.inner.metrics.breakers_open.set(open as i64);
+            }
+            (changed, hold_until, report)
+        };
+        if let Some(health) = report {
+            let _ = self.inner.health.send((endpoint.id.clone(), health));
+        }
+        if changed.held {
+            self.inner.metrics.endpoint_holds.inc();
+        }
+
+        let gone = result.status == Some(410);
+        let asked_to_disable = result.signal == Some(ReceiverSignal::Disable);
+        let disabled = if gone || asked_to_disable || changed.disable {
+            let reason = if gone {
+                "gone"
+            } else if asked_to_disable {
+                "receiver"
+            } else {
+                "failing"
+            };
+            self.disable_endpoint(job, reason).await
+        } else {
+            false
+        };
+        if result.is_success() {
+            return NextState::Succeeded;
+        }
+        if disabled {
+            // It waits for the endpoint to be enabled again, spending nothing.
+            return NextState::Paused;
+        }
+        if result.signal == Some(ReceiverSignal::AbortMessage) {
+            self.inner.metrics.receiver_signal("abort_message");
+            return NextState::Failed;
+        }
+        let schedule = self.schedule_for(job, now).await;
+        let attempts = job.attempts + 1;
+        let Some(delay) = schedule.next_delay(attempts) else { return NextState::Failed };
+        let mut after_ms = delay.as_millis() as i64;
+        if let Some(ra) = retry_after {
+            after_ms = ra.as_millis() as i64;
+        }
+        if let Some(until) = hold_until {
+            after_ms = after_ms.max(until - now);
+        }
+        NextState::Retry { after_ms }
+    }
+
+    /// Disables the endpoint at a receiver's request or after sustained failure;
+    /// whether it is disabled now.
+    async fn disable_endpoint(&self, job: &DeliveryJob, reason: &'static str) -> bool {
+        match self.inner.queue.disable_endpoint(&job.org_id, &job.app_id, &job.endpoint.id).await {
+            Ok(updated) => {
+                tracing::info!(endpoint = %job.endpoint.id, reason, "disabled the endpoint");
+                self.inner.metrics.endpoint_disabled(reason);
+                self.refresh_endpoints(vec![updated.endpoint]);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = %job.endpoint.id, reason, "disabling the endpoint failed");
+                false
+            }
+        }
+    }
+
+    /// The retry schedule for this delivery: the endpoint's own, else its event
+    /// type's, else the server's.
+    async fn schedule_for(&self, job: &DeliveryJob, now: i64) -> Arc<RetrySchedule> {
+        if let Some(ms) = &job.endpoint.control.retry_schedule_ms {
+            if let Ok(s) = RetrySchedule::from_millis(ms) {
+                return Arc::new(s);
+            }
+        }
+        let key = (job.org_id.clone(), job.event_type.clone());
+        let cached = {
+            let schedules = self.inner.schedules.lock().unwrap_or_else(|e| e.into_inner());
+            schedules.get(&key).filter(|(at, _)| now - at < SCHEDULE_TTL_MS).map(|(_, s)| s.clone())
+        };
+        let own = match cached {
+            Some(s) => s,
+            None => {
+                let read = match self.inner.queue.event_type_retry_schedule(&job.org_id, &job.event_type).await {
+                    Ok(ms) => ms.and_then(|ms| RetrySchedule::from_millis(&ms).ok()).map(Arc::new),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the event type's retry schedule failed");
+                        None
+                    }
+                };
+                let mut schedules = self.inner.schedules.lock().unwrap_or_else(|e| e.into_inner());
+                if schedules.len() >= 10_000 {
+                    schedules.clear();
+                }
+                schedules.insert(key, (now, read.clone()));
+                read
+            }
+        };
+        own.unwrap_or_else(|| Arc::new(self.inner.config.retry_schedule.clone()))
     }
 
     /// Hands an outcome of a held delivery to the recorder, under the newest

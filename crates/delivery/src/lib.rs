@@ -13,6 +13,7 @@
 //! - [`retention`]: the sweep that expires payloads and frees space.
 
 pub mod claim;
+pub mod control;
 pub mod dispatcher;
 mod held;
 pub mod metrics;

@@ -21,6 +21,13 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Deliveries held in this node's memory: queued or in flight.
     pub in_memory: Gauge,
+    /// Endpoints this node holds with their circuit breaker open or half-open.
+    pub breakers_open: Gauge,
+    breaker_transitions: Family<Labels, Counter>,
+    /// Times an endpoint was held back (throttling response or breaker).
+    pub endpoint_holds: Counter,
+    endpoints_disabled: Family<Labels, Counter>,
+    receiver_signals: Family<Labels, Counter>,
 }
 
 /// How an attempt ended, as the `outcome` label says it.
@@ -52,7 +59,50 @@ impl Default for Metrics {
         registry.register("queue_depth", "Deliveries scheduled or leased, in the store", queue_depth.clone());
         let in_memory = Gauge::default();
         registry.register("deliveries_in_memory", "Deliveries queued or in flight on this node", in_memory.clone());
-        Metrics { registry, messages_accepted, attempts, delivery_latency, attempt_duration, queue_depth, in_memory }
+        let breakers_open = Gauge::default();
+        registry.register(
+            "endpoint_breakers_open",
+            "Endpoints delivered from this node whose circuit breaker is open or half-open",
+            breakers_open.clone(),
+        );
+        let breaker_transitions = Family::<Labels, Counter>::default();
+        registry.register(
+            "endpoint_breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            breaker_transitions.clone(),
+        );
+        let endpoint_holds = Counter::default();
+        registry.register(
+            "endpoint_holds",
+            "Times an endpoint was held back (429/502/503/504, Retry-After, an opening breaker)",
+            endpoint_holds.clone(),
+        );
+        let endpoints_disabled = Family::<Labels, Counter>::default();
+        registry.register(
+            "endpoints_disabled",
+            "Endpoints disabled by delivery, by reason (gone, receiver, failing)",
+            endpoints_disabled.clone(),
+        );
+        let receiver_signals = Family::<Labels, Counter>::default();
+        registry.register(
+            "receiver_signals",
+            "webhook-delivery response headers acted on, by signal",
+            receiver_signals.clone(),
+        );
+        Metrics {
+            registry,
+            messages_accepted,
+            attempts,
+            delivery_latency,
+            attempt_duration,
+            queue_depth,
+            in_memory,
+            breakers_open,
+            breaker_transitions,
+            endpoint_holds,
+            endpoints_disabled,
+            receiver_signals,
+        }
     }
 }
 
@@ -64,6 +114,23 @@ impl Metrics {
             AttemptOutcome::NetworkError => "network_error",
         };
         self.attempts.get_or_create(&vec![("outcome", label)]).inc();
+    }
+
+    pub fn breaker_moved(&self, to: hookd_store::BreakerState) {
+        let label = match to {
+            hookd_store::BreakerState::Closed => "closed",
+            hookd_store::BreakerState::Open => "open",
+            hookd_store::BreakerState::HalfOpen => "half_open",
+        };
+        self.breaker_transitions.get_or_create(&vec![("to", label)]).inc();
+    }
+
+    pub fn endpoint_disabled(&self, reason: &'static str) {
+        self.endpoints_disabled.get_or_create(&vec![("reason", reason)]).inc();
+    }
+
+    pub fn receiver_signal(&self, signal: &'static str) {
+        self.receiver_signals.get_or_create(&vec![("signal", signal)]).inc();
     }
 
     /// The Prometheus text exposition.

@@ -32,11 +32,10 @@ fn after_failure(schedule: &RetrySchedule, attempts: u32) -> NextState {
     }
 }
 
-/// The outcome of one attempt of `job`, given the retry schedule.
-pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, schedule: &RetrySchedule, now: i64) -> Outcome {
+/// The outcome of one attempt of `job`, going `next`.
+pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, next: NextState, now: i64) -> Outcome {
     let attempts = job.attempts + 1;
     let success = result.is_success();
-    let next = if success { NextState::Succeeded } else { after_failure(schedule, attempts) };
     Outcome {
         delivery_id: job.delivery_id,
         lease_token: job.lease_token,
@@ -76,6 +75,12 @@ pub fn paused(job: &DeliveryJob) -> Outcome {
 /// Gives an unsent delivery back to the store, due now, so any node can take it.
 pub fn released(job: &DeliveryJob) -> Outcome {
     unattempted(job, NextState::Retry { after_ms: 0 })
+}
+
+/// Gives an unsent delivery back to the store, due in `after_ms` (its endpoint
+/// is held back until then), spending no attempt.
+pub fn deferred(job: &DeliveryJob, after_ms: i64) -> Outcome {
+    unattempted(job, NextState::Retry { after_ms })
 }
 
 /// What is recorded instead of an outcome the store refused: the attempt, with

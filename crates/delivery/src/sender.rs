@@ -26,7 +26,7 @@ pub struct SenderConfig {
 }
 
 /// What came back from one attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SendResult {
     /// `None` when no response arrived (connect error, timeout, refused).
     pub status: Option<u16>,
@@ -34,11 +34,52 @@ pub struct SendResult {
     /// can be stored), or the error when there was no response.
     pub body: String,
     pub duration: Duration,
+    /// No response within the timeout (connecting, waiting or reading the body).
+    pub timed_out: bool,
+    /// The response's `Retry-After` (seconds or an HTTP date), from now.
+    pub retry_after: Option<Duration>,
+    /// What the response's `webhook-delivery` header asks for.
+    pub signal: Option<ReceiverSignal>,
+}
+
+/// A receiver's request in the `webhook-delivery` response header (Standard
+/// Webhooks operations guide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiverSignal {
+    /// `abort-message`: no more attempts of this message to this endpoint.
+    AbortMessage,
+    /// `disable`: disable the endpoint.
+    Disable,
 }
 
 impl SendResult {
     pub fn is_success(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// The receiver says it is overloaded or its upstream is: 429, 502, 503,
+    /// 504, or no answer in time. These hold the whole endpoint back, and
+    /// (with timeouts, 429 and 503) halve its concurrency.
+    pub fn is_throttling(&self) -> bool {
+        self.timed_out || matches!(self.status, Some(429 | 502 | 503 | 504))
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date; `None` when absent or unreadable.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn parse_signal(value: &str) -> Option<ReceiverSignal> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "abort-message" => Some(ReceiverSignal::AbortMessage),
+        "disable" => Some(ReceiverSignal::Disable),
+        _ => None,
     }
 }
 
@@ -69,8 +110,12 @@ impl HttpSender {
     /// Signs and sends `job` with `body`; never fails, the result says what happened.
     pub async fn send(&self, job: &DeliveryJob, body: &Arc<[u8]>, now_millis: i64) -> SendResult {
         let started = Instant::now();
-        let failed =
-            |msg: String| SendResult { status: None, body: storable(msg.as_bytes()), duration: started.elapsed() };
+        let failed = |msg: String| SendResult {
+            status: None,
+            body: storable(msg.as_bytes()),
+            duration: started.elapsed(),
+            ..Default::default()
+        };
         let url = match reqwest::Url::parse(&job.endpoint.url) {
             Ok(u) => u,
             Err(e) => return failed(format!("invalid endpoint URL: {e}")),
@@ -89,19 +134,42 @@ impl HttpSender {
         match response {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
+                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let retry_after =
+                    header("retry-after").and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
+                let signal = header("webhook-delivery").and_then(|v| parse_signal(&v));
+                // The body counts towards the timeout too: a receiver that trickles
+                // it is cut off like one that never answers.
                 let mut kept = Vec::new();
+                let mut timed_out = false;
                 while kept.len() < MAX_RESPONSE_BYTES {
                     match resp.chunk().await {
                         Ok(Some(chunk)) => {
                             let room = MAX_RESPONSE_BYTES - kept.len();
                             kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                         }
-                        _ => break,
+                        Ok(None) => break,
+                        Err(e) => {
+                            timed_out = e.is_timeout();
+                            break;
+                        }
                     }
                 }
-                SendResult { status: Some(status), body: storable(&kept), duration: started.elapsed() }
+                if timed_out {
+                    // Not delivered: the receiver never finished its answer.
+                    let msg = format!("timed out reading the response body (status {status})");
+                    return SendResult { timed_out, retry_after, signal, ..failed(msg) };
+                }
+                SendResult {
+                    status: Some(status),
+                    body: storable(&kept),
+                    duration: started.elapsed(),
+                    timed_out,
+                    retry_after,
+                    signal,
+                }
             }
-            Err(e) => failed(describe(&e)),
+            Err(e) => SendResult { timed_out: e.is_timeout(), ..failed(describe(&e)) },
         }
     }
 }
@@ -145,4 +213,28 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(parse_retry_after("15", now), Some(Duration::from_secs(15)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        // 2015-10-21 07:28:00 is 1445412480; 07:29:00 is a minute later.
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn webhook_delivery_signals() {
+        assert_eq!(parse_signal("abort-message"), Some(ReceiverSignal::AbortMessage));
+        assert_eq!(parse_signal(" Disable "), Some(ReceiverSignal::Disable));
+        assert_eq!(parse_signal("retry"), None);
+    }
 }

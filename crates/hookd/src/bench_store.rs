@@ -117,6 +117,8 @@ async fn app_with_endpoints(store: &dyn Store, n: usize) -> anyhow::Result<(Stri
             created_at: t,
             updated_at: t,
             revision: 0,
+            control: Default::default(),
+            health: None,
         };
         eps.push(store.create_endpoint(ep, None).await?);
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use hookd_core::schedule::{parse_duration, RetrySchedule, DEFAULT_SCHEDULE};
+use hookd_delivery::control::{BreakerConfig, ControlConfig};
 use serde::Deserialize;
 
 /// Options of `hookd serve` (and of the commands that open the store).
@@ -105,6 +106,33 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_PRUNE_INTERVAL")]
     pub prune_interval: Option<String>,
 
+    /// Longest `Retry-After` honoured from a 429 or 503; longer ones are cut
+    /// to this [default: 1h].
+    #[arg(long, env = "HOOKD_RETRY_AFTER_MAX")]
+    pub retry_after_max: Option<String>,
+
+    /// An endpoint's circuit breaker opens when at least this share of the
+    /// requests in its window failed [default: 0.5].
+    #[arg(long, env = "HOOKD_BREAKER_FAILURE_RATIO")]
+    pub breaker_failure_ratio: Option<f64>,
+
+    /// …and the window holds at least this many requests [default: 20].
+    #[arg(long, env = "HOOKD_BREAKER_MIN_REQUESTS")]
+    pub breaker_min_requests: Option<u32>,
+
+    /// The breaker's window [default: 60s].
+    #[arg(long, env = "HOOKD_BREAKER_WINDOW")]
+    pub breaker_window: Option<String>,
+
+    /// How long an open breaker waits before its first probe; doubles after a
+    /// failed probe, up to 10 minutes [default: 30s].
+    #[arg(long, env = "HOOKD_BREAKER_OPEN")]
+    pub breaker_open: Option<String>,
+
+    /// An endpoint failing this long with no success is disabled [default: 5d].
+    #[arg(long, env = "HOOKD_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
+
     /// Log filter, e.g. `info` or `hookd=debug` [default: info].
     #[arg(long, env = "HOOKD_LOG")]
     pub log: Option<String>,
@@ -128,6 +156,7 @@ pub struct Config {
     pub lease_duration: Duration,
     pub poll_interval: Duration,
     pub endpoint_concurrency: usize,
+    pub control: ControlConfig,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -234,6 +263,12 @@ impl ServeOptions {
                 payload_retention,
                 message_retention,
                 prune_interval,
+                retry_after_max,
+                breaker_failure_ratio,
+                breaker_min_requests,
+                breaker_window,
+                breaker_open,
+                disable_after,
                 clock_offset
             );
         }
@@ -255,6 +290,24 @@ impl ServeOptions {
         if message_retention < payload_retention {
             bail!("--message-retention must be at least --payload-retention (a message outlives its payload)");
         }
+        let ratio = self.breaker_failure_ratio.unwrap_or(0.5);
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            bail!("--breaker-failure-ratio must be above 0 and at most 1");
+        }
+        let defaults = ControlConfig::default();
+        let breaker_open = positive_duration("breaker-open", self.breaker_open, "30s")?;
+        let control = ControlConfig {
+            retry_after_max: positive_duration("retry-after-max", self.retry_after_max, "1h")?,
+            breaker: BreakerConfig {
+                failure_ratio: ratio,
+                min_requests: self.breaker_min_requests.unwrap_or(20).max(1),
+                window: positive_duration("breaker-window", self.breaker_window, "60s")?,
+                open_for: breaker_open,
+                max_open: defaults.breaker.max_open.max(breaker_open),
+            },
+            disable_after: positive_duration("disable-after", self.disable_after, "5d")?,
+            ..defaults
+        };
         if max_payload_bytes > 64 * 1024 * 1024 {
             bail!("--max-payload-bytes is at most 67108864 (64 MiB)");
         }
@@ -284,6 +337,7 @@ impl ServeOptions {
             payload_retention,
             message_retention,
             prune_interval: positive_duration("prune-interval", self.prune_interval, "1m")?,
+            control,
             clock_offset_ms: self.clock_offset.as_deref().map(signed_millis).transpose()?,
         })
     }

@@ -94,6 +94,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 max_in_memory_bytes: cfg.max_in_memory_bytes,
                 poll_interval: cfg.poll_interval,
                 retry_schedule: cfg.retry_schedule.clone(),
+                control: cfg.control.clone(),
             },
             retention_config(&cfg),
             queue,

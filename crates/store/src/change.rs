@@ -37,6 +37,9 @@ pub struct EndpointSettings {
     pub channels: Option<Option<Vec<String>>>,
     pub rate_limit: Option<Option<u32>>,
     pub metadata: Option<Metadata>,
+    /// The endpoint's own retry schedule (ms delays) and concurrency cap.
+    pub retry_schedule_ms: Option<Option<Vec<u64>>>,
+    pub max_concurrency: Option<Option<u32>>,
 }
 
 /// Which group of columns a change writes.
@@ -87,6 +90,12 @@ impl EndpointChange {
                 }
                 if let Some(v) = s.metadata {
                     ep.metadata = v;
+                }
+                if let Some(v) = s.retry_schedule_ms {
+                    ep.control.retry_schedule_ms = v;
+                }
+                if let Some(v) = s.max_concurrency {
+                    ep.control.max_concurrency = v;
                 }
             }
             EndpointChange::Headers { set, remove, replace } => {

@@ -88,6 +88,8 @@ pub trait Resources: Send + Sync + 'static {
     async fn create_event_type(&self, et: EventType, idem: Option<IdempotencyRecord>) -> Result<EventType>;
     async fn update_event_type(&self, et: EventType) -> Result<EventType>;
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()>;
+    /// Sets (or with `None` clears) an event type's retry schedule (ms delays).
+    async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()>;
 
     // Endpoints.
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>>;
@@ -202,6 +204,14 @@ pub trait Queue: Send + Sync + 'static {
     /// The endpoints among `known` (id, revision) whose row changed since: a node
     /// refreshes what it holds with them.
     async fn changed_endpoints(&self, known: &[(String, i64)]) -> Result<Vec<Endpoint>>;
+    /// Disables an endpoint at a receiver's request (410 Gone, `webhook-delivery:
+    /// disable`) or after sustained failure: as an API disable, its waiting
+    /// deliveries are paused in the same transaction.
+    async fn disable_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<EndpointUpdated>;
+    /// Writes the delivering node's report of an endpoint's health.
+    async fn set_endpoint_health(&self, endpoint_id: &str, health: &EndpointHealth) -> Result<()>;
+    /// The event type's own retry schedule (ms delays), if it has one.
+    async fn event_type_retry_schedule(&self, org_id: &str, event_type: &str) -> Result<Option<Vec<u64>>>;
     /// Gives up every endpoint queue `owner` owns (on shutdown).
     async fn release_endpoints(&self, owner: &str) -> Result<()>;
     /// Returns when work may have been committed for workers to claim (scheduled

@@ -56,6 +56,9 @@ pub struct EventType {
     pub group_name: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// This event type's retry schedule (delays in ms), overriding the server's;
+    /// an endpoint's own schedule overrides it in turn.
+    pub retry_schedule_ms: Option<Vec<u64>>,
 }
 
 /// A secret that was rotated out and still signs until `expires_at`.
@@ -87,6 +90,70 @@ pub struct Endpoint {
     /// Counts the changes to the row: a node holding deliveries for the endpoint
     /// reloads it when this moves.
     pub revision: i64,
+    /// The endpoint's own delivery settings (extension fields).
+    pub control: DeliveryControl,
+    /// What the node delivering to it last reported; `None` before anything was.
+    pub health: Option<EndpointHealth>,
+}
+
+/// An endpoint's own delivery settings, beyond Svix's fields; `None` takes the
+/// event type's or the server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryControl {
+    /// Delays between attempts, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    /// Requests in flight to the endpoint at most (below the server's cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+impl DeliveryControl {
+    pub fn is_default(&self) -> bool {
+        *self == DeliveryControl::default()
+    }
+}
+
+/// The circuit breaker's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BreakerState {
+    #[default]
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// An endpoint's health as the node delivering to it last reported it: written
+/// when its breaker or throttling changes, read by the API on any node and by
+/// the next node to take the endpoint over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHealth {
+    pub breaker: BreakerState,
+    /// Failed and all requests in the breaker's window when this was written.
+    pub failures: u32,
+    pub requests: u32,
+    /// When the breaker last opened, and when it lets a probe through (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_probe_at: Option<i64>,
+    /// How long the breaker stays open next time it opens (it doubles on a failed probe).
+    #[serde(default)]
+    pub open_for_ms: i64,
+    /// Since when, and until when, the receiver asked to be held back (429, 502,
+    /// 503, 504, `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_since: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_until: Option<i64>,
+    /// Since when every attempt failed (the endpoint is disabled once this is
+    /// `--disable-after` old).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<i64>,
+    pub updated_at: i64,
 }
 
 /// Header values may be credentials (`Authorization`…): `Debug` shows their

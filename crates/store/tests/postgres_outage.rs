@@ -101,6 +101,8 @@ async fn app_with_endpoint(store: &dyn Store) -> (String, String) {
                 created_at: t,
                 updated_at: t,
                 revision: 0,
+                control: Default::default(),
+                health: None,
             },
             None,
         )

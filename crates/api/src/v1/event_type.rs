@@ -4,7 +4,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_store::{EventType, StoreError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::now;
@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
 use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
-use crate::wire::{patch_field, EventTypeOut};
+use crate::wire::{patch_field, DurationWire, EventTypeOut};
 use crate::AppState;
 
 const MAX_FEATURE_FLAGS: usize = 10;
@@ -108,6 +108,7 @@ impl EventTypeIn {
             group_name: self.group_name,
             created_at: t,
             updated_at: t,
+            retry_schedule_ms: None,
         })
     }
 }
@@ -245,4 +246,42 @@ pub async fn delete(
         state.resources.update_event_type(et).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `RetryScheduleInOut`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryScheduleInOut {
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<DurationWire>>,
+}
+
+/// `GET /api/v1/event-type/{name}/retry-schedule`: the event type's own retry
+/// schedule (`null`: the server's applies).
+pub async fn get_retry_schedule(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<RetryScheduleInOut>> {
+    let et = state.resources.get_event_type(&auth.org_id, &name).await?;
+    Ok(Json(RetryScheduleInOut {
+        retry_schedule: et.retry_schedule_ms.map(|ms| ms.into_iter().map(DurationWire::from_millis).collect()),
+    }))
+}
+
+/// `PUT /api/v1/event-type/{name}/retry-schedule`: sets it (`null` clears it).
+/// Messages of this type follow it at their next failure, unless their
+/// endpoint has a schedule of its own.
+pub async fn put_retry_schedule(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path(name): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<RetryScheduleInOut>> {
+    let input: RetryScheduleInOut = parse_json(&body)?;
+    let ms = crate::v1::endpoint::crud::retry_schedule_ms("retrySchedule", input.retry_schedule)?;
+    state.resources.set_event_type_retry_schedule(&auth.org_id, &name, ms.clone()).await?;
+    Ok(Json(RetryScheduleInOut {
+        retry_schedule: ms.map(|ms| ms.into_iter().map(DurationWire::from_millis).collect()),
+    }))
 }

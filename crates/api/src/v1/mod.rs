@@ -36,6 +36,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/event-type/{name}",
             get(event_type::get).put(event_type::upsert).patch(event_type::patch).delete(event_type::delete),
         )
+        .route(
+            "/api/v1/event-type/{name}/retry-schedule",
+            get(event_type::get_retry_schedule).put(event_type::put_retry_schedule),
+        )
         .route(&format!("{app}/endpoint"), get(endpoint::crud::list).post(endpoint::crud::create))
         .route(
             ep,
@@ -54,6 +58,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{ep}/recover"), post(endpoint::recovery::recover))
         .route(&format!("{ep}/replay-missing"), post(endpoint::recovery::replay_missing))
         .route(&format!("{ep}/stats"), get(endpoint::stats::get))
+        .route(&format!("{ep}/rate-limit-status"), get(endpoint::control::rate_limit_status))
         .route(&format!("{ep}/msg"), get(attempt::list_attempted_messages))
         .route(&format!("{app}/msg"), get(message::list).post(message::create))
         .route(msg, get(message::get))

@@ -10,6 +10,7 @@ mod applications;
 mod attempts;
 mod auth;
 mod cluster;
+mod control;
 mod endpoints;
 mod event_types;
 mod lifecycle;

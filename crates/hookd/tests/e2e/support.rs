@@ -232,6 +232,8 @@ struct SinkState {
     received: Vec<Received>,
     /// Statuses to answer with, in order; then 200.
     script: VecDeque<u16>,
+    /// Replies with headers, in order, before `script`.
+    replies: VecDeque<Reply>,
     /// A delay before answering.
     delay: Option<Duration>,
     /// The body to answer with (default `ok`).
@@ -245,21 +247,42 @@ pub struct Sink {
     state: Arc<Mutex<SinkState>>,
 }
 
+/// A scripted reply: a status with response headers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn new(status: u16, headers: &[(&'static str, &str)]) -> Reply {
+        Reply { status, headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect() }
+    }
+}
+
 async fn sink_handler(
     State(state): State<Arc<Mutex<SinkState>>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, Bytes) {
-    let (status, delay, reply) = {
+) -> (StatusCode, HeaderMap, Bytes) {
+    let (reply, delay, body_out) = {
         let mut s = state.lock().unwrap();
         s.received.push(Received { path: uri.path().to_string(), headers, body, at: Instant::now() });
-        (s.script.pop_front().unwrap_or(200), s.delay, s.body.clone().unwrap_or_else(|| Bytes::from_static(b"ok")))
+        let reply = match s.replies.pop_front() {
+            Some(r) => r,
+            None => Reply { status: s.script.pop_front().unwrap_or(200), headers: Vec::new() },
+        };
+        (reply, s.delay, s.body.clone().unwrap_or_else(|| Bytes::from_static(b"ok")))
     };
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    (StatusCode::from_u16(status).unwrap(), reply)
+    let mut out = HeaderMap::new();
+    for (name, value) in reply.headers {
+        out.insert(name, value.parse().unwrap());
+    }
+    (StatusCode::from_u16(reply.status).unwrap(), out, body_out)
 }
 
 impl Sink {
@@ -279,6 +302,11 @@ impl Sink {
     /// Answer the next requests with these statuses (then 200).
     pub fn script(&self, statuses: &[u16]) {
         self.state.lock().unwrap().script.extend(statuses.iter().copied());
+    }
+
+    /// Answer the next requests with these replies (then as `script` says).
+    pub fn reply(&self, replies: &[Reply]) {
+        self.state.lock().unwrap().replies.extend(replies.iter().cloned());
     }
 
     pub fn set_delay(&self, d: Option<Duration>) {

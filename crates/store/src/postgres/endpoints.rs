@@ -66,8 +66,8 @@ const UID_TAKEN: &str = "an endpoint with this uid";
 pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     sqlx::query(
         "INSERT INTO endpoint (org_id, app_id, id, uid, url, description, version, disabled, event_types, channels,
-         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision, control)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&e.org_id)
     .bind(&e.app_id)
@@ -87,6 +87,7 @@ pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     .bind(e.created_at)
     .bind(e.updated_at)
     .bind(e.revision)
+    .bind(control_to_db(&e.control))
     .execute(c)
     .await
     .map_err(|err| rows::unique_violation(err, UID_TAKEN))?;
@@ -123,7 +124,7 @@ pub async fn update(
             sqlx::query(
                 "UPDATE endpoint SET uid = $2, url = $3, description = $4, version = $5, disabled = $6,
                      event_types = $7, channels = $8, rate_limit = $9, metadata = $10, updated_at = $11,
-                     revision = $12
+                     revision = $12, control = $13
                  WHERE id = $1",
             )
             .bind(&ep.id)
@@ -138,6 +139,7 @@ pub async fn update(
             .bind(rows::json(&ep.metadata))
             .bind(ep.updated_at)
             .bind(ep.revision)
+            .bind(control_to_db(&ep.control))
             .execute(&mut *c)
             .await
             .map_err(|err| rows::unique_violation(err, UID_TAKEN))?;
@@ -232,4 +234,19 @@ pub async fn stats(
         states::count(&mut out, state, attempted, n as u64);
     }
     Ok(out)
+}
+
+fn control_to_db(control: &DeliveryControl) -> Option<String> {
+    (!control.is_default()).then(|| rows::json(control))
+}
+
+/// Writes what the delivering node reports of the endpoint's health; leaves
+/// `revision` alone (nothing a node holds changes with it).
+pub async fn set_health(c: &mut PgConnection, endpoint_id: &str, health: &EndpointHealth) -> Result<()> {
+    sqlx::query("UPDATE endpoint SET health = $2 WHERE id = $1")
+        .bind(endpoint_id)
+        .bind(rows::json(health))
+        .execute(c)
+        .await?;
+    Ok(())
 }

@@ -27,7 +27,7 @@ pub async fn get(c: &mut PgConnection, org_id: &str, name: &str) -> Result<Event
 
 pub async fn insert(c: &mut PgConnection, e: &EventType) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(&e.org_id)
     .bind(&e.name)
@@ -39,6 +39,7 @@ pub async fn insert(c: &mut PgConnection, e: &EventType) -> Result<()> {
     .bind(&e.group_name)
     .bind(e.created_at)
     .bind(e.updated_at)
+    .bind(rows::json_opt(&e.retry_schedule_ms))
     .execute(c)
     .await
     .map_err(|err| rows::unique_violation(err, "an event type with this name"))?;
@@ -74,6 +75,28 @@ pub async fn delete(c: &mut PgConnection, org_id: &str, name: &str) -> Result<()
         .execute(c)
         .await?;
     if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Sets (or with `None` clears) the event type's retry schedule.
+pub async fn set_retry_schedule(
+    c: &mut PgConnection,
+    org_id: &str,
+    name: &str,
+    schedule: Option<&[u64]>,
+    now: i64,
+) -> Result<()> {
+    let n = sqlx::query("UPDATE event_type SET retry_schedule = $3, updated_at = $4 WHERE org_id = $1 AND name = $2")
+        .bind(org_id)
+        .bind(name)
+        .bind(schedule.map(|s| rows::json(&s)))
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected();
+    if n == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())

@@ -38,6 +38,7 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     ("0003_delivery_state", include_str!("../../migrations/postgres/0003_delivery_state.sql")),
+    ("0004_delivery_control", include_str!("../../migrations/postgres/0004_delivery_control.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

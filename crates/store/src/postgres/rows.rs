@@ -55,7 +55,7 @@ pub fn app(r: &PgRow) -> RowResult<Application> {
 }
 
 pub const EVENT_TYPE_COLUMNS: &str =
-    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at";
+    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at, retry_schedule";
 
 pub fn event_type(r: &PgRow) -> RowResult<EventType> {
     Ok(EventType {
@@ -69,12 +69,14 @@ pub fn event_type(r: &PgRow) -> RowResult<EventType> {
         group_name: r.try_get(7)?,
         created_at: r.try_get(8)?,
         updated_at: r.try_get(9)?,
+        retry_schedule_ms: json_opt_at(r, 10)?,
     })
 }
 
 pub const ENDPOINT_COLUMNS: &str = "e.org_id, e.app_id, e.id, e.uid, e.url, e.description, e.version, e.disabled, \
-     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision";
-pub const ENDPOINT_COLUMN_COUNT: usize = 18;
+     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision, \
+     e.control, e.health";
+pub const ENDPOINT_COLUMN_COUNT: usize = 20;
 
 /// Maps the endpoint columns starting at `at`.
 pub fn endpoint_at(r: &PgRow, at: usize) -> RowResult<Endpoint> {
@@ -97,6 +99,8 @@ pub fn endpoint_at(r: &PgRow, at: usize) -> RowResult<Endpoint> {
         created_at: r.try_get(at + 15)?,
         updated_at: r.try_get(at + 16)?,
         revision: r.try_get(at + 17)?,
+        control: json_opt_at(r, at + 18)?.unwrap_or_default(),
+        health: json_opt_at(r, at + 19)?,
     })
 }
 

@@ -10,7 +10,7 @@ use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
 use super::{apps, attempts, batch, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens};
-use crate::change::{EndpointChange, EndpointUpdated};
+use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::model::*;
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
@@ -110,6 +110,10 @@ impl Resources for PostgresStore {
 
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
         event_types::delete(&mut *self.conn().await?, org_id, name).await
+    }
+
+    async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()> {
+        event_types::set_retry_schedule(&mut *self.conn().await?, org_id, name, schedule.as_deref(), now_millis()).await
     }
 
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {
@@ -293,6 +297,25 @@ impl Queue for PostgresStore {
             return Ok(Vec::new());
         }
         endpoints::changed(&mut *self.conn().await?, known).await
+    }
+
+    async fn disable_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<EndpointUpdated> {
+        let change = EndpointChange::Settings(EndpointSettings { disabled: Some(true), ..Default::default() });
+        transaction!(self, |tx| {
+            endpoints::update(&mut tx, org_id, app_id, endpoint_id, &change, now_millis()).await?
+        })
+    }
+
+    async fn set_endpoint_health(&self, endpoint_id: &str, health: &EndpointHealth) -> Result<()> {
+        endpoints::set_health(&mut *self.conn().await?, endpoint_id, health).await
+    }
+
+    async fn event_type_retry_schedule(&self, org_id: &str, event_type: &str) -> Result<Option<Vec<u64>>> {
+        match event_types::get(&mut *self.conn().await?, org_id, event_type).await {
+            Ok(et) => Ok(et.retry_schedule_ms),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn release_endpoints(&self, owner: &str) -> Result<()> {

@@ -36,8 +36,8 @@ pub fn get(c: &Connection, org_id: &str, app_id: &str, id_or_uid: &str) -> Resul
 pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO endpoint (org_id, app_id, id, uid, url, description, version, disabled, event_types, channels,
-         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision, control)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         e.org_id,
@@ -57,7 +57,8 @@ pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
         rows::retired_to_db(&e.retired_secrets),
         e.created_at,
         e.updated_at,
-        e.revision
+        e.revision,
+        control_to_db(&e.control)
     ])
     .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?;
     Ok(())
@@ -81,7 +82,7 @@ pub fn update(
             .prepare_cached(
                 "UPDATE endpoint SET uid = ?2, url = ?3, description = ?4, version = ?5, disabled = ?6,
                      event_types = ?7, channels = ?8, rate_limit = ?9, metadata = ?10, updated_at = ?11,
-                     revision = ?12
+                     revision = ?12, control = ?13
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -96,7 +97,8 @@ pub fn update(
                 ep.rate_limit,
                 rows::json(&ep.metadata),
                 ep.updated_at,
-                ep.revision
+                ep.revision,
+                control_to_db(&ep.control)
             ])
             .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?,
         Columns::Headers => c
@@ -165,4 +167,16 @@ pub fn stats(c: &Connection, org_id: &str, endpoint_id: &str, since: i64, until:
         states::count(&mut out, rows::state_at(r, 0)?, r.get(1)?, n as u64);
     }
     Ok(out)
+}
+
+fn control_to_db(control: &DeliveryControl) -> Option<String> {
+    (!control.is_default()).then(|| rows::json(control))
+}
+
+/// Writes what the delivering node reports of the endpoint's health; leaves
+/// `revision` alone (nothing a node holds changes with it).
+pub fn set_health(c: &Connection, endpoint_id: &str, health: &EndpointHealth) -> Result<()> {
+    c.prepare_cached("UPDATE endpoint SET health = ?2 WHERE id = ?1")?
+        .execute(params![endpoint_id, rows::json(health)])?;
+    Ok(())
 }

@@ -23,7 +23,7 @@ pub fn get(c: &Connection, org_id: &str, name: &str) -> Result<EventType> {
 
 pub fn insert(c: &Connection, e: &EventType) -> Result<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     ))?
     .execute(params![
         e.org_id,
@@ -35,7 +35,8 @@ pub fn insert(c: &Connection, e: &EventType) -> Result<()> {
         rows::json_opt(&e.feature_flags),
         e.group_name,
         e.created_at,
-        e.updated_at
+        e.updated_at,
+        rows::json_opt(&e.retry_schedule_ms)
     ])
     .map_err(|err| rows::unique_violation(err, "an event type with this name"))?;
     Ok(())
@@ -66,6 +67,17 @@ pub fn update(c: &Connection, e: &EventType) -> Result<()> {
 
 pub fn delete(c: &Connection, org_id: &str, name: &str) -> Result<()> {
     let n = c.execute("DELETE FROM event_type WHERE org_id = ?1 AND name = ?2", params![org_id, name])?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Sets (or with `None` clears) the event type's retry schedule.
+pub fn set_retry_schedule(c: &Connection, org_id: &str, name: &str, schedule: Option<&[u64]>, now: i64) -> Result<()> {
+    let n = c
+        .prepare_cached("UPDATE event_type SET retry_schedule = ?3, updated_at = ?4 WHERE org_id = ?1 AND name = ?2")?
+        .execute(params![org_id, name, schedule.map(|s| rows::json(&s)), now])?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
     ("0002_endpoint_owner", include_str!("../../migrations/sqlite/0002_endpoint_owner.sql")),
     ("0003_delivery_state", include_str!("../../migrations/sqlite/0003_delivery_state.sql")),
+    ("0004_delivery_control", include_str!("../../migrations/sqlite/0004_delivery_control.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

@@ -50,7 +50,7 @@ pub fn app(r: &Row) -> rusqlite::Result<Application> {
 }
 
 pub const EVENT_TYPE_COLUMNS: &str =
-    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at";
+    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at, retry_schedule";
 
 pub fn event_type(r: &Row) -> rusqlite::Result<EventType> {
     Ok(EventType {
@@ -64,11 +64,13 @@ pub fn event_type(r: &Row) -> rusqlite::Result<EventType> {
         group_name: r.get(7)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        retry_schedule_ms: parse_opt(r.get(10)?)?,
     })
 }
 
 pub const ENDPOINT_COLUMNS: &str = "e.org_id, e.app_id, e.id, e.uid, e.url, e.description, e.version, e.disabled, \
-     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision";
+     e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision, \
+     e.control, e.health";
 
 /// Maps the endpoint columns starting at `at`.
 pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
@@ -91,6 +93,8 @@ pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
         created_at: r.get(at + 15)?,
         updated_at: r.get(at + 16)?,
         revision: r.get(at + 17)?,
+        control: parse_opt(r.get(at + 18)?)?.unwrap_or_default(),
+        health: parse_opt(r.get(at + 19)?)?,
     })
 }
 

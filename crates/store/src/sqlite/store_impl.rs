@@ -11,10 +11,10 @@ use hookd_core::timefmt::now_millis;
 use super::{
     apps, attempts, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens, SqliteStore,
 };
-use crate::change::{EndpointChange, EndpointUpdated};
+use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::model::*;
 use crate::task::*;
-use crate::{Queue, Resources, Result};
+use crate::{Queue, Resources, Result, StoreError};
 
 fn s(v: &str) -> String {
     v.to_string()
@@ -107,6 +107,11 @@ impl Resources for SqliteStore {
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
         let (org, name) = (s(org_id), s(name));
         self.write(move |c| event_types::delete(c, &org, &name)).await
+    }
+
+    async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()> {
+        let (org, name) = (s(org_id), s(name));
+        self.write(move |c| event_types::set_retry_schedule(c, &org, &name, schedule.as_deref(), now_millis())).await
     }
 
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {
@@ -302,6 +307,29 @@ impl Queue for SqliteStore {
     async fn changed_endpoints(&self, known: &[(String, i64)]) -> Result<Vec<Endpoint>> {
         let known = known.to_vec();
         self.read(move |c| endpoints::changed(c, &known)).await
+    }
+
+    async fn disable_endpoint(&self, org_id: &str, app_id: &str, endpoint_id: &str) -> Result<EndpointUpdated> {
+        let (org, app, id, fanout) = (s(org_id), s(app_id), s(endpoint_id), self.fanout.clone());
+        let change = EndpointChange::Settings(EndpointSettings { disabled: Some(true), ..Default::default() });
+        self.write(move |c| {
+            fanout.forget(&org, &app);
+            endpoints::update(c, &org, &app, &id, &change, now_millis())
+        })
+        .await
+    }
+
+    async fn set_endpoint_health(&self, endpoint_id: &str, health: &EndpointHealth) -> Result<()> {
+        let (id, health) = (s(endpoint_id), health.clone());
+        self.write(move |c| endpoints::set_health(c, &id, &health)).await
+    }
+
+    async fn event_type_retry_schedule(&self, org_id: &str, event_type: &str) -> Result<Option<Vec<u64>>> {
+        match self.read_point(|c| event_types::get(c, org_id, event_type)) {
+            Ok(et) => Ok(et.retry_schedule_ms),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn release_endpoints(&self, owner: &str) -> Result<()> {

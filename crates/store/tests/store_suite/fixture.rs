@@ -118,6 +118,8 @@ impl Fixture {
             created_at: t,
             updated_at: t,
             revision: 0,
+            control: Default::default(),
+            health: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! database (each test in a schema of its own, so they run in parallel), and
 //! says it is skipped otherwise.
 
+mod control;
 mod fixture;
 mod lifecycle;
 mod messages;
@@ -61,6 +62,9 @@ suite! {
         queue::an_outcome_under_an_old_lease_token_is_ignored,
         queue::a_released_delivery_is_due_again_at_once,
         queue::workers_wake_when_unleased_work_is_committed,
+        control::endpoint_control_and_health_round_trip,
+        control::a_disable_by_the_receiver_pauses_the_queue,
+        control::event_types_keep_their_own_retry_schedule,
         lifecycle::resend_makes_a_delivery_due_again,
         lifecycle::a_resend_during_an_attempt_in_flight_follows_it,
         lifecycle::disabling_pauses_and_enabling_resumes,

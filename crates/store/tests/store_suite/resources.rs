@@ -198,6 +198,7 @@ fn event_type(f: &Fixture, name: &str, archived: bool) -> EventType {
         group_name: None,
         created_at: t,
         updated_at: t,
+        retry_schedule_ms: None,
     }
 }
 

@@ -6,9 +6,10 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
+use hookd_core::schedule;
 use hookd_core::validate::{self, EndpointUrl};
 use hookd_core::Secret;
-use hookd_store::{Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
+use hookd_store::{DeliveryControl, Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
 use serde::Deserialize;
 
 use super::{change_endpoint, load_endpoint, validate_headers};
@@ -18,7 +19,7 @@ use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
 use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
 use crate::v1::{now, validate_metadata, validate_uid};
-use crate::wire::{patch_field, EndpointOut};
+use crate::wire::{patch_field, DurationWire, EndpointOut};
 use crate::AppState;
 
 const MAX_EVENT_TYPES: usize = 256;
@@ -48,6 +49,12 @@ pub struct EndpointIn {
     pub secret: Option<String>,
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Extension: the endpoint's own retry schedule.
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<DurationWire>>,
+    /// Extension: the endpoint's own concurrency cap.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +78,26 @@ pub struct EndpointPatch {
     pub throttle_rate: Option<Option<u32>>,
     #[serde(default)]
     pub metadata: Option<Metadata>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub retry_schedule: Option<Option<Vec<DurationWire>>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub max_concurrency: Option<Option<u32>>,
+}
+
+/// Most requests in flight an endpoint may ask for.
+const MAX_CONCURRENCY: u32 = 1000;
+
+/// A retry schedule from the wire, in milliseconds; 422 past the bounds.
+pub fn retry_schedule_ms(field: &'static str, schedule: Option<Vec<DurationWire>>) -> ApiResult<Option<Vec<u64>>> {
+    let Some(schedule) = schedule else { return Ok(None) };
+    let ms: Vec<u64> = schedule.into_iter().map(DurationWire::millis).collect();
+    if ms.len() > schedule::MAX_STEPS {
+        return Err(ApiError::body_field(field, format!("at most {} retries", schedule::MAX_STEPS)));
+    }
+    if ms.iter().any(|d| *d > schedule::MAX_DELAY_MS) {
+        return Err(ApiError::body_field(field, "each delay is at most 7 days"));
+    }
+    Ok(Some(ms))
 }
 
 /// Checks the settings given (those `None` are left as they are, and were
@@ -104,6 +131,14 @@ pub fn validate_settings(state: &AppState, s: &EndpointSettings) -> ApiResult<()
     if let Some(m) = &s.metadata {
         validate_metadata(m)?;
     }
+    if let Some(Some(c)) = s.max_concurrency {
+        if c == 0 || c > MAX_CONCURRENCY {
+            return Err(ApiError::body_field("maxConcurrency", format!("between 1 and {MAX_CONCURRENCY}")));
+        }
+    }
+    if let Some(Some(ms)) = &s.retry_schedule_ms {
+        hookd_core::RetrySchedule::from_millis(ms).map_err(|e| ApiError::body_field("retrySchedule", e.to_string()))?;
+    }
     Ok(())
 }
 
@@ -125,6 +160,8 @@ fn settings_of(ep: &Endpoint) -> EndpointSettings {
         channels: Some(ep.channels.clone()),
         rate_limit: Some(ep.rate_limit),
         metadata: Some(ep.metadata.clone()),
+        retry_schedule_ms: Some(ep.control.retry_schedule_ms.clone()),
+        max_concurrency: Some(ep.control.max_concurrency),
     }
 }
 
@@ -158,6 +195,11 @@ fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<Endp
         created_at: t,
         updated_at: t,
         revision: 0,
+        control: DeliveryControl {
+            retry_schedule_ms: retry_schedule_ms("retrySchedule", input.retry_schedule)?,
+            max_concurrency: input.max_concurrency,
+        },
+        health: None,
     })
 }
 
@@ -232,6 +274,8 @@ pub async fn upsert(
                 channels: Some(non_empty(input.channels)),
                 rate_limit: Some(input.throttle_rate),
                 metadata: Some(input.metadata.unwrap_or_default()),
+                retry_schedule_ms: Some(retry_schedule_ms("retrySchedule", input.retry_schedule)?),
+                max_concurrency: Some(input.max_concurrency),
             };
             validate_settings(&state, &settings)?;
             let updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
@@ -268,6 +312,11 @@ pub async fn patch(
         channels: p.channels.map(non_empty),
         rate_limit: p.throttle_rate,
         metadata: p.metadata,
+        retry_schedule_ms: match p.retry_schedule {
+            Some(s) => Some(retry_schedule_ms("retrySchedule", s)?),
+            None => None,
+        },
+        max_concurrency: p.max_concurrency,
     };
     validate_settings(&state, &settings)?;
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;

@@ -1,0 +1,102 @@
+//! Delivery control's side of the store: an endpoint's own settings, the health
+//! its delivering node reports, a disable by the receiver, event types' retry
+//! schedules.
+
+use std::sync::Arc;
+
+use hookd_core::timefmt::now_millis;
+use hookd_store::*;
+
+use crate::fixture::{lease, outcome, Fixture};
+
+pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
+    let mut row = f.endpoint_row(None, None);
+    row.control = DeliveryControl { retry_schedule_ms: Some(vec![1_000, 60_000]), max_concurrency: Some(3) };
+    let ep = f.store.create_endpoint(row, None).await.unwrap();
+    let read = f.store.get_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
+    assert_eq!(read.control, ep.control);
+    assert_eq!(read.health, None);
+
+    // A PATCH of other settings keeps them; one naming them changes them.
+    let rename = EndpointSettings { description: Some("renamed".into()), ..Default::default() };
+    let updated =
+        f.store.update_endpoint(&f.org, &f.app, &ep.id, EndpointChange::Settings(rename), None).await.unwrap();
+    assert_eq!(updated.endpoint.control, ep.control);
+    let clear = EndpointSettings { retry_schedule_ms: Some(None), ..Default::default() };
+    let updated = f.store.update_endpoint(&f.org, &f.app, &ep.id, EndpointChange::Settings(clear), None).await.unwrap();
+    assert_eq!(updated.endpoint.control, DeliveryControl { retry_schedule_ms: None, max_concurrency: Some(3) });
+
+    // Health is written without moving the revision (nodes holding it need not reload).
+    let revision = updated.endpoint.revision;
+    let health = EndpointHealth {
+        breaker: BreakerState::Open,
+        failures: 20,
+        requests: 20,
+        opened_at: Some(1_000),
+        next_probe_at: Some(31_000),
+        open_for_ms: 30_000,
+        throttled_since: None,
+        throttled_until: None,
+        failing_since: Some(900),
+        updated_at: 1_000,
+    };
+    f.store.set_endpoint_health(&ep.id, &health).await.unwrap();
+    let read = f.store.get_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
+    assert_eq!(read.health, Some(health));
+    assert_eq!(read.revision, revision);
+}
+
+pub async fn a_disable_by_the_receiver_pauses_the_queue(f: Fixture) {
+    let ep = f.endpoint(None, None).await;
+    let a = f.message("a", None, None);
+    let b = f.message("b", None, None);
+    let jobs = f.store.enqueue(a.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
+    f.store.enqueue(b.clone(), None, None, None).await.unwrap();
+
+    let updated = f.store.disable_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
+    assert!(updated.endpoint.disabled);
+    assert_eq!(updated.paused, 1, "the scheduled delivery waits");
+    // The attempt that got the 410 is recorded paused: it waits for an enable too.
+    let gone = f.attempt(&a.id, &ep, 410);
+    f.store.record_outcomes(Arc::from(vec![outcome(&jobs[0], Some(gone), NextState::Paused, 1)])).await.unwrap();
+    assert_eq!(f.delivery(&a.id, &ep.id).await.state, DeliveryState::Paused);
+    assert_eq!(f.delivery(&b.id, &ep.id).await.state, DeliveryState::Paused);
+
+    let enable = EndpointChange::Settings(EndpointSettings { disabled: Some(false), ..Default::default() });
+    let updated = f.store.update_endpoint(&f.org, &f.app, &ep.id, enable, None).await.unwrap();
+    assert_eq!(updated.resumed, 2);
+    let due = f.store.claim_due(&lease("n1", 60_000), 10, &[]).await.unwrap();
+    assert_eq!(due.len(), 2);
+}
+
+pub async fn event_types_keep_their_own_retry_schedule(f: Fixture) {
+    let t = now_millis();
+    let et = EventType {
+        org_id: f.org.clone(),
+        name: "invoice.paid".into(),
+        description: String::new(),
+        archived: false,
+        deprecated: false,
+        schemas: None,
+        feature_flags: None,
+        group_name: None,
+        created_at: t,
+        updated_at: t,
+        retry_schedule_ms: None,
+    };
+    f.store.create_event_type(et.clone(), None).await.unwrap();
+    assert_eq!(f.store.event_type_retry_schedule(&f.org, "invoice.paid").await.unwrap(), None);
+    f.store.set_event_type_retry_schedule(&f.org, "invoice.paid", Some(vec![500, 2_000])).await.unwrap();
+    assert_eq!(f.store.event_type_retry_schedule(&f.org, "invoice.paid").await.unwrap(), Some(vec![500, 2_000]));
+    // Editing the event type leaves it alone.
+    f.store.update_event_type(EventType { description: "paid".into(), ..et }).await.unwrap();
+    assert_eq!(f.store.get_event_type(&f.org, "invoice.paid").await.unwrap().retry_schedule_ms, Some(vec![500, 2_000]));
+    f.store.set_event_type_retry_schedule(&f.org, "invoice.paid", None).await.unwrap();
+    assert_eq!(f.store.event_type_retry_schedule(&f.org, "invoice.paid").await.unwrap(), None);
+    // Unknown event types have none; setting one is NotFound.
+    assert_eq!(f.store.event_type_retry_schedule(&f.org, "nope").await.unwrap(), None);
+    assert!(matches!(
+        f.store.set_event_type_retry_schedule(&f.org, "nope", Some(vec![1])).await,
+        Err(StoreError::NotFound)
+    ));
+}
