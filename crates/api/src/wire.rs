@@ -211,6 +211,8 @@ pub struct MessageOut {
     pub channels: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
     pub timestamp: String,
+    /// When a message scheduled ahead is delivered.
+    pub deliver_at: Option<String>,
 }
 
 fn empty_object() -> Box<RawValue> {
@@ -236,6 +238,7 @@ impl MessageOut {
             channels: m.channels,
             tags: m.tags,
             timestamp: format_millis(m.created_at),
+            deliver_at: m.deliver_at.map(format_millis),
         }
     }
 }

@@ -137,6 +137,7 @@ fn message(org: &str, app: &str, event_type: &str, payload: &Arc<[u8]>, expires_
         payload: Some(payload.clone()),
         created_at: now_millis(),
         expires_at,
+        deliver_at: None,
     }
 }
 

@@ -121,6 +121,9 @@ pub trait Resources: Send + Sync + 'static {
         page: &Page,
     ) -> Result<Vec<Message>>;
     async fn get_message(&self, org_id: &str, app_id: &str, id_or_event_id: &str) -> Result<Message>;
+    /// Cancels the message's deliveries that wait (scheduled — e.g. for its
+    /// `deliverAt` — or paused); returns how many.
+    async fn cancel_message(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<u64>;
     /// Removes the payload; its deliveries that wait (scheduled, paused) are canceled.
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()>;
 
@@ -163,7 +166,8 @@ pub trait Resources: Send + Sync + 'static {
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
     /// Commits the message and one delivery per matching endpoint (or only to
-    /// `only_endpoint`, for a test send) in one transaction. With a `lease`, the
+    /// `only_endpoint`, for a test send) in one transaction. A message with
+    /// `deliver_at` has its deliveries scheduled for then, leased to no one. With a `lease`, the
     /// deliveries to endpoints whose queue `lease.owner` owns (or can take: free
     /// or expired) are leased to it and returned ready to send; the others are
     /// committed scheduled for their owner to claim, and waiting workers are woken.

@@ -221,6 +221,8 @@ pub struct Message {
     /// When the payload (and the response bodies of its attempts) is expunged by
     /// the retention sweep.
     pub expires_at: i64,
+    /// When its deliveries are due, for a message scheduled ahead (`deliverAt`).
+    pub deliver_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -11,15 +11,19 @@ pub enum TaskKind {
     EndpointRecover,
     /// Creates the deliveries an endpoint never got for messages in a range.
     EndpointReplay,
+    /// Sends again the endpoint's deliveries of messages in a range that match
+    /// a [`ReplayFilter`] (e.g. every dead letter of one event type).
+    EndpointBulkReplay,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 2] = [TaskKind::EndpointRecover, TaskKind::EndpointReplay];
+    pub const ALL: [TaskKind; 3] = [TaskKind::EndpointRecover, TaskKind::EndpointReplay, TaskKind::EndpointBulkReplay];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             TaskKind::EndpointRecover => "endpoint.recover",
             TaskKind::EndpointReplay => "endpoint.replay",
+            TaskKind::EndpointBulkReplay => "endpoint.bulk-replay",
         }
     }
 
@@ -71,6 +75,53 @@ pub struct BackgroundTask {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// A bulk replay's filters.
+    pub filter: Option<ReplayFilter>,
+}
+
+/// Which deliveries a bulk replay sends again (Svix `BulkReplayIn`, less the range).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The delivery's status as the API shows it (`MessageStatus` as an integer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+    /// The class of its last attempt's response code (0 for no response, 100,
+    /// 200 … 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code_class: Option<i64>,
+}
+
+impl ReplayFilter {
+    /// Whether a message with these attributes, whose last attempt to the
+    /// endpoint got `last_code` (`None`: never attempted), is replayed.
+    pub fn matches(
+        &self,
+        event_type: &str,
+        channels: Option<&[String]>,
+        tags: Option<&[String]>,
+        last_code: Option<i32>,
+    ) -> bool {
+        if self.event_types.as_ref().is_some_and(|t| !t.iter().any(|t| t == event_type)) {
+            return false;
+        }
+        if self.channel.as_ref().is_some_and(|c| !channels.unwrap_or_default().contains(c)) {
+            return false;
+        }
+        if self.tag.as_ref().is_some_and(|t| !tags.unwrap_or_default().contains(t)) {
+            return false;
+        }
+        match self.status_code_class {
+            None => true,
+            Some(class) => last_code.is_some_and(|code| i64::from(code) / 100 * 100 == class),
+        }
+    }
 }
 
 /// Filters of the task list.

@@ -123,6 +123,7 @@ fn message(org: &str, app: &str) -> Message {
         payload: Some(Arc::from(&b"{}"[..])),
         created_at: now_millis(),
         expires_at: now_millis() + 60_000,
+        deliver_at: None,
     }
 }
 

@@ -37,9 +37,9 @@ pub struct MessageIn {
     /// Creates the application when the path names none that exists.
     #[serde(default)]
     pub application: Option<ApplicationIn>,
-    /// Not supported yet: refused rather than silently sent now.
+    /// Deliver at this time (RFC 3339) instead of now: up to 30 days ahead.
     #[serde(default)]
-    pub deliver_at: Option<serde_json::Value>,
+    pub deliver_at: Option<String>,
     /// Not supported yet (raw payloads): refused rather than sending `payload`.
     #[serde(default)]
     pub transformations_params: Option<serde_json::Value>,
@@ -79,9 +79,8 @@ fn retention_ms(state: &AppState, input: &MessageIn) -> ApiResult<i64> {
 /// Checks a message's fields and turns it into a row.
 pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &str) -> ApiResult<Message> {
     validate::event_type_name(&input.event_type).map_err(|e| ApiError::body_field("eventType", e))?;
-    if input.deliver_at.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::body_field("deliverAt", "scheduled delivery (deliverAt) is not supported yet"));
-    }
+    let created_at = now();
+    let deliver_at = deliver_at(input.deliver_at.as_deref(), created_at)?;
     if input.transformations_params.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::body_field(
             "transformationsParams",
@@ -118,7 +117,6 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
         }
     }
     let retention = retention_ms(state, input)?;
-    let created_at = now();
     Ok(Message {
         org_id: org_id.to_string(),
         app_id: app_id.to_string(),
@@ -129,8 +127,30 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
         tags,
         payload: Some(payload.into()),
         created_at,
-        expires_at: created_at.saturating_add(retention),
+        // The payload is kept for its retention after it is due, not after it was sent in.
+        expires_at: deliver_at.unwrap_or(created_at).saturating_add(retention),
+        deliver_at,
     })
+}
+
+/// Furthest ahead a message may be scheduled (Svix allows 24 hours).
+const MAX_DELIVER_AHEAD_MS: i64 = 30 * 86_400_000;
+/// A `deliverAt` this little in the past (clocks disagree) means now.
+const DELIVER_AT_SKEW_MS: i64 = 60_000;
+
+/// `deliverAt`: `None` for now (absent, or a moment ago), else the time; 422
+/// beyond 30 days ahead, further back than a minute, or unreadable.
+fn deliver_at(value: Option<&str>, now: i64) -> ApiResult<Option<i64>> {
+    let Some(value) = value else { return Ok(None) };
+    let at = hookd_core::timefmt::parse_rfc3339_millis(value)
+        .ok_or_else(|| ApiError::body_field("deliverAt", "deliverAt must be an RFC 3339 date-time"))?;
+    if at > now + MAX_DELIVER_AHEAD_MS {
+        return Err(ApiError::body_field("deliverAt", "deliverAt is at most 30 days ahead"));
+    }
+    if at < now - DELIVER_AT_SKEW_MS {
+        return Err(ApiError::body_field("deliverAt", "deliverAt is in the past"));
+    }
+    Ok((at > now).then_some(at))
 }
 
 /// The application for a new message: the one named, or one created from the
@@ -236,6 +256,19 @@ pub async fn get(
     let with_content = QueryParams::parse(uri.query()).bool("with_content", true)?;
     let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     Ok(Json(MessageOut::new(msg, with_content)))
+}
+
+/// `POST …/msg/{id}/cancel` (extension): cancels the message's deliveries that
+/// have not been made — a message scheduled with `deliverAt`, or waiting for a
+/// retry or a disabled endpoint. One in flight finishes its attempt.
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, msg_id)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
+    let canceled = state.resources.cancel_message(auth.org_id(), &auth.app.id, &msg.id).await?;
+    Ok(Json(serde_json::json!({ "canceled": canceled })))
 }
 
 pub async fn expunge_content(

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::mgmt::{text, wait_for_attempts, wait_for_delivery_status};
+use crate::postgres::{shared_url, TestDatabase};
 use crate::support::{Reply, ServerOptions, Sink, TestServer};
 
 fn with_args(args: &[&str]) -> ServerOptions {
@@ -353,4 +354,105 @@ async fn every_transport_error_is_retried_and_none_leaves_a_delivery_stuck() {
         }
         assert_eq!(a["status"], 2, "{name}: {a}");
     }
+}
+
+/// `deliverAt`: the message is stored and listed now, delivered at its time
+/// (not before), and one canceled before then is never sent.
+async fn scheduled_messages_are_delivered_at_their_time(database_url: Option<&str>) {
+    let mut args = vec!["--poll-interval", "100ms"];
+    if let Some(url) = database_url {
+        args.extend(["--database-url", url]);
+    }
+    let server = TestServer::spawn_with(with_args(&args)).await;
+    let sink = Sink::start().await;
+    let app = server.create_app("Acme").await;
+    server.create_endpoint(&app, json!({"url": sink.url("/later")})).await;
+    let at = hookd_core::timefmt::now_millis() + 3_000;
+    let when = hookd_core::timefmt::format_millis(at);
+    let body = json!({"eventType": "a.b", "payload": {"n": 1}, "deliverAt": when});
+    let (status, msg) = server.post(&format!("/api/v1/app/{app}/msg"), body).await;
+    assert_eq!(status, 202, "{msg}");
+    assert_eq!(msg["deliverAt"], json!(when));
+    let body = json!({"eventType": "a.b", "payload": {"n": 2}, "deliverAt": when});
+    let (_, canceled) = server.post(&format!("/api/v1/app/{app}/msg"), body).await;
+    let (status, out) =
+        server.post(&format!("/api/v1/app/{app}/msg/{}/cancel", text(&canceled["id"])), json!({})).await;
+    assert_eq!((status, &out), (200, &json!({"canceled": 1})));
+
+    let (_, listed) = server.get(&format!("/api/v1/app/{app}/msg/{}", text(&msg["id"]))).await;
+    assert_eq!(listed["deliverAt"], json!(when));
+    let (_, dests) = server.get(&format!("/api/v1/app/{app}/msg/{}/endpoint", text(&msg["id"]))).await;
+    assert_eq!(dests["data"][0]["nextAttempt"], json!(when), "{dests}");
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(sink.count(), 0, "nothing before its time");
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("webhook-id"), text(&msg["id"]));
+    let late = hookd_core::timefmt::now_millis() - at;
+    assert!(late >= -50, "delivered {}ms early", -late);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 1, "the canceled one is never sent");
+    wait_for_delivery_status(&server, &app, text(&msg["id"]).as_str(), 0).await;
+}
+
+#[tokio::test]
+async fn scheduled_messages_are_delivered_at_their_time_on_sqlite() {
+    scheduled_messages_are_delivered_at_their_time(None).await;
+}
+
+#[tokio::test]
+async fn scheduled_messages_are_delivered_at_their_time_on_postgres() {
+    let Some(admin) = shared_url() else { return };
+    let db = TestDatabase::create(&admin);
+    scheduled_messages_are_delivered_at_their_time(Some(&db.url)).await;
+}
+
+/// The dead-letter view is the endpoint's messages with status 2; bulk replay
+/// sends the ones its filters pick again, as a background task.
+#[tokio::test]
+async fn dead_letters_are_listed_and_bulk_replayed_by_filter() {
+    let server = TestServer::spawn_with(ServerOptions { retry_schedule: "100ms".into(), ..Default::default() }).await;
+    let sink = Sink::start().await;
+    sink.script(&[500; 6]);
+    let app = server.create_app("Acme").await;
+    let ep = text(&server.create_endpoint(&app, json!({"url": sink.url("/dlq")})).await["id"]);
+    let mut by_type = Vec::new();
+    for t in ["order.paid", "order.paid", "user.created"] {
+        by_type.push((t, text(&server.send_message(&app, t, json!({"t": t})).await["id"])));
+    }
+    for (_, m) in &by_type {
+        wait_for_delivery_status(&server, &app, m, 2).await;
+    }
+    let (_, dead) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/msg?status=2")).await;
+    assert_eq!(dead["data"].as_array().unwrap().len(), 3, "{dead}");
+
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint/{ep}/bulk-replay"),
+            json!({"since": crate::support::seconds_ago(60), "eventTypes": ["order.paid"], "status": 2, "statusCodeClass": 500}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["task"], "endpoint.bulk-replay");
+    let task = server
+        .eventually(Duration::from_secs(10), || async {
+            let (_, t) = server.get(&format!("/api/v1/background-task/{}", text(&body["id"]))).await;
+            (t["status"] == "finished").then_some(t)
+        })
+        .await
+        .expect("the task finishes");
+    assert_eq!(task["data"]["messagesSent"], 2, "{task}");
+    for (t, m) in &by_type {
+        let want = if *t == "order.paid" { 0 } else { 2 };
+        wait_for_delivery_status(&server, &app, m, want).await;
+    }
+    let (_, dead) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/msg?status=2")).await;
+    assert_eq!(dead["data"].as_array().unwrap().len(), 1, "{dead}");
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint/{ep}/bulk-replay"),
+            json!({"since": crate::support::seconds_ago(60), "status": 9}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
 }

@@ -456,12 +456,16 @@ async fn list_pages_newest_first_and_back() {
 }
 
 #[tokio::test]
-async fn unsupported_scheduling_and_raw_payloads_are_refused_not_ignored() {
+async fn out_of_range_scheduling_and_raw_payloads_are_refused_not_ignored() {
     let server = TestServer::spawn().await;
     let app = server.create_app("Acme").await;
-    for (field, value) in
-        [("deliverAt", json!("2030-01-01T00:00:00Z")), ("transformationsParams", json!({"rawPayload": "x"}))]
-    {
+    let too_far = hookd_core::timefmt::format_millis(hookd_core::timefmt::now_millis() + 31 * 86_400_000);
+    for (field, value) in [
+        ("deliverAt", json!(too_far)),
+        ("deliverAt", json!(crate::support::seconds_ago(3600))),
+        ("deliverAt", json!("tomorrow")),
+        ("transformationsParams", json!({"rawPayload": "x"})),
+    ] {
         let mut body = json!({"eventType": "a.b", "payload": {}});
         body[field] = value;
         let (status, out) = server.post(&format!("/api/v1/app/{app}/msg"), body).await;

@@ -30,8 +30,9 @@ pub async fn create(
     // free of unique violations). A concurrent insert of the same eventId is
     // waited for, then seen.
     let inserted = sqlx::query(
-        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)
+        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at, expires_at,
+             deliver_at)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11)
          ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
          RETURNING 1",
     )
@@ -45,6 +46,7 @@ pub async fn create(
     .bind(msg.payload.as_deref())
     .bind(msg.created_at)
     .bind(msg.expires_at)
+    .bind(msg.deliver_at)
     .fetch_optional(&mut *c)
     .await
     .map_err(|e| rows::unique_violation(e, EVENT_ID_TAKEN))?;
@@ -118,7 +120,8 @@ pub async fn create(
 }
 
 /// One delivery of `msg` per endpoint, in the state given for it (leased ones to
-/// `lease` under token 1, scheduled ones due now), in one statement. Returns
+/// `lease` under token 1, scheduled ones due now or at the message's
+/// `deliver_at`), in one statement. Returns
 /// the new ids by endpoint id.
 async fn insert_deliveries(
     c: &mut PgConnection,
@@ -131,7 +134,7 @@ async fn insert_deliveries(
         "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at,
              lease_owner, lease_expires_at, lease_token, created_at, updated_at)
          SELECT $1, $2, $3, t.endpoint_id, t.state, 0,
-                CASE WHEN t.state = 'scheduled' THEN hookd_now_ms() END,
+                CASE WHEN t.state = 'scheduled' THEN COALESCE($8::bigint, hookd_now_ms()) END,
                 CASE WHEN t.state = 'leased' THEN $4 END,
                 CASE WHEN t.state = 'leased' THEN hookd_now_ms() + $5::bigint END,
                 CASE WHEN t.state = 'leased' THEN 1 ELSE 0 END,
@@ -146,6 +149,7 @@ async fn insert_deliveries(
     .bind(lease.map(|l| l.duration_ms))
     .bind(endpoint_ids)
     .bind(states)
+    .bind(msg.deliver_at)
     .fetch_all(c)
     .await?;
     Ok(rows.into_iter().map(|(id, ep)| (ep, id)).collect())
@@ -247,6 +251,20 @@ pub async fn expunge_content(c: &mut PgConnection, org_id: &str, app_id: &str, m
     .execute(c)
     .await?;
     Ok(())
+}
+
+/// Cancels the message's deliveries that wait (scheduled, paused); returns how
+/// many. One in flight finishes its attempt.
+pub async fn cancel(c: &mut PgConnection, org_id: &str, app_id: &str, msg_id: &str) -> Result<u64> {
+    get(&mut *c, org_id, app_id, msg_id).await?;
+    let n = sqlx::query(
+        "UPDATE delivery SET state = 'canceled', due_at = NULL, updated_at = hookd_now_ms()
+         WHERE msg_id = $1 AND state IN ('scheduled', 'paused')",
+    )
+    .bind(msg_id)
+    .execute(c)
+    .await?;
+    Ok(n.rows_affected())
 }
 
 /// Loads what is needed to send deliveries leased under the given tokens, in

@@ -110,10 +110,10 @@ pub fn endpoint(r: &PgRow) -> RowResult<Endpoint> {
 
 /// Channels and tags are JSONB (so filters can use `?`), read back as JSON text.
 pub const MESSAGE_COLUMNS: &str = "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels::text, \
-     m.tags::text, m.payload, m.created_at, m.expires_at";
+     m.tags::text, m.payload, m.created_at, m.expires_at, m.deliver_at";
 pub const MESSAGE_COLUMNS_NO_PAYLOAD: &str = "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels::text, \
-     m.tags::text, NULL::bytea, m.created_at, m.expires_at";
-pub const MESSAGE_COLUMN_COUNT: usize = 10;
+     m.tags::text, NULL::bytea, m.created_at, m.expires_at, m.deliver_at";
+pub const MESSAGE_COLUMN_COUNT: usize = 11;
 
 pub fn message_at(r: &PgRow, at: usize) -> RowResult<Message> {
     Ok(Message {
@@ -127,6 +127,7 @@ pub fn message_at(r: &PgRow, at: usize) -> RowResult<Message> {
         payload: r.try_get::<Option<&[u8]>, _>(at + 7)?.map(Arc::from),
         created_at: r.try_get(at + 8)?,
         expires_at: r.try_get(at + 9)?,
+        deliver_at: r.try_get(at + 10)?,
     })
 }
 
@@ -166,7 +167,7 @@ fn message_status_at(r: &PgRow, i: usize) -> RowResult<MessageStatus> {
 }
 
 pub const TASK_COLUMNS: &str = "id, org_id, app_id, endpoint_id, kind, status, since, until, cursor, \
-     messages_sent, error, created_at, updated_at";
+     messages_sent, error, created_at, updated_at, params";
 
 pub fn task(r: &PgRow) -> RowResult<BackgroundTask> {
     let kind: &str = r.try_get(4)?;
@@ -185,6 +186,7 @@ pub fn task(r: &PgRow) -> RowResult<BackgroundTask> {
         error: r.try_get(10)?,
         created_at: r.try_get(11)?,
         updated_at: r.try_get(12)?,
+        filter: json_opt_at(r, 13)?,
     })
 }
 

@@ -172,6 +172,10 @@ impl Resources for PostgresStore {
         messages::get(&mut *self.conn().await?, org_id, app_id, id_or_event_id).await
     }
 
+    async fn cancel_message(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<u64> {
+        messages::cancel(&mut *self.conn().await?, org_id, app_id, msg_id).await
+    }
+
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
         transaction!(self, |tx| { messages::expunge_content(&mut tx, org_id, app_id, msg_id).await? })
     }
@@ -244,6 +248,15 @@ impl Queue for PostgresStore {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
+        if msg.deliver_at.is_some() {
+            // Scheduled ahead: leased to no one, committed on its own (rare,
+            // and the group commit's statements assume "due now").
+            transaction!(self, |tx| {
+                messages::create(&mut tx, &msg, only_endpoint.as_deref(), None, idem.as_ref()).await?
+            })?;
+            self.work.raise();
+            return Ok(Vec::new());
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let gone = || StoreError::Unavailable("the enqueue workers have stopped".into());
         let request = batch::Request { msg, only_endpoint, lease, idem, reply };

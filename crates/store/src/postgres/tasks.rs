@@ -1,12 +1,13 @@
 //! Background tasks: stored, leased, and advanced one batch per transaction.
 
 use hookd_core::id::{id_floor_at, IdPrefix};
-use hookd_core::AttemptTrigger;
+use hookd_core::{AttemptTrigger, MessageStatus};
 use sqlx::{PgConnection, QueryBuilder};
 
 use super::rows::{self, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
 use super::{endpoints, tokens};
 use crate::model::*;
+use crate::states;
 use crate::task::*;
 use crate::{Result, StoreError};
 
@@ -14,8 +15,8 @@ pub async fn insert(c: &mut PgConnection, t: &BackgroundTask, idem: Option<&Idem
     tokens::maybe_idempotency(c, idem).await?;
     sqlx::query(
         "INSERT INTO background_task (id, org_id, app_id, endpoint_id, kind, status, since, until, cursor,
-             messages_sent, error, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             messages_sent, error, created_at, updated_at, params)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&t.id)
     .bind(&t.org_id)
@@ -30,6 +31,7 @@ pub async fn insert(c: &mut PgConnection, t: &BackgroundTask, idem: Option<&Idem
     .bind(&t.error)
     .bind(t.created_at)
     .bind(t.updated_at)
+    .bind(rows::json_opt(&t.filter))
     .execute(c)
     .await?;
     Ok(())
@@ -81,7 +83,8 @@ pub async fn claim(c: &mut PgConnection, lease: &Lease) -> Result<Option<TaskLea
     .fetch_optional(c)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let token: i64 = sqlx::Row::try_get(&row, 13)?;
+    // The token follows the task's 14 columns.
+    let token: i64 = sqlx::Row::try_get(&row, 14)?;
     Ok(Some(TaskLease { task: rows::task(&row)?, token }))
 }
 
@@ -112,6 +115,7 @@ pub async fn step(c: &mut PgConnection, lease: &TaskLease, lease_ms: i64, batch:
     let (sent, cursor, seen) = match task.kind {
         TaskKind::EndpointRecover => recover_batch(c, &task, &ep, batch).await?,
         TaskKind::EndpointReplay => replay_batch(c, &task, &ep, batch).await?,
+        TaskKind::EndpointBulkReplay => bulk_replay_batch(c, &task, &ep, batch).await?,
     };
     sqlx::query(
         "UPDATE background_task SET cursor = COALESCE($2, cursor), messages_sent = messages_sent + $3,
@@ -249,4 +253,72 @@ async fn replay_batch(
         .rows_affected()
     };
     Ok((sent, candidates.last().map(|m| m.id.clone()), candidates.len()))
+}
+
+/// One batch of the endpoint's deliveries of messages in the range, after the
+/// cursor (message ids sort by time, so the range is a range of the endpoint's
+/// `(endpoint_id, msg_id)` index): those matching the task's filter are due now
+/// as manual attempts; one in flight is due again once its outcome is in; a
+/// paused one waits for its endpoint; one whose payload is gone is skipped.
+/// Each change is one conditional update naming the state it leaves. Returns
+/// (made due, new cursor, deliveries seen).
+async fn bulk_replay_batch(
+    c: &mut PgConnection,
+    task: &BackgroundTask,
+    ep: &Endpoint,
+    batch: usize,
+) -> Result<(u64, Option<String>, usize)> {
+    let filter = task.filter.clone().unwrap_or_default();
+    let floor = id_floor_at(IdPrefix::Message, task.since.max(0) as u64);
+    let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
+    let ceiling = id_floor_at(IdPrefix::Message, task.until.max(0) as u64);
+    let status = match filter.status.and_then(MessageStatus::from_i64) {
+        Some(s) => format!(" AND {}", states::status_condition(s)),
+        None => String::new(),
+    };
+    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>);
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT d.id, d.state, d.msg_id, m.event_type, m.channels::text, m.tags::text, m.payload IS NULL,
+                (SELECT a.response_status_code FROM attempt a
+                 WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id ORDER BY a.id DESC LIMIT 1)
+         FROM delivery d JOIN message m ON m.id = d.msg_id
+         WHERE d.endpoint_id = $1 AND d.msg_id >= $2 AND d.msg_id > $3 AND d.msg_id < $4{status}
+         ORDER BY d.msg_id LIMIT $5"
+    ))
+    .bind(&ep.id)
+    .bind(&floor)
+    .bind(&after)
+    .bind(&ceiling)
+    .bind(batch as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    // Rows locked in id order within one endpoint, like every multi-row lock here.
+    let mut picked: Vec<&Row> = rows
+        .iter()
+        .filter(|(_, _, _, event_type, channels, tags, expunged, last_code)| {
+            let channels: Option<Vec<String>> = channels.as_deref().and_then(|s| serde_json::from_str(s).ok());
+            let tags: Option<Vec<String>> = tags.as_deref().and_then(|s| serde_json::from_str(s).ok());
+            !*expunged && filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code)
+        })
+        .collect();
+    picked.sort_by_key(|r| r.0);
+    let mut sent = 0;
+    for (id, state, ..) in picked {
+        let query = match state.as_str() {
+            "paused" => continue,
+            "leased" => {
+                sqlx::query("UPDATE delivery SET resend_pending = TRUE WHERE id = $1 AND state = 'leased'").bind(id)
+            }
+            _ => sqlx::query(
+                "UPDATE delivery SET state = 'scheduled', due_at = hookd_now_ms(), next_trigger = $3,
+                     updated_at = hookd_now_ms()
+                 WHERE id = $1 AND state = $2",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(AttemptTrigger::Manual as i16),
+        };
+        sent += query.execute(&mut *c).await?.rows_affected();
+    }
+    Ok((sent, rows.last().map(|r| r.2.clone()), rows.len()))
 }

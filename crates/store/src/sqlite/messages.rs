@@ -25,8 +25,9 @@ pub fn create(
 ) -> Result<(Vec<DeliveryJob>, usize)> {
     tokens::maybe_idempotency(c, idem)?;
     c.prepare_cached(
-        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO message (org_id, app_id, id, event_id, event_type, channels, tags, payload, created_at, expires_at,
+             deliver_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         msg.org_id,
@@ -38,7 +39,8 @@ pub fn create(
         rows::json_opt(&msg.tags),
         msg.payload.as_deref(),
         msg.created_at,
-        msg.expires_at
+        msg.expires_at,
+        msg.deliver_at
     ])
     .map_err(|e| match rows::unique_violation(e, "a message with this eventId") {
         StoreError::Conflict { what, .. } => {
@@ -101,13 +103,14 @@ pub fn create(
     Ok((jobs, unleased))
 }
 
-/// A new delivery of `msg` to the endpoint in `state` (scheduled: due now).
+/// A new delivery of `msg` to the endpoint in `state` (scheduled: due now, or
+/// at the message's `deliver_at`).
 pub fn insert_delivery(c: &Connection, msg: &Message, endpoint_id: &str, state: &str, now: i64) -> Result<i64> {
     c.prepare_cached(
         "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, CASE WHEN ?5 = 'scheduled' THEN ?6 END, ?6, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, CASE WHEN ?5 = 'scheduled' THEN COALESCE(?7, ?6) END, ?6, ?6)",
     )?
-    .execute(params![msg.org_id, msg.app_id, msg.id, endpoint_id, state, now])?;
+    .execute(params![msg.org_id, msg.app_id, msg.id, endpoint_id, state, now, msg.deliver_at])?;
     Ok(c.last_insert_rowid())
 }
 
@@ -179,6 +182,18 @@ pub fn expunge_content(c: &Connection, org_id: &str, app_id: &str, msg_id: &str,
         params![msg_id, now],
     )?;
     Ok(())
+}
+
+/// Cancels the message's deliveries that wait (scheduled, paused); returns how
+/// many. One in flight finishes its attempt.
+pub fn cancel(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, now: i64) -> Result<u64> {
+    get(c, org_id, app_id, msg_id)?;
+    let n = c.execute(
+        "UPDATE delivery SET state = 'canceled', due_at = NULL, updated_at = ?2
+         WHERE msg_id = ?1 AND state IN ('scheduled', 'paused')",
+        params![msg_id, now],
+    )?;
+    Ok(n as u64)
 }
 
 /// Loads what is needed to send deliveries leased under the given tokens, by

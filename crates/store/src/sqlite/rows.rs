@@ -103,10 +103,10 @@ pub fn endpoint(r: &Row) -> rusqlite::Result<Endpoint> {
 }
 
 pub const MESSAGE_COLUMNS: &str =
-    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, m.payload, m.created_at, m.expires_at";
+    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, m.payload, m.created_at, m.expires_at, m.deliver_at";
 pub const MESSAGE_COLUMNS_NO_PAYLOAD: &str =
-    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, NULL, m.created_at, m.expires_at";
-pub const MESSAGE_COLUMN_COUNT: usize = 10;
+    "m.org_id, m.app_id, m.id, m.event_id, m.event_type, m.channels, m.tags, NULL, m.created_at, m.expires_at, m.deliver_at";
+pub const MESSAGE_COLUMN_COUNT: usize = 11;
 
 pub fn message_at(r: &Row, at: usize) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -120,6 +120,7 @@ pub fn message_at(r: &Row, at: usize) -> rusqlite::Result<Message> {
         payload: r.get::<_, Option<Vec<u8>>>(at + 7)?.map(Arc::from),
         created_at: r.get(at + 8)?,
         expires_at: r.get(at + 9)?,
+        deliver_at: r.get(at + 10)?,
     })
 }
 
@@ -156,7 +157,7 @@ fn message_status_at(r: &Row, i: usize) -> rusqlite::Result<MessageStatus> {
 }
 
 pub const TASK_COLUMNS: &str = "id, org_id, app_id, endpoint_id, kind, status, since, until, cursor, \
-     messages_sent, error, created_at, updated_at";
+     messages_sent, error, created_at, updated_at, params";
 
 pub fn task(r: &Row) -> rusqlite::Result<BackgroundTask> {
     let kind: String = r.get(4)?;
@@ -176,6 +177,7 @@ pub fn task(r: &Row) -> rusqlite::Result<BackgroundTask> {
         error: r.get(10)?,
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
+        filter: parse_opt(r.get(13)?)?,
     })
 }
 

@@ -185,6 +185,11 @@ impl Resources for SqliteStore {
         self.read_point(|c| messages::get(c, org_id, app_id, id_or_event_id))
     }
 
+    async fn cancel_message(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<u64> {
+        let (org, app, id) = (s(org_id), s(app_id), s(msg_id));
+        self.write(move |c| messages::cancel(c, &org, &app, &id, now_millis())).await
+    }
+
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
         let (org, app, id) = (s(org_id), s(app_id), s(msg_id));
         self.write(move |c| messages::expunge_content(c, &org, &app, &id, now_millis())).await
@@ -254,6 +259,8 @@ impl Queue for SqliteStore {
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>> {
         let fanout = self.fanout.clone();
+        // Scheduled ahead: leased to no one.
+        let lease = lease.filter(|_| msg.deliver_at.is_none());
         let (jobs, unleased) = self
             .write(move |c| {
                 let only = only_endpoint.as_deref();

@@ -1,12 +1,13 @@
 //! Background tasks: stored, leased, and advanced one batch per write.
 
 use hookd_core::id::{id_floor_at, IdPrefix};
-use hookd_core::AttemptTrigger;
+use hookd_core::{AttemptTrigger, MessageStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
 use super::{endpoints, messages, tokens};
 use crate::model::*;
+use crate::states;
 use crate::task::*;
 use crate::{Result, StoreError};
 
@@ -14,8 +15,8 @@ pub fn insert(c: &Connection, t: &BackgroundTask, idem: Option<&IdempotencyRecor
     tokens::maybe_idempotency(c, idem)?;
     c.prepare_cached(
         "INSERT INTO background_task (id, org_id, app_id, endpoint_id, kind, status, since, until, cursor,
-             messages_sent, error, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             messages_sent, error, created_at, updated_at, params)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         t.id,
@@ -30,7 +31,8 @@ pub fn insert(c: &Connection, t: &BackgroundTask, idem: Option<&IdempotencyRecor
         t.messages_sent as i64,
         t.error,
         t.created_at,
-        t.updated_at
+        t.updated_at,
+        rows::json_opt(&t.filter)
     ])?;
     Ok(())
 }
@@ -102,6 +104,7 @@ pub fn step(c: &Connection, lease: &TaskLease, lease_ms: i64, batch: usize, now:
     let (sent, cursor, seen) = match task.kind {
         TaskKind::EndpointRecover => recover_batch(c, &task, &ep, batch, now)?,
         TaskKind::EndpointReplay => replay_batch(c, &task, &ep, batch, now)?,
+        TaskKind::EndpointBulkReplay => bulk_replay_batch(c, &task, &ep, batch, now)?,
     };
     c.prepare_cached(
         "UPDATE background_task SET cursor = COALESCE(?2, cursor), messages_sent = messages_sent + ?3,
@@ -202,4 +205,61 @@ fn replay_batch(
         }
     }
     Ok((sent, candidates.last().map(|m| m.id.clone()), candidates.len()))
+}
+
+/// One batch of the endpoint's deliveries of messages in the range, after the
+/// cursor (message ids sort by time, so the range is a range of the endpoint's
+/// `(endpoint_id, msg_id)` index): those matching the task's filter are due now
+/// as manual attempts; one in flight is due again once its outcome is in; a
+/// paused one waits for its endpoint; one whose payload is gone is skipped.
+/// Returns (made due, new cursor, deliveries seen).
+fn bulk_replay_batch(
+    c: &Connection,
+    task: &BackgroundTask,
+    ep: &Endpoint,
+    batch: usize,
+    now: i64,
+) -> Result<(u64, Option<String>, usize)> {
+    let filter = task.filter.clone().unwrap_or_default();
+    let floor = id_floor_at(IdPrefix::Message, task.since.max(0) as u64);
+    let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
+    let ceiling = id_floor_at(IdPrefix::Message, task.until.max(0) as u64);
+    let status = match filter.status.and_then(MessageStatus::from_i64) {
+        Some(s) => format!(" AND {}", states::status_condition(s)),
+        None => String::new(),
+    };
+    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>);
+    let rows: Vec<Row> = {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT d.id, d.state, d.msg_id, m.event_type, m.channels, m.tags, m.payload IS NULL,
+                    (SELECT a.response_status_code FROM attempt a
+                     WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id ORDER BY a.id DESC LIMIT 1)
+             FROM delivery d JOIN message m ON m.id = d.msg_id
+             WHERE d.endpoint_id = ?1 AND d.msg_id >= ?2 AND d.msg_id > ?3 AND d.msg_id < ?4{status}
+             ORDER BY d.msg_id LIMIT ?5"
+        ))?;
+        let rows = stmt.query_map(params![ep.id, floor, after, ceiling, batch as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut sent = 0;
+    for (id, state, _, event_type, channels, tags, expunged, last_code) in &rows {
+        let channels: Option<Vec<String>> = channels.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        let tags: Option<Vec<String>> = tags.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        if *expunged || !filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code) {
+            continue;
+        }
+        sent += match state.as_str() {
+            "paused" => 0,
+            "leased" => c.execute("UPDATE delivery SET resend_pending = 1 WHERE id = ?1 AND state = 'leased'", [id])?,
+            _ => c
+                .prepare_cached(
+                    "UPDATE delivery SET state = 'scheduled', due_at = ?3, next_trigger = ?4, updated_at = ?3
+                     WHERE id = ?1 AND state = ?2",
+                )?
+                .execute(params![id, state, now, AttemptTrigger::Manual as i64])?,
+        } as u64;
+    }
+    Ok((sent, rows.last().map(|r| r.2.clone()), rows.len()))
 }

@@ -100,3 +100,46 @@ pub async fn event_types_keep_their_own_retry_schedule(f: Fixture) {
         Err(StoreError::NotFound)
     ));
 }
+
+/// Bulk replay walks the endpoint's deliveries in the range in batches and
+/// makes due, as manual attempts, exactly those its filter picks: here the dead
+/// letters of one event type (not the expunged one, not other types, not
+/// successes).
+pub async fn bulk_replay_resends_what_its_filter_picks(f: Fixture) {
+    let ep = f.endpoint(None, None).await;
+    let since = now_millis() - 1000;
+    let mut sent = Vec::new();
+    for (event_type, channels) in [("a", None), ("a", Some(vec!["x"])), ("b", None), ("a", None), ("a", None)] {
+        let msg = f.message(event_type, None, channels);
+        let jobs = f.store.enqueue(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
+        sent.push((msg, jobs[0].clone()));
+    }
+    for (i, (msg, job)) in sent.iter().enumerate() {
+        let (code, next) = if i == 4 { (200, NextState::Succeeded) } else { (500, NextState::Failed) };
+        let a = f.attempt(&msg.id, &ep, code);
+        f.store.record_outcomes(Arc::from(vec![outcome(job, Some(a), next, 1)])).await.unwrap();
+    }
+    f.store.expunge_message_content(&f.org, &f.app, &sent[3].0.id).await.unwrap();
+
+    let mut t = crate::lifecycle::task(&f, &ep, TaskKind::EndpointBulkReplay, since, now_millis() + 1000);
+    t.filter = Some(ReplayFilter {
+        event_types: Some(vec!["a".into()]),
+        status: Some(MessageStatus::Fail as i64),
+        status_code_class: Some(500),
+        ..Default::default()
+    });
+    let done = crate::lifecycle::run_task(&f, t, 2).await;
+    assert_eq!((done.status, done.messages_sent), (TaskStatus::Finished, 2), "{done:?}");
+    for (i, (msg, _)) in sent.iter().enumerate() {
+        let d = f.delivery(&msg.id, &ep.id).await;
+        let want = match i {
+            0 | 1 => DeliveryState::Scheduled,
+            4 => DeliveryState::Succeeded,
+            _ => DeliveryState::Failed,
+        };
+        assert_eq!(d.state, want, "message {i}");
+    }
+    let due = f.store.claim_due(&lease("n1", 60_000), 10, &[]).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|j| j.trigger == hookd_core::AttemptTrigger::Manual));
+}

@@ -139,6 +139,7 @@ impl Fixture {
             payload: Some(Arc::from(&b"{\"a\":1}"[..])),
             created_at: now_millis(),
             expires_at: now_millis() + 86_400_000,
+            deliver_at: None,
         }
     }
 

@@ -185,7 +185,7 @@ pub async fn endpoint_changes_do_not_overwrite_each_other(f: Fixture) {
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
 }
 
-fn task(f: &Fixture, ep: &Endpoint, kind: TaskKind, since: i64, until: i64) -> BackgroundTask {
+pub fn task(f: &Fixture, ep: &Endpoint, kind: TaskKind, since: i64, until: i64) -> BackgroundTask {
     BackgroundTask {
         id: hookd_core::new_id(hookd_core::IdPrefix::Task),
         org_id: f.org.clone(),
@@ -200,11 +200,12 @@ fn task(f: &Fixture, ep: &Endpoint, kind: TaskKind, since: i64, until: i64) -> B
         error: None,
         created_at: now_millis(),
         updated_at: now_millis(),
+        filter: None,
     }
 }
 
 /// Creates the task, then runs it to the end on node `owner` in batches of `batch`.
-async fn run_task(f: &Fixture, t: BackgroundTask, batch: usize) -> BackgroundTask {
+pub async fn run_task(f: &Fixture, t: BackgroundTask, batch: usize) -> BackgroundTask {
     let id = t.id.clone();
     f.store.create_task(t, None).await.unwrap();
     let held = f.store.claim_task(&lease("n1", 60_000)).await.unwrap().expect("a task to run");

@@ -65,6 +65,7 @@ suite! {
         control::endpoint_control_and_health_round_trip,
         control::a_disable_by_the_receiver_pauses_the_queue,
         control::event_types_keep_their_own_retry_schedule,
+        control::bulk_replay_resends_what_its_filter_picks,
         lifecycle::resend_makes_a_delivery_due_again,
         lifecycle::a_resend_during_an_attempt_in_flight_follows_it,
         lifecycle::disabling_pauses_and_enabling_resumes,

@@ -7,7 +7,9 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_core::id::{new_id, IdPrefix};
-use hookd_store::{BackgroundTask, StoreError, TaskKind, TaskStatus};
+use hookd_core::validate;
+use hookd_core::MessageStatus;
+use hookd_store::{BackgroundTask, ReplayFilter, StoreError, TaskKind, TaskStatus};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -42,6 +44,53 @@ pub struct TimeRangeIn {
     pub since: String,
     #[serde(default)]
     pub until: Option<String>,
+}
+
+/// `BulkReplayIn`: a range and filters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkReplayIn {
+    pub since: String,
+    #[serde(default)]
+    pub until: Option<String>,
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub status: Option<i64>,
+    #[serde(default)]
+    pub status_code_class: Option<i64>,
+}
+
+impl BulkReplayIn {
+    fn filter(&self) -> ApiResult<ReplayFilter> {
+        if let Some(types) = &self.event_types {
+            for t in types {
+                validate::event_type_name(t).map_err(|e| ApiError::body_field("eventTypes", e))?;
+            }
+        }
+        for (field, value) in [("channel", &self.channel), ("tag", &self.tag)] {
+            if let Some(v) = value {
+                validate::channel(v).map_err(|e| ApiError::body_field(field, e))?;
+            }
+        }
+        if self.status.is_some_and(|s| MessageStatus::from_i64(s).is_none()) {
+            return Err(ApiError::body_field("status", "status must be 0 to 4"));
+        }
+        if self.status_code_class.is_some_and(|c| !matches!(c, 0 | 100 | 200 | 300 | 400 | 500)) {
+            return Err(ApiError::body_field("statusCodeClass", "must be 0, 100, 200, 300, 400 or 500"));
+        }
+        Ok(ReplayFilter {
+            event_types: self.event_types.clone().filter(|t| !t.is_empty()),
+            channel: self.channel.clone(),
+            tag: self.tag.clone(),
+            status: self.status,
+            status_code_class: self.status_code_class,
+        })
+    }
 }
 
 /// [since, until) in Unix ms: `since` at most 14 days back, `until` (default:
@@ -130,7 +179,8 @@ pub async fn recover(
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    start_range_task(TaskKind::EndpointRecover, state, auth, path, uri, headers, body).await
+    let input: TimeRangeIn = parse_json(&body.0)?;
+    start_range_task(TaskKind::EndpointRecover, input, None, state, auth, path, uri, headers, body).await
 }
 
 pub async fn replay_missing(
@@ -141,13 +191,34 @@ pub async fn replay_missing(
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    start_range_task(TaskKind::EndpointReplay, state, auth, path, uri, headers, body).await
+    let input: TimeRangeIn = parse_json(&body.0)?;
+    start_range_task(TaskKind::EndpointReplay, input, None, state, auth, path, uri, headers, body).await
+}
+
+/// `POST …/endpoint/{id}/bulk-replay`: sends again the endpoint's deliveries of
+/// messages in the range that match the filters (a status of 2 replays its
+/// dead letters), as an `endpoint.bulk-replay` task.
+pub async fn bulk_replay(
+    state: State<AppState>,
+    auth: AppAuth,
+    path: Path<(String, String)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<(StatusCode, Json<TaskOut>)> {
+    let input: BulkReplayIn = parse_json(&body.0)?;
+    let filter = input.filter()?;
+    let range = TimeRangeIn { since: input.since, until: input.until };
+    start_range_task(TaskKind::EndpointBulkReplay, range, Some(filter), state, auth, path, uri, headers, body).await
 }
 
 /// Stores the task (with the idempotency key, in one transaction) and answers
 /// 202 with it, `running`; a delivering node works through it.
+#[allow(clippy::too_many_arguments)]
 async fn start_range_task(
     kind: TaskKind,
+    input: TimeRangeIn,
+    filter: Option<ReplayFilter>,
     State(state): State<AppState>,
     auth: AppAuth,
     Path((_, endpoint_id)): Path<(String, String)>,
@@ -155,7 +226,6 @@ async fn start_range_task(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    let input: TimeRangeIn = parse_json(&body)?;
     let t = now();
     let (since, until) = range(&input, t)?;
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
@@ -181,6 +251,7 @@ async fn start_range_task(
         error: None,
         created_at: t,
         updated_at: t,
+        filter,
     };
     let record = idempotency::record(&ticket, 202, Some(task.id.clone()));
     match state.deliveries.start_task(task, record).await {
