@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use crate::control::{Control, ControlConfig, Verdict};
 use crate::held::HeldLeases;
 use crate::metrics::Metrics;
+use crate::operational::Operational;
 use crate::record::{self, attempt_outcome};
 use crate::sender::{HttpSender, ReceiverSignal, SendResult};
 
@@ -112,13 +113,21 @@ struct Inner {
     drained: Notify,
     /// Endpoint health reports, written in order by one task.
     health: mpsc::UnboundedSender<(String, EndpointHealth)>,
+    /// Operational events (endpoint disabled, attempts failing…).
+    ops: Operational,
     /// Event types' own retry schedules: (org, event type) → (read at, schedule).
     schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
 }
 
 impl Dispatcher {
     /// Starts the dispatcher, its outcome recorder and the claim loop.
-    pub fn start(config: DispatcherConfig, queue: Arc<dyn Queue>, sender: HttpSender, metrics: Arc<Metrics>) -> Self {
+    pub fn start(
+        config: DispatcherConfig,
+        queue: Arc<dyn Queue>,
+        sender: HttpSender,
+        metrics: Arc<Metrics>,
+        ops: Operational,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (health_tx, mut health_rx) = mpsc::unbounded_channel::<(String, EndpointHealth)>();
         let unrecorded = Arc::new(AtomicUsize::new(0));
@@ -138,6 +147,7 @@ impl Dispatcher {
             wake: Notify::new(),
             drained: Notify::new(),
             health: health_tx,
+            ops,
             schedules: Mutex::default(),
         });
         let dispatcher = Dispatcher { inner };
@@ -454,7 +464,9 @@ impl Dispatcher {
                     let now = now_millis();
                     record::count_attempt(&self.inner.metrics, &job, &result, now);
                     let next = self.after_attempt(&job, &result, now).await;
-                    attempt_outcome(&job, &result, next, now)
+                    let outcome = attempt_outcome(&job, &result, next, now);
+                    self.attempt_events(&job, &outcome);
+                    outcome
                 }
             }
         };
@@ -538,6 +550,32 @@ impl Dispatcher {
         NextState::Retry { after_ms }
     }
 
+    /// Operational events of an attempt, as Svix sends them: `failing` at the
+    /// fourth failure, `exhausted` when no attempt is left, `recovered` at a
+    /// success after `failing` was sent.
+    fn attempt_events(&self, job: &DeliveryJob, outcome: &Outcome) {
+        let Some(attempt) = &outcome.attempt else { return };
+        let event = match outcome.next {
+            NextState::Succeeded if job.attempts >= 4 => "message.attempt.recovered",
+            NextState::Failed => "message.attempt.exhausted",
+            NextState::Retry { .. } if outcome.attempts == 4 => "message.attempt.failing",
+            _ => return,
+        };
+        let (ops, endpoint, attempt) = (self.inner.ops.clone(), job.endpoint.clone(), attempt.clone());
+        tokio::spawn(async move {
+            ops.emit_for_attempt(
+                event,
+                &endpoint,
+                &attempt.msg_id,
+                None,
+                &attempt.id,
+                attempt.response_status_code,
+                attempt.created_at,
+            )
+            .await;
+        });
+    }
+
     /// Disables the endpoint at a receiver's request or after sustained failure;
     /// whether it is disabled now.
     async fn disable_endpoint(&self, job: &DeliveryJob, reason: &'static str) -> bool {
@@ -545,6 +583,17 @@ impl Dispatcher {
             Ok(updated) => {
                 tracing::info!(endpoint = %job.endpoint.id, reason, "disabled the endpoint");
                 self.inner.metrics.endpoint_disabled(reason);
+                let fail_since = updated.endpoint.health.as_ref().and_then(|h| h.failing_since);
+                let ops = self.inner.ops.clone();
+                let endpoint = updated.endpoint.clone();
+                tokio::spawn(async move {
+                    let extra = serde_json::json!({
+                        "trigger": "automatic",
+                        "reason": reason,
+                        "failSince": fail_since.map(hookd_core::timefmt::format_millis),
+                    });
+                    ops.emit_for_endpoint("endpoint.disabled", &endpoint, extra).await;
+                });
                 self.refresh_endpoints(vec![updated.endpoint]);
                 true
             }

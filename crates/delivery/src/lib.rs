@@ -17,6 +17,7 @@ pub mod control;
 pub mod dispatcher;
 mod held;
 pub mod metrics;
+pub mod operational;
 pub mod record;
 pub mod retention;
 pub mod sender;
@@ -28,8 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use dispatcher::{Dispatcher, DispatcherConfig};
-use hookd_store::{BackgroundTask, EndpointUpdated, IdempotencyRecord, Message, Queue, Result, StoreError};
+use hookd_store::{BackgroundTask, EndpointUpdated, IdempotencyRecord, Message, Queue, Resources, Result, StoreError};
 pub use metrics::Metrics;
+pub use operational::Operational;
 pub use retention::RetentionConfig;
 pub use sender::{HttpSender, SenderConfig};
 use tokio::sync::Notify;
@@ -48,6 +50,7 @@ struct Inner {
     /// Wakes this node's task runner when it creates a task.
     tasks: Arc<Notify>,
     closing: Arc<AtomicBool>,
+    ops: Operational,
 }
 
 impl Deliveries {
@@ -56,11 +59,13 @@ impl Deliveries {
     pub fn start(
         config: DispatcherConfig,
         retention: RetentionConfig,
+        resources: Arc<dyn Resources>,
         queue: Arc<dyn Queue>,
         sender: HttpSender,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let dispatcher = Dispatcher::start(config, queue.clone(), sender, metrics.clone());
+        let ops = Operational::new(resources, queue.clone());
+        let dispatcher = Dispatcher::start(config, queue.clone(), sender, metrics.clone(), ops.clone());
         let tasks = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
         tokio::spawn(
@@ -70,15 +75,17 @@ impl Deliveries {
                 poll_interval: dispatcher.config().poll_interval,
                 wake: tasks.clone(),
                 closing: closing.clone(),
+                ops: ops.clone(),
             }
             .run(),
         );
         tokio::spawn(retention::run(queue.clone(), retention));
-        Deliveries { inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing }) }
+        Deliveries { inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing, ops }) }
     }
 
     /// A node that accepts and stores only; delivering nodes pick the work up.
-    pub fn accept_only(queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
+    pub fn accept_only(resources: Arc<dyn Resources>, queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
+        let ops = Operational::new(resources, queue.clone());
         Deliveries {
             inner: Arc::new(Inner {
                 queue,
@@ -86,8 +93,14 @@ impl Deliveries {
                 metrics,
                 tasks: Arc::new(Notify::new()),
                 closing: Arc::new(AtomicBool::new(false)),
+                ops,
             }),
         }
+    }
+
+    /// Operational webhooks: events about the organisation's endpoints, messages and tasks.
+    pub fn operational(&self) -> &Operational {
+        &self.inner.ops
     }
 
     pub fn dispatcher(&self) -> Option<&Dispatcher> {

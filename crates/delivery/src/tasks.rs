@@ -10,6 +10,8 @@ use std::time::Duration;
 use hookd_store::{Lease, Queue, StoreError, TaskLease};
 use tokio::sync::Notify;
 
+use crate::operational::Operational;
+
 /// Messages (replay) or attempts (recover) handled per transaction: small enough
 /// that other writes never wait long behind one, large enough to move quickly.
 pub const TASK_BATCH: usize = 500;
@@ -21,6 +23,7 @@ pub struct TaskRunner {
     /// Woken when this node creates a task.
     pub wake: Arc<Notify>,
     pub closing: Arc<AtomicBool>,
+    pub ops: Operational,
 }
 
 impl TaskRunner {
@@ -50,6 +53,7 @@ impl TaskRunner {
             match self.queue.run_task_step(&task, self.lease.duration_ms, TASK_BATCH).await {
                 Ok(step) if step.done => {
                     tracing::info!(task = %id, kind = task.task.kind.as_str(), "background task finished");
+                    self.ops.task_finished(&task.task.org_id, &id).await;
                     return;
                 }
                 Ok(_) => backoff = Duration::from_millis(100),
@@ -64,8 +68,9 @@ impl TaskRunner {
                 }
                 Err(e) => {
                     tracing::error!(task = %id, error = %e, "a background task failed");
-                    if let Err(e) = self.queue.fail_task(&task, &e.to_string()).await {
-                        tracing::warn!(task = %id, error = %e, "marking a background task failed failed");
+                    match self.queue.fail_task(&task, &e.to_string()).await {
+                        Ok(()) => self.ops.task_finished(&task.task.org_id, &id).await,
+                        Err(e) => tracing::warn!(task = %id, error = %e, "marking a background task failed failed"),
                     }
                     return;
                 }

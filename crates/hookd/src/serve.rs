@@ -97,12 +97,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 control: cfg.control.clone(),
             },
             retention_config(&cfg),
+            resources.clone(),
             queue,
             sender,
             metrics,
         )
     } else {
-        Deliveries::accept_only(queue, metrics)
+        Deliveries::accept_only(resources.clone(), queue, metrics)
     };
 
     let listener =

@@ -133,6 +133,8 @@ impl EndpointChange {
 #[derive(Debug, Clone)]
 pub struct EndpointUpdated {
     pub endpoint: Endpoint,
+    /// Whether it was disabled before this change.
+    pub was_disabled: bool,
     pub paused: u64,
     pub resumed: u64,
 }

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod event_type;
 pub mod health;
 pub mod message;
+pub mod operational;
 pub mod portal;
 
 use axum::routing::{delete, get, post};
@@ -71,6 +72,17 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{app}/attempt/endpoint/{{endpoint_id}}"), get(attempt::list_by_endpoint))
         .route(&format!("{app}/attempt/msg/{{msg_id}}"), get(attempt::list_by_msg))
         .route("/api/v1/auth/app-portal-access/{app_id}", post(portal::app_portal_access))
+        .route("/api/v1/operational-webhook/endpoint", get(operational::list).post(operational::create))
+        .route(
+            "/api/v1/operational-webhook/endpoint/{endpoint_id}",
+            get(operational::get).put(operational::upsert).delete(operational::delete),
+        )
+        .route("/api/v1/operational-webhook/endpoint/{endpoint_id}/secret", get(operational::get_secret))
+        .route("/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate", post(operational::rotate_secret))
+        .route(
+            "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
+            get(operational::get_headers).put(operational::update_headers),
+        )
         .route("/api/v1/background-task", get(background_task::list))
         .route("/api/v1/background-task/{task_id}", get(background_task::get))
 }

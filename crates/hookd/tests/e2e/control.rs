@@ -456,3 +456,113 @@ async fn dead_letters_are_listed_and_bulk_replayed_by_filter() {
         .await;
     assert_eq!(status, 422, "{body}");
 }
+
+/// Operational webhooks: an organisation registers an endpoint under
+/// `/api/v1/operational-webhook/endpoint` and receives, signed with that
+/// endpoint's secret, events about its endpoints, failing messages and tasks.
+#[tokio::test]
+async fn operational_webhooks_report_endpoint_message_and_task_events() {
+    let server = TestServer::spawn().await;
+    let ops_sink = Sink::start().await;
+    let (status, ops_ep) =
+        server.post("/api/v1/operational-webhook/endpoint", json!({"url": ops_sink.url("/ops"), "uid": "ops"})).await;
+    assert_eq!(status, 201, "{ops_ep}");
+    let (_, secret) = server.get("/api/v1/operational-webhook/endpoint/ops/secret").await;
+    let secret = text(&secret["key"]);
+    let (_, list) = server.get("/api/v1/operational-webhook/endpoint").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    let sink = Sink::start().await;
+    let app = server.create_app("Acme").await;
+    let (_, apps) = server.get("/api/v1/app").await;
+    assert_eq!(apps["data"].as_array().unwrap().len(), 1, "the operational application is not listed: {apps}");
+    let ep = text(&server.create_endpoint(&app, json!({"url": sink.url("/gone")})).await["id"]);
+    sink.script(&[500, 500, 500, 500, 410]);
+    // Four failures: exhausted (the schedule has three retries).
+    let msg = text(&server.send_message(&app, "a.b", json!({})).await["id"]);
+    wait_for_delivery_status(&server, &app, &msg, 2).await;
+    // Then a 410 disables the endpoint.
+    server.send_message(&app, "a.b", json!({})).await;
+    let (status, task) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"),
+            json!({"since": crate::support::seconds_ago(60)}),
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+
+    let wanted = ["endpoint.created", "message.attempt.exhausted", "endpoint.disabled", "background_task.finished"];
+    let events = server
+        .eventually(Duration::from_secs(15), || async {
+            let got: Vec<Value> = ops_sink.received().iter().map(|r| r.json()).collect();
+            wanted.iter().all(|w| got.iter().any(|e| e["type"] == *w)).then_some(got)
+        })
+        .await
+        .unwrap_or_else(|| panic!("events: {:?}", ops_sink.received().iter().map(|r| r.json()).collect::<Vec<_>>()));
+    for r in ops_sink.received() {
+        assert!(crate::support::verify_standard_webhook(&secret, &r), "signed with the operational endpoint's secret");
+    }
+    let find = |t: &str| events.iter().find(|e| e["type"] == t).unwrap().clone();
+    assert_eq!(find("endpoint.created")["data"]["endpointId"], json!(ep));
+    let exhausted = find("message.attempt.exhausted");
+    assert_eq!(exhausted["data"]["msgId"], json!(msg), "{exhausted}");
+    assert_eq!(exhausted["data"]["lastAttempt"]["responseStatusCode"], 500, "{exhausted}");
+    let disabled = find("endpoint.disabled");
+    assert_eq!(
+        (disabled["data"]["trigger"].as_str(), disabled["data"]["reason"].as_str()),
+        (Some("automatic"), Some("gone"))
+    );
+    let finished = find("background_task.finished");
+    assert_eq!(finished["data"]["taskId"], task["id"], "{finished}");
+    assert_eq!(finished["data"]["status"], "finished");
+
+    // A manual enable and disable are reported as such.
+    server.patch(&format!("/api/v1/app/{app}/endpoint/{ep}"), json!({"disabled": false})).await;
+    server.patch(&format!("/api/v1/app/{app}/endpoint/{ep}"), json!({"disabled": true})).await;
+    let manual = server
+        .eventually(Duration::from_secs(10), || async {
+            ops_sink
+                .received()
+                .iter()
+                .map(|r| r.json())
+                .find(|e| e["type"] == "endpoint.disabled" && e["data"]["trigger"] == "manual")
+        })
+        .await;
+    assert!(manual.is_some());
+    assert!(ops_sink.received().iter().any(|r| r.json()["type"] == "endpoint.enabled"));
+
+    // Deleting the operational endpoint stops the events.
+    let (status, _) = server.delete("/api/v1/operational-webhook/endpoint/ops").await;
+    assert_eq!(status, 204);
+    let (status, _) = server.get("/api/v1/operational-webhook/endpoint/ops").await;
+    assert_eq!(status, 404);
+}
+
+/// `message.attempt.failing` at the fourth failure, `message.attempt.recovered`
+/// when the message gets through after it.
+#[tokio::test]
+async fn operational_webhooks_report_failing_and_recovered_messages() {
+    let server = TestServer::spawn_with(ServerOptions {
+        retry_schedule: "100ms,100ms,100ms,100ms,100ms".into(),
+        ..Default::default()
+    })
+    .await;
+    let ops_sink = Sink::start().await;
+    let (status, _) = server
+        .post(
+            "/api/v1/operational-webhook/endpoint",
+            json!({"url": ops_sink.url("/ops"), "eventTypes": ["message.attempt.failing", "message.attempt.recovered"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let sink = Sink::start().await;
+    sink.script(&[503, 500, 500, 500]);
+    let app = server.create_app("Acme").await;
+    server.create_endpoint(&app, json!({"url": sink.url("/flaky")})).await;
+    let msg = text(&server.send_message(&app, "a.b", json!({})).await["id"]);
+    wait_for_delivery_status(&server, &app, &msg, 0).await;
+    let got = ops_sink.wait_for(2, Duration::from_secs(10)).await;
+    let types: Vec<String> = got.iter().map(|r| text(&r.json()["type"])).collect();
+    assert_eq!(types, ["message.attempt.failing", "message.attempt.recovered"], "only the types it subscribes to");
+    assert_eq!(got[1].json()["data"]["lastAttempt"]["responseStatusCode"], 200);
+}

@@ -172,7 +172,7 @@ pub async fn update(
         (true, false) => resumed = deliveries::resume_endpoint(c, &ep.id).await?,
         _ => {}
     }
-    Ok(EndpointUpdated { endpoint: ep, paused, resumed })
+    Ok(EndpointUpdated { endpoint: ep, was_disabled, paused, resumed })
 }
 
 /// Endpoints among `known` (id, revision) whose revision moved.

@@ -125,7 +125,7 @@ pub fn update(
         (true, false) => resumed = deliveries::resume_endpoint(c, &ep.id, now)?,
         _ => {}
     }
-    Ok(EndpointUpdated { endpoint: ep, paused, resumed })
+    Ok(EndpointUpdated { endpoint: ep, was_disabled, paused, resumed })
 }
 
 /// Endpoints among `known` (id, revision) whose revision moved.

@@ -12,7 +12,7 @@ use hookd_core::Secret;
 use hookd_store::{DeliveryControl, Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
 use serde::Deserialize;
 
-use super::{change_endpoint, load_endpoint, validate_headers};
+use super::{change_endpoint, endpoint_event, load_endpoint, validate_headers};
 use crate::auth::AppAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, QueryParams, RawBody};
@@ -170,7 +170,7 @@ fn non_empty(v: Option<Vec<String>>) -> Option<Vec<String>> {
     v.filter(|v| !v.is_empty())
 }
 
-fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<Endpoint> {
+pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<Endpoint> {
     let secret = match input.secret.as_deref() {
         Some(s) => Secret::parse(s).map_err(|e| ApiError::body_field("secret", e.to_string()))?,
         None => Secret::generate(),
@@ -229,7 +229,10 @@ pub async fn create(
     };
     let record = idempotency::record(&ticket, 201, Some(ep.id.clone()));
     match state.resources.create_endpoint(ep, record).await {
-        Ok(ep) => Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep)))),
+        Ok(ep) => {
+            endpoint_event(&state, "endpoint.created", &ep);
+            Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep))))
+        }
         Err(StoreError::IdempotencyReplay(prev)) => {
             replay(&state, &auth, idempotency::replay_after_race(&ticket, prev)?).await
         }
@@ -287,7 +290,9 @@ pub async fn upsert(
             }
             let ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
             validate_endpoint(&state, &ep)?;
-            Ok((StatusCode::CREATED, Json(EndpointOut::from(&state.resources.create_endpoint(ep, None).await?))))
+            let ep = state.resources.create_endpoint(ep, None).await?;
+            endpoint_event(&state, "endpoint.created", &ep);
+            Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep))))
         }
         Err(e) => Err(e.into()),
     }
@@ -331,5 +336,6 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     state.resources.delete_endpoint(auth.org_id(), &auth.app.id, &ep.id).await?;
+    endpoint_event(&state, "endpoint.deleted", &ep);
     Ok(StatusCode::NO_CONTENT)
 }

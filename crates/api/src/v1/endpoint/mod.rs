@@ -31,7 +31,24 @@ pub async fn change_endpoint(
 ) -> hookd_store::Result<EndpointUpdated> {
     let updated = state.resources.update_endpoint(auth.org_id(), &auth.app.id, endpoint_id, change, idem).await?;
     state.deliveries.endpoint_changed(&updated);
+    endpoint_event(state, "endpoint.updated", &updated.endpoint);
+    match (updated.was_disabled, updated.endpoint.disabled) {
+        (false, true) => {
+            let extra = serde_json::json!({"trigger": "manual", "failSince": null});
+            let (ops, ep) = (state.deliveries.operational().clone(), updated.endpoint.clone());
+            tokio::spawn(async move { ops.emit_for_endpoint("endpoint.disabled", &ep, extra).await });
+        }
+        (true, false) => endpoint_event(state, "endpoint.enabled", &updated.endpoint),
+        _ => {}
+    }
     Ok(updated)
+}
+
+/// Emits an operational event about the endpoint (in the background: it never
+/// delays or fails the request).
+pub fn endpoint_event(state: &AppState, event_type: &'static str, ep: &Endpoint) {
+    let (ops, ep) = (state.deliveries.operational().clone(), ep.clone());
+    tokio::spawn(async move { ops.emit_for_endpoint(event_type, &ep, serde_json::json!({})).await });
 }
 
 /// Custom headers: bounded in number and size, valid names, no CR/LF in values,
