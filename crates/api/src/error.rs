@@ -32,6 +32,11 @@ pub enum ApiError {
     },
     Validation(Vec<FieldError>),
     PayloadTooLarge(String),
+    /// An ingest quota is used up: 429 with `Retry-After` (seconds).
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// The request body went past the size limit and was left unread.
     BodyTooLarge(String),
     Unavailable(String),
@@ -104,6 +109,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::PayloadTooLarge(d) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, json!({"code": "payload_too_large", "detail": d}))
+            }
+            ApiError::TooManyRequests { detail, retry_after_secs } => {
+                let body = json!({"code": "rate_limited", "detail": detail});
+                let retry = retry_after_secs.to_string();
+                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry)], Json(body)).into_response();
             }
             ApiError::BodyTooLarge(d) => {
                 // The rest of the body is still unread on the socket, so the server closes

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod pagination;
+pub mod quota;
 pub mod v1;
 mod wire;
 
@@ -28,6 +29,10 @@ pub struct ApiConfig {
     pub public_url: String,
     /// How long a message's payload is kept when the message does not say.
     pub payload_retention: std::time::Duration,
+    /// Messages per second an application may send (when it sets no
+    /// `throttleRate` of its own), and an organisation; `None`: no quota.
+    pub app_ingest_rate: Option<u32>,
+    pub org_ingest_rate: Option<u32>,
 }
 
 pub struct State {
@@ -42,6 +47,7 @@ pub struct State {
     pub bootstrap_token_hash: Option<String>,
     pub tokens: auth::TokenCache,
     pub idempotency: idempotency::InFlightKeys,
+    pub quotas: quota::Quotas,
 }
 
 #[derive(Clone)]

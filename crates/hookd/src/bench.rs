@@ -49,6 +49,15 @@ pub struct BenchOptions {
     /// Seconds to wait for the last deliveries.
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
+    /// Fairness: also send this many messages to a second application, as fast
+    /// as accepted, starting just before the measured load (whose figures show
+    /// what the flood costs it; compare with a run without).
+    #[arg(long, default_value_t = 0)]
+    flood: usize,
+    /// Isolation: also send to a third application whose endpoint never
+    /// answers (each request times out), at the measured rate (or 50/s).
+    #[arg(long)]
+    hang_neighbour: bool,
 }
 
 /// What the sink saw: first arrival per (message, endpoint) and the repeats.
@@ -144,7 +153,25 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let log: Sink = Arc::default();
     let sink_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sink_addr = sink_listener.local_addr()?;
-    let sink_app = axum::Router::new().route("/e/{ep}", axum::routing::post(sink_handler)).with_state(log.clone());
+    let flooded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = flooded.clone();
+    let sink_app = axum::Router::new()
+        .route("/e/{ep}", axum::routing::post(sink_handler))
+        .route(
+            "/flood",
+            axum::routing::post(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async { StatusCode::OK }
+            }),
+        )
+        .route(
+            "/hang",
+            axum::routing::post(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                StatusCode::OK
+            }),
+        )
+        .with_state(log.clone());
     tokio::spawn(async move { axum::serve(sink_listener, sink_app).await });
 
     // The server.
@@ -191,6 +218,57 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             .await?
             .error_for_status()
             .context("creating an endpoint failed (does the server allow private networks?)")?;
+    }
+
+    // Other tenants: a flood, and a neighbour whose endpoint hangs.
+    let mut others = Vec::new();
+    for (name, path, wanted) in [("flood", "/flood", opts.flood > 0), ("neighbour", "/hang", opts.hang_neighbour)] {
+        if !wanted {
+            continue;
+        }
+        let app: Value = client
+            .post(format!("{base}/api/v1/app"))
+            .header("authorization", &auth)
+            .json(&json!({ "name": name }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = app["id"].as_str().context("no app id")?.to_string();
+        client
+            .post(format!("{base}/api/v1/app/{id}/endpoint"))
+            .header("authorization", &auth)
+            .json(&json!({"url": format!("http://{sink_addr}{path}")}))
+            .send()
+            .await?
+            .error_for_status()?;
+        others.push((name, format!("{base}/api/v1/app/{id}/msg")));
+    }
+    let mut background = Vec::new();
+    for (name, url) in others {
+        let senders = if name == "flood" { opts.concurrency } else { 1 };
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..senders {
+            let (client, auth, url, next) = (client.clone(), auth.clone(), url.clone(), next.clone());
+            let (total, every) = match name {
+                "flood" => (opts.flood, None),
+                _ => (usize::MAX, Some(Duration::from_secs_f64(1.0 / opts.rate.unwrap_or(50.0)))),
+            };
+            background.push(tokio::spawn(async move {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                    let body = json!({"eventType": "bench.other", "payload": {}});
+                    let _ = client.post(&url).header("authorization", &auth).json(&body).send().await;
+                    if let Some(every) = every {
+                        tokio::time::sleep(every).await;
+                    }
+                }
+            }));
+        }
+    }
+    if !background.is_empty() {
+        // Let the other tenants' load build up first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     let filler = "x".repeat(opts.payload_bytes.saturating_sub(40));
@@ -299,6 +377,19 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         let per_k = |cpu: f64| cpu / (delivered.max(1) as f64 / 1000.0);
         let pg = if store.contains("PostgreSQL") { format!("  postgres {:.3}s", per_k(cpu_pg)) } else { String::new() };
         println!("  cpu per 1000 deliveries  hookd {:.3}s ({} node(s)){pg}", per_k(cpu_hookd), children.len());
+    }
+    if opts.flood > 0 {
+        println!(
+            "  flood           {} messages to another application; {} delivered by the end",
+            opts.flood,
+            flooded.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    if opts.hang_neighbour {
+        println!("  neighbour       another application's endpoint never answered throughout");
+    }
+    for b in background {
+        b.abort();
     }
     println!("  duplicates      {}", log.duplicates);
     println!("  lost            {}", expected.saturating_sub(delivered));

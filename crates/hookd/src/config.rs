@@ -133,6 +133,15 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_DISABLE_AFTER")]
     pub disable_after: Option<String>,
 
+    /// Messages per second one application may send, unless it sets its own
+    /// `throttleRate`; beyond it the API answers 429 [default: no limit].
+    #[arg(long, env = "HOOKD_APP_INGEST_RATE")]
+    pub app_ingest_rate: Option<u32>,
+
+    /// Messages per second one organisation may send [default: no limit].
+    #[arg(long, env = "HOOKD_ORG_INGEST_RATE")]
+    pub org_ingest_rate: Option<u32>,
+
     /// Log filter, e.g. `info` or `hookd=debug` [default: info].
     #[arg(long, env = "HOOKD_LOG")]
     pub log: Option<String>,
@@ -157,6 +166,8 @@ pub struct Config {
     pub poll_interval: Duration,
     pub endpoint_concurrency: usize,
     pub control: ControlConfig,
+    pub app_ingest_rate: Option<u32>,
+    pub org_ingest_rate: Option<u32>,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -269,6 +280,8 @@ impl ServeOptions {
                 breaker_window,
                 breaker_open,
                 disable_after,
+                app_ingest_rate,
+                org_ingest_rate,
                 clock_offset
             );
         }
@@ -338,6 +351,8 @@ impl ServeOptions {
             message_retention,
             prune_interval: positive_duration("prune-interval", self.prune_interval, "1m")?,
             control,
+            app_ingest_rate: self.app_ingest_rate.filter(|r| *r > 0),
+            org_ingest_rate: self.org_ingest_rate.filter(|r| *r > 0),
             clock_offset_ms: self.clock_offset.as_deref().map(signed_millis).transpose()?,
         })
     }

@@ -117,11 +117,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             allow_private_networks: cfg.allow_private_networks,
             public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
             payload_retention: cfg.payload_retention,
+            app_ingest_rate: cfg.app_ingest_rate,
+            org_ingest_rate: cfg.org_ingest_rate,
         },
         org_id,
         bootstrap_token_hash,
         tokens: Default::default(),
         idempotency: Default::default(),
+        quotas: Default::default(),
     });
     let app = if cfg.role.serves_api() { hookd_api::router(state) } else { hookd_api::ops_router(state) };
     // 5xx answers are logged where they arise (ApiError), once, with their cause.

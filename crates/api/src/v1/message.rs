@@ -177,6 +177,27 @@ async fn app_for_message(state: &AppState, auth: &OrgAuth, app_id: &str, input: 
     }
 }
 
+/// Counts the message against its application's and organisation's ingest
+/// quotas; 429 when one is used up.
+fn within_quota(state: &AppState, org_id: &str, app: &Application) -> ApiResult<()> {
+    let quotas = [
+        ("application", format!("app:{}", app.id), app.rate_limit.or(state.config.app_ingest_rate)),
+        ("organisation", format!("org:{org_id}"), state.config.org_ingest_rate),
+    ];
+    for (what, key, rate) in quotas {
+        let Some(rate) = rate else { continue };
+        if let Err(wait) = state.quotas.take(&key, rate) {
+            return Err(ApiError::TooManyRequests {
+                detail: format!(
+                    "this {what} may send {rate} messages per second; retry after the Retry-After header's seconds"
+                ),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Sending a message needs an organisation token (as in Svix): a portal token
 /// is handed to end customers, who must not make hookd sign arbitrary events.
 pub async fn create(
@@ -195,6 +216,7 @@ pub async fn create(
         Begin::Replay(prev) => return replay(&state, &auth.org_id, &app.id, prev, with_content).await,
         Begin::Fresh(t) => t,
     };
+    within_quota(&state, &auth.org_id, &app)?;
     let record = idempotency::record(&ticket, 202, Some(msg.id.clone()));
     match state.deliveries.accept(msg.clone(), None, record).await {
         Ok(()) => Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content)))),

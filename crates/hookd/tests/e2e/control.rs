@@ -566,3 +566,125 @@ async fn operational_webhooks_report_failing_and_recovered_messages() {
     assert_eq!(types, ["message.attempt.failing", "message.attempt.recovered"], "only the types it subscribes to");
     assert_eq!(got[1].json()["data"]["lastAttempt"]["responseStatusCode"], 200);
 }
+
+/// Ingest quotas: an application's `throttleRate` (or `--app-ingest-rate`) and
+/// `--org-ingest-rate` cap messages per second; beyond them the API answers 429
+/// with `Retry-After`, and stores nothing.
+#[tokio::test]
+async fn ingest_quotas_answer_429_with_retry_after() {
+    let server = TestServer::spawn_with(with_args(&["--org-ingest-rate", "8"])).await;
+    let (_, app) = server.post("/api/v1/app", json!({"name": "Noisy", "throttleRate": 3})).await;
+    let app = text(&app["id"]);
+    let other = server.create_app("Quiet").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let resp = server
+            .request(reqwest::Method::POST, &format!("/api/v1/app/{app}/msg"))
+            .json(&json!({"eventType": "a.b", "payload": {}}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=2).contains(&retry), "{retry}");
+            let body: Value = resp.json().await.unwrap();
+            assert!(body["detail"].as_str().unwrap().contains("3 messages per second"), "{body}");
+        }
+    }
+    assert_eq!(statuses, [202, 202, 202, 429, 429]);
+    let (_, list) = server.get(&format!("/api/v1/app/{app}/msg")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 3, "refused messages are not stored");
+    // The organisation's quota (8/s) covers both applications: 3 used, 5 left.
+    let mut accepted = 0;
+    for _ in 0..7 {
+        let (status, _) =
+            server.post(&format!("/api/v1/app/{other}/msg"), json!({"eventType": "a.b", "payload": {}})).await;
+        accepted += usize::from(status == 202);
+    }
+    assert_eq!(accepted, 5);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _) = server.post(&format!("/api/v1/app/{app}/msg"), json!({"eventType": "a.b", "payload": {}})).await;
+    assert_eq!(status, 202, "the allowance refills");
+}
+
+/// One application's backlog does not starve another's: while thousands of
+/// messages to app A wait for a slow receiver, app B's messages are delivered
+/// at once.
+#[tokio::test]
+async fn a_flooding_application_does_not_starve_another() {
+    let server = TestServer::spawn().await;
+    let slow = Sink::start().await;
+    slow.set_delay(Some(Duration::from_millis(50)));
+    let fast = Sink::start().await;
+    let a = server.create_app("Flood").await;
+    let b = server.create_app("Steady").await;
+    server.create_endpoint(&a, json!({"url": slow.url("/a")})).await;
+    server.create_endpoint(&b, json!({"url": fast.url("/b")})).await;
+    // 3,000 messages to A at once, from 16 clients.
+    let mut flood = Vec::new();
+    for w in 0..16 {
+        let (base, client, a) = (server.base.clone(), server.client.clone(), a.clone());
+        let token = server.token.clone();
+        flood.push(tokio::spawn(async move {
+            for n in 0..188 {
+                let _ = client
+                    .post(format!("{base}/api/v1/app/{a}/msg"))
+                    .bearer_auth(&token)
+                    .json(&json!({"eventType": "a.b", "payload": {"w": w, "n": n}}))
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B sends 20 messages/s while A's backlog drains at the slow receiver's pace.
+    let mut worst = Duration::ZERO;
+    for n in 0..40 {
+        let sent = std::time::Instant::now();
+        server.send_message(&b, "a.b", json!({"n": n})).await;
+        let got = fast.wait_for(n + 1, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), n + 1);
+        worst = worst.max(got[n].at.duration_since(sent));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(slow.count() < 3000, "A still has a backlog while B was measured ({} delivered)", slow.count());
+    assert!(worst < Duration::from_millis(1000), "B's slowest delivery took {worst:?} behind A's flood");
+    for f in flood {
+        f.abort();
+    }
+}
+
+/// An endpoint failing for `--disable-after` with no success is disabled
+/// (reason `failing`), and its waiting messages pause until it is enabled; an
+/// open breaker on the way never disables it by itself.
+#[tokio::test]
+async fn an_endpoint_failing_too_long_is_disabled() {
+    let server = TestServer::spawn_with(ServerOptions {
+        retry_schedule: "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms".into(),
+        extra_args: ["--disable-after", "2s", "--breaker-min-requests", "1000"].iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+    .await;
+    let sink = Sink::start().await;
+    sink.script(&[500; 100]);
+    let app = server.create_app("Acme").await;
+    let ep = text(&server.create_endpoint(&app, json!({"url": sink.url("/down")})).await["id"]);
+    let msg = text(&server.send_message(&app, "a.b", json!({})).await["id"]);
+    let disabled = server
+        .eventually(Duration::from_secs(10), || async {
+            let e = endpoint(&server, &app, &ep).await;
+            (e["disabled"] == true).then_some(e)
+        })
+        .await
+        .expect("disabled after failing for 2 s");
+    assert!(disabled["health"]["failingSince"].is_string(), "{disabled}");
+    let attempts = sink.count();
+    assert!((3..=10).contains(&attempts), "{attempts} attempts in about 2 s");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(sink.count(), attempts, "no attempts while disabled");
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(metrics.as_str().unwrap_or_default().contains("hookd_endpoints_disabled_total{reason=\"failing\"} 1"));
+    let (_, dests) = server.get(&format!("/api/v1/app/{app}/msg/{msg}/endpoint")).await;
+    assert_eq!(dests["data"][0]["status"], 3, "still to be sent, not failed: {dests}");
+}
