@@ -962,3 +962,68 @@ def test_attempt_list_status_filter(svix, one_delivered):
     ).data == []
     ok = MessageStatus.SUCCESS
     assert len(svix.message_attempt.list_by_msg(app.id, msg.id, MessageAttemptListByMsgOptions(status=ok)).data) == 1
+
+
+def test_operational_webhook_endpoints(svix, sink, app):
+    from svix.models import (
+        OperationalWebhookEndpointHeadersIn,
+        OperationalWebhookEndpointIn,
+        OperationalWebhookEndpointSecretIn,
+    )
+
+    path = sink.new_path()
+    ops = svix.operational_webhook.endpoint.create(
+        OperationalWebhookEndpointIn(url=sink.base + path, event_types=["endpoint.created"], secret=SECRET)
+    )
+    try:
+        assert ops.id and ops.event_types == ["endpoint.created"]
+        assert any(e.id == ops.id for e in svix.operational_webhook.endpoint.list().data)
+        assert svix.operational_webhook.endpoint.get(ops.id).url == sink.base + path
+        assert svix.operational_webhook.endpoint.get_secret(ops.id).key == SECRET
+        svix.operational_webhook.endpoint.set_headers(ops.id, OperationalWebhookEndpointHeadersIn(headers={"X-Ops": "1"}))
+        assert svix.operational_webhook.endpoint.get_headers(ops.id).headers == {"X-Ops": "1"}
+
+        # Creating an endpoint is reported, signed with the operational endpoint's secret.
+        ep, _ = make_endpoint(svix, sink, app.id)
+
+        def reported():
+            for r in sink.received(path):
+                body = verify(r, SECRET)
+                if body["data"]["endpointId"] == ep.id:
+                    return body
+            return None
+
+        event = wait_until(reported, what="endpoint.created to arrive")
+        assert event["type"] == "endpoint.created" and event["data"]["appId"] == app.id
+        assert sink.received(path)[0].headers["x-ops"] == "1"
+        svix.operational_webhook.endpoint.rotate_secret(ops.id, OperationalWebhookEndpointSecretIn())
+        assert svix.operational_webhook.endpoint.get_secret(ops.id).key != SECRET
+    finally:
+        svix.operational_webhook.endpoint.delete(ops.id)
+    with pytest.raises(HttpError) as e:
+        svix.operational_webhook.endpoint.get(ops.id)
+    assert e.value.status_code == 404
+
+
+def test_bulk_replay_of_dead_letters(svix, sink, app, event_type):
+    from svix.models import BulkReplayIn
+
+    ep, path = make_endpoint(svix, sink, app.id)
+    sink.set_status(path, 500)
+    since = ago(minutes=1)
+    msg = svix.message.create(app.id, MessageIn(event_type=event_type, payload={"dead": "letter"}))
+    sink.wait_for(path, 3)
+
+    def dead():
+        opts = MessageAttemptListAttemptedMessagesOptions(status=MessageStatus.FAIL)
+        data = svix.message_attempt.list_attempted_messages(app.id, ep.id, opts).data
+        return data or None
+
+    assert [m.id for m in wait_until(dead, what="the dead letter")] == [msg.id]
+    sink.set_status(path, 200)
+    task = svix.endpoint.bulk_replay(
+        app.id, ep.id, BulkReplayIn(since=since, event_types=[event_type], status=MessageStatus.FAIL)
+    )
+    assert task.task == BackgroundTaskType.ENDPOINT_BULK_REPLAY
+    received = sink.wait_for(path, 4)
+    assert verify(received[3], SECRET) == {"dead": "letter"}

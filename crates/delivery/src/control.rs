@@ -108,21 +108,33 @@ pub struct Control {
     throttles_in_row: u32,
     // Breaker.
     breaker: BreakerState,
-    window: VecDeque<(i64, bool)>,
+    window: Window,
     opened_at: Option<i64>,
     next_probe_at: i64,
     open_for_ms: i64,
     probing: bool,
+    /// The delivery sent as the half-open probe.
+    probe: Option<i64>,
+    /// The claim loop is woken at this time (Unix ms) for deliveries held back until then.
+    pub wake_armed: i64,
     // Auto-disable: since when every attempt failed.
     failing_since: Option<i64>,
     /// Last time anything happened here (for forgetting idle endpoints).
     pub touched_at: i64,
+    /// The endpoint's revision when this state was made.
+    revision: i64,
 }
 
 impl Control {
     /// Fresh state for an endpoint, continuing from the health another node (or
     /// an earlier run) wrote: an open breaker stays open, a hold is kept.
-    pub fn new(config: &ControlConfig, cap: usize, health: Option<&EndpointHealth>, now: i64) -> Control {
+    pub fn new(
+        config: &ControlConfig,
+        cap: usize,
+        health: Option<&EndpointHealth>,
+        revision: i64,
+        now: i64,
+    ) -> Control {
         let mut c = Control {
             tokens: f64::MAX,
             refilled_at: now,
@@ -132,13 +144,16 @@ impl Control {
             throttled_since: None,
             throttles_in_row: 0,
             breaker: BreakerState::Closed,
-            window: VecDeque::new(),
+            window: Window::default(),
             opened_at: None,
             next_probe_at: 0,
             open_for_ms: config.breaker.open_for.as_millis() as i64,
             probing: false,
+            probe: None,
+            wake_armed: 0,
             failing_since: None,
             touched_at: now,
+            revision,
         };
         if let Some(h) = health {
             if h.breaker != BreakerState::Closed {
@@ -154,6 +169,14 @@ impl Control {
             c.failing_since = h.failing_since;
         }
         c
+    }
+
+    /// Whether this state predates an enable of the endpoint: the endpoint
+    /// changed since, and its health was cleared (which only enabling does).
+    pub fn is_stale(&self, endpoint: &hookd_store::Endpoint) -> bool {
+        endpoint.revision > self.revision
+            && endpoint.health.is_none()
+            && (self.failing_since.is_some() || self.breaker != BreakerState::Closed)
     }
 
     /// Takes a token for one request at `rate` per second (`None`: unlimited);
@@ -197,10 +220,20 @@ impl Control {
         (self.hold_until > now).then_some(self.hold_until)
     }
 
-    /// A request is starting (the probe, when half-open).
-    pub fn started(&mut self) {
+    /// Delivery `id` is starting (the probe, when half-open).
+    pub fn started(&mut self, id: i64) {
         if self.breaker == BreakerState::HalfOpen {
             self.probing = true;
+            self.probe = Some(id);
+        }
+    }
+
+    /// Delivery `id` ended without an attempt (released, paused, canceled): if it
+    /// was the probe, another may go.
+    pub fn not_attempted(&mut self, id: i64) {
+        if self.probe == Some(id) {
+            self.probing = false;
+            self.probe = None;
         }
     }
 
@@ -273,6 +306,7 @@ impl Control {
         match self.breaker {
             BreakerState::HalfOpen if self.probing => {
                 self.probing = false;
+                self.probe = None;
                 if verdict.healthy {
                     self.breaker = BreakerState::Closed;
                     self.window.clear();
@@ -285,11 +319,7 @@ impl Control {
                 changed.health = true;
             }
             BreakerState::Closed => {
-                self.window.push_back((now, !verdict.healthy));
-                let horizon = now - b.window.as_millis() as i64;
-                while self.window.front().is_some_and(|(t, _)| *t < horizon) {
-                    self.window.pop_front();
-                }
+                self.window.add(b.window, now, !verdict.healthy);
                 let (failures, requests) = self.counts();
                 if requests >= b.min_requests && f64::from(failures) >= b.failure_ratio * f64::from(requests) {
                     self.open(now);
@@ -310,8 +340,7 @@ impl Control {
     }
 
     fn counts(&self) -> (u32, u32) {
-        let failures = self.window.iter().filter(|(_, failed)| *failed).count() as u32;
-        (failures, self.window.len() as u32)
+        self.window.counts()
     }
 
     pub fn breaker(&self) -> BreakerState {
@@ -327,12 +356,9 @@ impl Control {
             && self.limit >= cap as f64
     }
 
-    /// Drops breaker window entries older than the window.
+    /// Drops breaker window counts older than the window.
     pub fn expire_window(&mut self, config: &ControlConfig, now: i64) {
-        let horizon = now - config.breaker.window.as_millis() as i64;
-        while self.window.front().is_some_and(|(t, _)| *t < horizon) {
-            self.window.pop_front();
-        }
+        self.window.expire(config.breaker.window, now);
     }
 
     /// The report written to the endpoint.
@@ -350,6 +376,50 @@ impl Control {
             failing_since: self.failing_since,
             updated_at: now,
         }
+    }
+}
+
+/// The breaker's sliding window as counts in ten slices of it: constant memory
+/// and time per request however busy the endpoint.
+#[derive(Debug, Clone, Default)]
+struct Window {
+    /// (slice start, failures, requests), oldest first.
+    slices: VecDeque<(i64, u32, u32)>,
+}
+
+const WINDOW_SLICES: i64 = 10;
+
+impl Window {
+    fn add(&mut self, window: Duration, now: i64, failed: bool) {
+        self.expire(window, now);
+        let width = (window.as_millis() as i64 / WINDOW_SLICES).max(1);
+        let start = now - now.rem_euclid(width);
+        match self.slices.back_mut() {
+            Some(last) if last.0 == start => {
+                last.1 += u32::from(failed);
+                last.2 += 1;
+            }
+            _ => self.slices.push_back((start, u32::from(failed), 1)),
+        }
+    }
+
+    fn expire(&mut self, window: Duration, now: i64) {
+        let horizon = now - window.as_millis() as i64;
+        while self.slices.front().is_some_and(|(start, ..)| *start < horizon) {
+            self.slices.pop_front();
+        }
+    }
+
+    fn counts(&self) -> (u32, u32) {
+        self.slices.iter().fold((0, 0), |(f, r), (_, sf, sr)| (f + sf, r + sr))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slices.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.slices.clear();
     }
 }
 
@@ -372,7 +442,7 @@ mod tests {
     #[test]
     fn the_bucket_spaces_requests_at_the_rate() {
         let cfg = config();
-        let mut c = Control::new(&cfg, 10, None, 0);
+        let mut c = Control::new(&cfg, 10, None, 0, 0);
         // 10/s: a burst of two, then one every 100 ms.
         assert_eq!(c.take_token(Some(10), 0), Ok(()));
         assert_eq!(c.take_token(Some(10), 0), Ok(()));
@@ -394,7 +464,7 @@ mod tests {
     #[test]
     fn overload_halves_concurrency_and_success_grows_it_back() {
         let cfg = config();
-        let mut c = Control::new(&cfg, 16, None, 0);
+        let mut c = Control::new(&cfg, 16, None, 0, 0);
         assert_eq!(c.concurrency(16), 16);
         c.record(&cfg, TIMEOUT, None, 16, 1_000);
         assert_eq!(c.concurrency(16), 8);
@@ -412,7 +482,7 @@ mod tests {
     #[test]
     fn throttling_holds_the_endpoint_for_retry_after_or_a_growing_hold() {
         let cfg = config();
-        let mut c = Control::new(&cfg, 4, None, 0);
+        let mut c = Control::new(&cfg, 4, None, 0, 0);
         let changed = c.record(&cfg, BUSY, Some(Duration::from_secs(15)), 4, 1_000);
         assert!(changed.held && changed.health);
         assert_eq!(c.blocked_until(1_000), Some(16_000));
@@ -428,7 +498,7 @@ mod tests {
     #[test]
     fn the_breaker_opens_probes_once_and_closes_on_success() {
         let cfg = config();
-        let mut c = Control::new(&cfg, 4, None, 0);
+        let mut c = Control::new(&cfg, 4, None, 0, 0);
         for t in 0..3 {
             assert!(!c.record(&cfg, FAIL, None, 4, t).held);
         }
@@ -439,14 +509,20 @@ mod tests {
         // Time up: half-open, one probe at a time.
         assert_eq!(c.blocked_until(10_003), None);
         assert_eq!(c.concurrency(4), 1);
-        c.started();
+        c.started(7);
         assert_eq!(c.concurrency(4), 0);
+        // A probe given back unsent (its lease may be lost) lets another go.
+        c.not_attempted(8);
+        assert_eq!(c.concurrency(4), 0);
+        c.not_attempted(7);
+        assert_eq!(c.concurrency(4), 1);
+        c.started(9);
         // A failed probe opens it for twice as long.
         c.record(&cfg, FAIL, None, 4, 10_100);
         assert_eq!(c.breaker(), BreakerState::Open);
         assert_eq!(c.health(10_100).next_probe_at, Some(30_100));
         assert_eq!(c.blocked_until(30_100), None);
-        c.started();
+        c.started(10);
         c.record(&cfg, OK, None, 4, 30_200);
         assert_eq!(c.breaker(), BreakerState::Closed);
         assert_eq!(c.concurrency(4), 4);
@@ -455,7 +531,7 @@ mod tests {
     #[test]
     fn a_4xx_is_not_the_endpoints_fault_and_a_new_owner_continues() {
         let cfg = config();
-        let mut c = Control::new(&cfg, 4, None, 0);
+        let mut c = Control::new(&cfg, 4, None, 0, 0);
         let not_found = SendResult { status: Some(404), ..Default::default() };
         for t in 0..10 {
             c.record(&cfg, Verdict::of(&not_found), None, 4, t);
@@ -471,9 +547,23 @@ mod tests {
         }
         assert_eq!(c.breaker(), BreakerState::Open);
         let health = c.health(30);
-        let mut taken_over = Control::new(&cfg, 4, Some(&health), 31);
+        let mut taken_over = Control::new(&cfg, 4, Some(&health), 0, 31);
         assert_eq!(taken_over.breaker(), BreakerState::Open);
         assert_eq!(taken_over.blocked_until(31), health.next_probe_at);
+    }
+
+    #[test]
+    fn the_window_forgets_what_is_older_than_it() {
+        let mut w = Window::default();
+        let minute = Duration::from_secs(60);
+        for t in 0..1_000 {
+            w.add(minute, t * 10, t % 2 == 0);
+        }
+        assert_eq!(w.counts(), (500, 1000));
+        assert!(w.slices.len() <= 2);
+        // 61 s later only the new request counts.
+        w.add(minute, 71_000, false);
+        assert_eq!(w.counts(), (0, 1));
     }
 
     #[test]
@@ -481,7 +571,7 @@ mod tests {
         let mut cfg = config();
         cfg.disable_after = Duration::from_secs(100);
         cfg.breaker.min_requests = 1_000;
-        let mut c = Control::new(&cfg, 4, None, 0);
+        let mut c = Control::new(&cfg, 4, None, 0, 0);
         assert!(c.record(&cfg, FAIL, None, 4, 0).health);
         assert!(!c.record(&cfg, FAIL, None, 4, 50_000).disable);
         // A success in between starts the count again.

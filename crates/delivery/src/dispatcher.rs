@@ -220,8 +220,15 @@ impl Dispatcher {
             return;
         }
         if self.is_closing() {
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let now = now_millis();
             for job in &jobs {
-                self.emit_for(job, record::released(job));
+                // A copy still queued or in flight here goes on under the new
+                // token (and is released or recorded under it); any other is
+                // given back under its own.
+                if !queues.held.renew_if_held(job.delivery_id, job.lease_token, now) {
+                    self.emit(record::released(job));
+                }
             }
             return;
         }
@@ -285,6 +292,10 @@ impl Dispatcher {
         {
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
             for ep in endpoints {
+                if ep.disabled {
+                    // Enabled again, it starts afresh.
+                    queues.controls.remove(&ep.id);
+                }
                 let Some(q) = queues.by_endpoint.get_mut(&ep.id) else { continue };
                 if ep.revision <= q.endpoint.revision {
                     continue;
@@ -399,13 +410,19 @@ impl Dispatcher {
         };
         let now = now_millis();
         let cap = self.concurrency_cap(&q.endpoint);
-        let control = controls
-            .entry(endpoint_id.to_string())
-            .or_insert_with(|| Control::new(&self.inner.config.control, cap, q.endpoint.health.as_ref(), now));
+        let fresh =
+            || Control::new(&self.inner.config.control, cap, q.endpoint.health.as_ref(), q.endpoint.revision, now);
+        let control = control_mut(controls, endpoint_id, fresh);
+        if control.is_stale(&q.endpoint) {
+            *control = fresh();
+        }
         if let Some(until) = control.blocked_until(now) {
             let deferred: Vec<DeliveryJob> = q.waiting.drain(..).collect();
             self.release_locked(held, &deferred, |job| record::deferred(job, until - now));
-            self.wake_at(until);
+            if until > control.wake_armed {
+                control.wake_armed = until;
+                self.wake_at(until);
+            }
         } else {
             let limit = control.concurrency(cap);
             while q.in_flight < limit && !q.waiting.is_empty() {
@@ -425,7 +442,7 @@ impl Dispatcher {
                 if !Arc::ptr_eq(&job.endpoint, &q.endpoint) {
                     job.endpoint = q.endpoint.clone();
                 }
-                control.started();
+                control.started(job.delivery_id);
                 q.in_flight += 1;
                 let this = self.clone();
                 tokio::spawn(async move { this.deliver(job).await });
@@ -471,6 +488,12 @@ impl Dispatcher {
             }
         };
         drop(permit);
+        if outcome.attempt.is_none() {
+            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(control) = queues.controls.get_mut(&job.endpoint.id) {
+                control.not_attempted(job.delivery_id);
+            }
+        }
         self.emit_for(&job, outcome);
         self.finished(&job);
     }
@@ -488,10 +511,9 @@ impl Dispatcher {
         let (changed, hold_until, report) = {
             let cap = self.concurrency_cap(endpoint);
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            let control = queues
-                .controls
-                .entry(endpoint.id.clone())
-                .or_insert_with(|| Control::new(config, cap, endpoint.health.as_ref(), now));
+            let control = control_mut(&mut queues.controls, &endpoint.id, || {
+                Control::new(config, cap, endpoint.health.as_ref(), endpoint.revision, now)
+            });
             let before = control.breaker();
             let changed = control.record(config, Verdict::of(result), retry_after, cap, now);
             let hold_until = control.blocked_until(now);
@@ -540,9 +562,11 @@ impl Dispatcher {
         let schedule = self.schedule_for(job, now).await;
         let attempts = job.attempts + 1;
         let Some(delay) = schedule.next_delay(attempts) else { return NextState::Failed };
+        // Retry-After postpones the next attempt, never brings it forward: a
+        // receiver's short Retry-After must not burn the schedule in seconds.
         let mut after_ms = delay.as_millis() as i64;
         if let Some(ra) = retry_after {
-            after_ms = ra.as_millis() as i64;
+            after_ms = after_ms.max(ra.as_millis() as i64);
         }
         if let Some(until) = hold_until {
             after_ms = after_ms.max(until - now);
@@ -580,9 +604,16 @@ impl Dispatcher {
     /// whether it is disabled now.
     async fn disable_endpoint(&self, job: &DeliveryJob, reason: &'static str) -> bool {
         match self.inner.queue.disable_endpoint(&job.org_id, &job.app_id, &job.endpoint.id).await {
+            Ok(updated) if updated.was_disabled => {
+                // Another attempt in flight got there first.
+                self.refresh_endpoints(vec![updated.endpoint]);
+                true
+            }
             Ok(updated) => {
                 tracing::info!(endpoint = %job.endpoint.id, reason, "disabled the endpoint");
                 self.inner.metrics.endpoint_disabled(reason);
+                // Enabled again, it starts afresh (the store clears its health then).
+                self.inner.queues.lock().unwrap_or_else(|e| e.into_inner()).controls.remove(&job.endpoint.id);
                 let fail_since = updated.endpoint.health.as_ref().and_then(|h| h.failing_since);
                 let ops = self.inner.ops.clone();
                 let endpoint = updated.endpoint.clone();
@@ -736,6 +767,19 @@ impl Dispatcher {
             tracing::warn!(error = %e, "releasing endpoint ownership failed");
         }
     }
+}
+
+/// The endpoint's control state, made with `make` when there is none (without
+/// allocating a key on the hot path, where it exists).
+fn control_mut<'a>(
+    controls: &'a mut HashMap<String, Control>,
+    id: &str,
+    make: impl FnOnce() -> Control,
+) -> &'a mut Control {
+    if !controls.contains_key(id) {
+        controls.insert(id.to_string(), make());
+    }
+    controls.get_mut(id).expect("inserted above when missing")
 }
 
 fn payload_size(job: &DeliveryJob) -> usize {

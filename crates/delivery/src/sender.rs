@@ -155,19 +155,13 @@ impl HttpSender {
                         }
                     }
                 }
+                // The status counts (a 2xx was accepted: sending it again would
+                // duplicate it); a body cut off by the timeout says so.
+                let mut body = storable(&kept);
                 if timed_out {
-                    // Not delivered: the receiver never finished its answer.
-                    let msg = format!("timed out reading the response body (status {status})");
-                    return SendResult { timed_out, retry_after, signal, ..failed(msg) };
+                    body.push_str(" [hookd: timed out reading the rest of the response body]");
                 }
-                SendResult {
-                    status: Some(status),
-                    body: storable(&kept),
-                    duration: started.elapsed(),
-                    timed_out,
-                    retry_after,
-                    signal,
-                }
+                SendResult { status: Some(status), body, duration: started.elapsed(), timed_out, retry_after, signal }
             }
             Err(e) => SendResult { timed_out: e.is_timeout(), ..failed(describe(&e)) },
         }

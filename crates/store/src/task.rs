@@ -99,6 +99,14 @@ pub struct ReplayFilter {
 }
 
 impl ReplayFilter {
+    /// Whether a delivery in `state` (as stored) is replayed: a canceled one only
+    /// when the filter asks for canceled ones (status 4). Never-attempted ones
+    /// still waiting for their first (maybe `deliverAt`) time are skipped by the
+    /// caller: replaying them would send them early.
+    pub fn replays_state(&self, state: &str) -> bool {
+        state != "canceled" || self.status == Some(4)
+    }
+
     /// Whether a message with these attributes, whose last attempt to the
     /// endpoint got `last_code` (`None`: never attempted), is replayed.
     pub fn matches(

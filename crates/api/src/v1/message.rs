@@ -283,13 +283,15 @@ pub async fn get(
 /// `POST …/msg/{id}/cancel` (extension): cancels the message's deliveries that
 /// have not been made — a message scheduled with `deliverAt`, or waiting for a
 /// retry or a disabled endpoint. One in flight finishes its attempt.
+/// Like sending, it needs an organisation token.
 pub async fn cancel(
     State(state): State<AppState>,
-    auth: AppAuth,
-    Path((_, msg_id)): Path<(String, String)>,
+    auth: OrgAuth,
+    Path((app_id, msg_id)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
-    let canceled = state.resources.cancel_message(auth.org_id(), &auth.app.id, &msg.id).await?;
+    let app = state.resources.get_app(&auth.org_id, &app_id).await?;
+    let msg = state.resources.get_message(&auth.org_id, &app.id, &msg_id).await?;
+    let canceled = state.resources.cancel_message(&auth.org_id, &app.id, &msg.id).await?;
     Ok(Json(serde_json::json!({ "canceled": canceled })))
 }
 

@@ -169,7 +169,12 @@ pub async fn update(
     let (mut paused, mut resumed) = (0, 0);
     match (was_disabled, ep.disabled) {
         (false, true) => paused = deliveries::pause_endpoint(c, &ep.id).await?,
-        (true, false) => resumed = deliveries::resume_endpoint(c, &ep.id).await?,
+        (true, false) => {
+            resumed = deliveries::resume_endpoint(&mut *c, &ep.id).await?;
+            // Enabled afresh: its breaker and failing-since start over.
+            sqlx::query("UPDATE endpoint SET health = NULL WHERE id = $1").bind(&ep.id).execute(&mut *c).await?;
+            ep.health = None;
+        }
         _ => {}
     }
     Ok(EndpointUpdated { endpoint: ep, was_disabled, paused, resumed })

@@ -232,22 +232,27 @@ async fn replay_batch(
     .fetch_all(&mut *c)
     .await?;
     let candidates = rows::collect(candidates, rows::message)?;
-    let msg_ids: Vec<&str> =
-        candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())).map(|m| m.id.as_str()).collect();
+    let wanted: Vec<&Message> =
+        candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())).collect();
+    let msg_ids: Vec<&str> = wanted.iter().map(|m| m.id.as_str()).collect();
+    // A message scheduled ahead (`deliverAt`) is due then, not now.
+    let due: Vec<Option<i64>> = wanted.iter().map(|m| m.deliver_at).collect();
     let sent = if msg_ids.is_empty() {
         0
     } else {
         sqlx::query(
             "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at,
                  updated_at)
-             SELECT $1, $2, t.msg_id, $3, 'scheduled', 0, hookd_now_ms(), hookd_now_ms(), hookd_now_ms()
-             FROM unnest($4::text[]) AS t(msg_id)
+             SELECT $1, $2, t.msg_id, $3, 'scheduled', 0, COALESCE(t.deliver_at, hookd_now_ms()), hookd_now_ms(),
+                    hookd_now_ms()
+             FROM unnest($4::text[], $5::bigint[]) AS t(msg_id, deliver_at)
              ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
         )
         .bind(&ep.org_id)
         .bind(&ep.app_id)
         .bind(&ep.id)
         .bind(&msg_ids)
+        .bind(&due)
         .execute(&mut *c)
         .await?
         .rows_affected()
@@ -276,11 +281,12 @@ async fn bulk_replay_batch(
         Some(s) => format!(" AND {}", states::status_condition(s)),
         None => String::new(),
     };
-    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>);
+    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>, bool);
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT d.id, d.state, d.msg_id, m.event_type, m.channels::text, m.tags::text, m.payload IS NULL,
                 (SELECT a.response_status_code FROM attempt a
-                 WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id ORDER BY a.id DESC LIMIT 1)
+                 WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id ORDER BY a.id DESC LIMIT 1),
+                (d.state = 'scheduled' AND d.attempts = 0)
          FROM delivery d JOIN message m ON m.id = d.msg_id
          WHERE d.endpoint_id = $1 AND d.msg_id >= $2 AND d.msg_id > $3 AND d.msg_id < $4{status}
          ORDER BY d.msg_id LIMIT $5"
@@ -295,10 +301,13 @@ async fn bulk_replay_batch(
     // Rows locked in id order within one endpoint, like every multi-row lock here.
     let mut picked: Vec<&Row> = rows
         .iter()
-        .filter(|(_, _, _, event_type, channels, tags, expunged, last_code)| {
+        .filter(|(_, state, _, event_type, channels, tags, expunged, last_code, first_pending)| {
             let channels: Option<Vec<String>> = channels.as_deref().and_then(|s| serde_json::from_str(s).ok());
             let tags: Option<Vec<String>> = tags.as_deref().and_then(|s| serde_json::from_str(s).ok());
-            !*expunged && filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code)
+            !*expunged
+                && !*first_pending
+                && filter.replays_state(state)
+                && filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code)
         })
         .collect();
     picked.sort_by_key(|r| r.0);

@@ -122,7 +122,12 @@ pub fn update(
     let (mut paused, mut resumed) = (0, 0);
     match (was_disabled, ep.disabled) {
         (false, true) => paused = deliveries::pause_endpoint(c, &ep.id, now)?,
-        (true, false) => resumed = deliveries::resume_endpoint(c, &ep.id, now)?,
+        (true, false) => {
+            resumed = deliveries::resume_endpoint(c, &ep.id, now)?;
+            // Enabled afresh: its breaker and failing-since start over.
+            c.prepare_cached("UPDATE endpoint SET health = NULL WHERE id = ?1")?.execute([&ep.id])?;
+            ep.health = None;
+        }
         _ => {}
     }
     Ok(EndpointUpdated { endpoint: ep, was_disabled, paused, resumed })

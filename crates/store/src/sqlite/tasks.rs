@@ -228,26 +228,31 @@ fn bulk_replay_batch(
         Some(s) => format!(" AND {}", states::status_condition(s)),
         None => String::new(),
     };
-    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>);
+    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>, bool);
     let rows: Vec<Row> = {
         let mut stmt = c.prepare_cached(&format!(
             "SELECT d.id, d.state, d.msg_id, m.event_type, m.channels, m.tags, m.payload IS NULL,
                     (SELECT a.response_status_code FROM attempt a
-                     WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id ORDER BY a.id DESC LIMIT 1)
+                     WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id ORDER BY a.id DESC LIMIT 1),
+                    (d.state = 'scheduled' AND d.attempts = 0)
              FROM delivery d JOIN message m ON m.id = d.msg_id
              WHERE d.endpoint_id = ?1 AND d.msg_id >= ?2 AND d.msg_id > ?3 AND d.msg_id < ?4{status}
              ORDER BY d.msg_id LIMIT ?5"
         ))?;
         let rows = stmt.query_map(params![ep.id, floor, after, ceiling, batch as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut sent = 0;
-    for (id, state, _, event_type, channels, tags, expunged, last_code) in &rows {
+    for (id, state, _, event_type, channels, tags, expunged, last_code, first_pending) in &rows {
         let channels: Option<Vec<String>> = channels.as_deref().and_then(|s| serde_json::from_str(s).ok());
         let tags: Option<Vec<String>> = tags.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        if *expunged || !filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code) {
+        if *expunged
+            || *first_pending
+            || !filter.replays_state(state)
+            || !filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code)
+        {
             continue;
         }
         sent += match state.as_str() {

@@ -62,9 +62,15 @@ pub async fn a_disable_by_the_receiver_pauses_the_queue(f: Fixture) {
     assert_eq!(f.delivery(&a.id, &ep.id).await.state, DeliveryState::Paused);
     assert_eq!(f.delivery(&b.id, &ep.id).await.state, DeliveryState::Paused);
 
+    let failing = EndpointHealth { failing_since: Some(1), ..Default::default() };
+    f.store.set_endpoint_health(&ep.id, &failing).await.unwrap();
     let enable = EndpointChange::Settings(EndpointSettings { disabled: Some(false), ..Default::default() });
     let updated = f.store.update_endpoint(&f.org, &f.app, &ep.id, enable, None).await.unwrap();
     assert_eq!(updated.resumed, 2);
+    assert!(updated.was_disabled);
+    // Enabled afresh: no failing-since left to disable it again at once.
+    assert_eq!(updated.endpoint.health, None);
+    assert_eq!(f.store.get_endpoint(&f.org, &f.app, &ep.id).await.unwrap().health, None);
     let due = f.store.claim_due(&lease("n1", 60_000), 10, &[]).await.unwrap();
     assert_eq!(due.len(), 2);
 }
@@ -120,6 +126,13 @@ pub async fn bulk_replay_resends_what_its_filter_picks(f: Fixture) {
         f.store.record_outcomes(Arc::from(vec![outcome(job, Some(a), next, 1)])).await.unwrap();
     }
     f.store.expunge_message_content(&f.org, &f.app, &sent[3].0.id).await.unwrap();
+    // Not replayed either: a message scheduled ahead, and a canceled one.
+    let mut later = f.message("a", None, None);
+    later.deliver_at = Some(now_millis() + 3_600_000);
+    f.store.enqueue(later.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
+    let canceled = f.message("a", None, None);
+    f.store.enqueue(canceled.clone(), None, None, None).await.unwrap();
+    assert_eq!(f.store.cancel_message(&f.org, &f.app, &canceled.id).await.unwrap(), 1);
 
     let mut t = crate::lifecycle::task(&f, &ep, TaskKind::EndpointBulkReplay, since, now_millis() + 1000);
     t.filter = Some(ReplayFilter {
@@ -139,7 +152,15 @@ pub async fn bulk_replay_resends_what_its_filter_picks(f: Fixture) {
         };
         assert_eq!(d.state, want, "message {i}");
     }
+    // Without filters: still neither the scheduled nor the canceled one.
+    let unfiltered = crate::lifecycle::task(&f, &ep, TaskKind::EndpointBulkReplay, since, now_millis() + 1000);
+    crate::lifecycle::run_task(&f, unfiltered, 3).await;
+    assert_eq!(f.delivery(&later.id, &ep.id).await.due_at, later.deliver_at);
+    assert_eq!(f.delivery(&canceled.id, &ep.id).await.state, DeliveryState::Canceled);
     let due = f.store.claim_due(&lease("n1", 60_000), 10, &[]).await.unwrap();
-    assert_eq!(due.len(), 2);
+    // The two dead letters, and (from the unfiltered run) the succeeded one and
+    // the other failures, all manual.
+    assert!(due.len() >= 2, "{}", due.len());
     assert!(due.iter().all(|j| j.trigger == hookd_core::AttemptTrigger::Manual));
+    assert!(due.iter().all(|j| j.msg_id != later.id && j.msg_id != canceled.id));
 }
