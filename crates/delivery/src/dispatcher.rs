@@ -468,6 +468,9 @@ impl Dispatcher {
     /// Sends one delivery and hands its outcome to the recorder.
     async fn deliver(self, job: DeliveryJob) {
         let permit = self.inner.permits.acquire().await;
+        // A plain success is folded into the endpoint's control state when the
+        // delivery finishes, under the lock taken then anyway (the hot path).
+        let mut plain_success = None;
         let outcome = if self.is_closing() || permit.is_err() || self.lease_may_be_lost(job.delivery_id, now_millis()) {
             record::released(&job)
         } else if job.endpoint.disabled {
@@ -480,27 +483,35 @@ impl Dispatcher {
                     let result = self.inner.sender.send(&job, body, now_millis()).await;
                     let now = now_millis();
                     record::count_attempt(&self.inner.metrics, &job, &result, now);
-                    let next = self.after_attempt(&job, &result, now).await;
-                    let outcome = attempt_outcome(&job, &result, next, now);
+                    let (next, note) = if result.is_success() && result.signal.is_none() && !result.timed_out {
+                        plain_success = Some(now);
+                        (NextState::Succeeded, None)
+                    } else {
+                        self.after_attempt(&job, &result, now).await
+                    };
+                    let mut outcome = attempt_outcome(&job, &result, next, now);
+                    if let (Some(note), Some(a)) = (note, outcome.attempt.as_mut()) {
+                        // What hookd did about the answer, recorded with it.
+                        a.response.push_str(note);
+                    }
                     self.attempt_events(&job, &outcome);
                     outcome
                 }
             }
         };
         drop(permit);
-        if outcome.attempt.is_none() {
-            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(control) = queues.controls.get_mut(&job.endpoint.id) {
-                control.not_attempted(job.delivery_id);
-            }
-        }
-        self.emit_for(&job, outcome);
-        self.finished(&job);
+        self.finished(&job, outcome, plain_success);
     }
 
     /// Folds an attempt into its endpoint's control state, acts on what the
-    /// receiver asked for, and says where the delivery goes next.
-    async fn after_attempt(&self, job: &DeliveryJob, result: &SendResult, now: i64) -> NextState {
+    /// receiver asked for, and says where the delivery goes next (with a note for
+    /// the attempt when hookd acted on a receiver's signal).
+    async fn after_attempt(
+        &self,
+        job: &DeliveryJob,
+        result: &SendResult,
+        now: i64,
+    ) -> (NextState, Option<&'static str>) {
         let config = &self.inner.config.control;
         let endpoint = &job.endpoint;
         // Retry-After counts on 429 and 503, as HTTP has it.
@@ -548,20 +559,30 @@ impl Dispatcher {
         } else {
             false
         };
+        let note = if gone {
+            Some(" [hookd: 410 Gone: the endpoint was disabled]")
+        } else if asked_to_disable {
+            self.inner.metrics.receiver_signal("disable");
+            Some(" [hookd: webhook-delivery: disable: the endpoint was disabled]")
+        } else if changed.disable {
+            Some(" [hookd: the endpoint failed for too long and was disabled]")
+        } else {
+            None
+        };
         if result.is_success() {
-            return NextState::Succeeded;
+            return (NextState::Succeeded, note);
         }
         if disabled {
             // It waits for the endpoint to be enabled again, spending nothing.
-            return NextState::Paused;
+            return (NextState::Paused, note);
         }
         if result.signal == Some(ReceiverSignal::AbortMessage) {
             self.inner.metrics.receiver_signal("abort_message");
-            return NextState::Failed;
+            return (NextState::Failed, Some(" [hookd: webhook-delivery: abort-message: no more attempts]"));
         }
         let schedule = self.schedule_for(job, now).await;
         let attempts = job.attempts + 1;
-        let Some(delay) = schedule.next_delay(attempts) else { return NextState::Failed };
+        let Some(delay) = schedule.next_delay(attempts) else { return (NextState::Failed, note) };
         // Retry-After postpones the next attempt, never brings it forward: a
         // receiver's short Retry-After must not burn the schedule in seconds.
         let mut after_ms = delay.as_millis() as i64;
@@ -571,7 +592,7 @@ impl Dispatcher {
         if let Some(until) = hold_until {
             after_ms = after_ms.max(until - now);
         }
-        NextState::Retry { after_ms }
+        (NextState::Retry { after_ms }, note)
     }
 
     /// Operational events of an attempt, as Svix sends them: `failing` at the
@@ -669,16 +690,6 @@ impl Dispatcher {
         own.unwrap_or_else(|| Arc::new(self.inner.config.retry_schedule.clone()))
     }
 
-    /// Hands an outcome of a held delivery to the recorder, under the newest
-    /// token this node holds it by.
-    fn emit_for(&self, job: &DeliveryJob, mut outcome: Outcome) {
-        {
-            let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-            outcome.lease_token = queues.held.emitted(job.delivery_id, outcome.lease_token);
-        }
-        self.emit(outcome);
-    }
-
     fn emit(&self, outcome: Outcome) {
         self.inner.unrecorded.fetch_add(1, Ordering::SeqCst);
         if self.inner.outcomes.send(outcome).is_err() {
@@ -686,10 +697,35 @@ impl Dispatcher {
         }
     }
 
-    fn finished(&self, job: &DeliveryJob) {
+    /// The delivery's outcome leaves for the recorder (under the newest token
+    /// this node holds it by), its endpoint's control state learns of it, and
+    /// its slot goes to the next waiting delivery: all under one lock.
+    fn finished(&self, job: &DeliveryJob, mut outcome: Outcome, plain_success: Option<i64>) {
         {
             let cap = self.endpoint_queue_cap();
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            outcome.lease_token = queues.held.emitted(job.delivery_id, outcome.lease_token);
+            let attempted = outcome.attempt.is_some();
+            self.emit(outcome);
+            if let Some(control) = queues.controls.get_mut(&job.endpoint.id) {
+                if !attempted {
+                    control.not_attempted(job.delivery_id);
+                } else if let Some(now) = plain_success {
+                    let ok = Verdict { healthy: true, overloaded: false, throttled: false };
+                    let endpoint_cap = self.concurrency_cap(&job.endpoint);
+                    let before = control.breaker();
+                    let changed = control.record(&self.inner.config.control, ok, None, endpoint_cap, now);
+                    if changed.health {
+                        let report = control.health(now);
+                        if before != control.breaker() {
+                            self.inner.metrics.breaker_moved(control.breaker());
+                            let open = queues.controls.values().filter(|c| c.breaker() != BreakerState::Closed).count();
+                            self.inner.metrics.breakers_open.set(open as i64);
+                        }
+                        let _ = self.inner.health.send((job.endpoint.id.clone(), report));
+                    }
+                }
+            }
             if let Some(q) = queues.by_endpoint.get_mut(&job.endpoint.id) {
                 // A full queue may have turned work away to the store: fetch it
                 // as soon as there is room, not at the next poll.

@@ -69,6 +69,11 @@ async fn the_webhook_delivery_header_aborts_a_message_or_disables_the_endpoint()
     sink.reply(&[Reply::new(400, &[("webhook-delivery", "abort-message")])]);
     let aborted = text(&server.send_message(&app, "a.b", json!({"n": 1})).await["id"]);
     wait_for_delivery_status(&server, &app, &aborted, 2).await;
+    let attempt = &wait_for_attempts(&server, &app, &aborted, 1).await[0];
+    assert!(
+        text(&attempt["response"]).ends_with("[hookd: webhook-delivery: abort-message: no more attempts]"),
+        "{attempt}"
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(sink.count(), 1, "no retry after abort-message (the schedule is 200ms × 3)");
 
@@ -701,4 +706,29 @@ async fn an_endpoint_failing_too_long_is_disabled() {
     assert!(metrics.as_str().unwrap_or_default().contains("hookd_endpoints_disabled_total{reason=\"failing\"} 1"));
     let (_, dests) = server.get(&format!("/api/v1/app/{app}/msg/{msg}/endpoint")).await;
     assert_eq!(dests["data"][0]["status"], 3, "still to be sent, not failed: {dests}");
+}
+
+/// Two nodes on one PostgreSQL, messages sent to both: the node that owns the
+/// endpoint's queue sends them all, so `throttleRate` holds cluster-wide.
+#[tokio::test]
+async fn the_throttle_rate_holds_across_nodes() {
+    let Some(admin) = shared_url() else { return };
+    let db = TestDatabase::create(&admin);
+    let args = ["--database-url", db.url.as_str(), "--poll-interval", "100ms"];
+    let a = TestServer::spawn_with(with_args(&args)).await;
+    let b = TestServer::spawn_with(with_args(&args)).await;
+    let sink = Sink::start().await;
+    let app = a.create_app("Acme").await;
+    a.create_endpoint(&app, json!({"url": sink.url("/both"), "throttleRate": 10})).await;
+    for n in 0..40 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let (status, _) =
+            node.post(&format!("/api/v1/app/{app}/msg"), json!({"eventType": "a.b", "payload": {"n": n}})).await;
+        assert_eq!(status, 202);
+    }
+    let got = sink.wait_for(40, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 40);
+    let span = got[39].at.duration_since(got[2].at).as_secs_f64();
+    let rate = 37.0 / span;
+    assert!((9.0..=11.0).contains(&rate), "{rate:.2} requests/s for a throttle rate of 10 over two nodes");
 }
