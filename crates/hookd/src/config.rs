@@ -142,6 +142,18 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_ORG_INGEST_RATE")]
     pub org_ingest_rate: Option<u32>,
 
+    /// Key that seals endpoint secrets and headers at rest (`hk_…`, from
+    /// `hookd encryption generate-key`); every node of a cluster needs the same
+    /// [default: the embedded store makes one in encryption.key beside its
+    /// database; with PostgreSQL, none: plain text].
+    #[arg(long, env = "HOOKD_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+
+    /// Older keys still readable while `hookd encryption rotate-key` re-seals
+    /// what they sealed (comma-separated).
+    #[arg(long, env = "HOOKD_PREVIOUS_ENCRYPTION_KEYS", hide_env_values = true, value_delimiter = ',')]
+    pub previous_encryption_keys: Option<Vec<String>>,
+
     /// Log filter, e.g. `info` or `hookd=debug` [default: info].
     #[arg(long, env = "HOOKD_LOG")]
     pub log: Option<String>,
@@ -168,6 +180,8 @@ pub struct Config {
     pub control: ControlConfig,
     pub app_ingest_rate: Option<u32>,
     pub org_ingest_rate: Option<u32>,
+    pub encryption_key: Option<String>,
+    pub previous_encryption_keys: Vec<String>,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -282,6 +296,8 @@ impl ServeOptions {
                 disable_after,
                 app_ingest_rate,
                 org_ingest_rate,
+                encryption_key,
+                previous_encryption_keys,
                 clock_offset
             );
         }
@@ -353,6 +369,14 @@ impl ServeOptions {
             control,
             app_ingest_rate: self.app_ingest_rate.filter(|r| *r > 0),
             org_ingest_rate: self.org_ingest_rate.filter(|r| *r > 0),
+            encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
+            previous_encryption_keys: self
+                .previous_encryption_keys
+                .unwrap_or_default()
+                .into_iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
             clock_offset_ms: self.clock_offset.as_deref().map(signed_millis).transpose()?,
         })
     }

@@ -7,6 +7,7 @@
 mod bench;
 mod bench_store;
 mod config;
+mod keys;
 mod prune;
 mod serve;
 
@@ -37,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Keys that seal secrets at rest.
+    Encryption {
+        #[command(subcommand)]
+        command: EncryptionCommand,
+    },
     /// Run the retention sweep now: expire payloads and response bodies past their
     /// retention, remove old keys and tasks, and free the space.
     Prune(Box<prune::PruneOptions>),
@@ -52,6 +58,15 @@ enum Command {
 enum TokenCommand {
     /// Create a new admin token and print it (only its hash is stored).
     Create(Box<config::ServeOptions>),
+}
+
+#[derive(Debug, Subcommand)]
+enum EncryptionCommand {
+    /// Print a new random key (`hk_…`) for --encryption-key.
+    GenerateKey,
+    /// Re-seal every secret under the current --encryption-key (older keys in
+    /// --previous-encryption-keys); prints how many were re-sealed.
+    RotateKey(Box<config::ServeOptions>),
 }
 
 fn init_tracing(filter: &str) {
@@ -87,6 +102,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = serve::open_store(&cfg.database).await?;
             let org = store.default_org().await?;
             println!("{}", serve::create_admin_token(&*store, &org).await?);
+            Ok(())
+        }
+        Command::Encryption { command: EncryptionCommand::GenerateKey } => {
+            println!("{}", hookd_store::crypt::Key::generate());
+            Ok(())
+        }
+        Command::Encryption { command: EncryptionCommand::RotateKey(opts) } => {
+            let cfg = opts.resolve()?;
+            init_tracing("warn");
+            if cfg.encryption_key.is_none() && matches!(cfg.database, config::Database::Postgres(_)) {
+                anyhow::bail!("--encryption-key is required: it is the key to re-seal under");
+            }
+            if let Some(note) = keys::install(&cfg)? {
+                println!("{note}");
+            }
+            let store = serve::open_store(&cfg.database).await?;
+            let n = keys::reseal_all(&*store).await?;
+            let id = hookd_store::crypt::keyring().map(|k| k.current_id().to_string()).unwrap_or_default();
+            println!("re-sealed {n} endpoints under key {id}");
             Ok(())
         }
         Command::Prune(opts) => {

@@ -65,7 +65,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         hookd_core::timefmt::set_clock_offset(offset);
         tracing::warn!(offset_ms = offset, "this node's clock is shifted (a test setting)");
     }
+    if let Some(note) = crate::keys::install(&cfg)? {
+        println!("{note}");
+    }
     let store = open_store(&cfg.database).await?;
+    let resealed = crate::keys::reseal_all(&*store).await?;
+    if resealed > 0 {
+        tracing::info!(endpoints = resealed, "sealed endpoint secrets under the current encryption key");
+    }
     let resources: Arc<dyn Resources> = store.clone();
     let queue: Arc<dyn Queue> = store.clone();
     let org_id = store.default_org().await?;

@@ -1,11 +1,14 @@
 //! How values that have no column type of their own are stored, shared by every
-//! backend: JSON text for lists and maps, and the one place endpoint secrets are
-//! turned into and out of their stored form (so encryption at rest is a change
-//! here alone).
+//! backend: JSON text for lists and maps, and the one place endpoint secrets and
+//! headers are turned into and out of their stored form, sealed at rest
+//! ([`crypt`]).
+
+use std::collections::BTreeMap;
 
 use hookd_core::Secret;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::crypt;
 use crate::model::RetiredSecret;
 
 /// Why a stored value could not be read back; each backend wraps it in its own
@@ -29,11 +32,20 @@ pub fn parse_opt<T: DeserializeOwned>(s: Option<&str>) -> Result<Option<T>, Deco
 }
 
 pub fn secret_to_db(secret: &Secret) -> String {
-    secret.expose()
+    crypt::seal(&secret.expose())
 }
 
 pub fn secret_from_db(s: &str) -> Result<Secret, DecodeError> {
-    Ok(Secret::parse(s)?)
+    Ok(Secret::parse(&crypt::open(s)?)?)
+}
+
+/// An endpoint's custom headers (they carry delivery credentials), sealed.
+pub fn headers_to_db(headers: &BTreeMap<String, String>) -> String {
+    crypt::seal(&json(headers))
+}
+
+pub fn headers_from_db(s: &str) -> Result<BTreeMap<String, String>, DecodeError> {
+    parse(&crypt::open(s)?)
 }
 
 #[derive(Serialize, Deserialize)]

@@ -17,6 +17,7 @@
 
 pub mod change;
 pub mod codec;
+pub mod crypt;
 pub mod model;
 pub mod ownership;
 pub mod postgres;
@@ -160,6 +161,12 @@ pub trait Resources: Send + Sync + 'static {
     async fn list_tasks(&self, org_id: &str, filter: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>>;
 
     async fn ping(&self) -> Result<()>;
+
+    /// Re-seals up to `batch` endpoints whose secrets or headers are not sealed
+    /// under the current key ([`crypt`]): plain text from before encryption, or
+    /// an older key after a rotation. Returns how many it rewrote; 0 without a
+    /// keyring. Each row is rewritten only if unchanged since it was read.
+    async fn reseal_secrets(&self, batch: usize) -> Result<u64>;
 }
 
 /// The delivery pipeline's side of the store.

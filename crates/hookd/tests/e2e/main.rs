@@ -16,3 +16,4 @@ mod event_types;
 mod lifecycle;
 mod messages;
 mod postgres;
+mod security;

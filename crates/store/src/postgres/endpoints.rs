@@ -81,7 +81,7 @@ pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     .bind(rows::json_opt(&e.channels))
     .bind(rows::rate_limit_to_db(e.rate_limit))
     .bind(rows::json(&e.metadata))
-    .bind(rows::json(&e.headers))
+    .bind(rows::headers_to_db(&e.headers))
     .bind(rows::secret_to_db(&e.secret))
     .bind(rows::retired_to_db(&e.retired_secrets))
     .bind(e.created_at)
@@ -147,7 +147,7 @@ pub async fn update(
         Columns::Headers => {
             sqlx::query("UPDATE endpoint SET headers = $2, updated_at = $3, revision = $4 WHERE id = $1")
                 .bind(&ep.id)
-                .bind(rows::json(&ep.headers))
+                .bind(rows::headers_to_db(&ep.headers))
                 .bind(ep.updated_at)
                 .bind(ep.revision)
                 .execute(&mut *c)
@@ -254,4 +254,39 @@ pub async fn set_health(c: &mut PgConnection, endpoint_id: &str, health: &Endpoi
         .execute(c)
         .await?;
     Ok(())
+}
+
+/// See `Resources::reseal_secrets`.
+pub async fn reseal(c: &mut PgConnection, batch: usize) -> Result<u64> {
+    let Some(ring) = crate::crypt::keyring() else { return Ok(0) };
+    let current = format!("enc1:{}:%", ring.current_id());
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, secret, retired_secrets, headers FROM endpoint
+         WHERE secret NOT LIKE $1 OR headers NOT LIKE $1 LIMIT $2",
+    )
+    .bind(&current)
+    .bind(batch as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut n = 0;
+    for (id, secret, retired, headers) in &rows {
+        let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
+        let new_secret = rows::secret_to_db(&crate::codec::secret_from_db(secret).map_err(bad)?);
+        let new_retired = rows::retired_to_db(&crate::codec::retired_from_db(retired).map_err(bad)?);
+        let new_headers = rows::headers_to_db(&crate::codec::headers_from_db(headers).map_err(bad)?);
+        n += sqlx::query(
+            "UPDATE endpoint SET secret = $2, retired_secrets = $3, headers = $4
+             WHERE id = $1 AND secret = $5 AND headers = $6",
+        )
+        .bind(id)
+        .bind(new_secret)
+        .bind(new_retired)
+        .bind(new_headers)
+        .bind(secret)
+        .bind(headers)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    }
+    Ok(n)
 }

@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::codec::{self, DecodeError};
-pub use crate::codec::{json, json_opt, retired_to_db, secret_to_db};
+pub use crate::codec::{headers_to_db, json, json_opt, retired_to_db, secret_to_db};
 use crate::model::*;
 use crate::task::{BackgroundTask, TaskKind, TaskStatus};
 use crate::StoreError;
@@ -93,7 +93,7 @@ pub fn endpoint_at(r: &PgRow, at: usize) -> RowResult<Endpoint> {
         channels: json_opt_at(r, at + 9)?,
         rate_limit: rate_limit_at(r, at + 10)?,
         metadata: json_at(r, at + 11)?,
-        headers: json_at(r, at + 12)?,
+        headers: decoded(codec::headers_from_db(r.try_get(at + 12)?))?,
         secret: decoded(codec::secret_from_db(r.try_get(at + 13)?))?,
         retired_secrets: decoded(codec::retired_from_db(r.try_get(at + 14)?))?,
         created_at: r.try_get(at + 15)?,

@@ -237,6 +237,10 @@ impl Resources for PostgresStore {
             Err(e) => Err(e),
         }
     }
+
+    async fn reseal_secrets(&self, batch: usize) -> Result<u64> {
+        endpoints::reseal(&mut *self.conn().await?, batch).await
+    }
 }
 
 #[async_trait]

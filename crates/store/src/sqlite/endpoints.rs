@@ -52,7 +52,7 @@ pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
         rows::json_opt(&e.channels),
         e.rate_limit,
         rows::json(&e.metadata),
-        rows::json(&e.headers),
+        rows::headers_to_db(&e.headers),
         rows::secret_to_db(&e.secret),
         rows::retired_to_db(&e.retired_secrets),
         e.created_at,
@@ -103,7 +103,7 @@ pub fn update(
             .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?,
         Columns::Headers => c
             .prepare_cached("UPDATE endpoint SET headers = ?2, updated_at = ?3, revision = ?4 WHERE id = ?1")?
-            .execute(params![ep.id, rows::json(&ep.headers), ep.updated_at, ep.revision])?,
+            .execute(params![ep.id, rows::headers_to_db(&ep.headers), ep.updated_at, ep.revision])?,
         Columns::Secrets => c
             .prepare_cached(
                 "UPDATE endpoint SET secret = ?2, retired_secrets = ?3, updated_at = ?4, revision = ?5 WHERE id = ?1",
@@ -184,4 +184,31 @@ pub fn set_health(c: &Connection, endpoint_id: &str, health: &EndpointHealth) ->
     c.prepare_cached("UPDATE endpoint SET health = ?2 WHERE id = ?1")?
         .execute(params![endpoint_id, rows::json(health)])?;
     Ok(())
+}
+
+/// See `Resources::reseal_secrets`.
+pub fn reseal(c: &Connection, batch: usize) -> Result<u64> {
+    let Some(ring) = crate::crypt::keyring() else { return Ok(0) };
+    let current = format!("enc1:{}:%", ring.current_id());
+    let rows: Vec<(String, String, String, String)> = {
+        let mut stmt = c.prepare_cached(
+            "SELECT id, secret, retired_secrets, headers FROM endpoint
+             WHERE secret NOT LIKE ?1 OR headers NOT LIKE ?1 LIMIT ?2",
+        )?;
+        let rows =
+            stmt.query_map(params![current, batch as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut update = c.prepare_cached(
+        "UPDATE endpoint SET secret = ?2, retired_secrets = ?3, headers = ?4 WHERE id = ?1 AND secret = ?5 AND headers = ?6",
+    )?;
+    let mut n = 0;
+    for (id, secret, retired, headers) in &rows {
+        let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
+        let new_secret = rows::secret_to_db(&crate::codec::secret_from_db(secret).map_err(bad)?);
+        let new_retired = rows::retired_to_db(&crate::codec::retired_from_db(retired).map_err(bad)?);
+        let new_headers = rows::headers_to_db(&crate::codec::headers_from_db(headers).map_err(bad)?);
+        n += update.execute(params![id, new_secret, new_retired, new_headers, secret, headers])? as u64;
+    }
+    Ok(n)
 }

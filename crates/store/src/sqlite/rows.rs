@@ -8,7 +8,7 @@ use rusqlite::Row;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, DecodeError};
-pub use crate::codec::{json, json_opt, retired_to_db, secret_to_db};
+pub use crate::codec::{headers_to_db, json, json_opt, retired_to_db, secret_to_db};
 use crate::model::*;
 use crate::task::{BackgroundTask, TaskKind, TaskStatus};
 use crate::{Page, StoreError};
@@ -87,7 +87,7 @@ pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
         channels: parse_opt(r.get(at + 9)?)?,
         rate_limit: r.get(at + 10)?,
         metadata: parse(&r.get::<_, String>(at + 11)?)?,
-        headers: parse(&r.get::<_, String>(at + 12)?)?,
+        headers: codec::headers_from_db(&r.get::<_, String>(at + 12)?).map_err(decode_failure)?,
         secret: secret_from_db(&r.get::<_, String>(at + 13)?)?,
         retired_secrets: retired_from_db(&r.get::<_, String>(at + 14)?)?,
         created_at: r.get(at + 15)?,

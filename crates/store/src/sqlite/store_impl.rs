@@ -247,6 +247,10 @@ impl Resources for SqliteStore {
     async fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
+
+    async fn reseal_secrets(&self, batch: usize) -> Result<u64> {
+        self.write(move |c| endpoints::reseal(c, batch)).await
+    }
 }
 
 #[async_trait]

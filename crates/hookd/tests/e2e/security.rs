@@ -1,0 +1,159 @@
+//! Secrets at rest: endpoint secrets and headers are sealed in the database,
+//! under a key file the embedded store makes or a key given to every node;
+//! plain text from before is sealed on the first start with a key; a key
+//! rotation re-seals without downtime.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::json;
+
+use crate::mgmt::text;
+use crate::postgres::{shared_url, TestDatabase};
+use crate::support::{verify_standard_webhook, ServerOptions, Sink, TestServer};
+
+fn with_args(args: &[&str]) -> ServerOptions {
+    ServerOptions { extra_args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+}
+
+fn new_key() -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookd")).args(["encryption", "generate-key"]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Every byte of every file in `dir` but the key file.
+fn stored_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && path.file_name().unwrap() != "encryption.key" {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The embedded store makes a key file (0600) on first start; the database
+/// files then hold neither an endpoint's secret (in any form) nor its headers'
+/// values, and everything reads back and signs after a restart.
+#[tokio::test]
+async fn secrets_and_headers_are_sealed_at_rest() {
+    let raw: [u8; 24] = rand::random();
+    let secret = format!("whsec_{}", STANDARD.encode(raw));
+    let token = format!("Bearer tok-{}", rand::random::<u64>());
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut server = TestServer::spawn_in(dir.clone(), ServerOptions::default()).await;
+    let note = server.stdout.lock().unwrap().iter().find(|l| l.contains("generated an encryption key")).cloned();
+    assert!(note.is_some_and(|n| n.contains("encryption.key")), "the first start says it made a key file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("encryption.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let sink = Sink::start().await;
+    let app = server.create_app("Acme").await;
+    let ep = server
+        .create_endpoint(
+            &app,
+            json!({"url": sink.url("/sealed"), "secret": secret, "headers": {"Authorization": token}}),
+        )
+        .await;
+    let ep = text(&ep["id"]);
+    server.send_message(&app, "a.b", json!({"n": 1})).await;
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert!(verify_standard_webhook(&secret, &got[0]));
+    server.sigterm();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await;
+
+    let bytes = stored_bytes(dir.path());
+    assert!(!bytes.is_empty());
+    for (what, needle) in
+        [("the secret", secret.as_bytes()), ("its base64", STANDARD.encode(raw).as_bytes()), ("its bytes", &raw[..])]
+    {
+        assert!(!contains(&bytes, needle), "{what} is in the database files");
+    }
+    assert!(!contains(&bytes, token.as_bytes()), "a header value is in the database files");
+
+    // After a restart (same key file) it all reads back, and still signs.
+    let server = TestServer::spawn_in(dir.clone(), ServerOptions::default()).await;
+    let (_, got_secret) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
+    assert_eq!(got_secret["key"], json!(secret));
+    server.send_message(&app, "a.b", json!({"n": 2})).await;
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    assert!(verify_standard_webhook(&secret, &got[1]));
+    assert_eq!(got[1].header("authorization"), token);
+}
+
+/// A rotation: the new key current and the old one readable, then
+/// `hookd encryption rotate-key` re-seals everything, after which the old key
+/// can go. A node without the key a value needs says which key it needs.
+#[tokio::test]
+async fn a_key_rotation_reseals_every_secret() {
+    let (k1, k2) = (new_key(), new_key());
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut server = TestServer::spawn_in(dir.clone(), with_args(&["--encryption-key", &k1])).await;
+    assert!(!dir.path().join("encryption.key").exists(), "a given key makes no key file");
+    let app = server.create_app("Acme").await;
+    let ep = text(&server.create_endpoint(&app, json!({"url": "http://127.0.0.1:9/x"})).await["id"]);
+    let (_, before) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
+    server.sigterm();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await;
+
+    let hookd = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hookd")).args(args).arg("--data-dir").arg(dir.path()).output().unwrap()
+    };
+    // Only the new key: the secret sealed under the old one cannot be read.
+    let out = hookd(&["encryption", "rotate-key", "--encryption-key", &k2]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("which this node was not given"), "{out:?}");
+    // Both: re-sealed under the new one.
+    let out = hookd(&["encryption", "rotate-key", "--encryption-key", &k2, "--previous-encryption-keys", &k1]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("re-sealed 1 endpoints"), "{out:?}");
+    // Now the old key can go.
+    let server = TestServer::spawn_in(dir.clone(), with_args(&["--encryption-key", &k2])).await;
+    let (status, after) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
+    assert_eq!((status, &after), (200, &before));
+}
+
+/// PostgreSQL without a key stores plain text (and warns); the first start with
+/// a key seals what is there.
+#[tokio::test]
+async fn plain_text_secrets_are_sealed_on_the_first_start_with_a_key() {
+    let Some(admin) = shared_url() else { return };
+    let db = TestDatabase::create(&admin);
+    let mut server = TestServer::spawn_with(with_args(&["--database-url", &db.url])).await;
+    let app = server.create_app("Acme").await;
+    let ep = text(
+        &server.create_endpoint(&app, json!({"url": "http://127.0.0.1:9/x", "headers": {"X-Api-Key": "k-123"}})).await
+            ["id"],
+    );
+    let (_, before) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
+    let column = |col: &str| {
+        let out = Command::new("psql")
+            .args([db.url.as_str(), "-tA", "-c", &format!("SELECT {col} FROM endpoint WHERE id = '{ep}'")])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert!(column("secret").starts_with("whsec_"), "plain text without a key");
+    server.sigterm();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await;
+
+    let key = new_key();
+    let server = TestServer::spawn_with(with_args(&["--database-url", &db.url, "--encryption-key", &key])).await;
+    assert!(column("secret").starts_with("enc1:"), "{}", column("secret"));
+    assert!(column("headers").starts_with("enc1:") && !column("headers").contains("k-123"));
+    let (_, after) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
+    assert_eq!(after, before);
+}
