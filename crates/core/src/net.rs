@@ -45,6 +45,7 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation 2001:db8::/32
+        || (seg[0] == 0x3fff && seg[1] < 0x1000) // documentation 3fff::/20
         || (seg[0] == 0x0100 && seg[1] == 0 && seg[2] == 0 && seg[3] == 0) // discard 100::/64
         || (seg[0] == 0xfd00 && seg[1..7] == [0; 6] && seg[7] == 0x0254) // AWS metadata fd00:ec2::254
         || (seg[0] == 0x2001 && seg[1] < 0x0200) // IETF protocol assignments 2001::/23
@@ -103,11 +104,25 @@ mod tests {
             "fd00:ec2::254",
             "64:ff9b::a00:1",
             "2002:a00:1::",
+            "3fff::1",
+            "3fff:fff:ffff::1",
+            "100::1",
+            "192.88.99.1",
+            "198.19.255.255",
         ];
         for s in forbidden {
             assert!(is_forbidden(s.parse().unwrap()), "{s} should be forbidden");
         }
-        let allowed = ["8.8.8.8", "1.1.1.1", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"];
+        let allowed = [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "3ffe::1",
+            "4000::1",
+        ];
         for s in allowed {
             assert!(!is_forbidden(s.parse().unwrap()), "{s} should be allowed");
         }

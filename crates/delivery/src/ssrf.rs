@@ -24,15 +24,19 @@ impl Resolve for GuardedResolver {
         Box::pin(async move {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !is_forbidden(a.ip())).collect();
-            if allowed.is_empty() {
+            // A name that resolves to any forbidden address is refused outright
+            // (not narrowed to its public ones): it is pointed at the inside on
+            // purpose, or soon will be. Only vetted addresses are dialled.
+            let forbidden: Vec<String> =
+                addrs.iter().filter(|a| is_forbidden(a.ip())).map(|a| a.ip().to_string()).collect();
+            if !forbidden.is_empty() || addrs.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> = Box::new(Refused(format!(
-                    "refused: {host} resolves only to private or reserved addresses ({})",
-                    addrs.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
+                    "refused: {host} resolves to private or reserved addresses ({})",
+                    forbidden.join(", ")
                 )));
                 return Err(err);
             }
-            let addrs: Addrs = Box::new(allowed.into_iter());
+            let addrs: Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
     }

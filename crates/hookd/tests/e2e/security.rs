@@ -157,3 +157,68 @@ async fn plain_text_secrets_are_sealed_on_the_first_start_with_a_key() {
     let (_, after) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
     assert_eq!(after, before);
 }
+
+/// Ways to write a forbidden address that try to slip past the SSRF guard: all
+/// are refused, literal ones at endpoint creation (422), names that resolve to
+/// loopback at delivery (the attempt says why).
+#[tokio::test]
+async fn ssrf_bypass_attempts_are_refused() {
+    let server = TestServer::spawn_with(ServerOptions { allow_private: false, ..Default::default() }).await;
+    let app = server.create_app("Acme").await;
+    let literal = [
+        "http://127.0.0.1/",
+        "http://2130706433/", // 127.0.0.1 in decimal
+        "http://0177.0.0.1/", // octal
+        "http://0x7f.0.0.1/", // hex
+        "http://0x7f000001/", // one hex number
+        "http://127.1/",      // short form
+        "http://0/",          // 0.0.0.0
+        "http://0.0.0.0:8071/",
+        "http://[::]/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/", // IPv4-mapped
+        "http://[::ffff:7f00:1]/",
+        "http://[::127.0.0.1]/", // IPv4-compatible
+        "http://127.0.0.1./",    // trailing dot
+        "http://user:pass@127.0.0.1/",
+        "http://example.com@127.0.0.1/", // userinfo that looks like a host
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/",
+        "http://10.0.0.1/",
+        "http://192.168.1.1/",
+        "http://100.64.0.1/",
+        "http://[fe80::1]/",
+        "http://[fc00::1]/",
+        "http://[64:ff9b::7f00:1]/", // NAT64 of 127.0.0.1
+        "http://[2002:7f00:1::]/",   // 6to4 of 127.0.0.1
+        "http://198.18.0.1/",
+        "http://240.0.0.1/",
+        "http://[3fff::1]/",
+    ];
+    for url in literal {
+        let (status, body) = server.post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": url})).await;
+        assert_eq!(status, 422, "{url} was accepted: {body}");
+        assert_eq!(body["detail"][0]["loc"], json!(["body", "url"]), "{url}: {body}");
+    }
+    // Names are resolved on every connection: these resolve to loopback.
+    for url in ["http://localhost:9/", "http://localhost.:9/", "http://LOCALHOST:9/"] {
+        let (status, ep) = server.post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": url})).await;
+        assert_eq!(status, 201, "{url}: {ep}");
+        let (status, msg) = server
+            .post(
+                &format!("/api/v1/app/{app}/endpoint/{}/send-example", text(&ep["id"])),
+                json!({"eventType": "a.b", "payload": {}}),
+            )
+            .await;
+        assert_eq!(status, 202, "{msg}");
+        let msg = text(&msg["id"]);
+        let attempts = crate::mgmt::wait_for_attempts(&server, &app, &msg, 1).await;
+        let response = text(&attempts[0]["response"]);
+        // Refused after resolution (or, where this machine's resolver does not
+        // know the trailing-dot form, not resolved at all): never connected.
+        let refused = response.contains("refused") && response.contains("private or reserved");
+        assert!(refused || response.contains("dns error"), "{url}: {response}");
+        assert_eq!(attempts[0]["responseStatusCode"], 0, "{url}");
+        server.delete(&format!("/api/v1/app/{app}/endpoint/{}", text(&ep["id"]))).await;
+    }
+}
