@@ -161,7 +161,14 @@ impl FromRequestParts<AppState> for Auth {
             return Err(ApiError::Unauthorized);
         }
         let hash = hash_token(token);
+        let noted = |org_id: &str, token: &str| {
+            if let Some(slot) = parts.extensions.get::<crate::audit::ActorSlot>() {
+                let actor = crate::audit::Actor { org_id: org_id.to_string(), token: token.to_string() };
+                *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(actor);
+            }
+        };
         if state.bootstrap_token_hash.as_deref() == Some(hash.as_str()) {
+            noted(&state.org_id, "bootstrap");
             return Ok(Auth { org_id: state.org_id.clone(), app_id: None });
         }
         let now = hookd_core::timefmt::now_millis();
@@ -176,6 +183,7 @@ impl FromRequestParts<AppState> for Auth {
         if token.expires_at.is_some_and(|exp| exp <= now) {
             return Err(ApiError::Unauthorized);
         }
+        noted(&token.org_id, &token.id);
         Ok(Auth { org_id: token.org_id, app_id: token.app_id })
     }
 }

@@ -2,6 +2,7 @@
 //! `/metrics`, and the shared request plumbing (auth, errors, pagination,
 //! idempotency). Routes are grouped by resource under [`v1`].
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -72,6 +73,9 @@ pub fn router(state: AppState) -> Router {
     // Room for the payload plus the rest of a message body.
     let body_limit = state.config.max_payload_bytes + 64 * 1024;
     v1::router()
+        .route("/api/v1/audit", axum::routing::get(audit::list))
+        // Every change through a route is recorded in the audit trail.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::layer))
         .route("/metrics", axum::routing::get(v1::health::metrics))
         // Unknown paths and methods get the same JSON error bodies as everything
         // else: the SDKs parse every error body as JSON.

@@ -102,6 +102,11 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_MESSAGE_RETENTION")]
     pub message_retention: Option<String>,
 
+    /// How long audit entries are kept; older ones are removed from the oldest
+    /// end, and the chain still verifies from there [default: 365d].
+    #[arg(long, env = "HOOKD_AUDIT_RETENTION")]
+    pub audit_retention: Option<String>,
+
     /// How often the retention sweep runs [default: 1m].
     #[arg(long, env = "HOOKD_PRUNE_INTERVAL")]
     pub prune_interval: Option<String>,
@@ -182,6 +187,7 @@ pub struct Config {
     pub org_ingest_rate: Option<u32>,
     pub encryption_key: Option<String>,
     pub previous_encryption_keys: Vec<String>,
+    pub audit_retention: Duration,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -288,6 +294,7 @@ impl ServeOptions {
                 payload_retention,
                 message_retention,
                 prune_interval,
+                audit_retention,
                 retry_after_max,
                 breaker_failure_ratio,
                 breaker_min_requests,
@@ -369,6 +376,7 @@ impl ServeOptions {
             control,
             app_ingest_rate: self.app_ingest_rate.filter(|r| *r > 0),
             org_ingest_rate: self.org_ingest_rate.filter(|r| *r > 0),
+            audit_retention: positive_duration("audit-retention", self.audit_retention, "365d")?,
             encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
             previous_encryption_keys: self
                 .previous_encryption_keys

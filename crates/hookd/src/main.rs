@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Keys that seal secrets at rest.
     Encryption {
         #[command(subcommand)]
@@ -58,6 +63,13 @@ enum Command {
 enum TokenCommand {
     /// Create a new admin token and print it (only its hash is stored).
     Create(Box<config::ServeOptions>),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check that no entry of the audit trail was altered or removed (exit
+    /// status 1, naming the first broken entry, if one was).
+    Verify(Box<config::ServeOptions>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +115,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let org = store.default_org().await?;
             println!("{}", serve::create_admin_token(&*store, &org).await?);
             Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify(opts) } => {
+            let cfg = opts.resolve()?;
+            init_tracing("warn");
+            let store = serve::open_store(&cfg.database).await?;
+            match store.verify_audit().await? {
+                hookd_store::AuditCheck::Intact { first, last, count } => {
+                    println!("audit trail intact: {count} entries ({first} to {last})");
+                    Ok(())
+                }
+                hookd_store::AuditCheck::Broken { seq, why } => {
+                    anyhow::bail!("audit trail broken at entry {seq}: {why}")
+                }
+            }
         }
         Command::Encryption { command: EncryptionCommand::GenerateKey } => {
             println!("{}", hookd_store::crypt::Key::generate());

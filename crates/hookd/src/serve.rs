@@ -74,6 +74,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(endpoints = resealed, "sealed endpoint secrets under the current encryption key");
     }
     let resources: Arc<dyn Resources> = store.clone();
+    tokio::spawn(prune_audit(resources.clone(), cfg.audit_retention, cfg.prune_interval));
     let queue: Arc<dyn Queue> = store.clone();
     let org_id = store.default_org().await?;
     let bootstrap_token_hash = cfg.admin_token.as_deref().map(hash_token);
@@ -149,10 +150,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let mut graceful = stop_rx.clone();
-    let server =
-        axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|s| *s).await;
-        });
+    let server = axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|s| *s).await;
+    });
     let mut stopping = stop_rx;
     let timeout = cfg.shutdown_timeout;
     tokio::select! {
@@ -189,5 +193,24 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Removes audit entries past `--audit-retention`, from the oldest end, every
+/// prune interval.
+async fn prune_audit(resources: Arc<dyn Resources>, retention: std::time::Duration, every: std::time::Duration) {
+    loop {
+        let before = hookd_core::timefmt::now_millis() - retention.as_millis() as i64;
+        loop {
+            match resources.prune_audit(before, 1000).await {
+                Ok(0) => break,
+                Ok(n) => tracing::info!(entries = n, "removed audit entries past their retention"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning the audit trail failed");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }

@@ -15,6 +15,7 @@
 //! and due times are compared with the database's clock. Every query is scoped
 //! by organisation id.
 
+pub mod audit;
 pub mod change;
 pub mod codec;
 pub mod crypt;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use audit::{AuditCheck, AuditEntry, AuditEvent, AuditHead};
 pub use change::{EndpointChange, EndpointSettings, EndpointUpdated};
 pub use hookd_core::{DeliveryState, MessageStatus};
 pub use model::*;
@@ -161,6 +163,16 @@ pub trait Resources: Send + Sync + 'static {
     async fn list_tasks(&self, org_id: &str, filter: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>>;
 
     async fn ping(&self) -> Result<()>;
+
+    /// Appends events to the audit trail, chained, in one transaction.
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()>;
+    /// The organisation's audit entries, newest first, before `before_seq`.
+    async fn list_audit(&self, org_id: &str, before_seq: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// Walks the whole trail and checks every link.
+    async fn verify_audit(&self) -> Result<AuditCheck>;
+    /// Removes up to `batch` of the oldest entries older than `before`, and
+    /// records in the head where the trail now starts; returns how many.
+    async fn prune_audit(&self, before: i64, batch: usize) -> Result<u64>;
 
     /// Re-seals up to `batch` endpoints whose secrets or headers are not sealed
     /// under the current key ([`crypt`]): plain text from before encryption, or

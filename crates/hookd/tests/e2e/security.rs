@@ -222,3 +222,78 @@ async fn ssrf_bypass_attempts_are_refused() {
         server.delete(&format!("/api/v1/app/{app}/endpoint/{}", text(&ep["id"]))).await;
     }
 }
+
+/// Every change through the API lands in the audit trail — which token, what,
+/// on which path, from where — and failed authentications too; message sends
+/// do not.
+#[tokio::test]
+async fn changes_are_recorded_in_the_audit_trail() {
+    let server = TestServer::spawn_with(ServerOptions { admin_token: None, ..Default::default() }).await;
+    let app = server.create_app("Acme").await;
+    let ep = text(&server.create_endpoint(&app, json!({"url": "http://127.0.0.1:9/x"})).await["id"]);
+    server.patch(&format!("/api/v1/app/{app}/endpoint/{ep}"), json!({"description": "renamed"})).await;
+    server.post(&format!("/api/v1/app/{app}/endpoint/{ep}/secret/rotate"), json!({})).await;
+    server.send_message(&app, "a.b", json!({})).await;
+    server.delete(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
+    let bad = server.client.get(server.url("/api/v1/app")).bearer_auth("sk_not_a_token").send().await.unwrap();
+    assert_eq!(bad.status(), 401);
+
+    let (status, page) = server.get("/api/v1/audit?limit=250").await;
+    assert_eq!(status, 200, "{page}");
+    let actions: Vec<String> = page["data"].as_array().unwrap().iter().map(|e| text(&e["action"])).collect();
+    assert_eq!(
+        actions,
+        [
+            "GET /api/v1/app",
+            "DELETE /api/v1/app/{app_id}/endpoint/{endpoint_id}",
+            "POST /api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+            "PATCH /api/v1/app/{app_id}/endpoint/{endpoint_id}",
+            "POST /api/v1/app/{app_id}/endpoint",
+            "POST /api/v1/app",
+        ],
+        "newest first; the message send is not a change"
+    );
+    let entries = page["data"].as_array().unwrap();
+    assert_eq!((entries[0]["actor"].as_str(), entries[0]["status"].as_i64()), (Some("unauthenticated"), Some(401)));
+    let delete = &entries[1];
+    assert!(text(&delete["actor"]).starts_with("tok_"), "the token's id: {delete}");
+    assert_eq!(delete["target"], json!(format!("/api/v1/app/{app}/endpoint/{ep}")));
+    assert_eq!((delete["status"].as_i64(), delete["address"].as_str()), (Some(204), Some("127.0.0.1")));
+    // Pages.
+    let (_, first) = server.get("/api/v1/audit?limit=2").await;
+    assert_eq!(first["done"], false);
+    let (_, second) = server.get(&format!("/api/v1/audit?limit=2&iterator={}", text(&first["iterator"]))).await;
+    assert_eq!(second["data"][0]["action"], json!(actions[2]));
+}
+
+/// `hookd audit verify` proves the trail intact, and names the entry where an
+/// edit or a removal in the database broke it.
+#[tokio::test]
+async fn audit_verify_finds_an_altered_or_removed_entry() {
+    let Some(admin) = shared_url() else { return };
+    let db = TestDatabase::create(&admin);
+    let mut server = TestServer::spawn_with(with_args(&["--database-url", &db.url])).await;
+    let app = server.create_app("Acme").await;
+    for n in 0..3 {
+        server.create_endpoint(&app, json!({"url": format!("http://127.0.0.1:9/{n}")})).await;
+    }
+    server.sigterm();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await;
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_hookd")).args(["audit", "verify", "--database-url", &db.url]).output().unwrap()
+    };
+    let sql = |q: &str| assert!(Command::new("psql").args([db.url.as_str(), "-qc", q]).status().unwrap().success());
+
+    let out = verify();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("audit trail intact: 4 entries"), "{out:?}");
+
+    sql("UPDATE audit_log SET target = '/api/v1/app/somewhere-else' WHERE seq = 2");
+    let out = verify();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken at entry 2: its content does not match"), "{out:?}");
+
+    sql("DELETE FROM audit_log WHERE seq = 2");
+    let out = verify();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken at entry 3: entries 2 to 2 are missing"), "{out:?}");
+}

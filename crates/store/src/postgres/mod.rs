@@ -13,6 +13,7 @@
 
 mod apps;
 mod attempts;
+mod audit;
 mod batch;
 mod deliveries;
 mod endpoints;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     ("0003_delivery_state", include_str!("../../migrations/postgres/0003_delivery_state.sql")),
     ("0004_delivery_control", include_str!("../../migrations/postgres/0004_delivery_control.sql")),
+    ("0005_audit", include_str!("../../migrations/postgres/0005_audit.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
-use super::{apps, attempts, batch, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens};
+use super::{
+    apps, attempts, audit, batch, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens,
+};
+use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::model::*;
 use crate::task::*;
@@ -240,6 +243,25 @@ impl Resources for PostgresStore {
 
     async fn reseal_secrets(&self, batch: usize) -> Result<u64> {
         endpoints::reseal(&mut *self.conn().await?, batch).await
+    }
+
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()> {
+        transaction!(self, |tx| { audit::append(&mut tx, &events).await? })
+    }
+
+    async fn list_audit(&self, org_id: &str, before_seq: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
+        audit::list(&mut *self.conn().await?, org_id, before_seq, limit).await
+    }
+
+    async fn verify_audit(&self) -> Result<AuditCheck> {
+        transaction!(self, |tx| {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+            audit::verify(&mut tx).await?
+        })
+    }
+
+    async fn prune_audit(&self, before: i64, batch: usize) -> Result<u64> {
+        transaction!(self, |tx| { audit::prune(&mut tx, before, batch).await? })
     }
 }
 

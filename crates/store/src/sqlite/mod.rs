@@ -7,6 +7,7 @@
 
 mod apps;
 mod attempts;
+mod audit;
 mod deliveries;
 mod endpoints;
 mod event_types;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_endpoint_owner", include_str!("../../migrations/sqlite/0002_endpoint_owner.sql")),
     ("0003_delivery_state", include_str!("../../migrations/sqlite/0003_delivery_state.sql")),
     ("0004_delivery_control", include_str!("../../migrations/sqlite/0004_delivery_control.sql")),
+    ("0005_audit", include_str!("../../migrations/sqlite/0005_audit.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

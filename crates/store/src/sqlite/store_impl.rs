@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::{
-    apps, attempts, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens, SqliteStore,
+    apps, attempts, audit, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens, SqliteStore,
 };
+use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::model::*;
 use crate::task::*;
@@ -250,6 +251,23 @@ impl Resources for SqliteStore {
 
     async fn reseal_secrets(&self, batch: usize) -> Result<u64> {
         self.write(move |c| endpoints::reseal(c, batch)).await
+    }
+
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()> {
+        self.write(move |c| audit::append(c, &events)).await
+    }
+
+    async fn list_audit(&self, org_id: &str, before_seq: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
+        let org = s(org_id);
+        self.read(move |c| audit::list(c, &org, before_seq, limit)).await
+    }
+
+    async fn verify_audit(&self) -> Result<AuditCheck> {
+        self.read(audit::verify).await
+    }
+
+    async fn prune_audit(&self, before: i64, batch: usize) -> Result<u64> {
+        self.write(move |c| audit::prune(c, before, batch)).await
     }
 }
 
