@@ -32,6 +32,8 @@ pub struct Auth {
     pub org_id: String,
     /// Set for a token that may only act on this application.
     pub app_id: Option<String>,
+    /// The token's id (`tok_…`), or `bootstrap` for `--admin-token`.
+    pub token_id: String,
 }
 
 impl Auth {
@@ -48,11 +50,12 @@ impl Auth {
 #[derive(Debug, Clone)]
 pub struct OrgAuth {
     pub org_id: String,
+    pub token_id: String,
 }
 
 impl OrgAuth {
     pub fn as_auth(&self) -> Auth {
-        Auth { org_id: self.org_id.clone(), app_id: None }
+        Auth { org_id: self.org_id.clone(), app_id: None, token_id: self.token_id.clone() }
     }
 }
 
@@ -87,7 +90,7 @@ impl FromRequestParts<AppState> for OrgAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_request_parts(parts, state).await?;
-        let Some(own) = &auth.app_id else { return Ok(OrgAuth { org_id: auth.org_id }) };
+        let Some(own) = &auth.app_id else { return Ok(OrgAuth { org_id: auth.org_id, token_id: auth.token_id }) };
         // A portal token on its own application lacks the right (403); anywhere
         // else it must not learn what exists (404).
         if let Some(app_id) = path_app_id(parts, state).await {
@@ -115,6 +118,16 @@ impl FromRequestParts<AppState> for AppAuth {
     }
 }
 
+/// Counts a request against its token's rate (`--token-rate-limit`, off by
+/// default); 429 with `Retry-After` beyond it.
+fn within_rate(state: &AppState, token_id: &str) -> Result<(), ApiError> {
+    let Some(rate) = state.config.token_rate_limit else { return Ok(()) };
+    state.quotas.take(&format!("token:{token_id}"), rate).map_err(|wait| ApiError::TooManyRequests {
+        detail: format!("this token may make {rate} requests per second; retry after the Retry-After header's seconds"),
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    })
+}
+
 /// A new random token with `prefix` (`sk_` admin, `appsk_` app portal).
 pub fn generate_token(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::random();
@@ -133,6 +146,11 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// Forgets every verified token (after tokens were expired).
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     fn get(&self, hash: &str) -> Option<ApiToken> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(t, _)| t.clone())
@@ -169,7 +187,8 @@ impl FromRequestParts<AppState> for Auth {
         };
         if state.bootstrap_token_hash.as_deref() == Some(hash.as_str()) {
             noted(&state.org_id, "bootstrap");
-            return Ok(Auth { org_id: state.org_id.clone(), app_id: None });
+            within_rate(state, "bootstrap")?;
+            return Ok(Auth { org_id: state.org_id.clone(), app_id: None, token_id: "bootstrap".into() });
         }
         let now = hookd_core::timefmt::now_millis();
         let token = match state.tokens.get(&hash) {
@@ -184,6 +203,7 @@ impl FromRequestParts<AppState> for Auth {
             return Err(ApiError::Unauthorized);
         }
         noted(&token.org_id, &token.id);
-        Ok(Auth { org_id: token.org_id, app_id: token.app_id })
+        within_rate(state, &token.id)?;
+        Ok(Auth { org_id: token.org_id, app_id: token.app_id, token_id: token.id })
     }
 }

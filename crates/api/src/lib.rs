@@ -34,6 +34,8 @@ pub struct ApiConfig {
     /// `throttleRate` of its own), and an organisation; `None`: no quota.
     pub app_ingest_rate: Option<u32>,
     pub org_ingest_rate: Option<u32>,
+    /// Requests per second one token may make; `None`: no limit.
+    pub token_rate_limit: Option<u32>,
 }
 
 pub struct State {

@@ -174,3 +174,46 @@ mod tests {
         assert!(custom_header("", "v").is_err());
     }
 }
+
+/// Deepest nesting of arrays and objects a message payload may have.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// How deeply `json` (valid JSON text) nests arrays and objects, by one pass
+/// over its bytes (brackets inside strings do not count).
+pub fn json_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    #[test]
+    fn counts_nesting_outside_strings() {
+        assert_eq!(json_depth(br#"{}"#), 1);
+        assert_eq!(json_depth(br#"{"a": [1, {"b": []}]}"#), 4);
+        assert_eq!(json_depth(br#"{"a": "[[[[{{{", "b": "\"[["}"#), 1);
+        assert_eq!(json_depth(br#"{"a": "\\", "b": [[]]}"#), 3);
+    }
+}

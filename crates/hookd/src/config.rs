@@ -143,6 +143,11 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_APP_INGEST_RATE")]
     pub app_ingest_rate: Option<u32>,
 
+    /// Requests per second one API token may make; beyond it the API answers
+    /// 429 [default: no limit].
+    #[arg(long, env = "HOOKD_TOKEN_RATE_LIMIT")]
+    pub token_rate_limit: Option<u32>,
+
     /// Messages per second one organisation may send [default: no limit].
     #[arg(long, env = "HOOKD_ORG_INGEST_RATE")]
     pub org_ingest_rate: Option<u32>,
@@ -185,6 +190,7 @@ pub struct Config {
     pub control: ControlConfig,
     pub app_ingest_rate: Option<u32>,
     pub org_ingest_rate: Option<u32>,
+    pub token_rate_limit: Option<u32>,
     pub encryption_key: Option<String>,
     pub previous_encryption_keys: Vec<String>,
     pub audit_retention: Duration,
@@ -303,6 +309,7 @@ impl ServeOptions {
                 disable_after,
                 app_ingest_rate,
                 org_ingest_rate,
+                token_rate_limit,
                 encryption_key,
                 previous_encryption_keys,
                 clock_offset
@@ -376,6 +383,7 @@ impl ServeOptions {
             control,
             app_ingest_rate: self.app_ingest_rate.filter(|r| *r > 0),
             org_ingest_rate: self.org_ingest_rate.filter(|r| *r > 0),
+            token_rate_limit: self.token_rate_limit.filter(|r| *r > 0),
             audit_retention: positive_duration("audit-retention", self.audit_retention, "365d")?,
             encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
             previous_encryption_keys: self

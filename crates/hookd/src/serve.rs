@@ -127,6 +127,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             payload_retention: cfg.payload_retention,
             app_ingest_rate: cfg.app_ingest_rate,
             org_ingest_rate: cfg.org_ingest_rate,
+            token_rate_limit: cfg.token_rate_limit,
         },
         org_id,
         bootstrap_token_hash,

@@ -73,6 +73,9 @@ pub trait Resources: Send + Sync + 'static {
     async fn default_org(&self) -> Result<String>;
     async fn insert_token(&self, token: ApiToken) -> Result<()>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
+    /// Makes the application's tokens (portal access) expire at `at` unless
+    /// they expire sooner; returns how many it shortened.
+    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64) -> Result<u64>;
     async fn has_admin_token(&self, org_id: &str) -> Result<bool>;
 
     // Idempotency.

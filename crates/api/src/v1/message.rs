@@ -98,6 +98,12 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
     if !input.payload.get().starts_with('{') {
         return Err(ApiError::body_field("payload", "payload must be a JSON object"));
     }
+    if validate::json_depth(payload) > validate::MAX_JSON_DEPTH {
+        return Err(ApiError::body_field(
+            "payload",
+            format!("payload nests arrays and objects deeper than {} levels", validate::MAX_JSON_DEPTH),
+        ));
+    }
     if let Some(eid) = &input.event_id {
         validate::uid(eid).map_err(|e| ApiError::body_field("eventId", e.replace("uid", "eventId")))?;
     }

@@ -82,3 +82,54 @@ pub async fn app_portal_access(
     let url = format!("{}/portal/{}#token={}", state.config.public_url.trim_end_matches('/'), app.id, token);
     Ok(Json(AppPortalAccessOut { url, token }))
 }
+
+/// `GET /api/v1/auth/whoami` (`WhoamiOut`): the caller's organisation and, for a
+/// portal token, its application; `tokenId` is an extension.
+pub async fn whoami(auth: crate::auth::Auth) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "envId": auth.org_id,
+        "appId": auth.app_id,
+        "permissionSource": "GlobalAuthToken",
+        "tokenId": auth.token_id,
+    }))
+}
+
+/// `ApplicationTokenExpireIn`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenExpireIn {
+    #[serde(default)]
+    pub expiry: Option<i64>,
+    #[serde(default)]
+    pub session_ids: Option<Vec<String>>,
+}
+
+/// Longest grace `expire-all` may give (Svix: 72 hours).
+const MAX_EXPIRE_SECS: i64 = 259_200;
+
+/// `POST /api/v1/auth/app/{app_id}/expire-all`: the application's portal tokens
+/// stop working in `expiry` seconds (default: now). Answers 204. Other nodes
+/// may accept a revoked token for up to 10 s (their token cache).
+pub async fn expire_all(
+    State(state): State<AppState>,
+    auth: crate::auth::OrgAuth,
+    Path(app_id): Path<String>,
+    crate::extract::RawBody(body): crate::extract::RawBody,
+) -> ApiResult<axum::http::StatusCode> {
+    let input: TokenExpireIn = crate::extract::parse_json(&body)?;
+    let expiry = input.expiry.unwrap_or(0);
+    if !(0..=MAX_EXPIRE_SECS).contains(&expiry) {
+        return Err(ApiError::body_field("expiry", format!("expiry is 0 to {MAX_EXPIRE_SECS} seconds")));
+    }
+    if input.session_ids.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::body_field(
+            "sessionIds",
+            "portal tokens do not record a session id yet: expire them all (leave sessionIds out)",
+        ));
+    }
+    let app = state.resources.get_app(&auth.org_id, &app_id).await?;
+    let at = hookd_core::timefmt::now_millis() + expiry * 1000;
+    state.resources.expire_app_tokens(&auth.org_id, &app.id, at).await?;
+    state.tokens.clear();
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

@@ -297,3 +297,60 @@ async fn audit_verify_finds_an_altered_or_removed_entry() {
     let out = verify();
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken at entry 3: entries 2 to 2 are missing"), "{out:?}");
 }
+
+/// `whoami` says whose token it is; `expire-all` revokes an application's portal
+/// tokens; `--token-rate-limit` caps each token's requests (429 with
+/// `Retry-After`); a pathologically nested body is refused with a 4xx and the
+/// server stays up.
+#[tokio::test]
+async fn whoami_expire_all_token_rate_and_hostile_bodies() {
+    let server = TestServer::spawn_with(with_args(&["--token-rate-limit", "20"])).await;
+    let app = server.create_app("Acme").await;
+    let (_, me) = server.get("/api/v1/auth/whoami").await;
+    assert_eq!((me["appId"].is_null(), me["tokenId"].as_str()), (true, Some("bootstrap")), "{me}");
+    assert!(text(&me["envId"]).starts_with("org_"));
+
+    let (status, portal) = server.post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({})).await;
+    assert_eq!(status, 200, "{portal}");
+    let portal_token = text(&portal["token"]);
+    let as_portal = |path: &str| server.client.get(server.url(path)).bearer_auth(&portal_token).send();
+    let me: serde_json::Value = as_portal("/api/v1/auth/whoami").await.unwrap().json().await.unwrap();
+    assert_eq!(me["appId"], json!(app));
+    assert_eq!(as_portal(&format!("/api/v1/app/{app}")).await.unwrap().status(), 200);
+
+    let (status, body) =
+        server.post(&format!("/api/v1/auth/app/{app}/expire-all"), json!({"sessionIds": ["s1"]})).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = server.post(&format!("/api/v1/auth/app/{app}/expire-all"), json!({})).await;
+    assert_eq!(status, 204);
+    assert_eq!(as_portal(&format!("/api/v1/app/{app}")).await.unwrap().status(), 401, "revoked at once");
+
+    // 20 requests a second per token; a burst of 40 meets a 429.
+    let mut limited = None;
+    for _ in 0..40 {
+        let resp = server.request(reqwest::Method::GET, "/api/v1/app").send().await.unwrap();
+        if resp.status() == 429 {
+            limited = Some(resp);
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 within 40 requests at once");
+    assert!(limited.headers().contains_key("retry-after"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // 100,000 nested arrays: refused, and the server still answers.
+    let deep =
+        format!("{{\"eventType\": \"a.b\", \"payload\": {{\"x\": {}{}}}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let resp = server
+        .request(reqwest::Method::POST, &format!("/api/v1/app/{app}/msg"))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["detail"].is_string() || body["detail"].is_array(), "{body}");
+    let (status, _) = server.get("/api/v1/health").await;
+    assert_eq!(status, 200);
+}

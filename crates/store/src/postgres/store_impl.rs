@@ -52,6 +52,10 @@ impl Resources for PostgresStore {
         tokens::token_by_hash(&mut *self.conn().await?, hash).await
     }
 
+    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64) -> Result<u64> {
+        tokens::expire_app_tokens(&mut *self.conn().await?, org_id, app_id, at).await
+    }
+
     async fn has_admin_token(&self, org_id: &str) -> Result<bool> {
         tokens::has_admin_token(&mut *self.conn().await?, org_id).await
     }

@@ -135,3 +135,16 @@ pub async fn maybe_idempotency(c: &mut PgConnection, rec: Option<&IdempotencyRec
         None => Ok(()),
     }
 }
+
+pub async fn expire_app_tokens(c: &mut PgConnection, org_id: &str, app_id: &str, at: i64) -> Result<u64> {
+    let n = sqlx::query(
+        "UPDATE api_token SET expires_at = $3
+         WHERE org_id = $1 AND app_id = $2 AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(org_id)
+    .bind(app_id)
+    .bind(at)
+    .execute(c)
+    .await?;
+    Ok(n.rows_affected())
+}

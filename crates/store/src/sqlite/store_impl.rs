@@ -35,6 +35,11 @@ impl Resources for SqliteStore {
         self.read_point(|c| tokens::token_by_hash(c, hash))
     }
 
+    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64) -> Result<u64> {
+        let (org, app) = (s(org_id), s(app_id));
+        self.write(move |c| tokens::expire_app_tokens(c, &org, &app, at)).await
+    }
+
     async fn has_admin_token(&self, org_id: &str) -> Result<bool> {
         let org = s(org_id);
         self.read(move |c| tokens::has_admin_token(c, &org)).await

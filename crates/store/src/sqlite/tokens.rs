@@ -96,3 +96,12 @@ pub fn maybe_idempotency(c: &Connection, rec: Option<&IdempotencyRecord>) -> Res
         None => Ok(()),
     }
 }
+
+pub fn expire_app_tokens(c: &Connection, org_id: &str, app_id: &str, at: i64) -> Result<u64> {
+    let n = c.execute(
+        "UPDATE api_token SET expires_at = ?3
+         WHERE org_id = ?1 AND app_id = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+        params![org_id, app_id, at],
+    )?;
+    Ok(n as u64)
+}
