@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use hookd_core::timefmt::now_millis;
 use hookd_core::RetrySchedule;
-use hookd_store::{BreakerState, DeliveryJob, Endpoint, EndpointHealth, Lease, NextState, Outcome, Queue};
+use hookd_store::{
+    AuditEvent, BreakerState, DeliveryJob, Endpoint, EndpointHealth, Lease, NextState, Outcome, Queue, Resources,
+};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::control::{Control, ControlConfig, Verdict};
@@ -115,6 +117,8 @@ struct Inner {
     health: mpsc::UnboundedSender<(String, EndpointHealth)>,
     /// Operational events (endpoint disabled, attempts failing…).
     ops: Operational,
+    /// Where hookd's own changes (an endpoint it disabled) are recorded in the audit trail.
+    resources: Arc<dyn Resources>,
     /// Event types' own retry schedules: (org, event type) → (read at, schedule).
     schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
 }
@@ -127,6 +131,7 @@ impl Dispatcher {
         sender: HttpSender,
         metrics: Arc<Metrics>,
         ops: Operational,
+        resources: Arc<dyn Resources>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (health_tx, mut health_rx) = mpsc::unbounded_channel::<(String, EndpointHealth)>();
@@ -148,6 +153,7 @@ impl Dispatcher {
             drained: Notify::new(),
             health: health_tx,
             ops,
+            resources,
             schedules: Mutex::default(),
         });
         let dispatcher = Dispatcher { inner };
@@ -636,6 +642,21 @@ impl Dispatcher {
                 // Enabled again, it starts afresh (the store clears its health then).
                 self.inner.queues.lock().unwrap_or_else(|e| e.into_inner()).controls.remove(&job.endpoint.id);
                 let fail_since = updated.endpoint.health.as_ref().and_then(|h| h.failing_since);
+                let audit = AuditEvent {
+                    org_id: job.org_id.clone(),
+                    at: now_millis(),
+                    actor: "hookd".into(),
+                    action: format!("endpoint.disabled ({reason})"),
+                    target: format!("/api/v1/app/{}/endpoint/{}", job.app_id, job.endpoint.id),
+                    status: 0,
+                    address: None,
+                };
+                let resources = self.inner.resources.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = resources.append_audit(vec![audit]).await {
+                        tracing::error!(error = %e, "recording an audit entry failed");
+                    }
+                });
                 let ops = self.inner.ops.clone();
                 let endpoint = updated.endpoint.clone();
                 tokio::spawn(async move {

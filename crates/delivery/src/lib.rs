@@ -64,8 +64,8 @@ impl Deliveries {
         sender: HttpSender,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let ops = Operational::new(resources, queue.clone());
-        let dispatcher = Dispatcher::start(config, queue.clone(), sender, metrics.clone(), ops.clone());
+        let ops = Operational::new(resources.clone(), queue.clone());
+        let dispatcher = Dispatcher::start(config, queue.clone(), sender, metrics.clone(), ops.clone(), resources);
         let tasks = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
         tokio::spawn(

@@ -116,6 +116,18 @@ async fn gone_disables_the_endpoint_and_its_queue_waits() {
     assert_eq!(sink.count(), 1, "the retry waits for the endpoint to be enabled");
     let (_, metrics) = server.get("/metrics").await;
     assert!(metrics.as_str().unwrap_or_default().contains("hookd_endpoints_disabled_total{reason=\"gone\"} 1"));
+    // hookd's own change is in the audit trail.
+    let audit = server
+        .eventually(Duration::from_secs(5), || async {
+            let (_, page) = server.get("/api/v1/audit").await;
+            page["data"].as_array()?.iter().find(|e| e["action"] == "endpoint.disabled (gone)").cloned()
+        })
+        .await
+        .expect("the disable is audited");
+    assert_eq!(
+        (audit["actor"].as_str(), audit["target"].as_str()),
+        (Some("hookd"), Some(format!("/api/v1/app/{app}/endpoint/{ep}").as_str()))
+    );
 
     let (status, _) = server.patch(&format!("/api/v1/app/{app}/endpoint/{ep}"), json!({"disabled": false})).await;
     assert_eq!(status, 200);

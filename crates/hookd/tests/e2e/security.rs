@@ -354,3 +354,80 @@ async fn whoami_expire_all_token_rate_and_hostile_bodies() {
     let (status, _) = server.get("/api/v1/health").await;
     assert_eq!(status, 200);
 }
+
+/// With debug logging, nothing hookd logs holds a token, a signing secret, a
+/// header value or a payload.
+#[tokio::test]
+async fn logs_never_contain_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let token = format!("sk_{}", rand::random::<u64>());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "debug", "--allow-private-networks"])
+        .args(["--retry-schedule", "100ms", "--admin-token", &token])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("HOOKD_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next_line().await.unwrap().expect("hookd started");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        client.request(method, format!("{base}{path}")).bearer_auth(&token).json(&body).send()
+    };
+    let sink = Sink::start().await;
+    sink.script(&[500]);
+    let raw: [u8; 24] = rand::random();
+    let secret = format!("whsec_{}", STANDARD.encode(raw));
+    let header = format!("Bearer hdr-{}", rand::random::<u64>());
+    let marker = format!("payload-{}", rand::random::<u64>());
+    let app: serde_json::Value =
+        call(reqwest::Method::POST, "/api/v1/app", json!({"name": "Acme"})).await.unwrap().json().await.unwrap();
+    let app = text(&app["id"]);
+    let ep: serde_json::Value = call(
+        reqwest::Method::POST,
+        &format!("/api/v1/app/{app}/endpoint"),
+        json!({"url": sink.url("/logs"), "secret": secret, "headers": {"Authorization": header}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    call(
+        reqwest::Method::POST,
+        &format!("/api/v1/app/{app}/msg"),
+        json!({"eventType": "a.b", "payload": {"m": marker}}),
+    )
+    .await
+    .unwrap();
+    sink.wait_for(2, Duration::from_secs(10)).await;
+    call(reqwest::Method::POST, &format!("/api/v1/app/{app}/endpoint/{}/secret/rotate", text(&ep["id"])), json!({}))
+        .await
+        .unwrap();
+    let _ = client.get(format!("{base}/api/v1/app")).bearer_auth("sk_wrong_token_value").send().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().await.unwrap();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.lines().count() > 5, "debug logging produced output");
+    for (what, needle) in [
+        ("the admin token", token.as_str()),
+        ("a wrong token", "sk_wrong_token_value"),
+        ("the signing secret", secret.as_str()),
+        ("a header value", header.as_str()),
+        ("a payload", marker.as_str()),
+    ] {
+        assert!(!log.contains(needle), "{what} is in the log");
+    }
+}
