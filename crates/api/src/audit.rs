@@ -35,7 +35,7 @@ pub struct Actor {
 #[derive(Clone, Default)]
 pub struct ActorSlot(pub Arc<Mutex<Option<Actor>>>);
 
-/// Failed authentications recorded per second at most.
+/// Failed authentications recorded per second at most, in all.
 const UNAUTHENTICATED_PER_SECOND: u32 = 10;
 
 /// The route of message sends: not changes, and the hot path, so the layer
@@ -60,9 +60,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let actor = slot.and_then(|s| s.0.lock().unwrap_or_else(|e| e.into_inner()).take());
     let (org_id, actor) = match actor {
         Some(actor) if status.is_success() => (actor.org_id, actor.token),
-        None if status == axum::http::StatusCode::UNAUTHORIZED
-            && state.quotas.take("audit:unauthenticated", UNAUTHENTICATED_PER_SECOND).is_ok() =>
-        {
+        None if status == axum::http::StatusCode::UNAUTHORIZED && failed_auth_recorded(&state, address) => {
             (state.org_id.clone(), "unauthenticated".to_string())
         }
         _ => return response,
@@ -76,11 +74,24 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         status: i32::from(status.as_u16()),
         address: address.map(|a| a.to_string()),
     };
-    // Recorded before the answer leaves: the change is committed, and so is its record.
-    if let Err(e) = state.resources.append_audit(vec![event]).await {
-        tracing::error!(error = %e, "recording an audit entry failed");
+    // Recorded before the answer leaves: the change is committed, and so is its
+    // record. In a task of its own, so a client that goes away cannot cancel it.
+    let resources = state.resources.clone();
+    let appended = tokio::spawn(async move { resources.append_audit(vec![event]).await }).await;
+    match appended {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "recording an audit entry failed"),
+        Err(e) => tracing::error!(error = %e, "recording an audit entry failed"),
     }
     response
+}
+
+/// Whether this failed authentication is recorded: one a second per address,
+/// ten a second in all, so a flood of bad tokens neither fills the trail nor
+/// hides other addresses' attempts.
+fn failed_auth_recorded(state: &AppState, address: Option<std::net::IpAddr>) -> bool {
+    let per_address = format!("audit:unauthenticated:{}", address.map(|a| a.to_string()).unwrap_or_default());
+    state.quotas.take_all(&[(per_address.as_str(), 1), ("audit:unauthenticated", UNAUTHENTICATED_PER_SECOND)]).is_ok()
 }
 
 #[derive(Serialize)]

@@ -50,13 +50,19 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] == 0xfd00 && seg[1..7] == [0; 6] && seg[7] == 0x0254) // AWS metadata fd00:ec2::254
         || (seg[0] == 0x2001 && seg[1] < 0x0200) // IETF protocol assignments 2001::/23
         || seg[0] == 0x2002 // 6to4: carries an arbitrary IPv4 address
-        || (seg[0] == 0x0064 && seg[1] == 0xff9b) // NAT64 64:ff9b::/96 and /48
+        || (seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001) // local-use NAT64 64:ff9b:1::/48
 }
 
-/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`) or IPv4-compatible
-/// (`::a.b.c.d`) IPv6 address.
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`) or well-known NAT64 (`64:ff9b::a.b.c.d`) IPv6 address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
+    // Well-known NAT64 (64:ff9b::/96): DNS64 networks give every IPv4-only host
+    // such an address; it is judged by the IPv4 address it carries.
+    if seg[..6] == [0x0064, 0xff9b, 0, 0, 0, 0] {
+        let [.., a, b, c, d] = ip.octets();
+        return Some(Ipv4Addr::new(a, b, c, d));
+    }
     if seg[..5] == [0; 5] && (seg[5] == 0xffff || (seg[5] == 0 && !ip.is_loopback() && !ip.is_unspecified())) {
         let [.., a, b, c, d] = ip.octets();
         return Some(Ipv4Addr::new(a, b, c, d));
@@ -103,6 +109,8 @@ mod tests {
             "::127.0.0.1",
             "fd00:ec2::254",
             "64:ff9b::a00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
             "2002:a00:1::",
             "3fff::1",
             "3fff:fff:ffff::1",

@@ -29,7 +29,12 @@ impl Resolve for GuardedResolver {
             // purpose, or soon will be. Only vetted addresses are dialled.
             let forbidden: Vec<String> =
                 addrs.iter().filter(|a| is_forbidden(a.ip())).map(|a| a.ip().to_string()).collect();
-            if !forbidden.is_empty() || addrs.is_empty() {
+            if addrs.is_empty() {
+                let err: Box<dyn std::error::Error + Send + Sync> =
+                    Box::new(Refused(format!("{host} resolves to no address")));
+                return Err(err);
+            }
+            if !forbidden.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> = Box::new(Refused(format!(
                     "refused: {host} resolves to private or reserved addresses ({})",
                     forbidden.join(", ")

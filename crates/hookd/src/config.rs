@@ -333,6 +333,10 @@ impl ServeOptions {
         if message_retention < payload_retention {
             bail!("--message-retention must be at least --payload-retention (a message outlives its payload)");
         }
+        let audit_retention = positive_duration("audit-retention", self.audit_retention, "365d")?;
+        if audit_retention < Duration::from_secs(7 * 86_400) {
+            bail!("--audit-retention is at least 7d (a shorter one would let a restart erase the trail)");
+        }
         let ratio = self.breaker_failure_ratio.unwrap_or(0.5);
         if !(ratio > 0.0 && ratio <= 1.0) {
             bail!("--breaker-failure-ratio must be above 0 and at most 1");
@@ -384,7 +388,7 @@ impl ServeOptions {
             app_ingest_rate: self.app_ingest_rate.filter(|r| *r > 0),
             org_ingest_rate: self.org_ingest_rate.filter(|r| *r > 0),
             token_rate_limit: self.token_rate_limit.filter(|r| *r > 0),
-            audit_retention: positive_duration("audit-retention", self.audit_retention, "365d")?,
+            audit_retention,
             encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
             previous_encryption_keys: self
                 .previous_encryption_keys

@@ -45,22 +45,36 @@ pub fn install(cfg: &Config) -> anyhow::Result<Option<String>> {
     Ok(note)
 }
 
-/// Reads the key file, or makes one (mode 0600).
+/// Reads the key file, or makes one (mode 0600): written to a temporary file,
+/// synced, then linked into place (never over an existing one) and the
+/// directory synced, so a crash leaves either no key file or a whole one.
 fn key_file(path: &Path) -> anyhow::Result<(Key, Option<String>)> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok((Key::parse(&text).with_context(|| format!("the key file {}", path.display()))?, None)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            let written = Key::generate();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
-            file.write_all(written.as_bytes())?;
-            file.sync_all()?;
+    let read = |path: &Path| -> anyhow::Result<Key> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
+        Key::parse(&text).with_context(|| format!("the key file {}", path.display()))
+    };
+    if path.exists() {
+        return Ok((read(path)?, None));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let written = Key::generate();
+    let tmp = dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        file.write_all(written.as_bytes())?;
+        file.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
             let note = format!(
                 "generated an encryption key for secrets at rest in {} (mode 0600); back it up: without it the \
                  endpoint secrets cannot be read",
@@ -68,18 +82,52 @@ fn key_file(path: &Path) -> anyhow::Result<(Key, Option<String>)> {
             );
             Ok((Key::parse(&written)?, Some(note)))
         }
-        Err(e) => Err(e).with_context(|| format!("cannot read the key file {}", path.display())),
+        // Another process made it first: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((read(path)?, None)),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
 }
 
-/// Re-seals every endpoint secret not sealed under the current key; returns how many.
+/// Checks that this node can open what the database was sealed with (else it
+/// refuses to start, naming the key), re-seals every endpoint secret not sealed
+/// under the current key, and records the current key's marker. Returns how
+/// many endpoints were found to re-seal.
+pub async fn prepare(store: &dyn Store) -> anyhow::Result<u64> {
+    let keyring = crypt::keyring();
+    if let Some(marker) = store.crypt_marker().await.context("reading the encryption marker")? {
+        let key_id = marker.strip_prefix("enc1:").and_then(|r| r.split(':').next()).unwrap_or("?").to_string();
+        match &keyring {
+            None => bail!(
+                "this database's secrets are sealed with encryption key {key_id}: give it as --encryption-key \
+                 (HOOKD_ENCRYPTION_KEY)"
+            ),
+            Some(k) => {
+                if k.open(&marker).is_err() {
+                    bail!(
+                        "this database's secrets are sealed with encryption key {key_id}, which this node was not \
+                         given (--encryption-key, or --previous-encryption-keys during a rotation)"
+                    );
+                }
+            }
+        }
+    }
+    let Some(keyring) = keyring else { return Ok(0) };
+    let total = reseal_all(store).await?;
+    store.set_crypt_marker(keyring.seal("hookd")).await.context("recording the encryption marker")?;
+    Ok(total)
+}
+
+/// Re-seals every endpoint secret not sealed under the current key; returns how
+/// many were found. Fails if some remain after many rounds (another node seals
+/// under a different key).
 pub async fn reseal_all(store: &dyn Store) -> anyhow::Result<u64> {
     let mut total = 0;
-    loop {
-        let n = store.reseal_secrets(500).await.context("re-sealing secrets")?;
-        if n == 0 {
+    for _ in 0..10_000 {
+        let found = store.reseal_secrets(500).await.context("re-sealing secrets")?;
+        if found == 0 {
             return Ok(total);
         }
-        total += n;
+        total += found;
     }
+    bail!("secrets keep appearing under another key: do all nodes have the same --encryption-key?")
 }

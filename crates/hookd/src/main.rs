@@ -123,6 +123,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match store.verify_audit().await? {
                 hookd_store::AuditCheck::Intact { first, last, count } => {
                     println!("audit trail intact: {count} entries ({first} to {last})");
+                    if first > 1 {
+                        println!("entries before {first} were removed by retention (--audit-retention)");
+                    }
                     Ok(())
                 }
                 hookd_store::AuditCheck::Broken { seq, why } => {
@@ -144,7 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{note}");
             }
             let store = serve::open_store(&cfg.database).await?;
-            let n = keys::reseal_all(&*store).await?;
+            let n = keys::prepare(&*store).await?;
             let id = hookd_store::crypt::keyring().map(|k| k.current_id().to_string()).unwrap_or_default();
             println!("re-sealed {n} endpoints under key {id}");
             Ok(())

@@ -69,7 +69,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         println!("{note}");
     }
     let store = open_store(&cfg.database).await?;
-    let resealed = crate::keys::reseal_all(&*store).await?;
+    let resealed = crate::keys::prepare(&*store).await?;
     if resealed > 0 {
         tracing::info!(endpoints = resealed, "sealed endpoint secrets under the current encryption key");
     }

@@ -41,11 +41,15 @@ pub struct AuditEntry {
 /// length-prefixed, so no two different entries hash the same input.
 pub fn chain_hash(prev_hash: &str, seq: i64, e: &AuditEvent) -> String {
     let mut h = Sha256::new();
-    let address = e.address.as_deref().unwrap_or("");
+    // A missing address hashes apart from an empty one.
+    let address = match &e.address {
+        Some(a) => format!("+{a}"),
+        None => "-".to_string(),
+    };
     let at = e.at.to_string();
     let seq = seq.to_string();
     let status = e.status.to_string();
-    for field in [prev_hash, &seq, &e.org_id, &at, &e.actor, &e.action, &e.target, &status, address] {
+    for field in [prev_hash, &seq, &e.org_id, &at, &e.actor, &e.action, &e.target, &status, &address] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }

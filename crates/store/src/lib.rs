@@ -179,9 +179,13 @@ pub trait Resources: Send + Sync + 'static {
 
     /// Re-seals up to `batch` endpoints whose secrets or headers are not sealed
     /// under the current key ([`crypt`]): plain text from before encryption, or
-    /// an older key after a rotation. Returns how many it rewrote; 0 without a
-    /// keyring. Each row is rewritten only if unchanged since it was read.
+    /// an older key after a rotation. Returns how many such rows it found (0:
+    /// none is left); 0 without a keyring. Each row is rewritten only if
+    /// unchanged since it was read (a concurrent edit seals it itself).
     async fn reseal_secrets(&self, batch: usize) -> Result<u64>;
+    /// The value sealed under the key in use, if one was ever recorded.
+    async fn crypt_marker(&self) -> Result<Option<String>>;
+    async fn set_crypt_marker(&self, sealed: String) -> Result<()>;
 }
 
 /// The delivery pipeline's side of the store.

@@ -156,6 +156,25 @@ async fn plain_text_secrets_are_sealed_on_the_first_start_with_a_key() {
     assert!(column("headers").starts_with("enc1:") && !column("headers").contains("k-123"));
     let (_, after) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
     assert_eq!(after, before);
+    drop(server);
+
+    // Once sealed, a node without the key (or with another) refuses to start,
+    // naming the key, rather than fail on every secret or write new ones in plain text.
+    for extra in [vec![], vec!["--encryption-key".to_string(), new_key()]] {
+        let out = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db.url, "--admin-token", "sk_x"])
+                .args(&extra)
+                .output(),
+        )
+        .await
+        .expect("refuses promptly")
+        .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("sealed with encryption key"), "{err}");
+    }
 }
 
 /// Ways to write a forbidden address that try to slip past the SSRF guard: all

@@ -23,3 +23,11 @@ CREATE TABLE audit_head (
     cut_hash  TEXT NOT NULL
 );
 INSERT INTO audit_head (id, seq, hash, cut_seq, cut_hash) VALUES (1, 0, 'genesis', 0, 'genesis');
+
+-- A value sealed under the encryption key in use (crates/store/src/crypt.rs):
+-- a node that cannot open it (no key, or another one) refuses to start rather
+-- than fail on every secret, or write new ones in plain text.
+CREATE TABLE crypt_marker (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed  TEXT NOT NULL
+);

@@ -81,7 +81,10 @@ pub async fn list(c: &mut PgConnection, org_id: &str, before: Option<i64>, limit
 /// Run inside a repeatable-read transaction, so the head and the entries agree.
 pub async fn verify(c: &mut PgConnection) -> Result<AuditCheck> {
     let h = head(&mut *c, false).await?;
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq")).fetch_all(&mut *c).await?;
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_log WHERE seq <= $1 ORDER BY seq"))
+        .bind(h.seq)
+        .fetch_all(&mut *c)
+        .await?;
     let entries: Vec<AuditEntry> = rows.iter().map(entry).collect::<std::result::Result<_, _>>()?;
     Ok(check(&h, entries.into_iter()))
 }

@@ -268,13 +268,12 @@ pub async fn reseal(c: &mut PgConnection, batch: usize) -> Result<u64> {
     .bind(batch as i64)
     .fetch_all(&mut *c)
     .await?;
-    let mut n = 0;
     for (id, secret, retired, headers) in &rows {
         let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
         let new_secret = rows::secret_to_db(&crate::codec::secret_from_db(secret).map_err(bad)?);
         let new_retired = rows::retired_to_db(&crate::codec::retired_from_db(retired).map_err(bad)?);
         let new_headers = rows::headers_to_db(&crate::codec::headers_from_db(headers).map_err(bad)?);
-        n += sqlx::query(
+        sqlx::query(
             "UPDATE endpoint SET secret = $2, retired_secrets = $3, headers = $4
              WHERE id = $1 AND secret = $5 AND headers = $6",
         )
@@ -285,8 +284,21 @@ pub async fn reseal(c: &mut PgConnection, batch: usize) -> Result<u64> {
         .bind(secret)
         .bind(headers)
         .execute(&mut *c)
-        .await?
-        .rows_affected();
+        .await?;
     }
-    Ok(n)
+    Ok(rows.len() as u64)
+}
+
+pub async fn crypt_marker(c: &mut PgConnection) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT sealed FROM crypt_marker WHERE id = 1").fetch_optional(c).await?)
+}
+
+pub async fn set_crypt_marker(c: &mut PgConnection, sealed: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO crypt_marker (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET sealed = EXCLUDED.sealed",
+    )
+    .bind(sealed)
+    .execute(c)
+    .await?;
+    Ok(())
 }

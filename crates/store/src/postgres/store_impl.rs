@@ -249,6 +249,14 @@ impl Resources for PostgresStore {
         endpoints::reseal(&mut *self.conn().await?, batch).await
     }
 
+    async fn crypt_marker(&self) -> Result<Option<String>> {
+        endpoints::crypt_marker(&mut *self.conn().await?).await
+    }
+
+    async fn set_crypt_marker(&self, sealed: String) -> Result<()> {
+        endpoints::set_crypt_marker(&mut *self.conn().await?, &sealed).await
+    }
+
     async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()> {
         transaction!(self, |tx| { audit::append(&mut tx, &events).await? })
     }

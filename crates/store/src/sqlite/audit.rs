@@ -54,10 +54,16 @@ pub fn list(c: &Connection, org_id: &str, before: Option<i64>, limit: usize) -> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The head and the entries it covers, read in one transaction (one snapshot).
 pub fn verify(c: &Connection) -> Result<AuditCheck> {
-    let h = head(c)?;
-    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
-    let entries: Vec<AuditEntry> = stmt.query_map([], entry)?.collect::<rusqlite::Result<_>>()?;
+    let tx = c.unchecked_transaction()?;
+    let h = head(&tx)?;
+    let entries: Vec<AuditEntry> = {
+        let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM audit_log WHERE seq <= ?1 ORDER BY seq"))?;
+        let rows = stmt.query_map([h.seq], entry)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    tx.finish()?;
     Ok(check(&h, entries.into_iter()))
 }
 

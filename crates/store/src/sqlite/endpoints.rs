@@ -202,13 +202,24 @@ pub fn reseal(c: &Connection, batch: usize) -> Result<u64> {
     let mut update = c.prepare_cached(
         "UPDATE endpoint SET secret = ?2, retired_secrets = ?3, headers = ?4 WHERE id = ?1 AND secret = ?5 AND headers = ?6",
     )?;
-    let mut n = 0;
     for (id, secret, retired, headers) in &rows {
         let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
         let new_secret = rows::secret_to_db(&crate::codec::secret_from_db(secret).map_err(bad)?);
         let new_retired = rows::retired_to_db(&crate::codec::retired_from_db(retired).map_err(bad)?);
         let new_headers = rows::headers_to_db(&crate::codec::headers_from_db(headers).map_err(bad)?);
-        n += update.execute(params![id, new_secret, new_retired, new_headers, secret, headers])? as u64;
+        update.execute(params![id, new_secret, new_retired, new_headers, secret, headers])?;
     }
-    Ok(n)
+    Ok(rows.len() as u64)
+}
+
+pub fn crypt_marker(c: &Connection) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT sealed FROM crypt_marker WHERE id = 1", [], |r| r.get(0)).optional()?)
+}
+
+pub fn set_crypt_marker(c: &Connection, sealed: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO crypt_marker (id, sealed) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
+        [sealed],
+    )?;
+    Ok(())
 }

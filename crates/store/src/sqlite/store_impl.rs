@@ -258,6 +258,14 @@ impl Resources for SqliteStore {
         self.write(move |c| endpoints::reseal(c, batch)).await
     }
 
+    async fn crypt_marker(&self) -> Result<Option<String>> {
+        self.read(endpoints::crypt_marker).await
+    }
+
+    async fn set_crypt_marker(&self, sealed: String) -> Result<()> {
+        self.write(move |c| endpoints::set_crypt_marker(c, &sealed)).await
+    }
+
     async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()> {
         self.write(move |c| audit::append(c, &events)).await
     }
