@@ -12,6 +12,9 @@ use hookd_store::Store;
 
 use crate::config::{Config, Database};
 
+/// What the marker is bound to.
+const MARKER_CONTEXT: &str = "crypt_marker";
+
 /// Name of the key file kept beside an embedded database made without a key.
 pub const KEY_FILE: &str = "encryption.key";
 
@@ -102,7 +105,7 @@ pub async fn prepare(store: &dyn Store) -> anyhow::Result<u64> {
                  (HOOKD_ENCRYPTION_KEY)"
             ),
             Some(k) => {
-                if k.open(&marker).is_err() {
+                if k.open(&marker, MARKER_CONTEXT).is_err() {
                     bail!(
                         "this database's secrets are sealed with encryption key {key_id}, which this node was not \
                          given (--encryption-key, or --previous-encryption-keys during a rotation)"
@@ -113,7 +116,10 @@ pub async fn prepare(store: &dyn Store) -> anyhow::Result<u64> {
     }
     let Some(keyring) = keyring else { return Ok(0) };
     let total = reseal_all(store).await?;
-    store.set_crypt_marker(keyring.seal("hookd")).await.context("recording the encryption marker")?;
+    store.set_crypt_marker(keyring.seal("hookd", MARKER_CONTEXT)).await.context("recording the encryption marker")?;
+    // Everything is sealed now: a plain-text value from here on was put there
+    // behind hookd's back, and is refused.
+    keyring.set_strict();
     Ok(total)
 }
 

@@ -31,21 +31,22 @@ pub fn parse_opt<T: DeserializeOwned>(s: Option<&str>) -> Result<Option<T>, Deco
     s.map(parse).transpose()
 }
 
-pub fn secret_to_db(secret: &Secret) -> String {
-    crypt::seal(&secret.expose())
+/// Endpoint `id`'s signing secret, sealed (bound to that endpoint and column).
+pub fn secret_to_db(id: &str, secret: &Secret) -> String {
+    crypt::seal(&secret.expose(), &format!("{id}:secret"))
 }
 
-pub fn secret_from_db(s: &str) -> Result<Secret, DecodeError> {
-    Ok(Secret::parse(&crypt::open(s)?)?)
+pub fn secret_from_db(id: &str, s: &str) -> Result<Secret, DecodeError> {
+    Ok(Secret::parse(&crypt::open(s, &format!("{id}:secret"))?)?)
 }
 
-/// An endpoint's custom headers (they carry delivery credentials), sealed.
-pub fn headers_to_db(headers: &BTreeMap<String, String>) -> String {
-    crypt::seal(&json(headers))
+/// Endpoint `id`'s custom headers (they carry delivery credentials), sealed.
+pub fn headers_to_db(id: &str, headers: &BTreeMap<String, String>) -> String {
+    crypt::seal(&json(headers), &format!("{id}:headers"))
 }
 
-pub fn headers_from_db(s: &str) -> Result<BTreeMap<String, String>, DecodeError> {
-    parse(&crypt::open(s)?)
+pub fn headers_from_db(id: &str, s: &str) -> Result<BTreeMap<String, String>, DecodeError> {
+    parse(&crypt::open(s, &format!("{id}:headers"))?)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,13 +55,22 @@ struct StoredRetired {
     expires_at: i64,
 }
 
-pub fn retired_to_db(retired: &[RetiredSecret]) -> String {
-    let v: Vec<StoredRetired> =
-        retired.iter().map(|r| StoredRetired { secret: secret_to_db(&r.secret), expires_at: r.expires_at }).collect();
+/// Endpoint `id`'s rotated-out secrets, each sealed.
+pub fn retired_to_db(id: &str, retired: &[RetiredSecret]) -> String {
+    let context = format!("{id}:retired");
+    let v: Vec<StoredRetired> = retired
+        .iter()
+        .map(|r| StoredRetired { secret: crypt::seal(&r.secret.expose(), &context), expires_at: r.expires_at })
+        .collect();
     json(&v)
 }
 
-pub fn retired_from_db(s: &str) -> Result<Vec<RetiredSecret>, DecodeError> {
+pub fn retired_from_db(id: &str, s: &str) -> Result<Vec<RetiredSecret>, DecodeError> {
+    let context = format!("{id}:retired");
     let v: Vec<StoredRetired> = parse(s)?;
-    v.into_iter().map(|r| Ok(RetiredSecret { secret: secret_from_db(&r.secret)?, expires_at: r.expires_at })).collect()
+    v.into_iter()
+        .map(|r| {
+            Ok(RetiredSecret { secret: Secret::parse(&crypt::open(&r.secret, &context)?)?, expires_at: r.expires_at })
+        })
+        .collect()
 }

@@ -16,7 +16,9 @@ use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
@@ -78,27 +80,37 @@ fn rand_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// The key new values are sealed with, and older keys still readable.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Keyring {
     current: Key,
     previous: Vec<Key>,
+    /// Set once every stored value is sealed: from then on a value in plain
+    /// text is refused (it was put there behind hookd's back).
+    strict: AtomicBool,
 }
 
 impl Keyring {
     pub fn new(current: Key, previous: Vec<Key>) -> Keyring {
-        Keyring { current, previous }
+        Keyring { current, previous, strict: AtomicBool::new(false) }
+    }
+
+    /// Refuses plain-text values from now on.
+    pub fn set_strict(&self) {
+        self.strict.store(true, Ordering::Relaxed);
     }
 
     pub fn current_id(&self) -> &str {
         self.current.id()
     }
 
-    pub fn seal(&self, plain: &str) -> String {
+    /// Seals `plain`, bound to `context` (the row and column it is stored in),
+    /// so the sealed value opens there only: copied to another row, it fails.
+    pub fn seal(&self, plain: &str, context: &str) -> String {
         let nonce: [u8; NONCE_BYTES] = rand_bytes();
         let sealed = self
             .current
             .cipher
-            .encrypt(XNonce::from_slice(&nonce), plain.as_bytes())
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: context.as_bytes() })
             .expect("encrypting into memory cannot fail");
         let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
         out.extend_from_slice(&nonce);
@@ -106,8 +118,13 @@ impl Keyring {
         format!("{PREFIX}{}:{}", self.current.id, B64.encode(out))
     }
 
-    pub fn open(&self, stored: &str) -> Result<String, DecodeError> {
-        let Some(rest) = stored.strip_prefix(PREFIX) else { return Ok(stored.to_string()) };
+    pub fn open(&self, stored: &str, context: &str) -> Result<String, DecodeError> {
+        let Some(rest) = stored.strip_prefix(PREFIX) else {
+            if self.strict.load(Ordering::Relaxed) {
+                return Err("a value stored in plain text where everything is sealed".into());
+            }
+            return Ok(stored.to_string());
+        };
         let (id, b64) = rest.split_once(':').ok_or("a sealed value without its key id")?;
         let key = std::iter::once(&self.current)
             .chain(&self.previous)
@@ -120,8 +137,8 @@ impl Keyring {
         let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
         let plain = key
             .cipher
-            .decrypt(XNonce::from_slice(nonce), sealed)
-            .map_err(|_| format!("a value sealed with key {id} does not open (altered, or a different key)"))?;
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: context.as_bytes() })
+            .map_err(|_| format!("a value sealed with key {id} does not open here (altered, moved, or another key)"))?;
         Ok(String::from_utf8(plain)?)
     }
 
@@ -143,18 +160,19 @@ pub fn keyring() -> Option<Arc<Keyring>> {
     KEYRING.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// `plain` as it is stored: sealed under the current key, or as it is without one.
-pub fn seal(plain: &str) -> String {
+/// `plain` as it is stored in `context` (row and column): sealed under the
+/// current key, or as it is without one.
+pub fn seal(plain: &str, context: &str) -> String {
     match keyring() {
-        Some(k) => k.seal(plain),
+        Some(k) => k.seal(plain, context),
         None => plain.to_string(),
     }
 }
 
-/// A stored value read back.
-pub fn open(stored: &str) -> Result<String, DecodeError> {
+/// A stored value read back from `context`.
+pub fn open(stored: &str, context: &str) -> Result<String, DecodeError> {
     match keyring() {
-        Some(k) => k.open(stored),
+        Some(k) => k.open(stored, context),
         None if stored.starts_with(PREFIX) => {
             Err("this value is encrypted, and no encryption key was given (--encryption-key)".into())
         }
@@ -170,29 +188,34 @@ mod tests {
     fn sealed_values_open_under_their_key_only() {
         let (k1, k2) = (Key::parse(&Key::generate()).unwrap(), Key::parse(&Key::generate()).unwrap());
         let ring = Keyring::new(k1.clone(), vec![]);
-        let sealed = ring.seal("whsec_c2VjcmV0");
+        let sealed = ring.seal("whsec_c2VjcmV0", "ep_1:secret");
         assert!(sealed.starts_with(&format!("enc1:{}:", k1.id())), "{sealed}");
         assert!(!sealed.contains("c2VjcmV0"));
-        assert_ne!(ring.seal("whsec_c2VjcmV0"), sealed, "a fresh nonce each time");
-        assert_eq!(ring.open(&sealed).unwrap(), "whsec_c2VjcmV0");
+        assert_ne!(ring.seal("whsec_c2VjcmV0", "ep_1:secret"), sealed, "a fresh nonce each time");
+        assert_eq!(ring.open(&sealed, "ep_1:secret").unwrap(), "whsec_c2VjcmV0");
         assert!(ring.is_current(&sealed));
-        // Plain text from before encryption reads as it is.
-        assert_eq!(ring.open("whsec_plain").unwrap(), "whsec_plain");
+        // Bound to its row and column: copied elsewhere it does not open.
+        assert!(ring.open(&sealed, "ep_2:secret").is_err());
+        assert!(ring.open(&sealed, "ep_1:headers").is_err());
+        // Plain text from before encryption reads as it is, until all is sealed.
+        assert_eq!(ring.open("whsec_plain", "ep_1:secret").unwrap(), "whsec_plain");
         assert!(!ring.is_current("whsec_plain"));
+        ring.set_strict();
+        assert!(ring.open("whsec_plain", "ep_1:secret").is_err());
 
         // After a rotation both keys read; only the new one is current.
         let rotated = Keyring::new(k2.clone(), vec![k1.clone()]);
-        assert_eq!(rotated.open(&sealed).unwrap(), "whsec_c2VjcmV0");
+        assert_eq!(rotated.open(&sealed, "ep_1:secret").unwrap(), "whsec_c2VjcmV0");
         assert!(!rotated.is_current(&sealed));
         // Without the old key it does not open, and says which key it needs.
-        let err = Keyring::new(k2, vec![]).open(&sealed).unwrap_err().to_string();
+        let err = Keyring::new(k2, vec![]).open(&sealed, "ep_1:secret").unwrap_err().to_string();
         assert!(err.contains(k1.id()), "{err}");
 
         // A flipped byte is caught.
         let mut bytes = B64.decode(sealed.rsplit(':').next().unwrap()).unwrap();
         bytes[30] ^= 1;
         let altered = format!("enc1:{}:{}", k1.id(), B64.encode(bytes));
-        assert!(ring.open(&altered).is_err());
+        assert!(ring.open(&altered, "ep_1:secret").is_err());
     }
 
     #[test]

@@ -156,6 +156,20 @@ async fn plain_text_secrets_are_sealed_on_the_first_start_with_a_key() {
     assert!(column("headers").starts_with("enc1:") && !column("headers").contains("k-123"));
     let (_, after) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
     assert_eq!(after, before);
+
+    // A sealed value opens only in its own row: copied into another endpoint's
+    // row (by someone with database access), it does not; nor does plain text
+    // slipped in once everything is sealed.
+    let other = text(&server.create_endpoint(&app, json!({"url": "http://127.0.0.1:9/y"})).await["id"]);
+    let sql = |q: &str| assert!(Command::new("psql").args([db.url.as_str(), "-qc", q]).status().unwrap().success());
+    sql(&format!("UPDATE endpoint SET secret = (SELECT secret FROM endpoint WHERE id = '{ep}') WHERE id = '{other}'"));
+    let (status, body) = server.get(&format!("/api/v1/app/{app}/endpoint/{other}/secret")).await;
+    assert_eq!(status, 500, "a moved secret must not open: {body}");
+    assert!(!body.to_string().contains(text(&before["key"]).as_str()));
+    sql(&format!("UPDATE endpoint SET secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' WHERE id = '{other}'"));
+    let (status, _) = server.get(&format!("/api/v1/app/{app}/endpoint/{other}/secret")).await;
+    assert_eq!(status, 500, "plain text is refused once all is sealed");
+    sql(&format!("DELETE FROM endpoint WHERE id = '{other}'"));
     drop(server);
 
     // Once sealed, a node without the key (or with another) refuses to start,

@@ -81,9 +81,9 @@ pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     .bind(rows::json_opt(&e.channels))
     .bind(rows::rate_limit_to_db(e.rate_limit))
     .bind(rows::json(&e.metadata))
-    .bind(rows::headers_to_db(&e.headers))
-    .bind(rows::secret_to_db(&e.secret))
-    .bind(rows::retired_to_db(&e.retired_secrets))
+    .bind(rows::headers_to_db(&e.id, &e.headers))
+    .bind(rows::secret_to_db(&e.id, &e.secret))
+    .bind(rows::retired_to_db(&e.id, &e.retired_secrets))
     .bind(e.created_at)
     .bind(e.updated_at)
     .bind(e.revision)
@@ -147,7 +147,7 @@ pub async fn update(
         Columns::Headers => {
             sqlx::query("UPDATE endpoint SET headers = $2, updated_at = $3, revision = $4 WHERE id = $1")
                 .bind(&ep.id)
-                .bind(rows::headers_to_db(&ep.headers))
+                .bind(rows::headers_to_db(&ep.id, &ep.headers))
                 .bind(ep.updated_at)
                 .bind(ep.revision)
                 .execute(&mut *c)
@@ -158,8 +158,8 @@ pub async fn update(
                 "UPDATE endpoint SET secret = $2, retired_secrets = $3, updated_at = $4, revision = $5 WHERE id = $1",
             )
             .bind(&ep.id)
-            .bind(rows::secret_to_db(&ep.secret))
-            .bind(rows::retired_to_db(&ep.retired_secrets))
+            .bind(rows::secret_to_db(&ep.id, &ep.secret))
+            .bind(rows::retired_to_db(&ep.id, &ep.retired_secrets))
             .bind(ep.updated_at)
             .bind(ep.revision)
             .execute(&mut *c)
@@ -270,9 +270,9 @@ pub async fn reseal(c: &mut PgConnection, batch: usize) -> Result<u64> {
     .await?;
     for (id, secret, retired, headers) in &rows {
         let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
-        let new_secret = rows::secret_to_db(&crate::codec::secret_from_db(secret).map_err(bad)?);
-        let new_retired = rows::retired_to_db(&crate::codec::retired_from_db(retired).map_err(bad)?);
-        let new_headers = rows::headers_to_db(&crate::codec::headers_from_db(headers).map_err(bad)?);
+        let new_secret = rows::secret_to_db(id, &crate::codec::secret_from_db(id, secret).map_err(bad)?);
+        let new_retired = rows::retired_to_db(id, &crate::codec::retired_from_db(id, retired).map_err(bad)?);
+        let new_headers = rows::headers_to_db(id, &crate::codec::headers_from_db(id, headers).map_err(bad)?);
         sqlx::query(
             "UPDATE endpoint SET secret = $2, retired_secrets = $3, headers = $4
              WHERE id = $1 AND secret = $5 AND headers = $6",

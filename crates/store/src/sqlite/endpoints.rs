@@ -52,9 +52,9 @@ pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
         rows::json_opt(&e.channels),
         e.rate_limit,
         rows::json(&e.metadata),
-        rows::headers_to_db(&e.headers),
-        rows::secret_to_db(&e.secret),
-        rows::retired_to_db(&e.retired_secrets),
+        rows::headers_to_db(&e.id, &e.headers),
+        rows::secret_to_db(&e.id, &e.secret),
+        rows::retired_to_db(&e.id, &e.retired_secrets),
         e.created_at,
         e.updated_at,
         e.revision,
@@ -103,15 +103,15 @@ pub fn update(
             .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?,
         Columns::Headers => c
             .prepare_cached("UPDATE endpoint SET headers = ?2, updated_at = ?3, revision = ?4 WHERE id = ?1")?
-            .execute(params![ep.id, rows::headers_to_db(&ep.headers), ep.updated_at, ep.revision])?,
+            .execute(params![ep.id, rows::headers_to_db(&ep.id, &ep.headers), ep.updated_at, ep.revision])?,
         Columns::Secrets => c
             .prepare_cached(
                 "UPDATE endpoint SET secret = ?2, retired_secrets = ?3, updated_at = ?4, revision = ?5 WHERE id = ?1",
             )?
             .execute(params![
                 ep.id,
-                rows::secret_to_db(&ep.secret),
-                rows::retired_to_db(&ep.retired_secrets),
+                rows::secret_to_db(&ep.id, &ep.secret),
+                rows::retired_to_db(&ep.id, &ep.retired_secrets),
                 ep.updated_at,
                 ep.revision
             ])?,
@@ -204,9 +204,9 @@ pub fn reseal(c: &Connection, batch: usize) -> Result<u64> {
     )?;
     for (id, secret, retired, headers) in &rows {
         let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
-        let new_secret = rows::secret_to_db(&crate::codec::secret_from_db(secret).map_err(bad)?);
-        let new_retired = rows::retired_to_db(&crate::codec::retired_from_db(retired).map_err(bad)?);
-        let new_headers = rows::headers_to_db(&crate::codec::headers_from_db(headers).map_err(bad)?);
+        let new_secret = rows::secret_to_db(id, &crate::codec::secret_from_db(id, secret).map_err(bad)?);
+        let new_retired = rows::retired_to_db(id, &crate::codec::retired_from_db(id, retired).map_err(bad)?);
+        let new_headers = rows::headers_to_db(id, &crate::codec::headers_from_db(id, headers).map_err(bad)?);
         update.execute(params![id, new_secret, new_retired, new_headers, secret, headers])?;
     }
     Ok(rows.len() as u64)

@@ -26,12 +26,12 @@ fn parse_opt<T: DeserializeOwned>(s: Option<String>) -> rusqlite::Result<Option<
     codec::parse_opt(s.as_deref()).map_err(decode_failure)
 }
 
-pub fn secret_from_db(s: &str) -> rusqlite::Result<Secret> {
-    codec::secret_from_db(s).map_err(decode_failure)
+pub fn secret_from_db(id: &str, s: &str) -> rusqlite::Result<Secret> {
+    codec::secret_from_db(id, s).map_err(decode_failure)
 }
 
-fn retired_from_db(s: &str) -> rusqlite::Result<Vec<RetiredSecret>> {
-    codec::retired_from_db(s).map_err(decode_failure)
+fn retired_from_db(id: &str, s: &str) -> rusqlite::Result<Vec<RetiredSecret>> {
+    codec::retired_from_db(id, s).map_err(decode_failure)
 }
 
 pub const APP_COLUMNS: &str = "org_id, id, uid, name, rate_limit, metadata, created_at, updated_at";
@@ -87,9 +87,10 @@ pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
         channels: parse_opt(r.get(at + 9)?)?,
         rate_limit: r.get(at + 10)?,
         metadata: parse(&r.get::<_, String>(at + 11)?)?,
-        headers: codec::headers_from_db(&r.get::<_, String>(at + 12)?).map_err(decode_failure)?,
-        secret: secret_from_db(&r.get::<_, String>(at + 13)?)?,
-        retired_secrets: retired_from_db(&r.get::<_, String>(at + 14)?)?,
+        headers: codec::headers_from_db(&r.get::<_, String>(at + 2)?, &r.get::<_, String>(at + 12)?)
+            .map_err(decode_failure)?,
+        secret: secret_from_db(&r.get::<_, String>(at + 2)?, &r.get::<_, String>(at + 13)?)?,
+        retired_secrets: retired_from_db(&r.get::<_, String>(at + 2)?, &r.get::<_, String>(at + 14)?)?,
         created_at: r.get(at + 15)?,
         updated_at: r.get(at + 16)?,
         revision: r.get(at + 17)?,
