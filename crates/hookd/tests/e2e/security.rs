@@ -464,3 +464,91 @@ async fn logs_never_contain_secrets() {
         assert!(!log.contains(needle), "{what} is in the log");
     }
 }
+
+/// Every route of the API with an application in its path, read from the
+/// router's source (so a new route is walked too), called with application X's
+/// portal token on application Y's objects: each answers 404, and Y is left as
+/// it was.
+#[tokio::test]
+async fn every_application_route_is_isolated() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let mut ids = std::collections::HashMap::new();
+    for name in ["X", "Y"] {
+        let app = server.create_app(name).await;
+        let ep = text(&server.create_endpoint(&app, json!({"url": sink.url(&format!("/{name}"))})).await["id"]);
+        let msg = text(&server.send_message(&app, "a.b", json!({"n": name})).await["id"]);
+        let attempts = crate::mgmt::wait_for_attempts(&server, &app, &msg, 1).await;
+        ids.insert(name, (app, ep, msg, text(&attempts[0]["id"])));
+    }
+    let (x_app, ..) = ids["X"].clone();
+    let (y_app, y_ep, y_msg, y_attempt) = ids["Y"].clone();
+    let (_, portal) = server.post(&format!("/api/v1/auth/app-portal-access/{x_app}"), json!({})).await;
+    let x_token = text(&portal["token"]);
+
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/v1/mod.rs")).unwrap();
+    let body = &source[source.find("pub fn router()").unwrap()..];
+    let (app_t, ep_t, msg_t) =
+        ("/api/v1/app/{app_id}", "/api/v1/app/{app_id}/endpoint/{endpoint_id}", "/api/v1/app/{app_id}/msg/{msg_id}");
+    let mut walked = 0;
+    for chunk in body.split(".route(").skip(1) {
+        let first = chunk.trim_start().split(',').next().unwrap().trim();
+        let template = if let Some(lit) = first.strip_prefix('"') {
+            lit.trim_end_matches('"').to_string()
+        } else if let Some(f) = first.strip_prefix("&format!(\"") {
+            f.trim_end_matches("\")")
+                .replace("{app}", app_t)
+                .replace("{ep}", ep_t)
+                .replace("{msg}", msg_t)
+                .replace("{{", "{")
+                .replace("}}", "}")
+        } else {
+            match first {
+                "app" => app_t.to_string(),
+                "ep" => ep_t.to_string(),
+                "msg" => msg_t.to_string(),
+                other => panic!("cannot read the route `{other}`"),
+            }
+        };
+        if !template.contains("{app_id}") {
+            continue;
+        }
+        let path = template
+            .replace("{app_id}", &y_app)
+            .replace("{endpoint_id}", &y_ep)
+            .replace("{msg_id}", &y_msg)
+            .replace("{attempt_id}", &y_attempt);
+        assert!(!path.contains('{'), "an unknown path parameter in {template}");
+        let handlers = &chunk[..chunk.find("\n        .route(").unwrap_or(chunk.len())];
+        for (method, name) in [
+            (reqwest::Method::GET, "get("),
+            (reqwest::Method::POST, "post("),
+            (reqwest::Method::PUT, "put("),
+            (reqwest::Method::PATCH, "patch("),
+            (reqwest::Method::DELETE, "delete("),
+        ] {
+            if !handlers.contains(name) {
+                continue;
+            }
+            let resp = server
+                .client
+                .request(method.clone(), server.url(&path))
+                .bearer_auth(&x_token)
+                .json(&json!({"url": "http://127.0.0.1:9/z", "eventType": "a.b", "payload": {}, "since": crate::support::seconds_ago(60)}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 404, "{method} {template} with another application's token");
+            walked += 1;
+        }
+    }
+    eprintln!("walked {walked} route methods");
+    assert!(walked >= 30, "only {walked} routes were walked");
+    // Y is as it was.
+    let (status, _) = server.get(&format!("/api/v1/app/{y_app}/endpoint/{y_ep}")).await;
+    assert_eq!(status, 200);
+    let (_, msgs) = server.get(&format!("/api/v1/app/{y_app}/msg")).await;
+    assert_eq!(msgs["data"].as_array().unwrap().len(), 1);
+    let (_, y) = server.get(&format!("/api/v1/app/{y_app}")).await;
+    assert_eq!(y["name"], "Y");
+}
