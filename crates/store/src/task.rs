@@ -98,13 +98,32 @@ pub struct ReplayFilter {
     pub status_code_class: Option<i64>,
 }
 
+/// A delivery a bulk replay considers, as both backends read it: its row
+/// `(id, state, msg_id, event_type, channels JSON, tags JSON, payload expunged,
+/// last attempt's status code, never attempted and still scheduled)`.
+pub type ReplayCandidate = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>, bool);
+
 impl ReplayFilter {
-    /// Whether a delivery in `state` (as stored) is replayed: a canceled one only
-    /// when the filter asks for canceled ones (status 4). Never-attempted ones
-    /// still waiting for their first (maybe `deliverAt`) time are skipped by the
-    /// caller: replaying them would send them early.
-    pub fn replays_state(&self, state: &str) -> bool {
-        state != "canceled" || self.status == Some(4)
+    /// The SQL condition on the delivery `d` for the `status` filter, if any.
+    pub fn status_sql(&self) -> String {
+        match self.status.and_then(hookd_core::MessageStatus::from_i64) {
+            Some(s) => format!(" AND {}", crate::states::status_condition(s)),
+            None => String::new(),
+        }
+    }
+
+    /// Whether the candidate is sent again. Never: one whose payload is gone,
+    /// one never attempted and still waiting for its first (maybe `deliverAt`)
+    /// time (replaying it would send it early), a canceled one unless the
+    /// filter asks for canceled ones (status 4).
+    pub fn picks(&self, c: &ReplayCandidate) -> bool {
+        let (_, state, _, event_type, channels, tags, expunged, last_code, first_pending) = c;
+        let channels: Option<Vec<String>> = channels.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        let tags: Option<Vec<String>> = tags.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        !*expunged
+            && !*first_pending
+            && (state != "canceled" || self.status == Some(4))
+            && self.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code)
     }
 
     /// Whether a message with these attributes, whose last attempt to the

@@ -1,13 +1,12 @@
 //! Background tasks: stored, leased, and advanced one batch per transaction.
 
 use hookd_core::id::{id_floor_at, IdPrefix};
-use hookd_core::{AttemptTrigger, MessageStatus};
+use hookd_core::AttemptTrigger;
 use sqlx::{PgConnection, QueryBuilder};
 
 use super::rows::{self, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
 use super::{endpoints, tokens};
 use crate::model::*;
-use crate::states;
 use crate::task::*;
 use crate::{Result, StoreError};
 
@@ -277,12 +276,8 @@ async fn bulk_replay_batch(
     let floor = id_floor_at(IdPrefix::Message, task.since.max(0) as u64);
     let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
     let ceiling = id_floor_at(IdPrefix::Message, task.until.max(0) as u64);
-    let status = match filter.status.and_then(MessageStatus::from_i64) {
-        Some(s) => format!(" AND {}", states::status_condition(s)),
-        None => String::new(),
-    };
-    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>, bool);
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let status = filter.status_sql();
+    let rows: Vec<ReplayCandidate> = sqlx::query_as(&format!(
         "SELECT d.id, d.state, d.msg_id, m.event_type, m.channels::text, m.tags::text, m.payload IS NULL,
                 (SELECT a.response_status_code FROM attempt a
                  WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id ORDER BY a.id DESC LIMIT 1),
@@ -299,17 +294,7 @@ async fn bulk_replay_batch(
     .fetch_all(&mut *c)
     .await?;
     // Rows locked in id order within one endpoint, like every multi-row lock here.
-    let mut picked: Vec<&Row> = rows
-        .iter()
-        .filter(|(_, state, _, event_type, channels, tags, expunged, last_code, first_pending)| {
-            let channels: Option<Vec<String>> = channels.as_deref().and_then(|s| serde_json::from_str(s).ok());
-            let tags: Option<Vec<String>> = tags.as_deref().and_then(|s| serde_json::from_str(s).ok());
-            !*expunged
-                && !*first_pending
-                && filter.replays_state(state)
-                && filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code)
-        })
-        .collect();
+    let mut picked: Vec<&ReplayCandidate> = rows.iter().filter(|c| filter.picks(c)).collect();
     picked.sort_by_key(|r| r.0);
     let mut sent = 0;
     for (id, state, ..) in picked {

@@ -1,13 +1,12 @@
 //! Background tasks: stored, leased, and advanced one batch per write.
 
 use hookd_core::id::{id_floor_at, IdPrefix};
-use hookd_core::{AttemptTrigger, MessageStatus};
+use hookd_core::AttemptTrigger;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
 use super::{endpoints, messages, tokens};
 use crate::model::*;
-use crate::states;
 use crate::task::*;
 use crate::{Result, StoreError};
 
@@ -224,12 +223,8 @@ fn bulk_replay_batch(
     let floor = id_floor_at(IdPrefix::Message, task.since.max(0) as u64);
     let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
     let ceiling = id_floor_at(IdPrefix::Message, task.until.max(0) as u64);
-    let status = match filter.status.and_then(MessageStatus::from_i64) {
-        Some(s) => format!(" AND {}", states::status_condition(s)),
-        None => String::new(),
-    };
-    type Row = (i64, String, String, String, Option<String>, Option<String>, bool, Option<i32>, bool);
-    let rows: Vec<Row> = {
+    let status = filter.status_sql();
+    let rows: Vec<ReplayCandidate> = {
         let mut stmt = c.prepare_cached(&format!(
             "SELECT d.id, d.state, d.msg_id, m.event_type, m.channels, m.tags, m.payload IS NULL,
                     (SELECT a.response_status_code FROM attempt a
@@ -245,16 +240,7 @@ fn bulk_replay_batch(
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut sent = 0;
-    for (id, state, _, event_type, channels, tags, expunged, last_code, first_pending) in &rows {
-        let channels: Option<Vec<String>> = channels.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        let tags: Option<Vec<String>> = tags.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        if *expunged
-            || *first_pending
-            || !filter.replays_state(state)
-            || !filter.matches(event_type, channels.as_deref(), tags.as_deref(), *last_code)
-        {
-            continue;
-        }
+    for (id, state, ..) in rows.iter().filter(|c| filter.picks(c)) {
         sent += match state.as_str() {
             "paused" => 0,
             "leased" => c.execute("UPDATE delivery SET resend_pending = 1 WHERE id = ?1 AND state = 'leased'", [id])?,
