@@ -13,9 +13,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
+use axum::extract::MatchedPath;
 use axum::http::request::Parts;
+use axum::http::Method;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+pub use hookd_store::TokenRole;
 use hookd_store::{ApiToken, Application};
 use sha2::{Digest, Sha256};
 
@@ -34,28 +37,187 @@ pub struct Auth {
     pub app_id: Option<String>,
     /// The token's id (`tok_…`), or `bootstrap` for `--admin-token`.
     pub token_id: String,
+    pub role: TokenRole,
+    /// What a portal token may do on its application (everything for others).
+    pub capabilities: Capabilities,
+    pub session_id: Option<String>,
+    /// Why a portal token may not call this route on its own application, if
+    /// it may not: refused (403) once the application is known to be its own,
+    /// so a foreign application still answers 404.
+    pub denied: Option<String>,
 }
 
 impl Auth {
-    /// Refuses (as not found) an application outside an app-scoped token's reach.
+    /// Refuses (as not found) an application outside an app-scoped token's
+    /// reach, and (403) a route its capabilities do not cover.
     pub fn check_app(&self, app_id: &str) -> Result<(), ApiError> {
         match &self.app_id {
             Some(only) if only != app_id => Err(ApiError::NotFound),
-            _ => Ok(()),
+            _ => match &self.denied {
+                Some(why) => Err(ApiError::Forbidden(why.clone())),
+                None => Ok(()),
+            },
+        }
+    }
+
+    pub fn is_server_admin(&self) -> bool {
+        self.role == TokenRole::Server
+    }
+}
+
+/// The rights of an application portal token (Svix's `AppPortalCapability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Read everything but endpoint secrets.
+    ViewBase,
+    ViewEndpointSecret,
+    /// Rotate (and read) endpoint secrets.
+    ManageEndpointSecret,
+    ManageTransformations,
+    /// Send examples, resend, recover and replay.
+    CreateAttempts,
+    /// Create, change and delete endpoints, secrets included.
+    ManageEndpoint,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 6] = [
+        Capability::ViewBase,
+        Capability::ViewEndpointSecret,
+        Capability::ManageEndpointSecret,
+        Capability::ManageTransformations,
+        Capability::CreateAttempts,
+        Capability::ManageEndpoint,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Capability::ViewBase => "ViewBase",
+            Capability::ViewEndpointSecret => "ViewEndpointSecret",
+            Capability::ManageEndpointSecret => "ManageEndpointSecret",
+            Capability::ManageTransformations => "ManageTransformations",
+            Capability::CreateAttempts => "CreateAttempts",
+            Capability::ManageEndpoint => "ManageEndpoint",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.name() == s)
+    }
+}
+
+/// A set of [`Capability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities(u8);
+
+impl Capabilities {
+    pub const fn all() -> Self {
+        Capabilities(0b11_1111)
+    }
+
+    pub fn of(caps: &[Capability]) -> Self {
+        Capabilities(caps.iter().fold(0, |bits, c| bits | 1 << *c as u8))
+    }
+
+    pub fn contains(self, c: Capability) -> bool {
+        self.0 & (1 << c as u8) != 0
+    }
+
+    pub fn names(self) -> Vec<String> {
+        Capability::ALL.into_iter().filter(|c| self.contains(*c)).map(|c| c.name().to_string()).collect()
+    }
+
+    /// Read from stored names; `None` (tokens made before capabilities) is all.
+    fn stored(names: Option<&[String]>) -> Self {
+        match names {
+            None => Capabilities::all(),
+            Some(names) => Capabilities::of(&names.iter().filter_map(|n| Capability::parse(n)).collect::<Vec<_>>()),
         }
     }
 }
 
-/// An organisation token: may do anything in its organisation.
+/// Why a portal token holding `caps` may not call `method` on `route` (the
+/// router's path template), if it may not. What no capability names is
+/// refused: a new route is closed to portal tokens until it is listed here.
+fn portal_denial(method: &Method, route: &str, caps: Capabilities) -> Option<String> {
+    use Capability::*;
+    const APP: &str = "/api/v1/app/{app_id}";
+    const EP: &str = "/api/v1/app/{app_id}/endpoint/{endpoint_id}";
+    let attempts = ["/send-example", "/recover", "/replay-missing", "/bulk-replay", "/resend"];
+    let need: &[Capability] = if !route.starts_with(APP) && !route.starts_with("/api/v1/event-type") {
+        // Organisation-wide routes (background tasks, whoami) read; OrgAuth
+        // refuses the rest.
+        &[ViewBase]
+    } else if *method == Method::GET || *method == Method::HEAD {
+        if route == format!("{EP}/secret") {
+            &[ViewEndpointSecret, ManageEndpointSecret, ManageEndpoint]
+        } else {
+            &[ViewBase]
+        }
+    } else if *method == Method::POST && route == format!("{EP}/secret/rotate") {
+        &[ManageEndpointSecret, ManageEndpoint]
+    } else if *method == Method::POST && attempts.iter().any(|a| route.ends_with(a)) {
+        &[CreateAttempts]
+    } else if route.contains("/transformation") {
+        &[ManageTransformations]
+    } else if route == format!("{APP}/endpoint") || route.starts_with(EP) {
+        &[ManageEndpoint]
+    } else {
+        &[]
+    };
+    if need.iter().any(|c| caps.contains(*c)) {
+        return None;
+    }
+    Some(match need {
+        [] => "an application-scoped token cannot do this; it needs an organisation token".to_string(),
+        [one] => format!("this token lacks the `{}` capability", one.name()),
+        many => format!(
+            "this token needs one of the capabilities {}",
+            many.iter().map(|c| format!("`{}`", c.name())).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// An organisation token: may do anything in its organisation (reads only,
+/// for a read-only token).
 #[derive(Debug, Clone)]
 pub struct OrgAuth {
     pub org_id: String,
     pub token_id: String,
+    pub role: TokenRole,
 }
 
 impl OrgAuth {
     pub fn as_auth(&self) -> Auth {
-        Auth { org_id: self.org_id.clone(), app_id: None, token_id: self.token_id.clone() }
+        Auth {
+            org_id: self.org_id.clone(),
+            app_id: None,
+            token_id: self.token_id.clone(),
+            role: self.role,
+            capabilities: Capabilities::all(),
+            session_id: None,
+            denied: None,
+        }
+    }
+}
+
+/// A server admin token: the bootstrap token, or one made by `hookd token
+/// create` without `--org`. Organisation tokens get 403, portal tokens 404.
+#[derive(Debug, Clone)]
+pub struct ServerAuth(pub Auth);
+
+impl FromRequestParts<AppState> for ServerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        match auth.role {
+            TokenRole::Server => Ok(ServerAuth(auth)),
+            TokenRole::Portal => Err(ApiError::NotFound),
+            TokenRole::Admin | TokenRole::ReadOnly => {
+                Err(ApiError::Forbidden("this needs a server admin token (`hookd token create` without --org)".into()))
+            }
+        }
     }
 }
 
@@ -90,7 +252,9 @@ impl FromRequestParts<AppState> for OrgAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_request_parts(parts, state).await?;
-        let Some(own) = &auth.app_id else { return Ok(OrgAuth { org_id: auth.org_id, token_id: auth.token_id }) };
+        let Some(own) = &auth.app_id else {
+            return Ok(OrgAuth { org_id: auth.org_id, token_id: auth.token_id, role: auth.role });
+        };
         // A portal token on its own application lacks the right (403); anywhere
         // else it must not learn what exists (404).
         if let Some(app_id) = path_app_id(parts, state).await {
@@ -188,7 +352,15 @@ impl FromRequestParts<AppState> for Auth {
         if state.bootstrap_token_hash.as_deref() == Some(hash.as_str()) {
             noted(&state.org_id, "bootstrap");
             within_rate(state, "bootstrap")?;
-            return Ok(Auth { org_id: state.org_id.clone(), app_id: None, token_id: "bootstrap".into() });
+            return Ok(Auth {
+                org_id: state.org_id.clone(),
+                app_id: None,
+                token_id: "bootstrap".into(),
+                role: TokenRole::Server,
+                capabilities: Capabilities::all(),
+                session_id: None,
+                denied: None,
+            });
         }
         let now = hookd_core::timefmt::now_millis();
         let token = match state.tokens.get(&hash) {
@@ -204,6 +376,26 @@ impl FromRequestParts<AppState> for Auth {
         }
         noted(&token.org_id, &token.id);
         within_rate(state, &token.id)?;
-        Ok(Auth { org_id: token.org_id, app_id: token.app_id, token_id: token.id })
+        let reads = parts.method == Method::GET || parts.method == Method::HEAD;
+        if token.role == TokenRole::ReadOnly && !reads {
+            return Err(ApiError::Forbidden("this token is read-only".into()));
+        }
+        let (capabilities, denied) = match token.role {
+            TokenRole::Portal => {
+                let caps = Capabilities::stored(token.capabilities.as_deref());
+                let route = parts.extensions.get::<MatchedPath>().map_or("", |m| m.as_str());
+                (caps, portal_denial(&parts.method, route, caps))
+            }
+            _ => (Capabilities::all(), None),
+        };
+        Ok(Auth {
+            org_id: token.org_id,
+            app_id: token.app_id,
+            token_id: token.id,
+            role: token.role,
+            capabilities,
+            session_id: token.session_id,
+            denied,
+        })
     }
 }

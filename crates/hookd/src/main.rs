@@ -1,7 +1,7 @@
 //! The `hookd` binary: a webhook platform in one process.
 //!
 //! `hookd serve` runs the API and the delivery engine on the embedded store;
-//! `hookd migrate`, `hookd token create` and `hookd prune` manage the store;
+//! `hookd migrate`, `hookd org`, `hookd token` and `hookd prune` manage the store;
 //! `hookd bench` measures a running or embedded server.
 
 mod bench;
@@ -10,6 +10,7 @@ mod config;
 mod keys;
 mod prune;
 mod serve;
+mod tenancy;
 
 use clap::{Parser, Subcommand};
 
@@ -33,10 +34,15 @@ enum Command {
     Serve(Box<config::ServeOptions>),
     /// Apply database migrations and exit (serve also applies them on start).
     Migrate(Box<config::ServeOptions>),
-    /// Manage admin tokens.
+    /// Organisations (Svix: environments).
+    Org {
+        #[command(subcommand)]
+        command: tenancy::OrgCommand,
+    },
+    /// API tokens: server admin, organisation admin and read-only.
     Token {
         #[command(subcommand)]
-        command: TokenCommand,
+        command: tenancy::TokenCommand,
     },
     /// The audit trail.
     Audit {
@@ -57,12 +63,6 @@ enum Command {
     BenchClaim(bench_store::ClaimBenchOptions),
     /// Measure the retention sweep: expired messages swept, space freed, enqueues meanwhile.
     BenchRetention(bench_store::RetentionBenchOptions),
-}
-
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
-    /// Create a new admin token and print it (only its hash is stored).
-    Create(Box<config::ServeOptions>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,13 +109,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create(opts) } => {
-            let cfg = opts.resolve()?;
-            let store = serve::open_store(&cfg.database).await?;
-            let org = store.default_org().await?;
-            println!("{}", serve::create_admin_token(&*store, &org).await?);
-            Ok(())
-        }
+        Command::Org { command } => tenancy::org(command).await,
+        Command::Token { command } => tenancy::token(command).await,
         Command::Audit { command: AuditCommand::Verify(opts) } => {
             let cfg = opts.resolve()?;
             init_tracing("warn");

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::Request;
-use hookd_api::auth::{generate_token, hash_token};
+use hookd_api::auth::hash_token;
 use hookd_api::{ApiConfig, AppState, State};
 use hookd_core::id::{new_id, IdPrefix};
 use hookd_delivery::{Deliveries, DispatcherConfig, HttpSender, Metrics, RetentionConfig, SenderConfig};
 use hookd_store::postgres::PostgresStore;
 use hookd_store::sqlite::SqliteStore;
-use hookd_store::{ApiToken, Queue, Resources, Store};
+use hookd_store::{Queue, Resources, Store};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
@@ -44,19 +44,10 @@ pub fn retention_config(cfg: &Config) -> RetentionConfig {
     }
 }
 
-/// Creates and stores (hashed) a new admin token; returns the token.
+/// Creates and stores (hashed) a new server admin token; returns the token.
 pub async fn create_admin_token(store: &dyn Resources, org_id: &str) -> anyhow::Result<String> {
-    let token = generate_token("sk_");
-    store
-        .insert_token(ApiToken {
-            id: new_id(IdPrefix::Token),
-            org_id: org_id.to_string(),
-            token_hash: hash_token(&token),
-            app_id: None,
-            created_at: hookd_core::timefmt::now_millis(),
-            expires_at: None,
-        })
-        .await?;
+    let (token, row) = hookd_api::v1::management::new_token(org_id, hookd_store::TokenRole::Server, None);
+    store.insert_token(row).await?;
     Ok(token)
 }
 

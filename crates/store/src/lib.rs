@@ -64,6 +64,20 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Tables whose rows carry `org_id`, children first. The audit trail is not
+/// among them: it outlives what it records.
+pub(crate) const ORG_TABLES: [&str; 9] = [
+    "attempt",
+    "delivery",
+    "message",
+    "endpoint",
+    "application",
+    "event_type",
+    "background_task",
+    "idempotency",
+    "api_token",
+];
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// What the API reads and edits.
@@ -75,8 +89,20 @@ pub trait Resources: Send + Sync + 'static {
     async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
     /// Makes the application's tokens (portal access) expire at `at` unless
     /// they expire sooner; returns how many it shortened.
-    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64) -> Result<u64>;
+    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64, session_ids: &[String]) -> Result<u64>;
     async fn has_admin_token(&self, org_id: &str) -> Result<bool>;
+    async fn list_orgs(&self, page: &Page) -> Result<Vec<Organization>>;
+    async fn get_org(&self, id: &str) -> Result<Organization>;
+    async fn insert_org(&self, org: Organization) -> Result<()>;
+    async fn update_org(&self, org: Organization) -> Result<()>;
+    /// Removes the organisation with everything in it (its operational
+    /// webhooks too); the audit trail keeps its entries.
+    async fn delete_org(&self, id: &str) -> Result<()>;
+    /// The organisation's API tokens (not portal tokens), or every organisation's.
+    async fn list_tokens(&self, org_id: Option<&str>, page: &Page) -> Result<Vec<ApiToken>>;
+    async fn get_token(&self, id: &str) -> Result<ApiToken>;
+    /// Stores a token's name, role and expiry.
+    async fn update_token(&self, token: ApiToken) -> Result<()>;
 
     // Idempotency.
     async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>>;

@@ -17,6 +17,60 @@ pub struct ApiToken {
     pub app_id: Option<String>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+    pub name: Option<String>,
+    pub role: TokenRole,
+    /// For a portal token: the `AppPortalCapability` names it holds.
+    pub capabilities: Option<Vec<String>>,
+    /// For a portal token: the session it was made for (`expire-all` by session).
+    pub session_id: Option<String>,
+    /// The token's last characters, shown in its censored form.
+    pub tail: Option<String>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRole {
+    /// Everything: every organisation, the management API. Also admin of the
+    /// default organisation.
+    Server,
+    /// Everything within its organisation.
+    Admin,
+    /// Reads within its organisation.
+    ReadOnly,
+    /// One application, within its capabilities (app portal access).
+    Portal,
+}
+
+impl TokenRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Server => "server",
+            TokenRole::Admin => "admin",
+            TokenRole::ReadOnly => "read-only",
+            TokenRole::Portal => "portal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenRole> {
+        Some(match s {
+            "server" => TokenRole::Server,
+            "admin" => TokenRole::Admin,
+            "read-only" => TokenRole::ReadOnly,
+            "portal" => TokenRole::Portal,
+            _ => return None,
+        })
+    }
+}
+
+/// An organisation (Svix: an environment). Every other object belongs to one.
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    /// `development` or `production`.
+    pub env_type: String,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// One page request. `iterator` is the id (or name) of the last row seen, and

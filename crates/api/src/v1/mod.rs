@@ -6,6 +6,7 @@ pub mod background_task;
 pub mod endpoint;
 pub mod event_type;
 pub mod health;
+pub mod management;
 pub mod message;
 pub mod operational;
 pub mod portal;
@@ -85,6 +86,23 @@ pub fn router() -> Router<AppState> {
             "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
             get(operational::get_headers).put(operational::update_headers),
         )
+        .route(
+            "/api/v1/management/environment",
+            get(management::list_environments).post(management::create_environment),
+        )
+        .route(
+            "/api/v1/management/environment/{env_id}",
+            get(management::get_environment).put(management::update_environment).delete(management::delete_environment),
+        )
+        .route(
+            "/api/v1/management/authentication/{env_id}/api-token",
+            get(management::list_tokens).post(management::create_token),
+        )
+        .route(
+            "/api/v1/management/authentication/{env_id}/api-token/{key_id}",
+            get(management::get_token).put(management::update_token).patch(management::update_token),
+        )
+        .route("/api/v1/management/authentication/{env_id}/api-token/{key_id}/expire", post(management::expire_token))
         .route("/api/v1/background-task", get(background_task::list))
         .route("/api/v1/background-task/{task_id}", get(background_task::get))
 }

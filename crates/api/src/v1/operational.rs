@@ -36,7 +36,7 @@ async fn ops_auth(state: &AppState, auth: &OrgAuth, create: bool) -> ApiResult<A
         Err(StoreError::NotFound) => ops_application(&auth.org_id),
         Err(e) => return Err(e.into()),
     };
-    Ok(AppAuth { auth: Auth { org_id: org, app_id: None, token_id: auth.token_id.clone() }, app })
+    Ok(AppAuth { auth: Auth { org_id: org, ..auth.as_auth() }, app })
 }
 
 fn path(auth: &AppAuth, endpoint_id: String) -> Path<(String, String)> {

@@ -4,12 +4,12 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
-use hookd_store::{ApiToken, StoreError};
+use hookd_store::{ApiToken, StoreError, TokenRole};
 use serde::{Deserialize, Serialize};
 
 use super::application::ApplicationIn;
 use super::{load_app, now};
-use crate::auth::{generate_token, hash_token, OrgAuth};
+use crate::auth::{generate_token, hash_token, Capabilities, Capability, OrgAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json_or_default, RawBody};
 use crate::AppState;
@@ -26,6 +26,50 @@ pub struct AppPortalAccessIn {
     /// Seconds the token stays valid.
     #[serde(default)]
     pub expiry: Option<i64>,
+    /// `AppPortalCapability` names; all of them when left out.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// Deprecated by Svix for `capabilities`: `true` is `["ViewBase"]`.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Accepted for compatibility; hookd has no feature flags on event types to filter by.
+    #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
+}
+
+/// A session id: 1 to 64 of `[a-zA-Z0-9@_-]`.
+fn valid_session_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"@_-".contains(&b))
+}
+
+/// The capabilities a portal token is made with.
+fn capabilities(input: &AppPortalAccessIn) -> ApiResult<Capabilities> {
+    let Some(names) = &input.capabilities else {
+        return Ok(if input.read_only == Some(true) {
+            Capabilities::of(&[Capability::ViewBase])
+        } else {
+            Capabilities::all()
+        });
+    };
+    let mut caps = Vec::new();
+    for name in names {
+        let cap = Capability::parse(name).ok_or_else(|| {
+            ApiError::body_field(
+                "capabilities",
+                format!("unknown capability `{name}`; known: {}", Capability::ALL.map(|c| c.name()).join(", ")),
+            )
+        })?;
+        caps.push(cap);
+    }
+    if !caps.contains(&Capability::ViewBase) {
+        return Err(ApiError::body_field("capabilities", "the `ViewBase` capability is always required"));
+    }
+    if input.read_only == Some(true) && caps.iter().any(|c| *c != Capability::ViewBase) {
+        return Err(ApiError::body_field("readOnly", "a read-only token holds `ViewBase` only"));
+    }
+    Ok(Capabilities::of(&caps))
 }
 
 #[derive(Serialize)]
@@ -45,6 +89,11 @@ pub async fn app_portal_access(
     let auth = auth.as_auth();
     let input: AppPortalAccessIn = parse_json_or_default(&body)?;
     let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY_SECS);
+    let caps = capabilities(&input)?;
+    if input.session_id.as_deref().is_some_and(|s| !valid_session_id(s)) {
+        return Err(ApiError::body_field("sessionId", "sessionId is 1 to 64 of a-z, A-Z, 0-9, @, _ and -"));
+    }
+    let session_id = input.session_id.clone();
     if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&expiry) {
         return Err(ApiError::body_field(
             "expiry",
@@ -77,6 +126,11 @@ pub async fn app_portal_access(
             app_id: Some(app.id.clone()),
             created_at: t,
             expires_at: Some(t + expiry * 1000),
+            name: None,
+            role: TokenRole::Portal,
+            capabilities: Some(caps.names()),
+            session_id,
+            tail: None,
         })
         .await?;
     let url = format!("{}/portal/{}#token={}", state.config.public_url.trim_end_matches('/'), app.id, token);
@@ -84,13 +138,17 @@ pub async fn app_portal_access(
 }
 
 /// `GET /api/v1/auth/whoami` (`WhoamiOut`): the caller's organisation and, for a
-/// portal token, its application; `tokenId` is an extension.
+/// portal token, its application and session. `tokenId`, `role` and (portal
+/// tokens) `capabilities` are extensions.
 pub async fn whoami(auth: crate::auth::Auth) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "envId": auth.org_id,
         "appId": auth.app_id,
         "permissionSource": "GlobalAuthToken",
+        "sessionId": auth.session_id,
         "tokenId": auth.token_id,
+        "role": auth.role.as_str(),
+        "capabilities": auth.app_id.is_some().then(|| auth.capabilities.names()),
     }))
 }
 
@@ -108,7 +166,8 @@ pub struct TokenExpireIn {
 const MAX_EXPIRE_SECS: i64 = 259_200;
 
 /// `POST /api/v1/auth/app/{app_id}/expire-all`: the application's portal tokens
-/// stop working in `expiry` seconds (default: now). Answers 204. Other nodes
+/// (those of `sessionIds` only, when given) stop working in `expiry` seconds
+/// (default: now). Answers 204. Other nodes
 /// may accept a revoked token for up to 10 s (their token cache).
 pub async fn expire_all(
     State(state): State<AppState>,
@@ -121,15 +180,16 @@ pub async fn expire_all(
     if !(0..=MAX_EXPIRE_SECS).contains(&expiry) {
         return Err(ApiError::body_field("expiry", format!("expiry is 0 to {MAX_EXPIRE_SECS} seconds")));
     }
-    if input.session_ids.as_ref().is_some_and(|s| !s.is_empty()) {
+    let sessions = input.session_ids.unwrap_or_default();
+    if sessions.len() > 1000 || sessions.iter().any(|s| !valid_session_id(s)) {
         return Err(ApiError::body_field(
             "sessionIds",
-            "portal tokens do not record a session id yet: expire them all (leave sessionIds out)",
+            "at most 1000 session ids, each 1 to 64 of a-z, A-Z, 0-9, @, _ and -",
         ));
     }
     let app = state.resources.get_app(&auth.org_id, &app_id).await?;
     let at = hookd_core::timefmt::now_millis() + expiry * 1000;
-    state.resources.expire_app_tokens(&auth.org_id, &app.id, at).await?;
+    state.resources.expire_app_tokens(&auth.org_id, &app.id, at, &sessions).await?;
     state.tokens.clear();
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

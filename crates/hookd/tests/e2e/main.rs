@@ -2,6 +2,7 @@
 //! real sink on loopback. One module per resource or behaviour.
 
 mod support;
+mod tenancy;
 
 mod delivery;
 mod mgmt;

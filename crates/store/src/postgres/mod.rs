@@ -41,6 +41,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_delivery_state", include_str!("../../migrations/postgres/0003_delivery_state.sql")),
     ("0004_delivery_control", include_str!("../../migrations/postgres/0004_delivery_control.sql")),
     ("0005_audit", include_str!("../../migrations/postgres/0005_audit.sql")),
+    ("0006_tenancy", include_str!("../../migrations/postgres/0006_tenancy.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -52,8 +52,40 @@ impl Resources for PostgresStore {
         tokens::token_by_hash(&mut *self.conn().await?, hash).await
     }
 
-    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64) -> Result<u64> {
-        tokens::expire_app_tokens(&mut *self.conn().await?, org_id, app_id, at).await
+    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64, session_ids: &[String]) -> Result<u64> {
+        tokens::expire_app_tokens(&mut *self.conn().await?, org_id, app_id, at, session_ids).await
+    }
+
+    async fn list_orgs(&self, page: &Page) -> Result<Vec<Organization>> {
+        tokens::list_orgs(&mut *self.conn().await?, page).await
+    }
+
+    async fn get_org(&self, id: &str) -> Result<Organization> {
+        tokens::get_org(&mut *self.conn().await?, id).await
+    }
+
+    async fn insert_org(&self, org: Organization) -> Result<()> {
+        tokens::insert_org(&mut *self.conn().await?, &org).await
+    }
+
+    async fn update_org(&self, org: Organization) -> Result<()> {
+        tokens::update_org(&mut *self.conn().await?, &org).await
+    }
+
+    async fn delete_org(&self, id: &str) -> Result<()> {
+        transaction!(self, |tx| { tokens::delete_org(&mut tx, id).await? })
+    }
+
+    async fn list_tokens(&self, org_id: Option<&str>, page: &Page) -> Result<Vec<ApiToken>> {
+        tokens::list_tokens(&mut *self.conn().await?, org_id, page).await
+    }
+
+    async fn get_token(&self, id: &str) -> Result<ApiToken> {
+        tokens::get_token(&mut *self.conn().await?, id).await
+    }
+
+    async fn update_token(&self, token: ApiToken) -> Result<()> {
+        tokens::update_token(&mut *self.conn().await?, &token).await
     }
 
     async fn has_admin_token(&self, org_id: &str) -> Result<bool> {

@@ -1,6 +1,7 @@
 //! Organisations, API tokens and idempotency records.
 
-use sqlx::{PgConnection, Row};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, QueryBuilder, Row};
 
 use crate::model::*;
 use crate::{Result, StoreError};
@@ -28,44 +29,163 @@ pub async fn default_org(c: &mut PgConnection) -> Result<String> {
     Ok(id)
 }
 
+const TOKEN_COLUMNS: &str =
+    "id, org_id, token_hash, app_id, created_at, expires_at, name, role, capabilities, session_id, tail";
+
 pub async fn insert_token(c: &mut PgConnection, t: &ApiToken) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO api_token (id, org_id, token_hash, app_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
+    sqlx::query(&format!(
+        "INSERT INTO api_token ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
     .bind(&t.id)
     .bind(&t.org_id)
     .bind(&t.token_hash)
     .bind(&t.app_id)
     .bind(t.created_at)
     .bind(t.expires_at)
+    .bind(&t.name)
+    .bind(t.role.as_str())
+    .bind(t.capabilities.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()))
+    .bind(&t.session_id)
+    .bind(&t.tail)
     .execute(c)
     .await?;
     Ok(())
 }
 
-pub async fn token_by_hash(c: &mut PgConnection, hash: &str) -> Result<Option<ApiToken>> {
-    let row = sqlx::query(
-        "SELECT id, org_id, token_hash, app_id, created_at, expires_at FROM api_token WHERE token_hash = $1",
-    )
-    .bind(hash)
-    .fetch_optional(c)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(ApiToken {
+fn token_row(r: &PgRow) -> std::result::Result<ApiToken, sqlx::Error> {
+    let role: String = r.try_get(7)?;
+    let capabilities: Option<String> = r.try_get(8)?;
+    Ok(ApiToken {
         id: r.try_get(0)?,
         org_id: r.try_get(1)?,
         token_hash: r.try_get(2)?,
         app_id: r.try_get(3)?,
         created_at: r.try_get(4)?,
         expires_at: r.try_get(5)?,
-    }))
+        name: r.try_get(6)?,
+        // An unknown role can do nothing more than read its own application.
+        role: TokenRole::parse(&role).unwrap_or(TokenRole::Portal),
+        capabilities: capabilities.and_then(|c| serde_json::from_str(&c).ok()),
+        session_id: r.try_get(9)?,
+        tail: r.try_get(10)?,
+    })
+}
+
+pub async fn token_by_hash(c: &mut PgConnection, hash: &str) -> Result<Option<ApiToken>> {
+    let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM api_token WHERE token_hash = $1"))
+        .bind(hash)
+        .fetch_optional(c)
+        .await?;
+    Ok(row.as_ref().map(token_row).transpose()?)
+}
+
+pub async fn get_token(c: &mut PgConnection, id: &str) -> Result<ApiToken> {
+    let row =
+        sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM api_token WHERE id = $1")).bind(id).fetch_one(c).await?;
+    Ok(token_row(&row)?)
+}
+
+pub async fn list_tokens(c: &mut PgConnection, org_id: Option<&str>, page: &Page) -> Result<Vec<ApiToken>> {
+    let mut q = QueryBuilder::new(format!("SELECT {TOKEN_COLUMNS} FROM api_token WHERE role <> 'portal'"));
+    if let Some(org) = org_id {
+        q.push(" AND org_id = ").push_bind(org.to_string());
+    }
+    super::rows::push_page(&mut q, page, "id");
+    super::rows::collect(q.build().fetch_all(c).await?, token_row)
+}
+
+pub async fn update_token(c: &mut PgConnection, t: &ApiToken) -> Result<()> {
+    let n = sqlx::query("UPDATE api_token SET name = $2, role = $3, expires_at = $4 WHERE id = $1")
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(t.role.as_str())
+        .bind(t.expires_at)
+        .execute(c)
+        .await?;
+    if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 pub async fn has_admin_token(c: &mut PgConnection, org_id: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM api_token WHERE org_id = $1 AND app_id IS NULL)")
+    Ok(sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM api_token WHERE org_id = $1 AND role = 'server')")
         .bind(org_id)
         .fetch_one(c)
         .await?)
+}
+
+const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at";
+
+fn org_row(r: &PgRow) -> std::result::Result<Organization, sqlx::Error> {
+    let created_at: i64 = r.try_get(3)?;
+    Ok(Organization {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        env_type: r.try_get(2)?,
+        created_at,
+        updated_at: r.try_get::<Option<i64>, _>(4)?.unwrap_or(created_at),
+    })
+}
+
+pub async fn list_orgs(c: &mut PgConnection, page: &Page) -> Result<Vec<Organization>> {
+    let mut q = QueryBuilder::new(format!("SELECT {ORG_COLUMNS} FROM organization WHERE TRUE"));
+    super::rows::push_page(&mut q, page, "id");
+    super::rows::collect(q.build().fetch_all(c).await?, org_row)
+}
+
+pub async fn get_org(c: &mut PgConnection, id: &str) -> Result<Organization> {
+    let row =
+        sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organization WHERE id = $1")).bind(id).fetch_one(c).await?;
+    Ok(org_row(&row)?)
+}
+
+pub async fn insert_org(c: &mut PgConnection, o: &Organization) -> Result<()> {
+    sqlx::query(&format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+        .bind(&o.id)
+        .bind(&o.name)
+        .bind(&o.env_type)
+        .bind(o.created_at)
+        .bind(o.updated_at)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn update_org(c: &mut PgConnection, o: &Organization) -> Result<()> {
+    let n = sqlx::query("UPDATE organization SET name = $2, env_type = $3, updated_at = $4 WHERE id = $1")
+        .bind(&o.id)
+        .bind(&o.name)
+        .bind(&o.env_type)
+        .bind(o.updated_at)
+        .execute(c)
+        .await?;
+    if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Run inside a transaction. Children first, as `ORG_TABLES`.
+pub async fn delete_org(c: &mut PgConnection, id: &str) -> Result<()> {
+    let ops = format!("{id}.operational");
+    sqlx::query("DELETE FROM endpoint_owner WHERE endpoint_id IN (SELECT id FROM endpoint WHERE org_id IN ($1, $2))")
+        .bind(id)
+        .bind(&ops)
+        .execute(&mut *c)
+        .await?;
+    for table in crate::ORG_TABLES {
+        sqlx::query(&format!("DELETE FROM {table} WHERE org_id IN ($1, $2)"))
+            .bind(id)
+            .bind(&ops)
+            .execute(&mut *c)
+            .await?;
+    }
+    let n = sqlx::query("DELETE FROM organization WHERE id = $1").bind(id).execute(&mut *c).await?;
+    if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 pub async fn idempotency_lookup(
@@ -136,14 +256,22 @@ pub async fn maybe_idempotency(c: &mut PgConnection, rec: Option<&IdempotencyRec
     }
 }
 
-pub async fn expire_app_tokens(c: &mut PgConnection, org_id: &str, app_id: &str, at: i64) -> Result<u64> {
+pub async fn expire_app_tokens(
+    c: &mut PgConnection,
+    org_id: &str,
+    app_id: &str,
+    at: i64,
+    session_ids: &[String],
+) -> Result<u64> {
     let n = sqlx::query(
         "UPDATE api_token SET expires_at = $3
-         WHERE org_id = $1 AND app_id = $2 AND (expires_at IS NULL OR expires_at > $3)",
+         WHERE org_id = $1 AND app_id = $2 AND (expires_at IS NULL OR expires_at > $3)
+           AND (cardinality($4::text[]) = 0 OR session_id = ANY($4))",
     )
     .bind(org_id)
     .bind(app_id)
     .bind(at)
+    .bind(session_ids)
     .execute(c)
     .await?;
     Ok(n.rows_affected())

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_delivery_state", include_str!("../../migrations/sqlite/0003_delivery_state.sql")),
     ("0004_delivery_control", include_str!("../../migrations/sqlite/0004_delivery_control.sql")),
     ("0005_audit", include_str!("../../migrations/sqlite/0005_audit.sql")),
+    ("0006_tenancy", include_str!("../../migrations/sqlite/0006_tenancy.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

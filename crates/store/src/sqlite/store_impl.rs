@@ -35,9 +35,44 @@ impl Resources for SqliteStore {
         self.read_point(|c| tokens::token_by_hash(c, hash))
     }
 
-    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64) -> Result<u64> {
-        let (org, app) = (s(org_id), s(app_id));
-        self.write(move |c| tokens::expire_app_tokens(c, &org, &app, at)).await
+    async fn expire_app_tokens(&self, org_id: &str, app_id: &str, at: i64, session_ids: &[String]) -> Result<u64> {
+        let (org, app, sessions) = (s(org_id), s(app_id), session_ids.to_vec());
+        self.write(move |c| tokens::expire_app_tokens(c, &org, &app, at, &sessions)).await
+    }
+
+    async fn list_orgs(&self, page: &Page) -> Result<Vec<Organization>> {
+        let page = page.clone();
+        self.read(move |c| tokens::list_orgs(c, &page)).await
+    }
+
+    async fn get_org(&self, id: &str) -> Result<Organization> {
+        self.read_point(|c| tokens::get_org(c, id))
+    }
+
+    async fn insert_org(&self, org: Organization) -> Result<()> {
+        self.write(move |c| tokens::insert_org(c, &org)).await
+    }
+
+    async fn update_org(&self, org: Organization) -> Result<()> {
+        self.write(move |c| tokens::update_org(c, &org)).await
+    }
+
+    async fn delete_org(&self, id: &str) -> Result<()> {
+        let id = s(id);
+        self.write(move |c| tokens::delete_org(c, &id)).await
+    }
+
+    async fn list_tokens(&self, org_id: Option<&str>, page: &Page) -> Result<Vec<ApiToken>> {
+        let (org, page) = (org_id.map(s), page.clone());
+        self.read(move |c| tokens::list_tokens(c, org.as_deref(), &page)).await
+    }
+
+    async fn get_token(&self, id: &str) -> Result<ApiToken> {
+        self.read_point(|c| tokens::get_token(c, id))
+    }
+
+    async fn update_token(&self, token: ApiToken) -> Result<()> {
+        self.write(move |c| tokens::update_token(c, &token)).await
     }
 
     async fn has_admin_token(&self, org_id: &str) -> Result<bool> {

@@ -93,6 +93,7 @@ suite! {
         resources::endpoints_round_trip_and_delete_with_their_deliveries,
         resources::event_types_list_in_byte_order_and_hide_archived,
         resources::tokens_and_the_default_organisation,
+        resources::organisations_are_created_changed_and_deleted_whole,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

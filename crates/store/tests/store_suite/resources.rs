@@ -95,6 +95,11 @@ pub async fn deleting_an_application_removes_everything_under_it(f: Fixture) {
         app_id: Some(f.app.clone()),
         created_at: now_millis(),
         expires_at: None,
+        name: None,
+        role: TokenRole::Portal,
+        capabilities: None,
+        session_id: None,
+        tail: None,
     };
     f.store.insert_token(token).await.unwrap();
     // Another application's rows stay.
@@ -252,9 +257,14 @@ pub async fn tokens_and_the_default_organisation(f: Fixture) {
         id: new_id(IdPrefix::Token),
         org_id: f.org.clone(),
         token_hash: hash.into(),
+        role: if app_id.is_some() { TokenRole::Portal } else { TokenRole::Server },
         app_id,
         created_at: now,
         expires_at,
+        name: Some(hash.into()),
+        capabilities: Some(vec!["ViewBase".into()]),
+        session_id: Some(format!("s-{hash}")),
+        tail: Some("abcd".into()),
     };
     f.store.insert_token(token("portal", Some(f.app.clone()), None)).await.unwrap();
     assert!(!f.store.has_admin_token(&f.org).await.unwrap(), "an app-portal token is not an admin token");
@@ -266,7 +276,27 @@ pub async fn tokens_and_the_default_organisation(f: Fixture) {
         (got.org_id, got.app_id, got.created_at, got.expires_at),
         (f.org.clone(), Some(f.app.clone()), now, None)
     );
+    assert_eq!(
+        (got.role, got.capabilities, got.session_id.as_deref(), got.tail.as_deref()),
+        (TokenRole::Portal, Some(vec!["ViewBase".to_string()]), Some("s-portal"), Some("abcd"))
+    );
     assert!(f.store.token_by_hash("unknown").await.unwrap().is_none());
+    // API tokens list without portal tokens; a session's portal tokens expire alone.
+    let listed = f.store.list_tokens(Some(&f.org), &page(10)).await.unwrap();
+    assert_eq!(listed.iter().map(|t| t.token_hash.as_str()).collect::<Vec<_>>(), ["admin", "short"]);
+    f.store.insert_token(token("portal2", Some(f.app.clone()), None)).await.unwrap();
+    let n = f.store.expire_app_tokens(&f.org, &f.app, now, &["s-portal2".to_string()]).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(f.store.token_by_hash("portal").await.unwrap().unwrap().expires_at, None);
+    assert_eq!(f.store.token_by_hash("portal2").await.unwrap().unwrap().expires_at, Some(now));
+    let mut admin = f.store.token_by_hash("admin").await.unwrap().unwrap();
+    admin.name = Some("renamed".into());
+    admin.role = TokenRole::ReadOnly;
+    f.store.update_token(admin.clone()).await.unwrap();
+    let got = f.store.get_token(&admin.id).await.unwrap();
+    assert_eq!((got.name.as_deref(), got.role), (Some("renamed"), TokenRole::ReadOnly));
+    admin.role = TokenRole::Server;
+    f.store.update_token(admin).await.unwrap();
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(f.store.prune(100, KEEP).await.unwrap().housekeeping >= 1);
@@ -299,4 +329,64 @@ pub async fn several_nodes_start_at_once_on_a_new_schema(f: Fixture) {
 
     let refused = PostgresStore::connect_in_schema(&url, "Not-A-Schema; DROP").await;
     assert!(matches!(refused, Err(StoreError::Internal(_))));
+}
+
+/// Organisations: created, listed, renamed, and deleted with everything in
+/// them while the others keep theirs.
+pub async fn organisations_are_created_changed_and_deleted_whole(f: Fixture) {
+    let t = now_millis();
+    let other = Organization {
+        id: new_id(IdPrefix::Organization),
+        name: "Other".into(),
+        env_type: "production".into(),
+        created_at: t,
+        updated_at: t,
+    };
+    f.store.insert_org(other.clone()).await.unwrap();
+    let orgs = f.store.list_orgs(&page(10)).await.unwrap();
+    assert_eq!(orgs.iter().map(|o| o.id.clone()).collect::<Vec<_>>(), [f.org.clone(), other.id.clone()]);
+    assert_eq!(f.store.default_org().await.unwrap(), f.org, "the default stays the first");
+    let mut renamed = other.clone();
+    renamed.name = "Renamed".into();
+    f.store.update_org(renamed).await.unwrap();
+    assert_eq!(f.store.get_org(&other.id).await.unwrap().name, "Renamed");
+
+    // The other organisation gets an application, an endpoint, a message, a token.
+    let app = Application {
+        org_id: other.id.clone(),
+        id: new_id(IdPrefix::Application),
+        uid: None,
+        name: "theirs".into(),
+        rate_limit: None,
+        metadata: Default::default(),
+        created_at: t,
+        updated_at: t,
+    };
+    f.store.create_app(app.clone(), None).await.unwrap();
+    let token = ApiToken {
+        id: new_id(IdPrefix::Token),
+        org_id: other.id.clone(),
+        token_hash: "other-admin".into(),
+        app_id: None,
+        created_at: t,
+        expires_at: None,
+        name: None,
+        role: TokenRole::Admin,
+        capabilities: None,
+        session_id: None,
+        tail: None,
+    };
+    f.store.insert_token(token).await.unwrap();
+    let ep = f.endpoint(None, None).await;
+    let msg = f.message("a", None, None);
+    f.store.enqueue(msg.clone(), None, None, None).await.unwrap();
+
+    f.store.delete_org(&other.id).await.unwrap();
+    assert!(matches!(f.store.get_org(&other.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(f.store.get_app(&other.id, &app.id).await, Err(StoreError::NotFound)));
+    assert!(f.store.token_by_hash("other-admin").await.unwrap().is_none());
+    assert!(matches!(f.store.delete_org(&other.id).await, Err(StoreError::NotFound)));
+    // The default organisation keeps everything.
+    assert!(f.store.get_endpoint(&f.org, &f.app, &ep.id).await.is_ok());
+    assert!(f.store.get_message(&f.org, &f.app, &msg.id).await.is_ok());
 }

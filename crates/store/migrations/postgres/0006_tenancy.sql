@@ -1,0 +1,18 @@
+-- Organisations (Svix environments) get a type and an update time; tokens get a
+-- role, a name, portal capabilities and session, and the tail shown when censored.
+
+ALTER TABLE organization ADD COLUMN env_type TEXT NOT NULL DEFAULT 'development';
+ALTER TABLE organization ADD COLUMN updated_at BIGINT;
+UPDATE organization SET updated_at = created_at;
+
+ALTER TABLE api_token ADD COLUMN name TEXT;
+-- server | admin | read-only | portal
+ALTER TABLE api_token ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+-- JSON array of AppPortalCapability names, for portal tokens.
+ALTER TABLE api_token ADD COLUMN capabilities TEXT;
+ALTER TABLE api_token ADD COLUMN session_id TEXT;
+ALTER TABLE api_token ADD COLUMN tail TEXT;
+
+-- Before organisations, every admin token could do everything: they stay server admins.
+UPDATE api_token SET role = CASE WHEN app_id IS NULL THEN 'server' ELSE 'portal' END;
+CREATE INDEX api_token_org ON api_token(org_id, id);
