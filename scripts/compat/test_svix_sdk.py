@@ -1027,3 +1027,38 @@ def test_bulk_replay_of_dead_letters(svix, sink, app, event_type):
     assert task.task == BackgroundTaskType.ENDPOINT_BULK_REPLAY
     received = sink.wait_for(path, 4)
     assert verify(received[3], SECRET) == {"dead": "letter"}
+
+
+def test_ed25519_v1a_signatures_verify_with_an_independent_implementation(svix, server, sink, app, event_type):
+    """A `whsk_` secret (made here, not by hookd) signs `v1a`; the public key checks it."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, PrivateFormat, NoEncryption
+
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = private.public_key()
+    secret = "whsk_" + base64.b64encode(seed).decode()
+    ep, path = make_endpoint(svix, sink, app.id, secret=secret)
+    assert svix.endpoint.get_secret(app.id, ep.id).key == secret
+
+    svix.message.create(app.id, MessageIn(event_type=event_type, payload={"signed": "asymmetrically"}))
+    [got] = sink.wait_for(path)
+    signatures = got.headers["webhook-signature"].split(" ")
+    assert [s.split(",")[0] for s in signatures] == ["v1a"]
+    content = b".".join([got.headers["webhook-id"].encode(), got.headers["webhook-timestamp"].encode(), got.body])
+    public.verify(base64.b64decode(signatures[0].split(",", 1)[1]), content)
+    with pytest.raises(InvalidSignature):
+        public.verify(base64.b64decode(signatures[0].split(",", 1)[1]), content + b" ")
+    assert json.loads(got.body) == {"signed": "asymmetrically"}
+
+    # The public key hookd shows (an extension field) is this key's.
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{server.base}/api/v1/app/{app.id}/endpoint/{ep.id}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(req) as resp:
+        shown = json.loads(resp.read())
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert shown["publicKey"] == "whpk_" + base64.b64encode(raw).decode()

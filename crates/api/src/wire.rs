@@ -106,6 +106,10 @@ pub struct EndpointOut {
     /// it last reported (absent until something was).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<EndpointHealthOut>,
+    /// Extension: for an endpoint signing with Ed25519 (`v1a`), the public key
+    /// (`whpk_…`) its receiver verifies with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// Svix's `Duration`: `{"secs": 5, "nanos": 0}`. Input may also be a number of seconds.
@@ -191,6 +195,7 @@ impl From<&Endpoint> for EndpointOut {
                 .map(|ms| ms.iter().map(|d| DurationWire::from_millis(*d)).collect()),
             max_concurrency: e.control.max_concurrency,
             health: e.health.as_ref().map(EndpointHealthOut::from),
+            public_key: e.secret.public_key(),
         }
     }
 }

@@ -353,6 +353,10 @@ async fn whoami_expire_all_token_rate_and_hostile_bodies() {
 
     let (status, body) =
         server.post(&format!("/api/v1/auth/app/{app}/expire-all"), json!({"sessionIds": ["s1"]})).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(as_portal(&format!("/api/v1/app/{app}")).await.unwrap().status(), 200, "another session's token");
+    let (status, body) =
+        server.post(&format!("/api/v1/auth/app/{app}/expire-all"), json!({"sessionIds": ["not a session"]})).await;
     assert_eq!(status, 422, "{body}");
     let (status, _) = server.post(&format!("/api/v1/auth/app/{app}/expire-all"), json!({})).await;
     assert_eq!(status, 204);
@@ -551,4 +555,48 @@ async fn every_application_route_is_isolated() {
     assert_eq!(msgs["data"].as_array().unwrap().len(), 1);
     let (_, y) = server.get(&format!("/api/v1/app/{y_app}")).await;
     assert_eq!(y["name"], "Y");
+}
+
+/// An endpoint may sign with Ed25519 (`v1a`): hookd makes the key, shows the
+/// public key, signs every delivery, and a rotation keeps the kind.
+#[tokio::test]
+async fn ed25519_endpoints_sign_v1a_with_a_public_key_to_check() {
+    use hookd_core::signing::PublicKey;
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let app = server.create_app("Asym").await;
+    let ep = server.create_endpoint(&app, json!({"url": sink.url("/asym"), "keyType": "ed25519"})).await;
+    let ep_id = text(&ep["id"]);
+    let public = text(&ep["publicKey"]);
+    assert!(public.starts_with("whpk_"), "{ep}");
+    let (_, secret) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep_id}/secret")).await;
+    assert!(text(&secret["key"]).starts_with("whsk_"), "{secret}");
+    assert_eq!(secret["publicKey"], json!(public));
+
+    server.send_message(&app, "a.b", json!({"n": 1})).await;
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    let (id, ts, sig) =
+        (got[0].header("webhook-id"), got[0].header("webhook-timestamp"), got[0].header("webhook-signature"));
+    assert!(sig.starts_with("v1a,") && !sig.contains(' '), "{sig}");
+    let key = PublicKey::parse(&public).unwrap();
+    let now = hookd_core::timefmt::now_millis() / 1000;
+    assert_eq!(key.verify(id, ts, sig, &got[0].body, now), Ok(()));
+    assert!(key.verify(id, ts, sig, b"{}", now).is_err());
+
+    // A rotation keeps Ed25519; during the grace period both keys sign.
+    let (status, rotated) = server.post(&format!("/api/v1/app/{app}/endpoint/{ep_id}/secret/rotate"), json!({})).await;
+    assert!(status < 300, "{rotated}");
+    let new_public = text(&rotated["publicKey"]);
+    assert_ne!(new_public, public);
+    server.send_message(&app, "a.b", json!({"n": 2})).await;
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    let sig = got[1].header("webhook-signature");
+    assert_eq!(sig.split(' ').filter(|s| s.starts_with("v1a,")).count(), 2, "{sig}");
+    let (id, ts) = (got[1].header("webhook-id"), got[1].header("webhook-timestamp"));
+    for k in [&public, &new_public] {
+        assert_eq!(PublicKey::parse(k).unwrap().verify(id, ts, sig, &got[1].body, now), Ok(()));
+    }
+    let (status, body) =
+        server.post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": sink.url("/x"), "keyType": "rsa"})).await;
+    assert_eq!(status, 422, "{body}");
 }

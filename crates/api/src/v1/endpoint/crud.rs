@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_core::schedule;
+use hookd_core::signing::KeyType;
 use hookd_core::validate::{self, EndpointUrl};
 use hookd_core::Secret;
 use hookd_store::{DeliveryControl, Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
@@ -55,6 +56,11 @@ pub struct EndpointIn {
     /// Extension: the endpoint's own concurrency cap.
     #[serde(default)]
     pub max_concurrency: Option<u32>,
+    /// Extension: the kind of secret generated when `secret` is left out:
+    /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
+    /// `v1a` signatures).
+    #[serde(default)]
+    pub key_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,7 +179,9 @@ fn non_empty(v: Option<Vec<String>>) -> Option<Vec<String>> {
 pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<Endpoint> {
     let secret = match input.secret.as_deref() {
         Some(s) => Secret::parse(s).map_err(|e| ApiError::body_field("secret", e.to_string()))?,
-        None => Secret::generate(),
+        None => {
+            Secret::generate_of(super::secret::key_type(input.key_type.as_deref(), "keyType")?.unwrap_or(KeyType::Hmac))
+        }
     };
     let t = now();
     Ok(Endpoint {
