@@ -25,7 +25,6 @@ use hookd_store::Resources;
 pub struct ApiConfig {
     /// Largest message payload accepted, in bytes.
     pub max_payload_bytes: usize,
-    pub allow_private_networks: bool,
     /// Base URL written into app portal links.
     pub public_url: String,
     /// How long a message's payload is kept when the message does not say.
@@ -36,6 +35,8 @@ pub struct ApiConfig {
     pub org_ingest_rate: Option<u32>,
     /// Requests per second one token may make; `None`: no limit.
     pub token_rate_limit: Option<u32>,
+    /// The server's destination policy (organisations narrow it).
+    pub destination: hookd_core::policy::DestinationPolicy,
 }
 
 pub struct State {

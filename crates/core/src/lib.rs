@@ -6,6 +6,7 @@
 
 pub mod id;
 pub mod net;
+pub mod policy;
 pub mod schedule;
 pub mod signing;
 pub mod status;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hookd_core::policy::OrgPolicy;
 use hookd_core::timefmt::now_millis;
 use hookd_core::RetrySchedule;
 use hookd_store::{
@@ -121,7 +122,12 @@ struct Inner {
     resources: Arc<dyn Resources>,
     /// Event types' own retry schedules: (org, event type) → (read at, schedule).
     schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
+    /// Organisations' destination policies: org → (read at, policy; `None` if empty).
+    policies: Mutex<HashMap<String, CachedPolicy>>,
 }
+
+/// An organisation's policy as read at a time (`None`: it has none).
+type CachedPolicy = (i64, Option<Arc<OrgPolicy>>);
 
 impl Dispatcher {
     /// Starts the dispatcher, its outcome recorder and the claim loop.
@@ -155,6 +161,7 @@ impl Dispatcher {
             ops,
             resources,
             schedules: Mutex::default(),
+            policies: Mutex::default(),
         });
         let dispatcher = Dispatcher { inner };
         let health_queue = dispatcher.inner.queue.clone();
@@ -486,7 +493,8 @@ impl Dispatcher {
                 // Expunged after the delivery was made.
                 None => record::canceled(&job),
                 Some(body) => {
-                    let result = self.inner.sender.send(&job, body, now_millis()).await;
+                    let policy = self.policy_for(&job.org_id, now_millis()).await;
+                    let result = self.inner.sender.send(&job, body, now_millis(), policy.as_deref()).await;
                     let now = now_millis();
                     record::count_attempt(&self.inner.metrics, &job, &result, now);
                     let (next, note) = if result.is_success() && result.signal.is_none() && !result.timed_out {
@@ -675,6 +683,34 @@ impl Dispatcher {
                 false
             }
         }
+    }
+
+    /// The organisation's destination policy (an operational webhook follows
+    /// its organisation's), read at most every 10 s; `None` when it has none.
+    async fn policy_for(&self, org_id: &str, now: i64) -> Option<Arc<OrgPolicy>> {
+        let org_id = org_id.strip_suffix(".operational").unwrap_or(org_id);
+        let cached = {
+            let policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
+            policies.get(org_id).filter(|(at, _)| now - at < SCHEDULE_TTL_MS).map(|(_, p)| p.clone())
+        };
+        if let Some(p) = cached {
+            return p;
+        }
+        let read = match self.inner.queue.org_policy(org_id).await {
+            Ok(p) => (!p.is_empty()).then(|| Arc::new(p)),
+            Err(e) => {
+                // Keep the last known policy rather than loosen it.
+                tracing::warn!(error = %e, "reading the organisation's destination policy failed");
+                let policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
+                return policies.get(org_id).and_then(|(_, p)| p.clone());
+            }
+        };
+        let mut policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
+        if policies.len() >= 10_000 {
+            policies.clear();
+        }
+        policies.insert(org_id.to_string(), (now, read.clone()));
+        read
     }
 
     /// The retry schedule for this delivery: the endpoint's own, else its event

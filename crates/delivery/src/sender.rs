@@ -13,7 +13,10 @@ use hookd_core::text::storable;
 use hookd_store::DeliveryJob;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
-use crate::ssrf::{check_literal, GuardedResolver};
+use crate::ssrf::{check_literal, check_resolved, GuardedResolver};
+use hookd_core::policy::{DestinationPolicy, OrgPolicy};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Most response body bytes kept per attempt.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -22,7 +25,11 @@ const USER_AGENT_VALUE: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
     pub timeout: Duration,
-    pub allow_private_networks: bool,
+    /// The server's destination policy; an organisation's narrows it.
+    pub policy: DestinationPolicy,
+    /// An HTTP proxy every delivery goes through (`CONNECT` for https), for a
+    /// static egress address.
+    pub egress_proxy: Option<String>,
 }
 
 /// What came back from one attempt.
@@ -83,32 +90,60 @@ fn parse_signal(value: &str) -> Option<ReceiverSignal> {
     }
 }
 
+/// A client and the policy its resolver holds it to.
+type PolicyClient = (reqwest::Client, Arc<DestinationPolicy>);
+
+/// Clients for organisations with a policy of their own, by policy.
+const MAX_NARROWED_CLIENTS: usize = 256;
+
 #[derive(Clone)]
 pub struct HttpSender {
+    config: Arc<SenderConfig>,
+    /// The client under the server's policy.
     client: reqwest::Client,
-    allow_private: bool,
+    policy: Arc<DestinationPolicy>,
+    narrowed: Arc<Mutex<HashMap<OrgPolicy, PolicyClient>>>,
 }
 
 impl HttpSender {
     pub fn new(config: &SenderConfig) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            // Never through a proxy from the environment: the SSRF guard must see
-            // the address actually connected to.
-            .no_proxy()
-            .pool_max_idle_per_host(256)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true);
-        if !config.allow_private_networks {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
-        Ok(HttpSender { client: builder.build()?, allow_private: config.allow_private_networks })
+        let policy = Arc::new(config.policy.clone());
+        Ok(HttpSender {
+            client: client(config, &policy)?,
+            config: Arc::new(config.clone()),
+            policy,
+            narrowed: Arc::default(),
+        })
     }
 
-    /// Signs and sends `job` with `body`; never fails, the result says what happened.
-    pub async fn send(&self, job: &DeliveryJob, body: &Arc<[u8]>, now_millis: i64) -> SendResult {
+    /// The client and policy for a delivery of an organisation with `org` policy.
+    fn client_for(&self, org: Option<&OrgPolicy>) -> Result<PolicyClient, String> {
+        let Some(org) = org.filter(|o| !o.is_empty()) else {
+            return Ok((self.client.clone(), self.policy.clone()));
+        };
+        let mut narrowed = self.narrowed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((c, p)) = narrowed.get(org) {
+            return Ok((c.clone(), p.clone()));
+        }
+        let policy = Arc::new(self.policy.narrowed(org));
+        let c = client(&self.config, &policy).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        if narrowed.len() >= MAX_NARROWED_CLIENTS {
+            narrowed.clear();
+        }
+        narrowed.insert(org.clone(), (c.clone(), policy.clone()));
+        Ok((c, policy))
+    }
+
+    /// Signs and sends `job` with `body` under the server's destination policy
+    /// narrowed by the organisation's (`org`); never fails, the result says what
+    /// happened.
+    pub async fn send(
+        &self,
+        job: &DeliveryJob,
+        body: &Arc<[u8]>,
+        now_millis: i64,
+        org: Option<&OrgPolicy>,
+    ) -> SendResult {
         let started = Instant::now();
         let failed = |msg: String| SendResult {
             status: None,
@@ -120,8 +155,15 @@ impl HttpSender {
             Ok(u) => u,
             Err(e) => return failed(format!("invalid endpoint URL: {e}")),
         };
-        if !self.allow_private {
-            if let Err(refused) = check_literal(&url) {
+        let (client, policy) = match self.client_for(org) {
+            Ok(c) => c,
+            Err(e) => return failed(e),
+        };
+        if let Err(refused) = check_literal(&policy, &url) {
+            return failed(refused.0);
+        }
+        if self.config.egress_proxy.is_some() && policy.checks_addresses() {
+            if let Err(refused) = check_resolved(&policy, &url).await {
                 return failed(refused.0);
             }
         }
@@ -130,7 +172,7 @@ impl HttpSender {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
-        let response = self.client.post(url).headers(headers).body(bytes::Bytes::from_owner(body.clone())).send().await;
+        let response = client.post(url).headers(headers).body(bytes::Bytes::from_owner(body.clone())).send().await;
         match response {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
@@ -166,6 +208,27 @@ impl HttpSender {
             Err(e) => SendResult { timed_out: e.is_timeout(), ..failed(describe(&e)) },
         }
     }
+}
+
+/// A client held to `policy`: its resolver vets every address it connects to.
+fn client(config: &SenderConfig, policy: &Arc<DestinationPolicy>) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true);
+    builder = match &config.egress_proxy {
+        // Only the configured proxy, never one from the environment: the guard
+        // must know where connections go.
+        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy)?),
+        None => builder.no_proxy(),
+    };
+    if policy.checks_addresses() {
+        builder = builder.dns_resolver(Arc::new(GuardedResolver(policy.clone())));
+    }
+    builder.build()
 }
 
 fn build_headers(job: &DeliveryJob, body: &[u8], timestamp: i64, now_millis: i64) -> Result<HeaderMap, String> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hookd_core::policy::Network;
 use hookd_core::schedule::{parse_duration, RetrySchedule, DEFAULT_SCHEDULE};
 use hookd_delivery::control::{BreakerConfig, ControlConfig};
 use serde::Deserialize;
@@ -41,6 +42,27 @@ pub struct ServeOptions {
     /// Allow delivery to loopback and private addresses (off by default: SSRF guard).
     #[arg(long, env = "HOOKD_ALLOW_PRIVATE_NETWORKS", num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_networks: Option<bool>,
+
+    /// Deliver to https endpoints only; http URLs are refused (422 on write,
+    /// and at delivery).
+    #[arg(long, env = "HOOKD_HTTPS_ONLY", num_args = 0..=1, default_missing_value = "true")]
+    pub https_only: Option<bool>,
+
+    /// When set, deliver only to these networks (comma-separated CIDRs); they
+    /// pass the default block list, so an internal receiver network can be let in.
+    #[arg(long, env = "HOOKD_ALLOWED_NETWORKS", value_delimiter = ',')]
+    pub allowed_networks: Option<Vec<String>>,
+
+    /// Never deliver to these networks (comma-separated CIDRs), besides the
+    /// default block list.
+    #[arg(long, env = "HOOKD_BLOCKED_NETWORKS", value_delimiter = ',')]
+    pub blocked_networks: Option<Vec<String>>,
+
+    /// Send every delivery through this HTTP proxy (`CONNECT` for https), e.g.
+    /// for a static egress address. The destination policy is applied before
+    /// the proxy is asked to connect.
+    #[arg(long, env = "HOOKD_EGRESS_PROXY")]
+    pub egress_proxy: Option<String>,
 
     /// Delays between attempts after the first (immediate) one [default: 5s,5m,30m,2h,5h,10h,10h].
     #[arg(long, env = "HOOKD_RETRY_SCHEDULE")]
@@ -180,7 +202,9 @@ pub struct Config {
     pub listen: String,
     pub database: Database,
     pub admin_token: Option<String>,
-    pub allow_private_networks: bool,
+    /// The server's destination policy.
+    pub destination: hookd_core::policy::DestinationPolicy,
+    pub egress_proxy: Option<String>,
     pub retry_schedule: RetrySchedule,
     pub max_payload_bytes: usize,
     pub request_timeout: Duration,
@@ -284,6 +308,10 @@ impl ServeOptions {
                 database_url,
                 admin_token,
                 allow_private_networks,
+                https_only,
+                allowed_networks,
+                blocked_networks,
+                egress_proxy,
                 retry_schedule,
                 max_payload_bytes,
                 request_timeout,
@@ -355,6 +383,30 @@ impl ServeOptions {
             disable_after: positive_duration("disable-after", self.disable_after, "5d")?,
             ..defaults
         };
+        let networks = |flag: &str, list: Option<Vec<String>>| -> anyhow::Result<Vec<Network>> {
+            let list = list.unwrap_or_default();
+            if list.len() > hookd_core::policy::MAX_NETWORKS {
+                bail!("--{flag}: at most {} networks", hookd_core::policy::MAX_NETWORKS);
+            }
+            list.iter()
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| Network::parse(n).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+                .collect()
+        };
+        let destination = hookd_core::policy::DestinationPolicy {
+            https_only: self.https_only.unwrap_or(false),
+            allow_private: self.allow_private_networks.unwrap_or(false),
+            allowed: networks("allowed-networks", self.allowed_networks)?,
+            blocked: networks("blocked-networks", self.blocked_networks)?,
+            org_allowed: Vec::new(),
+        };
+        let egress_proxy = self.egress_proxy.filter(|p| !p.is_empty());
+        if let Some(p) = &egress_proxy {
+            let u = url::Url::parse(p).map_err(|e| anyhow::anyhow!("--egress-proxy: `{p}` is not a URL: {e}"))?;
+            if u.scheme() != "http" && u.scheme() != "https" {
+                bail!("--egress-proxy: the proxy URL is http:// or https://");
+            }
+        }
         if max_payload_bytes > 64 * 1024 * 1024 {
             bail!("--max-payload-bytes is at most 67108864 (64 MiB)");
         }
@@ -362,7 +414,8 @@ impl ServeOptions {
             listen,
             database,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
-            allow_private_networks: self.allow_private_networks.unwrap_or(false),
+            destination,
+            egress_proxy,
             retry_schedule,
             max_payload_bytes,
             request_timeout: duration("request-timeout", self.request_timeout, "15s")?,

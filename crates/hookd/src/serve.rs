@@ -78,7 +78,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let sender = HttpSender::new(&SenderConfig {
         timeout: cfg.request_timeout,
-        allow_private_networks: cfg.allow_private_networks,
+        policy: cfg.destination.clone(),
+        egress_proxy: cfg.egress_proxy.clone(),
     })
     .context("cannot build the HTTP client")?;
     let node_id = new_id(IdPrefix::Token).replacen("tok_", "node_", 1);
@@ -113,12 +114,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         deliveries: deliveries.clone(),
         config: ApiConfig {
             max_payload_bytes: cfg.max_payload_bytes,
-            allow_private_networks: cfg.allow_private_networks,
             public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
             payload_retention: cfg.payload_retention,
             app_ingest_rate: cfg.app_ingest_rate,
             org_ingest_rate: cfg.org_ingest_rate,
             token_rate_limit: cfg.token_rate_limit,
+            destination: cfg.destination.clone(),
         },
         org_id,
         bootstrap_token_hash,

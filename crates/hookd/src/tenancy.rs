@@ -104,6 +104,7 @@ pub async fn org(command: OrgCommand) -> anyhow::Result<()> {
                 id: hookd_core::new_id(hookd_core::IdPrefix::Organization),
                 name: c.name,
                 env_type: c.env_type,
+                policy: Default::default(),
                 created_at: t,
                 updated_at: t,
             };

@@ -69,6 +69,8 @@ pub struct Organization {
     pub name: String,
     /// `development` or `production`.
     pub env_type: String,
+    /// Where its webhooks may go, narrowing the server's policy.
+    pub policy: hookd_core::policy::OrgPolicy,
     pub created_at: i64,
     pub updated_at: i64,
 }

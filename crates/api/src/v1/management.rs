@@ -10,6 +10,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookd_core::id::{new_id, IdPrefix};
+use hookd_core::policy::OrgPolicy;
 use hookd_core::timefmt::format_millis;
 use hookd_store::{ApiToken, Organization, TokenRole};
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,9 @@ pub struct EnvironmentOut {
     pub region: &'static str,
     pub created_at: String,
     pub updated_at: String,
+    /// Extension: where this organisation's webhooks may go, narrowing the
+    /// server's policy.
+    pub destination_policy: OrgPolicy,
 }
 
 impl From<Organization> for EnvironmentOut {
@@ -44,6 +48,7 @@ impl From<Organization> for EnvironmentOut {
             id: o.id,
             name: o.name,
             env_type: o.env_type,
+            destination_policy: o.policy,
             region: "self-hosted",
             created_at: format_millis(o.created_at),
             updated_at: format_millis(o.updated_at),
@@ -58,12 +63,18 @@ pub struct EnvironmentIn {
     pub name: String,
     #[serde(default, rename = "type")]
     pub env_type: Option<String>,
+    /// Extension: see [`EnvironmentOut::destination_policy`].
+    #[serde(default)]
+    pub destination_policy: Option<OrgPolicy>,
 }
 
 impl EnvironmentIn {
     fn validate(&self, type_required: bool) -> ApiResult<()> {
         if self.name.trim().is_empty() || self.name.len() > MAX_NAME_LEN {
             return Err(ApiError::body_field("name", format!("name must be 1 to {MAX_NAME_LEN} characters")));
+        }
+        if let Some(p) = &self.destination_policy {
+            p.validate().map_err(|e| ApiError::body_field("destinationPolicy", e))?;
         }
         match self.env_type.as_deref() {
             None if type_required => Err(ApiError::body_field("type", "type is `development` or `production`")),
@@ -95,6 +106,7 @@ pub async fn create_environment(
         id: new_id(IdPrefix::Organization),
         name: input.name,
         env_type: input.env_type.unwrap_or_else(|| "development".into()),
+        policy: input.destination_policy.unwrap_or_default(),
         created_at: t,
         updated_at: t,
     };
@@ -146,6 +158,9 @@ pub async fn update_environment(
     org.name = input.name;
     if let Some(t) = input.env_type {
         org.env_type = t;
+    }
+    if let Some(p) = input.destination_policy {
+        org.policy = p;
     }
     org.updated_at = now();
     state.resources.update_org(org.clone()).await?;

@@ -5,6 +5,7 @@ mod support;
 mod tenancy;
 
 mod delivery;
+mod egress;
 mod mgmt;
 
 mod applications;

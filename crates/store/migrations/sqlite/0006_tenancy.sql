@@ -4,6 +4,8 @@
 ALTER TABLE organization ADD COLUMN env_type TEXT NOT NULL DEFAULT 'development';
 ALTER TABLE organization ADD COLUMN updated_at INTEGER;
 UPDATE organization SET updated_at = created_at;
+-- JSON: the organisation's destination policy (https-only, allowed and blocked networks).
+ALTER TABLE organization ADD COLUMN policy TEXT;
 
 ALTER TABLE api_token ADD COLUMN name TEXT;
 -- server | admin | read-only | portal

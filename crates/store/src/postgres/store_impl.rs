@@ -401,6 +401,14 @@ impl Queue for PostgresStore {
         }
     }
 
+    async fn org_policy(&self, org_id: &str) -> Result<hookd_core::policy::OrgPolicy> {
+        match tokens::get_org(&mut *self.conn().await?, org_id).await {
+            Ok(org) => Ok(org.policy),
+            Err(StoreError::NotFound) => Ok(Default::default()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn release_endpoints(&self, owner: &str) -> Result<()> {
         owners::release_all(&mut *self.conn().await?, owner).await
     }

@@ -115,7 +115,11 @@ pub async fn has_admin_token(c: &mut PgConnection, org_id: &str) -> Result<bool>
         .await?)
 }
 
-const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at";
+const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at, policy";
+
+fn policy_json(p: &hookd_core::policy::OrgPolicy) -> Option<String> {
+    (!p.is_empty()).then(|| serde_json::to_string(p).unwrap_or_default())
+}
 
 fn org_row(r: &PgRow) -> std::result::Result<Organization, sqlx::Error> {
     let created_at: i64 = r.try_get(3)?;
@@ -125,6 +129,7 @@ fn org_row(r: &PgRow) -> std::result::Result<Organization, sqlx::Error> {
         env_type: r.try_get(2)?,
         created_at,
         updated_at: r.try_get::<Option<i64>, _>(4)?.unwrap_or(created_at),
+        policy: r.try_get::<Option<String>, _>(5)?.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default(),
     })
 }
 
@@ -141,23 +146,25 @@ pub async fn get_org(c: &mut PgConnection, id: &str) -> Result<Organization> {
 }
 
 pub async fn insert_org(c: &mut PgConnection, o: &Organization) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+    sqlx::query(&format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
         .bind(&o.id)
         .bind(&o.name)
         .bind(&o.env_type)
         .bind(o.created_at)
         .bind(o.updated_at)
+        .bind(policy_json(&o.policy))
         .execute(c)
         .await?;
     Ok(())
 }
 
 pub async fn update_org(c: &mut PgConnection, o: &Organization) -> Result<()> {
-    let n = sqlx::query("UPDATE organization SET name = $2, env_type = $3, updated_at = $4 WHERE id = $1")
+    let n = sqlx::query("UPDATE organization SET name = $2, env_type = $3, updated_at = $4, policy = $5 WHERE id = $1")
         .bind(&o.id)
         .bind(&o.name)
         .bind(&o.env_type)
         .bind(o.updated_at)
+        .bind(policy_json(&o.policy))
         .execute(c)
         .await?;
     if n.rows_affected() == 0 {

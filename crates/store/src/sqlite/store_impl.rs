@@ -409,6 +409,14 @@ impl Queue for SqliteStore {
         }
     }
 
+    async fn org_policy(&self, org_id: &str) -> Result<hookd_core::policy::OrgPolicy> {
+        match self.read_point(|c| tokens::get_org(c, org_id)) {
+            Ok(org) => Ok(org.policy),
+            Err(StoreError::NotFound) => Ok(Default::default()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn release_endpoints(&self, owner: &str) -> Result<()> {
         let owner = s(owner);
         self.write(move |c| owners::release_all(c, &owner)).await

@@ -99,7 +99,12 @@ pub fn has_admin_token(c: &Connection, org_id: &str) -> Result<bool> {
     })?)
 }
 
-const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at";
+const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at, policy";
+
+/// The stored form of a policy: `NULL` when it narrows nothing.
+pub fn policy_json(p: &hookd_core::policy::OrgPolicy) -> Option<String> {
+    (!p.is_empty()).then(|| serde_json::to_string(p).unwrap_or_default())
+}
 
 fn org_row(r: &rusqlite::Row) -> rusqlite::Result<Organization> {
     let created_at: i64 = r.get(3)?;
@@ -109,6 +114,7 @@ fn org_row(r: &rusqlite::Row) -> rusqlite::Result<Organization> {
         env_type: r.get(2)?,
         created_at,
         updated_at: r.get::<_, Option<i64>>(4)?.unwrap_or(created_at),
+        policy: r.get::<_, Option<String>>(5)?.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default(),
     })
 }
 
@@ -127,16 +133,16 @@ pub fn get_org(c: &Connection, id: &str) -> Result<Organization> {
 
 pub fn insert_org(c: &Connection, o: &Organization) -> Result<()> {
     c.execute(
-        &format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-        params![o.id, o.name, o.env_type, o.created_at, o.updated_at],
+        &format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![o.id, o.name, o.env_type, o.created_at, o.updated_at, policy_json(&o.policy)],
     )?;
     Ok(())
 }
 
 pub fn update_org(c: &Connection, o: &Organization) -> Result<()> {
     let n = c.execute(
-        "UPDATE organization SET name = ?2, env_type = ?3, updated_at = ?4 WHERE id = ?1",
-        params![o.id, o.name, o.env_type, o.updated_at],
+        "UPDATE organization SET name = ?2, env_type = ?3, updated_at = ?4, policy = ?5 WHERE id = ?1",
+        params![o.id, o.name, o.env_type, o.updated_at, policy_json(&o.policy)],
     )?;
     if n == 0 {
         return Err(crate::StoreError::NotFound);

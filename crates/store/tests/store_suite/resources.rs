@@ -339,6 +339,11 @@ pub async fn organisations_are_created_changed_and_deleted_whole(f: Fixture) {
         id: new_id(IdPrefix::Organization),
         name: "Other".into(),
         env_type: "production".into(),
+        policy: hookd_core::policy::OrgPolicy {
+            https_only: true,
+            allowed_networks: vec![],
+            blocked_networks: vec!["10.0.0.0/8".into()],
+        },
         created_at: t,
         updated_at: t,
     };
@@ -350,6 +355,9 @@ pub async fn organisations_are_created_changed_and_deleted_whole(f: Fixture) {
     renamed.name = "Renamed".into();
     f.store.update_org(renamed).await.unwrap();
     assert_eq!(f.store.get_org(&other.id).await.unwrap().name, "Renamed");
+    assert_eq!(f.store.org_policy(&other.id).await.unwrap(), other.policy);
+    assert!(f.store.org_policy(&f.org).await.unwrap().is_empty());
+    assert!(f.store.org_policy("org_gone").await.unwrap().is_empty());
 
     // The other organisation gets an application, an endpoint, a message, a token.
     let app = Application {

@@ -106,11 +106,40 @@ pub fn retry_schedule_ms(field: &'static str, schedule: Option<Vec<DurationWire>
     Ok(Some(ms))
 }
 
+/// Refuses (422) a URL the destination policy forbids on its face: a scheme
+/// other than https under an https-only policy, or a literal address outside
+/// the allowed networks. Names are checked when delivering, after resolution.
+pub async fn check_destination(state: &AppState, org_id: &str, url: Option<&str>) -> ApiResult<()> {
+    let Some(url) = url else { return Ok(()) };
+    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
+    let org_id = org_id.strip_suffix(".operational").unwrap_or(org_id);
+    let org = match state.resources.get_org(org_id).await {
+        Ok(org) => org.policy,
+        Err(StoreError::NotFound) => Default::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let policy = state.config.destination.narrowed(&org);
+    policy.check_scheme(parsed.scheme()).map_err(|e| ApiError::body_field("url", e))?;
+    let ip: Option<std::net::IpAddr> = match parsed.host() {
+        Some(url::Host::Ipv4(v4)) => Some(v4.into()),
+        Some(url::Host::Ipv6(v6)) => Some(v6.into()),
+        _ => None,
+    };
+    if let Some(ip) = ip {
+        policy.check_ip(ip).map_err(|e| ApiError::body_field("url", e))?;
+    }
+    Ok(())
+}
+
 /// Checks the settings given (those `None` are left as they are, and were
 /// checked when they were set).
 pub fn validate_settings(state: &AppState, s: &EndpointSettings) -> ApiResult<()> {
     if let Some(url) = &s.url {
-        EndpointUrl::parse(url, state.config.allow_private_networks).map_err(|e| ApiError::body_field("url", e))?;
+        // Literal addresses are judged by the destination policy next (an
+        // explicit allow list may admit a private network).
+        let policy = &state.config.destination;
+        EndpointUrl::parse(url, policy.allow_private || !policy.allowed.is_empty())
+            .map_err(|e| ApiError::body_field("url", e))?;
     }
     if s.description.as_ref().is_some_and(|d| d.len() > validate::MAX_DESCRIPTION_LEN) {
         return Err(ApiError::body_field("description", "description is too long"));
@@ -231,6 +260,7 @@ pub async fn create(
     let input: EndpointIn = parse_json(&body)?;
     let ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
     validate_endpoint(&state, &ep)?;
+    check_destination(&state, auth.org_id(), Some(&ep.url)).await?;
     let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
         Begin::Replay(prev) => return replay(&state, &auth, prev).await,
         Begin::Fresh(t) => t,
@@ -289,6 +319,7 @@ pub async fn upsert(
                 max_concurrency: Some(input.max_concurrency),
             };
             validate_settings(&state, &settings)?;
+            check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
             let updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
             Ok((StatusCode::OK, Json(EndpointOut::from(&updated.endpoint))))
         }
@@ -298,6 +329,7 @@ pub async fn upsert(
             }
             let ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
             validate_endpoint(&state, &ep)?;
+            check_destination(&state, auth.org_id(), Some(&ep.url)).await?;
             let ep = state.resources.create_endpoint(ep, None).await?;
             endpoint_event(&state, "endpoint.created", &ep);
             Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep))))
@@ -332,6 +364,7 @@ pub async fn patch(
         max_concurrency: p.max_concurrency,
     };
     validate_settings(&state, &settings)?;
+    check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
     Ok(Json(EndpointOut::from(&updated.endpoint)))
