@@ -69,6 +69,21 @@ pub struct TokenRevoke {
     pub store: Box<ServeOptions>,
 }
 
+/// Records a change made on the database in the audit trail, as the API's
+/// changes are (actor `cli`).
+async fn audited(store: &dyn Store, org_id: &str, action: &str, target: &str) -> anyhow::Result<()> {
+    let event = hookd_store::AuditEvent {
+        org_id: org_id.to_string(),
+        at: hookd_core::timefmt::now_millis(),
+        actor: "cli".into(),
+        action: action.into(),
+        target: target.into(),
+        status: 0,
+        address: None,
+    };
+    Ok(store.append_audit(vec![event]).await?)
+}
+
 async fn open(opts: Box<ServeOptions>) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     serve::open_store(&opts.resolve()?.database).await
 }
@@ -109,6 +124,7 @@ pub async fn org(command: OrgCommand) -> anyhow::Result<()> {
                 updated_at: t,
             };
             store.insert_org(org.clone()).await?;
+            audited(&*store, &org.id, "hookd org create", &org.id).await?;
             println!("{}", org.id);
             eprintln!(
                 "created organisation {:?}; `hookd token create --org {}` makes its admin token",
@@ -157,7 +173,9 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
                 },
             };
             let (token, row) = new_token(&org, role, c.name);
+            let id = row.id.clone();
             store.insert_token(row).await?;
+            audited(&*store, &org, "hookd token create", &id).await?;
             println!("{token}");
             Ok(())
         }
@@ -201,7 +219,9 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
             };
             let now = hookd_core::timefmt::now_millis();
             t.expires_at = Some(t.expires_at.map_or(now, |e| e.min(now)));
+            let org = t.org_id.clone();
             store.update_token(t).await?;
+            audited(&*store, &org, "hookd token revoke", &c.id).await?;
             println!("revoked {}; running servers stop accepting it within 10 s", c.id);
             Ok(())
         }

@@ -179,6 +179,13 @@ async fn the_cli_makes_organisations_and_tokens_on_the_database() {
     let server = TestServer::spawn_in(dir.clone(), ServerOptions::default()).await;
     assert_eq!(as_token(&server, &admin).get("/api/v1/app").await.0, 401, "a revoked token is refused");
     assert_eq!(as_token(&server, &reader).get("/api/v1/app").await.0, 200);
+    // The commands' changes are in the organisation's audit trail, made by `cli`.
+    let (_, audit) = as_token(&server, &reader).get("/api/v1/audit").await;
+    let entries: Vec<(String, String)> =
+        audit["data"].as_array().unwrap().iter().map(|e| (text(&e["actor"]), text(&e["action"]))).collect();
+    for action in ["hookd org create", "hookd token create", "hookd token revoke"] {
+        assert!(entries.contains(&("cli".to_string(), action.to_string())), "{action}: {entries:?}");
+    }
 }
 
 #[tokio::test]
