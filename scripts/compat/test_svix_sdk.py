@@ -1062,3 +1062,55 @@ def test_ed25519_v1a_signatures_verify_with_an_independent_implementation(svix, 
         shown = json.loads(resp.read())
     raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
     assert shown["publicKey"] == "whpk_" + base64.b64encode(raw).decode()
+
+
+def test_payload_encryption_decrypts_with_an_independent_jose_library(svix, server, sink, app, event_type):
+    """An endpoint with an `encryptionKey` (a P-256 JWK made here) gets a JWE that jwcrypto decrypts."""
+    import urllib.error
+    import urllib.request
+
+    from jwcrypto import jwe, jwk
+
+    private = jwk.JWK.generate(kty="EC", crv="P-256")
+    public = private.export_public(as_dict=True)
+    path = sink.new_path()
+    body = json.dumps({"url": sink.base + path, "secret": SECRET, "encryptionKey": public}).encode()
+    req = urllib.request.Request(
+        f"{server.base}/api/v1/app/{app.id}/endpoint", data=body, method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as resp:
+        ep = json.loads(resp.read())
+    assert ep["encryptionKey"]["x"] == public["x"]
+
+    payload = {"card": "4111 1111 1111 1111", "amount": 42}
+    svix.message.create(app.id, MessageIn(event_type=event_type, payload=payload))
+    [got] = sink.wait_for(path)
+    assert got.headers["content-type"] == "application/jose"
+    assert b"4111" not in got.body
+    # The signature covers the bytes sent: verify, then decrypt.
+    import hashlib
+    import hmac
+
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    signed = f"{got.headers['webhook-id']}.{got.headers['webhook-timestamp']}.".encode() + got.body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert f"v1,{expected}" in got.headers["webhook-signature"].split(" ")
+    token = jwe.JWE()
+    token.deserialize(got.body.decode(), key=private)
+    assert json.loads(token.payload) == payload
+    assert token.jose_header["alg"] == "ECDH-ES" and token.jose_header["enc"] == "A256GCM"
+    # Another key cannot decrypt it.
+    with pytest.raises(Exception):
+        jwe.JWE().deserialize(got.body.decode(), key=jwk.JWK.generate(kty="EC", crv="P-256"))
+
+    # A key that is not a P-256 public JWK is refused with the field named.
+    bad = json.dumps({"url": sink.base + path, "encryptionKey": private.export_private(as_dict=True)}).encode()
+    req = urllib.request.Request(
+        f"{server.base}/api/v1/app/{app.id}/endpoint", data=bad, method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req)
+    assert refused.value.code == 422
+    assert json.loads(refused.value.read())["detail"][0]["loc"] == ["body", "encryptionKey"]

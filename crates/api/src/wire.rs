@@ -102,6 +102,9 @@ pub struct EndpointOut {
     /// Extension: the endpoint's own concurrency cap, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// Extension: the public JWK payloads are encrypted to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<serde_json::Value>,
     /// Extension: its circuit breaker and throttling, as the node delivering to
     /// it last reported (absent until something was).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,6 +197,7 @@ impl From<&Endpoint> for EndpointOut {
                 .as_ref()
                 .map(|ms| ms.iter().map(|d| DurationWire::from_millis(*d)).collect()),
             max_concurrency: e.control.max_concurrency,
+            encryption_key: e.control.encryption_key.clone(),
             health: e.health.as_ref().map(EndpointHealthOut::from),
             public_key: e.secret.public_key(),
         }

@@ -5,6 +5,7 @@
 //! Nothing here does I/O; every other crate builds on these types.
 
 pub mod id;
+pub mod jwe;
 pub mod net;
 pub mod policy;
 pub mod schedule;

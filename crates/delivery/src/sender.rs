@@ -167,12 +167,21 @@ impl HttpSender {
                 return failed(refused.0);
             }
         }
+        // An endpoint with an encryption key gets the payload as a JWE, signed
+        // as sent.
+        let (body, content_type) = match &job.endpoint.control.encryption_key {
+            None => (body.clone(), "application/json"),
+            Some(jwk) => match hookd_core::jwe::EncryptionKey::from_jwk(jwk) {
+                Ok(key) => (Arc::from(key.encrypt(body).into_bytes()), "application/jose"),
+                Err(e) => return failed(format!("the endpoint's encryption key is unusable: {e}")),
+            },
+        };
         let timestamp = now_millis / 1000;
-        let headers = match build_headers(job, body, timestamp, now_millis) {
+        let headers = match build_headers(job, &body, content_type, timestamp, now_millis) {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
-        let response = client.post(url).headers(headers).body(bytes::Bytes::from_owner(body.clone())).send().await;
+        let response = client.post(url).headers(headers).body(bytes::Bytes::from_owner(body)).send().await;
         match response {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
@@ -231,12 +240,18 @@ fn client(config: &SenderConfig, policy: &Arc<DestinationPolicy>) -> Result<reqw
     builder.build()
 }
 
-fn build_headers(job: &DeliveryJob, body: &[u8], timestamp: i64, now_millis: i64) -> Result<HeaderMap, String> {
+fn build_headers(
+    job: &DeliveryJob,
+    body: &[u8],
+    content_type: &'static str,
+    timestamp: i64,
+    now_millis: i64,
+) -> Result<HeaderMap, String> {
     let secrets = job.endpoint.signing_secrets(now_millis);
     let signature = signature_header(&secrets, &job.msg_id, timestamp, body);
     let mut h = HeaderMap::with_capacity(8 + job.endpoint.headers.len());
     let value = |s: &str| HeaderValue::from_str(s).map_err(|_| format!("header value `{s}` is not valid"));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     let id = value(&job.msg_id)?;
     let ts = value(&timestamp.to_string())?;

@@ -40,6 +40,8 @@ pub struct EndpointSettings {
     /// The endpoint's own retry schedule (ms delays) and concurrency cap.
     pub retry_schedule_ms: Option<Option<Vec<u64>>>,
     pub max_concurrency: Option<Option<u32>>,
+    /// The JWK payloads are encrypted to.
+    pub encryption_key: Option<Option<serde_json::Value>>,
 }
 
 /// Which group of columns a change writes.
@@ -96,6 +98,9 @@ impl EndpointChange {
                 }
                 if let Some(v) = s.max_concurrency {
                     ep.control.max_concurrency = v;
+                }
+                if let Some(v) = s.encryption_key {
+                    ep.control.encryption_key = v;
                 }
             }
             EndpointChange::Headers { set, remove, replace } => {

@@ -163,6 +163,9 @@ pub struct DeliveryControl {
     /// Requests in flight to the endpoint at most (below the server's cap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// A P-256 public JWK: payloads go to the endpoint encrypted to it (JWE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<serde_json::Value>,
 }
 
 impl DeliveryControl {

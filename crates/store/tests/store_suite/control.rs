@@ -11,7 +11,11 @@ use crate::fixture::{lease, outcome, Fixture};
 
 pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
     let mut row = f.endpoint_row(None, None);
-    row.control = DeliveryControl { retry_schedule_ms: Some(vec![1_000, 60_000]), max_concurrency: Some(3) };
+    row.control = DeliveryControl {
+        retry_schedule_ms: Some(vec![1_000, 60_000]),
+        max_concurrency: Some(3),
+        encryption_key: Some(serde_json::json!({"kty": "EC"})),
+    };
     let ep = f.store.create_endpoint(row, None).await.unwrap();
     let read = f.store.get_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
     assert_eq!(read.control, ep.control);
@@ -24,7 +28,14 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
     assert_eq!(updated.endpoint.control, ep.control);
     let clear = EndpointSettings { retry_schedule_ms: Some(None), ..Default::default() };
     let updated = f.store.update_endpoint(&f.org, &f.app, &ep.id, EndpointChange::Settings(clear), None).await.unwrap();
-    assert_eq!(updated.endpoint.control, DeliveryControl { retry_schedule_ms: None, max_concurrency: Some(3) });
+    assert_eq!(
+        updated.endpoint.control,
+        DeliveryControl {
+            retry_schedule_ms: None,
+            max_concurrency: Some(3),
+            encryption_key: Some(serde_json::json!({"kty": "EC"}))
+        }
+    );
 
     // Health is written without moving the revision (nodes holding it need not reload).
     let revision = updated.endpoint.revision;

@@ -56,6 +56,9 @@ pub struct EndpointIn {
     /// Extension: the endpoint's own concurrency cap.
     #[serde(default)]
     pub max_concurrency: Option<u32>,
+    /// Extension: a P-256 public JWK to encrypt payloads to (JWE).
+    #[serde(default)]
+    pub encryption_key: Option<serde_json::Value>,
     /// Extension: the kind of secret generated when `secret` is left out:
     /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
     /// `v1a` signatures).
@@ -88,6 +91,8 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<Vec<DurationWire>>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub max_concurrency: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub encryption_key: Option<Option<serde_json::Value>>,
 }
 
 /// Most requests in flight an endpoint may ask for.
@@ -171,6 +176,9 @@ pub fn validate_settings(state: &AppState, s: &EndpointSettings) -> ApiResult<()
             return Err(ApiError::body_field("maxConcurrency", format!("between 1 and {MAX_CONCURRENCY}")));
         }
     }
+    if let Some(Some(jwk)) = &s.encryption_key {
+        hookd_core::jwe::EncryptionKey::from_jwk(jwk).map_err(|e| ApiError::body_field("encryptionKey", e))?;
+    }
     if let Some(Some(ms)) = &s.retry_schedule_ms {
         hookd_core::RetrySchedule::from_millis(ms).map_err(|e| ApiError::body_field("retrySchedule", e.to_string()))?;
     }
@@ -197,6 +205,7 @@ fn settings_of(ep: &Endpoint) -> EndpointSettings {
         metadata: Some(ep.metadata.clone()),
         retry_schedule_ms: Some(ep.control.retry_schedule_ms.clone()),
         max_concurrency: Some(ep.control.max_concurrency),
+        encryption_key: Some(ep.control.encryption_key.clone()),
     }
 }
 
@@ -235,6 +244,7 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
         control: DeliveryControl {
             retry_schedule_ms: retry_schedule_ms("retrySchedule", input.retry_schedule)?,
             max_concurrency: input.max_concurrency,
+            encryption_key: input.encryption_key,
         },
         health: None,
     })
@@ -317,6 +327,7 @@ pub async fn upsert(
                 metadata: Some(input.metadata.unwrap_or_default()),
                 retry_schedule_ms: Some(retry_schedule_ms("retrySchedule", input.retry_schedule)?),
                 max_concurrency: Some(input.max_concurrency),
+                encryption_key: Some(input.encryption_key),
             };
             validate_settings(&state, &settings)?;
             check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
@@ -362,6 +373,7 @@ pub async fn patch(
             None => None,
         },
         max_concurrency: p.max_concurrency,
+        encryption_key: p.encryption_key,
     };
     validate_settings(&state, &settings)?;
     check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
