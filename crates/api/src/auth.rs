@@ -21,6 +21,7 @@ use base64::Engine;
 pub use hookd_store::TokenRole;
 use hookd_store::{ApiToken, Application};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -253,6 +254,9 @@ impl FromRequestParts<AppState> for OrgAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_request_parts(parts, state).await?;
         let Some(own) = &auth.app_id else {
+            if auth.role == TokenRole::Portal {
+                return Err(ApiError::NotFound);
+            }
             return Ok(OrgAuth { org_id: auth.org_id, token_id: auth.token_id, role: auth.role });
         };
         // A portal token on its own application lacks the right (403); anywhere
@@ -349,7 +353,11 @@ impl FromRequestParts<AppState> for Auth {
                 *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(actor);
             }
         };
-        if state.bootstrap_token_hash.as_deref() == Some(hash.as_str()) {
+        // Constant time, though only hashes are compared (stored tokens are
+        // found by their hash's index, which reveals nothing of a token).
+        let bootstrap =
+            state.bootstrap_token_hash.as_deref().is_some_and(|b| bool::from(b.as_bytes().ct_eq(hash.as_bytes())));
+        if bootstrap {
             noted(&state.org_id, "bootstrap");
             within_rate(state, "bootstrap")?;
             return Ok(Auth {
@@ -374,11 +382,22 @@ impl FromRequestParts<AppState> for Auth {
         if token.expires_at.is_some_and(|exp| exp <= now) {
             return Err(ApiError::Unauthorized);
         }
+        // A portal token always names its application.
+        if token.role == TokenRole::Portal && token.app_id.is_none() {
+            return Err(ApiError::Unauthorized);
+        }
         noted(&token.org_id, &token.id);
         within_rate(state, &token.id)?;
         let reads = parts.method == Method::GET || parts.method == Method::HEAD;
-        if token.role == TokenRole::ReadOnly && !reads {
-            return Err(ApiError::Forbidden("this token is read-only".into()));
+        if token.role == TokenRole::ReadOnly {
+            if !reads {
+                return Err(ApiError::Forbidden("this token is read-only".into()));
+            }
+            // A signing secret forges webhooks: more than a read.
+            let route = parts.extensions.get::<MatchedPath>().map_or("", |m| m.as_str());
+            if route.ends_with("/secret") {
+                return Err(ApiError::Forbidden("a read-only token cannot read signing secrets".into()));
+            }
         }
         let (capabilities, denied) = match token.role {
             TokenRole::Portal => {

@@ -55,7 +55,7 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
 
 /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
 /// (`::a.b.c.d`) or well-known NAT64 (`64:ff9b::a.b.c.d`) IPv6 address.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+pub(crate) fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
     // Well-known NAT64 (64:ff9b::/96): DNS64 networks give every IPv4-only host
     // such an address; it is judged by the IPv4 address it carries.

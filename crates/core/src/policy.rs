@@ -41,15 +41,24 @@ impl Network {
                 .filter(|p| *p <= max)
                 .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
         };
+        // An IPv4-mapped network (`::ffff:10.0.0.0/104`) is the IPv4 network.
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Ok(Network { addr: IpAddr::V4(v4), prefix: prefix - 96 });
+            }
+        }
         Ok(Network { addr, prefix })
     }
 
-    /// Whether `ip` is in the network. An IPv4-mapped IPv6 address is judged
-    /// by the IPv4 address it carries.
+    /// Whether `ip` is in the network. An IPv6 address carrying an IPv4 one
+    /// (mapped, compatible, NAT64) is in an IPv4 network when the IPv4 address is.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => match crate::net::embedded_v4(v6) {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            _ => ip,
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -103,6 +112,16 @@ impl OrgPolicy {
 
     pub fn is_empty(&self) -> bool {
         *self == OrgPolicy::default()
+    }
+
+    /// What a stored policy that cannot be read stands for: nothing may be
+    /// reached (failing closed) until it is set again.
+    pub fn unreadable() -> Self {
+        OrgPolicy {
+            https_only: true,
+            allowed_networks: Vec::new(),
+            blocked_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+        }
     }
 }
 
@@ -183,6 +202,10 @@ mod tests {
         let n = Network::parse("10.0.0.0/8").unwrap();
         assert!(n.contains(ip("10.255.1.2")) && !n.contains(ip("11.0.0.1")));
         assert!(n.contains(ip("::ffff:10.1.1.1")), "mapped IPv6 is judged as IPv4");
+        assert!(n.contains(ip("64:ff9b::a01:101")), "so is NAT64");
+        let mapped = Network::parse("::ffff:169.254.169.254").unwrap();
+        assert!(mapped.contains(ip("169.254.169.254")) && mapped.contains(ip("::ffff:169.254.169.254")));
+        assert_eq!(Network::parse("::ffff:0:0/96").unwrap().to_string(), "0.0.0.0/0");
         assert!(Network::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(Network::parse("2001:db8::/32").unwrap().contains(ip("2001:db8:1::1")));
         assert!(!Network::parse("2001:db8::/32").unwrap().contains(ip("10.0.0.1")));

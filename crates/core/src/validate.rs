@@ -114,7 +114,12 @@ pub fn custom_header(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("header name `{name}` is not a valid HTTP header name"));
     }
     let lower = name.to_ascii_lowercase();
-    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("svix-") {
+    // `proxy-*` would pick the egress proxy's identity (`Proxy-Authorization`).
+    if RESERVED_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("webhook-")
+        || lower.starts_with("svix-")
+        || lower.starts_with("proxy-")
+    {
         return Err(format!("header `{name}` is set by hookd and cannot be overridden"));
     }
     if value.len() > MAX_HEADER_VALUE_LEN {

@@ -493,8 +493,10 @@ impl Dispatcher {
                 // Expunged after the delivery was made.
                 None => record::canceled(&job),
                 Some(body) => {
-                    let policy = self.policy_for(&job.org_id, now_millis()).await;
-                    let result = self.inner.sender.send(&job, body, now_millis(), policy.as_deref()).await;
+                    let result = match self.policy_for(&job.org_id, now_millis()).await {
+                        Ok(policy) => self.inner.sender.send(&job, body, now_millis(), policy.as_deref()).await,
+                        Err(why) => SendResult { body: why, ..Default::default() },
+                    };
                     let now = now_millis();
                     record::count_attempt(&self.inner.metrics, &job, &result, now);
                     let (next, note) = if result.is_success() && result.signal.is_none() && !result.timed_out {
@@ -687,22 +689,27 @@ impl Dispatcher {
 
     /// The organisation's destination policy (an operational webhook follows
     /// its organisation's), read at most every 10 s; `None` when it has none.
-    async fn policy_for(&self, org_id: &str, now: i64) -> Option<Arc<OrgPolicy>> {
+    /// Fails (the attempt with it) when it cannot be read and none is known.
+    async fn policy_for(&self, org_id: &str, now: i64) -> Result<Option<Arc<OrgPolicy>>, String> {
         let org_id = org_id.strip_suffix(".operational").unwrap_or(org_id);
         let cached = {
             let policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
             policies.get(org_id).filter(|(at, _)| now - at < SCHEDULE_TTL_MS).map(|(_, p)| p.clone())
         };
         if let Some(p) = cached {
-            return p;
+            return Ok(p);
         }
         let read = match self.inner.queue.org_policy(org_id).await {
             Ok(p) => (!p.is_empty()).then(|| Arc::new(p)),
             Err(e) => {
-                // Keep the last known policy rather than loosen it.
+                // Keep the last known policy rather than loosen it; with none
+                // known, do not send.
                 tracing::warn!(error = %e, "reading the organisation's destination policy failed");
                 let policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
-                return policies.get(org_id).and_then(|(_, p)| p.clone());
+                return match policies.get(org_id) {
+                    Some((_, p)) => Ok(p.clone()),
+                    None => Err("not sent: the organisation's destination policy could not be read".into()),
+                };
             }
         };
         let mut policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
@@ -710,7 +717,7 @@ impl Dispatcher {
             policies.clear();
         }
         policies.insert(org_id.to_string(), (now, read.clone()));
-        read
+        Ok(read)
     }
 
     /// The retry schedule for this delivery: the endpoint's own, else its event

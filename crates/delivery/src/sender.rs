@@ -234,7 +234,9 @@ fn client(config: &SenderConfig, policy: &Arc<DestinationPolicy>) -> Result<reqw
         Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy)?),
         None => builder.no_proxy(),
     };
-    if policy.checks_addresses() {
+    // Through a proxy the client resolves only the proxy's name (the
+    // operator's, and maybe private); destinations are vetted in `send`.
+    if policy.checks_addresses() && config.egress_proxy.is_none() {
         builder = builder.dns_resolver(Arc::new(GuardedResolver(policy.clone())));
     }
     builder.build()

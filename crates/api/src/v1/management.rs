@@ -117,11 +117,12 @@ pub async fn create_environment(
 /// The organisation `env_id` if the caller may see it: a server admin any, an
 /// organisation token its own; anything else is not found.
 async fn visible_org(state: &AppState, auth: &Auth, env_id: &str) -> ApiResult<Organization> {
-    let allowed = match auth.role {
-        TokenRole::Server => true,
-        TokenRole::Admin | TokenRole::ReadOnly => auth.org_id == env_id,
-        TokenRole::Portal => false,
-    };
+    let allowed = auth.app_id.is_none()
+        && match auth.role {
+            TokenRole::Server => true,
+            TokenRole::Admin | TokenRole::ReadOnly => auth.org_id == env_id,
+            TokenRole::Portal => false,
+        };
     if !allowed {
         return Err(ApiError::NotFound);
     }

@@ -124,8 +124,10 @@ async fn blocked_networks_https_only_and_an_organisations_policy() {
 }
 
 /// A forwarding proxy on loopback: `CONNECT` tunnels and absolute-form
-/// requests; records the targets it was asked for.
-async fn start_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+/// requests; records the targets it was asked for. With `upstream`, it
+/// connects there whatever the target (standing in for a network only the
+/// proxy reaches).
+async fn start_proxy(upstream: Option<String>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -133,7 +135,7 @@ async fn start_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
     tokio::spawn(async move {
         loop {
             let Ok((mut client, _)) = listener.accept().await else { return };
-            let log = log.clone();
+            let (log, upstream) = (log.clone(), upstream.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
@@ -148,14 +150,18 @@ async fn start_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
                 let (method, target) = (line.next().unwrap_or(""), line.next().unwrap_or("").to_string());
                 if method == "CONNECT" {
                     log.lock().unwrap().push(target.clone());
-                    let Ok(mut upstream) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut upstream) = TcpStream::connect(upstream.as_deref().unwrap_or(&target)).await else {
+                        return;
+                    };
                     client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.unwrap();
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                 } else {
                     let rest = target.strip_prefix("http://").unwrap_or(&target);
                     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
                     log.lock().unwrap().push(authority.to_string());
-                    let Ok(mut upstream) = TcpStream::connect(authority).await else { return };
+                    let Ok(mut upstream) = TcpStream::connect(upstream.as_deref().unwrap_or(authority)).await else {
+                        return;
+                    };
                     let origin_form = text.replacen(&target, if path.is_empty() { "/" } else { path }, 1);
                     upstream.write_all(origin_form.as_bytes()).await.unwrap();
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -168,7 +174,7 @@ async fn start_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test]
 async fn deliveries_go_through_the_egress_proxy_after_the_policy_says_yes() {
-    let (proxy, seen) = start_proxy().await;
+    let (proxy, seen) = start_proxy(None).await;
     let server = TestServer::spawn_with(with(true, &["--egress-proxy", &proxy])).await;
     let sink = Sink::start().await;
     let app = server.create_app("Proxied").await;
@@ -195,4 +201,29 @@ async fn deliveries_go_through_the_egress_proxy_after_the_policy_says_yes() {
     assert!(response.contains("blocked network"), "{response}");
     assert_eq!(seen.lock().unwrap().len(), 1, "the proxy was never asked for a refused destination");
     assert_eq!(sink.received().len(), 1);
+    // Tenants cannot pick the proxy's identity.
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": sink.url("/h"), "headers": {"Proxy-Authorization": "Basic eDp5"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+}
+
+/// The proxy's own name is the operator's: it is not held to the destination
+/// policy (here it resolves to loopback, which deliveries may not reach).
+#[tokio::test]
+async fn a_proxy_named_on_a_private_network_still_carries_allowed_deliveries() {
+    let sink = Sink::start().await;
+    let (proxy, seen) = start_proxy(Some(sink.addr.to_string())).await;
+    let proxy = proxy.replace("127.0.0.1", "localhost");
+    let server =
+        TestServer::spawn_with(with(false, &["--egress-proxy", &proxy, "--allowed-networks", "127.0.0.2/32"])).await;
+    let app = server.create_app("Behind a proxy").await;
+    let ok = attempt_at(&server, &app, "http://127.0.0.2:9/only-the-proxy-reaches-this").await;
+    assert_eq!(ok["responseStatusCode"], 200, "{ok}");
+    assert_eq!(*seen.lock().unwrap(), vec!["127.0.0.2:9".to_string()]);
+    let (status, _) = server.post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": sink.url("/direct")})).await;
+    assert_eq!(status, 422, "127.0.0.1 is still no destination");
 }

@@ -110,6 +110,11 @@ async fn organisations_and_their_tokens_see_only_their_own() {
     // A read-only token reads and changes nothing.
     let ro = as_token(&server, &ro_token);
     assert_eq!(ro.get(&format!("/api/v1/app/{b_app}")).await.0, 200);
+    let (_, ep) = b.post(&format!("/api/v1/app/{b_app}/endpoint"), json!({"url": "http://127.0.0.1:9/x"})).await;
+    let secret = format!("/api/v1/app/{b_app}/endpoint/{}/secret", text(&ep["id"]));
+    assert_eq!(ro.get(&format!("/api/v1/app/{b_app}/endpoint/{}", text(&ep["id"]))).await.0, 200);
+    assert_eq!(ro.get(&secret).await.0, 403, "a signing secret is more than a read");
+    assert_eq!(b.get(&secret).await.0, 200);
     let (status, body) = ro.post("/api/v1/app", json!({"name": "nope"})).await;
     assert_eq!((status, body["detail"].as_str()), (403, Some("this token is read-only")));
     assert_eq!(ro.call(Method::DELETE, &format!("/api/v1/app/{b_app}"), None).await.0, 403);

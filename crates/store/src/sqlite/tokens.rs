@@ -45,17 +45,22 @@ pub fn insert_token(c: &Connection, t: &ApiToken) -> Result<()> {
 fn token_row(r: &rusqlite::Row) -> rusqlite::Result<ApiToken> {
     let role: String = r.get(7)?;
     let capabilities: Option<String> = r.get(8)?;
+    let app_id: Option<String> = r.get(3)?;
+    let scoped = app_id.is_some();
     Ok(ApiToken {
         id: r.get(0)?,
         org_id: r.get(1)?,
         token_hash: r.get(2)?,
-        app_id: r.get(3)?,
+        app_id,
         created_at: r.get(4)?,
         expires_at: r.get(5)?,
         name: r.get(6)?,
-        // An unknown role can do nothing more than read its own application.
-        role: TokenRole::parse(&role).unwrap_or(TokenRole::Portal),
-        capabilities: capabilities.and_then(|c| serde_json::from_str(&c).ok()),
+        // A token scoped to an application is a portal token whatever its row
+        // says (a row written by an older version says `admin`); an unknown
+        // role is a portal token too, which without an application is refused.
+        role: if scoped { TokenRole::Portal } else { TokenRole::parse(&role).unwrap_or(TokenRole::Portal) },
+        // Unreadable capabilities grant none; absent ones (older tokens) all.
+        capabilities: capabilities.map(|c| serde_json::from_str(&c).unwrap_or_default()),
         session_id: r.get(9)?,
         tail: r.get(10)?,
     })
@@ -114,7 +119,11 @@ fn org_row(r: &rusqlite::Row) -> rusqlite::Result<Organization> {
         env_type: r.get(2)?,
         created_at,
         updated_at: r.get::<_, Option<i64>>(4)?.unwrap_or(created_at),
-        policy: r.get::<_, Option<String>>(5)?.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default(),
+        policy: match r.get::<_, Option<String>>(5)? {
+            None => Default::default(),
+            // A policy this version cannot read must not become no policy.
+            Some(p) => serde_json::from_str(&p).unwrap_or_else(|_| hookd_core::policy::OrgPolicy::unreadable()),
+        },
     })
 }
 
