@@ -232,7 +232,13 @@ impl MessageOut {
     /// The message; its payload only when `with_content` (else `{}`, which the
     /// SDKs require to be present).
     pub fn new(m: Message, with_content: bool) -> Self {
-        let payload = match (&m.payload, with_content) {
+        let opened = match (&m.payload, with_content) {
+            (Some(p), true) if hookd_store::crypt::is_sealed(p) => {
+                hookd_store::crypt::open_body(p, &format!("{}:payload", m.id)).ok().map(std::sync::Arc::<[u8]>::from)
+            }
+            (p, _) => p.clone(),
+        };
+        let payload = match (&opened, with_content) {
             (Some(p), true) => std::str::from_utf8(p)
                 .ok()
                 .and_then(|s| RawValue::from_string(s.to_string()).ok())
@@ -272,10 +278,11 @@ pub struct MessageAttemptOut {
 
 impl From<Attempt> for MessageAttemptOut {
     fn from(a: Attempt) -> Self {
+        let response_context = format!("{}:response", a.id);
         MessageAttemptOut {
             id: a.id,
             url: a.url,
-            response: a.response,
+            response: hookd_store::crypt::open_text(&a.response, &response_context),
             response_status_code: a.response_status_code,
             response_duration_ms: a.response_duration_ms,
             status: a.status as i64,

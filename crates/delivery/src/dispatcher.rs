@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookd_core::policy::OrgPolicy;
 use hookd_core::timefmt::now_millis;
 use hookd_core::RetrySchedule;
 use hookd_store::{
@@ -27,6 +26,7 @@ use crate::control::{Control, ControlConfig, Verdict};
 use crate::held::HeldLeases;
 use crate::metrics::Metrics;
 use crate::operational::Operational;
+use crate::orgs::OrgSettingsCache;
 use crate::record::{self, attempt_outcome};
 use crate::sender::{HttpSender, ReceiverSignal, SendResult};
 
@@ -122,12 +122,9 @@ struct Inner {
     resources: Arc<dyn Resources>,
     /// Event types' own retry schedules: (org, event type) → (read at, schedule).
     schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
-    /// Organisations' destination policies: org → (read at, policy; `None` if empty).
-    policies: Mutex<HashMap<String, CachedPolicy>>,
+    /// What delivering needs of each organisation (policy, sealed payloads).
+    orgs: Arc<OrgSettingsCache>,
 }
-
-/// An organisation's policy as read at a time (`None`: it has none).
-type CachedPolicy = (i64, Option<Arc<OrgPolicy>>);
 
 impl Dispatcher {
     /// Starts the dispatcher, its outcome recorder and the claim loop.
@@ -138,6 +135,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         ops: Operational,
         resources: Arc<dyn Resources>,
+        orgs: Arc<OrgSettingsCache>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (health_tx, mut health_rx) = mpsc::unbounded_channel::<(String, EndpointHealth)>();
@@ -161,7 +159,7 @@ impl Dispatcher {
             ops,
             resources,
             schedules: Mutex::default(),
-            policies: Mutex::default(),
+            orgs,
         });
         let dispatcher = Dispatcher { inner };
         let health_queue = dispatcher.inner.queue.clone();
@@ -493,10 +491,16 @@ impl Dispatcher {
                 // Expunged after the delivery was made.
                 None => record::canceled(&job),
                 Some(body) => {
-                    let result = match self.policy_for(&job.org_id, now_millis()).await {
-                        Ok(policy) => self.inner.sender.send(&job, body, now_millis(), policy.as_deref()).await,
-                        Err(why) => SendResult { body: why, ..Default::default() },
+                    let org = self.inner.orgs.get(&job.org_id).await;
+                    let ready = org.clone().and_then(|org| Ok((org, open_payload(&job, body)?)));
+                    let result = match ready {
+                        Ok((org, body)) => {
+                            let policy = (!org.policy.is_empty()).then_some(&org.policy);
+                            self.inner.sender.send(&job, &body, now_millis(), policy).await
+                        }
+                        Err(why) => SendResult { body: format!("not sent: {why}"), ..Default::default() },
                     };
+                    let seal_response = org.as_ref().is_ok_and(|o| o.encrypt_payloads);
                     let now = now_millis();
                     record::count_attempt(&self.inner.metrics, &job, &result, now);
                     let (next, note) = if result.is_success() && result.signal.is_none() && !result.timed_out {
@@ -509,6 +513,12 @@ impl Dispatcher {
                     if let (Some(note), Some(a)) = (note, outcome.attempt.as_mut()) {
                         // What hookd did about the answer, recorded with it.
                         a.response.push_str(note);
+                    }
+                    if let (true, Some(a)) = (seal_response, outcome.attempt.as_mut()) {
+                        let context = format!("{}:response", a.id);
+                        if let Some(sealed) = hookd_store::crypt::seal_body(a.response.as_bytes(), &context) {
+                            a.response = String::from_utf8(sealed).unwrap_or_default();
+                        }
                     }
                     self.attempt_events(&job, &outcome);
                     outcome
@@ -687,39 +697,6 @@ impl Dispatcher {
         }
     }
 
-    /// The organisation's destination policy (an operational webhook follows
-    /// its organisation's), read at most every 10 s; `None` when it has none.
-    /// Fails (the attempt with it) when it cannot be read and none is known.
-    async fn policy_for(&self, org_id: &str, now: i64) -> Result<Option<Arc<OrgPolicy>>, String> {
-        let org_id = org_id.strip_suffix(".operational").unwrap_or(org_id);
-        let cached = {
-            let policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
-            policies.get(org_id).filter(|(at, _)| now - at < SCHEDULE_TTL_MS).map(|(_, p)| p.clone())
-        };
-        if let Some(p) = cached {
-            return Ok(p);
-        }
-        let read = match self.inner.queue.org_policy(org_id).await {
-            Ok(p) => (!p.is_empty()).then(|| Arc::new(p)),
-            Err(e) => {
-                // Keep the last known policy rather than loosen it; with none
-                // known, do not send.
-                tracing::warn!(error = %e, "reading the organisation's destination policy failed");
-                let policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
-                return match policies.get(org_id) {
-                    Some((_, p)) => Ok(p.clone()),
-                    None => Err("not sent: the organisation's destination policy could not be read".into()),
-                };
-            }
-        };
-        let mut policies = self.inner.policies.lock().unwrap_or_else(|e| e.into_inner());
-        if policies.len() >= 10_000 {
-            policies.clear();
-        }
-        policies.insert(org_id.to_string(), (now, read.clone()));
-        Ok(read)
-    }
-
     /// The retry schedule for this delivery: the endpoint's own, else its event
     /// type's, else the server's.
     async fn schedule_for(&self, job: &DeliveryJob, now: i64) -> Arc<RetrySchedule> {
@@ -880,6 +857,16 @@ fn control_mut<'a>(
         controls.insert(id.to_string(), make());
     }
     controls.get_mut(id).expect("inserted above when missing")
+}
+
+/// The payload as its sender wrote it: opened when sealed at rest.
+fn open_payload(job: &DeliveryJob, body: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+    if !hookd_store::crypt::is_sealed(body) {
+        return Ok(body.clone());
+    }
+    hookd_store::crypt::open_body(body, &format!("{}:payload", job.msg_id))
+        .map(Arc::from)
+        .map_err(|e| format!("the payload cannot be opened: {e}"))
 }
 
 fn payload_size(job: &DeliveryJob) -> usize {

@@ -18,6 +18,7 @@ pub mod dispatcher;
 mod held;
 pub mod metrics;
 pub mod operational;
+pub mod orgs;
 pub mod record;
 pub mod retention;
 pub mod sender;
@@ -32,6 +33,7 @@ pub use dispatcher::{Dispatcher, DispatcherConfig};
 use hookd_store::{BackgroundTask, EndpointUpdated, IdempotencyRecord, Message, Queue, Resources, Result, StoreError};
 pub use metrics::Metrics;
 pub use operational::Operational;
+use orgs::OrgSettingsCache;
 pub use retention::RetentionConfig;
 pub use sender::{HttpSender, SenderConfig};
 use tokio::sync::Notify;
@@ -51,6 +53,7 @@ struct Inner {
     tasks: Arc<Notify>,
     closing: Arc<AtomicBool>,
     ops: Operational,
+    orgs: Arc<OrgSettingsCache>,
 }
 
 impl Deliveries {
@@ -64,8 +67,10 @@ impl Deliveries {
         sender: HttpSender,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let ops = Operational::new(resources.clone(), queue.clone());
-        let dispatcher = Dispatcher::start(config, queue.clone(), sender, metrics.clone(), ops.clone(), resources);
+        let orgs = Arc::new(OrgSettingsCache::new(queue.clone()));
+        let ops = Operational::new(resources.clone(), queue.clone(), orgs.clone());
+        let dispatcher =
+            Dispatcher::start(config, queue.clone(), sender, metrics.clone(), ops.clone(), resources, orgs.clone());
         let tasks = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
         tokio::spawn(
@@ -80,12 +85,15 @@ impl Deliveries {
             .run(),
         );
         tokio::spawn(retention::run(queue.clone(), retention));
-        Deliveries { inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing, ops }) }
+        Deliveries {
+            inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing, ops, orgs }),
+        }
     }
 
     /// A node that accepts and stores only; delivering nodes pick the work up.
     pub fn accept_only(resources: Arc<dyn Resources>, queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
-        let ops = Operational::new(resources, queue.clone());
+        let orgs = Arc::new(OrgSettingsCache::new(queue.clone()));
+        let ops = Operational::new(resources, queue.clone(), orgs.clone());
         Deliveries {
             inner: Arc::new(Inner {
                 queue,
@@ -94,6 +102,7 @@ impl Deliveries {
                 tasks: Arc::new(Notify::new()),
                 closing: Arc::new(AtomicBool::new(false)),
                 ops,
+                orgs,
             }),
         }
     }
@@ -116,13 +125,15 @@ impl Deliveries {
     /// dispatcher. Returns once the commit is durable.
     pub async fn accept(
         &self,
-        msg: Message,
+        mut msg: Message,
         only_endpoint: Option<String>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<()> {
         // Commit and hand over in a task of its own: if the client goes away
         // while this runs, the caller is dropped, but committed deliveries must
         // still reach the dispatcher rather than wait out their lease.
+        // Sealed first when the organisation encrypts payloads at rest.
+        self.inner.orgs.seal_message(&mut msg).await.map_err(StoreError::Unavailable)?;
         let this = self.clone();
         tokio::spawn(async move {
             let dispatcher = this.inner.dispatcher.as_ref();

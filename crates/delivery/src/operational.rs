@@ -64,11 +64,12 @@ struct Inner {
     queue: Arc<dyn Queue>,
     /// org → (checked at, has operational endpoints).
     listening: Mutex<HashMap<String, (i64, bool)>>,
+    orgs: Arc<crate::orgs::OrgSettingsCache>,
 }
 
 impl Operational {
-    pub fn new(resources: Arc<dyn Resources>, queue: Arc<dyn Queue>) -> Self {
-        Operational { inner: Arc::new(Inner { resources, queue, listening: Mutex::default() }) }
+    pub fn new(resources: Arc<dyn Resources>, queue: Arc<dyn Queue>, orgs: Arc<crate::orgs::OrgSettingsCache>) -> Self {
+        Operational { inner: Arc::new(Inner { resources, queue, listening: Mutex::default(), orgs }) }
     }
 
     /// Forgets what is known of the organisation's listeners (after an edit).
@@ -122,6 +123,11 @@ impl Operational {
             expires_at: created_at + 7 * 86_400_000,
             deliver_at: None,
         };
+        let mut msg = msg;
+        if let Err(e) = self.inner.orgs.seal_message(&mut msg).await {
+            tracing::warn!(error = %e, event_type, "storing an operational event failed");
+            return;
+        }
         match self.inner.queue.enqueue(msg, None, None, None).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => self.forget(org_id),

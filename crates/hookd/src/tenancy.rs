@@ -120,6 +120,7 @@ pub async fn org(command: OrgCommand) -> anyhow::Result<()> {
                 name: c.name,
                 env_type: c.env_type,
                 policy: Default::default(),
+                encrypt_payloads: false,
                 created_at: t,
                 updated_at: t,
             };

@@ -180,6 +180,39 @@ pub fn open(stored: &str, context: &str) -> Result<String, DecodeError> {
     }
 }
 
+/// Seals a payload or response body (UTF-8 text) for `context`, for an
+/// organisation that encrypts its payloads; `None` without a keyring.
+pub fn seal_body(plain: &[u8], context: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(plain);
+    keyring().map(|k| k.seal(&text, context).into_bytes())
+}
+
+/// Whether a stored payload or body is sealed. A JSON payload never starts
+/// with the prefix; a response body could, and then fails to open and is
+/// shown as stored.
+pub fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(PREFIX.as_bytes())
+}
+
+/// A stored payload as it was written: opened when sealed.
+pub fn open_body(stored: &[u8], context: &str) -> Result<Vec<u8>, DecodeError> {
+    let text = std::str::from_utf8(stored).map_err(|e| e.to_string())?;
+    match keyring() {
+        Some(k) => Ok(k.open(text, context)?.into_bytes()),
+        None => Err("this payload is encrypted, and no encryption key was given (--encryption-key)".into()),
+    }
+}
+
+/// A stored response body for showing: opened when sealed, else as stored.
+pub fn open_text(stored: &str, context: &str) -> String {
+    if !is_sealed(stored.as_bytes()) {
+        return stored.to_string();
+    }
+    open_body(stored.as_bytes(), context)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| format!("[hookd: this body is encrypted and cannot be opened here: {e}]"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

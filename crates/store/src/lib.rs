@@ -268,8 +268,8 @@ pub trait Queue: Send + Sync + 'static {
     async fn set_endpoint_health(&self, endpoint_id: &str, health: &EndpointHealth) -> Result<()>;
     /// The event type's own retry schedule (ms delays), if it has one.
     async fn event_type_retry_schedule(&self, org_id: &str, event_type: &str) -> Result<Option<Vec<u64>>>;
-    /// The organisation's destination policy (empty when it has none, or is gone).
-    async fn org_policy(&self, org_id: &str) -> Result<hookd_core::policy::OrgPolicy>;
+    /// What delivering needs of the organisation (defaults when it is gone).
+    async fn org_settings(&self, org_id: &str) -> Result<OrgSettings>;
     /// Gives up every endpoint queue `owner` owns (on shutdown).
     async fn release_endpoints(&self, owner: &str) -> Result<()>;
     /// Returns when work may have been committed for workers to claim (scheduled

@@ -62,6 +62,13 @@ impl TokenRole {
     }
 }
 
+/// What delivering needs to know of an organisation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgSettings {
+    pub policy: hookd_core::policy::OrgPolicy,
+    pub encrypt_payloads: bool,
+}
+
 /// An organisation (Svix: an environment). Every other object belongs to one.
 #[derive(Debug, Clone)]
 pub struct Organization {
@@ -71,6 +78,8 @@ pub struct Organization {
     pub env_type: String,
     /// Where its webhooks may go, narrowing the server's policy.
     pub policy: hookd_core::policy::OrgPolicy,
+    /// Its payloads and response bodies are sealed at rest.
+    pub encrypt_payloads: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

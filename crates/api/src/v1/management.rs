@@ -40,6 +40,8 @@ pub struct EnvironmentOut {
     /// Extension: where this organisation's webhooks may go, narrowing the
     /// server's policy.
     pub destination_policy: OrgPolicy,
+    /// Extension: its payloads and response bodies are sealed at rest.
+    pub encrypt_payloads: bool,
 }
 
 impl From<Organization> for EnvironmentOut {
@@ -49,6 +51,7 @@ impl From<Organization> for EnvironmentOut {
             name: o.name,
             env_type: o.env_type,
             destination_policy: o.policy,
+            encrypt_payloads: o.encrypt_payloads,
             region: "self-hosted",
             created_at: format_millis(o.created_at),
             updated_at: format_millis(o.updated_at),
@@ -66,12 +69,21 @@ pub struct EnvironmentIn {
     /// Extension: see [`EnvironmentOut::destination_policy`].
     #[serde(default)]
     pub destination_policy: Option<OrgPolicy>,
+    /// Extension: see [`EnvironmentOut::encrypt_payloads`].
+    #[serde(default)]
+    pub encrypt_payloads: Option<bool>,
 }
 
 impl EnvironmentIn {
     fn validate(&self, type_required: bool) -> ApiResult<()> {
         if self.name.trim().is_empty() || self.name.len() > MAX_NAME_LEN {
             return Err(ApiError::body_field("name", format!("name must be 1 to {MAX_NAME_LEN} characters")));
+        }
+        if self.encrypt_payloads == Some(true) && hookd_store::crypt::keyring().is_none() {
+            return Err(ApiError::body_field(
+                "encryptPayloads",
+                "sealing payloads needs an encryption key (--encryption-key)",
+            ));
         }
         if let Some(p) = &self.destination_policy {
             p.validate().map_err(|e| ApiError::body_field("destinationPolicy", e))?;
@@ -107,6 +119,7 @@ pub async fn create_environment(
         name: input.name,
         env_type: input.env_type.unwrap_or_else(|| "development".into()),
         policy: input.destination_policy.unwrap_or_default(),
+        encrypt_payloads: input.encrypt_payloads.unwrap_or(false),
         created_at: t,
         updated_at: t,
     };
@@ -162,6 +175,9 @@ pub async fn update_environment(
     }
     if let Some(p) = input.destination_policy {
         org.policy = p;
+    }
+    if let Some(e) = input.encrypt_payloads {
+        org.encrypt_payloads = e;
     }
     org.updated_at = now();
     state.resources.update_org(org.clone()).await?;

@@ -600,3 +600,72 @@ async fn ed25519_endpoints_sign_v1a_with_a_public_key_to_check() {
         server.post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": sink.url("/x"), "keyType": "rsa"})).await;
     assert_eq!(status, 422, "{body}");
 }
+
+/// An organisation that seals its payloads: the database files hold neither
+/// its payloads nor its receivers' answers, while the API shows both and the
+/// receiver gets the plain payload. The default organisation's stay plain.
+#[tokio::test]
+async fn an_organisations_payloads_and_responses_are_sealed_at_rest() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut server = TestServer::spawn_in(dir.clone(), ServerOptions::default()).await;
+    let sink = Sink::start().await;
+    sink.set_body(b"receiver-answer-9f3c2e");
+    let (status, env) = server
+        .post(
+            "/api/v1/management/environment",
+            json!({"name": "Sealed", "type": "production", "encryptPayloads": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{env}");
+    assert_eq!(env["encryptPayloads"], true);
+    let (_, tok) = server
+        .post(&format!("/api/v1/management/authentication/{}/api-token", text(&env["id"])), json!({"name": "s"}))
+        .await;
+    let sealed = text(&tok["token"]);
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut req = server.client.request(method, server.url(path)).bearer_auth(&sealed);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { crate::mgmt::read(req.send().await.unwrap()).await }
+    };
+    let (_, app) = call(reqwest::Method::POST, "/api/v1/app", Some(json!({"name": "S"}))).await;
+    let app = text(&app["id"]);
+    call(reqwest::Method::POST, &format!("/api/v1/app/{app}/endpoint"), Some(json!({"url": sink.url("/s")}))).await;
+    let (status, msg) = call(
+        reqwest::Method::POST,
+        &format!("/api/v1/app/{app}/msg"),
+        Some(json!({"eventType": "a.b", "payload": {"card": "sealed-payload-7d41a9"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{msg}");
+    let msg = text(&msg["id"]);
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert!(String::from_utf8_lossy(&got[0].body).contains("sealed-payload-7d41a9"), "the receiver gets it plain");
+    // The default organisation's payload, as a control: stored plain.
+    let plain_sink = Sink::start().await;
+    plain_sink.set_body(b"plain-answer-2c8e51");
+    let plain_app = server.create_app("Plain").await;
+    server.create_endpoint(&plain_app, json!({"url": plain_sink.url("/p")})).await;
+    let plain_msg = text(&server.send_message(&plain_app, "a.b", json!({"card": "plain-payload-51be07"})).await["id"]);
+    crate::mgmt::wait_for_attempts(&server, &plain_app, &plain_msg, 1).await;
+
+    let (_, shown) = call(reqwest::Method::GET, &format!("/api/v1/app/{app}/msg/{msg}?with_content=true"), None).await;
+    assert_eq!(shown["payload"]["card"], "sealed-payload-7d41a9", "{shown}");
+    let attempts = server
+        .eventually(Duration::from_secs(10), || async {
+            let (_, list) = call(reqwest::Method::GET, &format!("/api/v1/app/{app}/attempt/msg/{msg}"), None).await;
+            list["data"].as_array().filter(|d| !d.is_empty()).cloned()
+        })
+        .await
+        .expect("the attempt was recorded");
+    assert_eq!(attempts[0]["response"], "receiver-answer-9f3c2e", "{attempts:?}");
+
+    server.sigterm();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await;
+    let bytes = stored_bytes(dir.path());
+    assert!(contains(&bytes, b"plain-payload-51be07"), "the control payload is stored plain");
+    assert!(!contains(&bytes, b"sealed-payload-7d41a9"), "a sealed organisation's payload is in the database files");
+    assert!(contains(&bytes, b"plain-answer-2c8e51"), "the control answer is stored plain");
+    assert!(!contains(&bytes, b"receiver-answer-9f3c2e"), "a sealed organisation's answer is in the database files");
+}

@@ -6,6 +6,8 @@ ALTER TABLE organization ADD COLUMN updated_at BIGINT;
 UPDATE organization SET updated_at = created_at;
 -- JSON: the organisation's destination policy (https-only, allowed and blocked networks).
 ALTER TABLE organization ADD COLUMN policy TEXT;
+-- 1: the organisation's payloads and response bodies are sealed at rest.
+ALTER TABLE organization ADD COLUMN encrypt_payloads INTEGER NOT NULL DEFAULT 0;
 
 ALTER TABLE api_token ADD COLUMN name TEXT;
 -- server | admin | read-only | portal

@@ -401,9 +401,9 @@ impl Queue for PostgresStore {
         }
     }
 
-    async fn org_policy(&self, org_id: &str) -> Result<hookd_core::policy::OrgPolicy> {
+    async fn org_settings(&self, org_id: &str) -> Result<OrgSettings> {
         match tokens::get_org(&mut *self.conn().await?, org_id).await {
-            Ok(org) => Ok(org.policy),
+            Ok(org) => Ok(OrgSettings { policy: org.policy, encrypt_payloads: org.encrypt_payloads }),
             Err(StoreError::NotFound) => Ok(Default::default()),
             Err(e) => Err(e),
         }

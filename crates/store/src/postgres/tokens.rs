@@ -120,7 +120,7 @@ pub async fn has_admin_token(c: &mut PgConnection, org_id: &str) -> Result<bool>
         .await?)
 }
 
-const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at, policy";
+const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at, policy, encrypt_payloads";
 
 fn policy_json(p: &hookd_core::policy::OrgPolicy) -> Option<String> {
     (!p.is_empty()).then(|| serde_json::to_string(p).unwrap_or_default())
@@ -139,6 +139,7 @@ fn org_row(r: &PgRow) -> std::result::Result<Organization, sqlx::Error> {
             // A policy this version cannot read must not become no policy.
             Some(p) => serde_json::from_str(&p).unwrap_or_else(|_| hookd_core::policy::OrgPolicy::unreadable()),
         },
+        encrypt_payloads: r.try_get::<i32, _>(6)? != 0,
     })
 }
 
@@ -155,27 +156,32 @@ pub async fn get_org(c: &mut PgConnection, id: &str) -> Result<Organization> {
 }
 
 pub async fn insert_org(c: &mut PgConnection, o: &Organization) -> Result<()> {
-    sqlx::query(&format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+    sqlx::query(&format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
         .bind(&o.id)
         .bind(&o.name)
         .bind(&o.env_type)
         .bind(o.created_at)
         .bind(o.updated_at)
         .bind(policy_json(&o.policy))
+        .bind(i32::from(o.encrypt_payloads))
         .execute(c)
         .await?;
     Ok(())
 }
 
 pub async fn update_org(c: &mut PgConnection, o: &Organization) -> Result<()> {
-    let n = sqlx::query("UPDATE organization SET name = $2, env_type = $3, updated_at = $4, policy = $5 WHERE id = $1")
-        .bind(&o.id)
-        .bind(&o.name)
-        .bind(&o.env_type)
-        .bind(o.updated_at)
-        .bind(policy_json(&o.policy))
-        .execute(c)
-        .await?;
+    let n = sqlx::query(
+        "UPDATE organization SET name = $2, env_type = $3, updated_at = $4, policy = $5, encrypt_payloads = $6
+         WHERE id = $1",
+    )
+    .bind(&o.id)
+    .bind(&o.name)
+    .bind(&o.env_type)
+    .bind(o.updated_at)
+    .bind(policy_json(&o.policy))
+    .bind(i32::from(o.encrypt_payloads))
+    .execute(c)
+    .await?;
     if n.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

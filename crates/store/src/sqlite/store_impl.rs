@@ -409,9 +409,9 @@ impl Queue for SqliteStore {
         }
     }
 
-    async fn org_policy(&self, org_id: &str) -> Result<hookd_core::policy::OrgPolicy> {
+    async fn org_settings(&self, org_id: &str) -> Result<OrgSettings> {
         match self.read_point(|c| tokens::get_org(c, org_id)) {
-            Ok(org) => Ok(org.policy),
+            Ok(org) => Ok(OrgSettings { policy: org.policy, encrypt_payloads: org.encrypt_payloads }),
             Err(StoreError::NotFound) => Ok(Default::default()),
             Err(e) => Err(e),
         }

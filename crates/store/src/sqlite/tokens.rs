@@ -104,7 +104,7 @@ pub fn has_admin_token(c: &Connection, org_id: &str) -> Result<bool> {
     })?)
 }
 
-const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at, policy";
+const ORG_COLUMNS: &str = "id, name, env_type, created_at, updated_at, policy, encrypt_payloads";
 
 /// The stored form of a policy: `NULL` when it narrows nothing.
 pub fn policy_json(p: &hookd_core::policy::OrgPolicy) -> Option<String> {
@@ -124,6 +124,7 @@ fn org_row(r: &rusqlite::Row) -> rusqlite::Result<Organization> {
             // A policy this version cannot read must not become no policy.
             Some(p) => serde_json::from_str(&p).unwrap_or_else(|_| hookd_core::policy::OrgPolicy::unreadable()),
         },
+        encrypt_payloads: r.get::<_, i64>(6)? != 0,
     })
 }
 
@@ -142,16 +143,25 @@ pub fn get_org(c: &Connection, id: &str) -> Result<Organization> {
 
 pub fn insert_org(c: &Connection, o: &Organization) -> Result<()> {
     c.execute(
-        &format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![o.id, o.name, o.env_type, o.created_at, o.updated_at, policy_json(&o.policy)],
+        &format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        params![
+            o.id,
+            o.name,
+            o.env_type,
+            o.created_at,
+            o.updated_at,
+            policy_json(&o.policy),
+            i64::from(o.encrypt_payloads)
+        ],
     )?;
     Ok(())
 }
 
 pub fn update_org(c: &Connection, o: &Organization) -> Result<()> {
     let n = c.execute(
-        "UPDATE organization SET name = ?2, env_type = ?3, updated_at = ?4, policy = ?5 WHERE id = ?1",
-        params![o.id, o.name, o.env_type, o.updated_at, policy_json(&o.policy)],
+        "UPDATE organization SET name = ?2, env_type = ?3, updated_at = ?4, policy = ?5, encrypt_payloads = ?6
+         WHERE id = ?1",
+        params![o.id, o.name, o.env_type, o.updated_at, policy_json(&o.policy), i64::from(o.encrypt_payloads)],
     )?;
     if n == 0 {
         return Err(crate::StoreError::NotFound);

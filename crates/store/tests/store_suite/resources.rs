@@ -344,6 +344,7 @@ pub async fn organisations_are_created_changed_and_deleted_whole(f: Fixture) {
             allowed_networks: vec![],
             blocked_networks: vec!["10.0.0.0/8".into()],
         },
+        encrypt_payloads: true,
         created_at: t,
         updated_at: t,
     };
@@ -355,9 +356,10 @@ pub async fn organisations_are_created_changed_and_deleted_whole(f: Fixture) {
     renamed.name = "Renamed".into();
     f.store.update_org(renamed).await.unwrap();
     assert_eq!(f.store.get_org(&other.id).await.unwrap().name, "Renamed");
-    assert_eq!(f.store.org_policy(&other.id).await.unwrap(), other.policy);
-    assert!(f.store.org_policy(&f.org).await.unwrap().is_empty());
-    assert!(f.store.org_policy("org_gone").await.unwrap().is_empty());
+    let settings = f.store.org_settings(&other.id).await.unwrap();
+    assert_eq!((settings.policy, settings.encrypt_payloads), (other.policy.clone(), true));
+    assert_eq!(f.store.org_settings(&f.org).await.unwrap(), OrgSettings::default());
+    assert_eq!(f.store.org_settings("org_gone").await.unwrap(), OrgSettings::default());
 
     // The other organisation gets an application, an endpoint, a message, a token.
     let app = Application {
