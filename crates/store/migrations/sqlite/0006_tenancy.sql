@@ -8,6 +8,11 @@ UPDATE organization SET updated_at = created_at;
 ALTER TABLE organization ADD COLUMN policy TEXT;
 -- 1: the organisation's payloads and response bodies are sealed at rest.
 ALTER TABLE organization ADD COLUMN encrypt_payloads INTEGER NOT NULL DEFAULT 0;
+-- 1 for the default organisation (the server admin's), marked rather than
+-- inferred from creation times, which another node's clock could disorder.
+ALTER TABLE organization ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0;
+UPDATE organization SET is_default = 1 WHERE id = (SELECT id FROM organization ORDER BY created_at, id LIMIT 1);
+CREATE UNIQUE INDEX organization_default ON organization(is_default) WHERE is_default = 1;
 
 ALTER TABLE api_token ADD COLUMN name TEXT;
 -- server | admin | read-only | portal

@@ -8,7 +8,7 @@ use crate::{Result, StoreError};
 
 /// Run inside a transaction: nodes starting at once create one default organisation.
 pub async fn default_org(c: &mut PgConnection) -> Result<String> {
-    const FIRST: &str = "SELECT id FROM organization ORDER BY created_at LIMIT 1";
+    const FIRST: &str = "SELECT id FROM organization WHERE is_default = 1";
     if let Some(id) = sqlx::query_scalar(FIRST).fetch_optional(&mut *c).await? {
         return Ok(id);
     }
@@ -21,11 +21,13 @@ pub async fn default_org(c: &mut PgConnection) -> Result<String> {
         return Ok(id);
     }
     let id = hookd_core::new_id(hookd_core::IdPrefix::Organization);
-    sqlx::query("INSERT INTO organization (id, name, created_at) VALUES ($1, 'default', $2)")
-        .bind(&id)
-        .bind(hookd_core::timefmt::now_millis())
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(
+        "INSERT INTO organization (id, name, created_at, updated_at, is_default) VALUES ($1, 'default', $2, $2, 1)",
+    )
+    .bind(&id)
+    .bind(hookd_core::timefmt::now_millis())
+    .execute(&mut *c)
+    .await?;
     Ok(id)
 }
 

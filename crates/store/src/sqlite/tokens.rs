@@ -7,13 +7,13 @@ use crate::Result;
 
 pub fn default_org(c: &Connection) -> Result<String> {
     let existing: Option<String> =
-        c.query_row("SELECT id FROM organization ORDER BY created_at LIMIT 1", [], |r| r.get(0)).optional()?;
+        c.query_row("SELECT id FROM organization WHERE is_default = 1", [], |r| r.get(0)).optional()?;
     if let Some(id) = existing {
         return Ok(id);
     }
     let id = hookd_core::new_id(hookd_core::IdPrefix::Organization);
     c.execute(
-        "INSERT INTO organization (id, name, created_at) VALUES (?1, 'default', ?2)",
+        "INSERT INTO organization (id, name, created_at, updated_at, is_default) VALUES (?1, 'default', ?2, ?2, 1)",
         params![id, hookd_core::timefmt::now_millis()],
     )?;
     Ok(id)
