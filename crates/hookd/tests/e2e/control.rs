@@ -606,6 +606,10 @@ async fn ingest_quotas_answer_429_with_retry_after() {
     let (_, app) = server.post("/api/v1/app", json!({"name": "Noisy", "throttleRate": 3})).await;
     let app = text(&app["id"]);
     let other = server.create_app("Quiet").await;
+    // Buckets refill while the test runs (slowly, on a loaded machine): each
+    // bound allows what could have refilled since the first request.
+    let started = std::time::Instant::now();
+    let refilled = |rate: f64| (started.elapsed().as_secs_f64() * rate).floor() as usize;
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let resp = server
@@ -622,17 +626,27 @@ async fn ingest_quotas_answer_429_with_retry_after() {
             assert!(body["detail"].as_str().unwrap().contains("3 messages per second"), "{body}");
         }
     }
-    assert_eq!(statuses, [202, 202, 202, 429, 429]);
+    let accepted_first = statuses.iter().filter(|s| **s == 202).count();
+    assert_eq!(statuses[..3], [202, 202, 202], "{statuses:?}");
+    assert!(accepted_first <= 3 + refilled(3.0), "{statuses:?} in {:?}", started.elapsed());
+    if refilled(3.0) == 0 {
+        assert_eq!(statuses, [202, 202, 202, 429, 429]);
+    }
     let (_, list) = server.get(&format!("/api/v1/app/{app}/msg")).await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 3, "refused messages are not stored");
-    // The organisation's quota (8/s) covers both applications: 3 used, 5 left.
+    assert_eq!(list["data"].as_array().unwrap().len(), accepted_first, "refused messages are not stored");
+    // The organisation's quota (8/s) covers both applications: what the first
+    // application used is gone for the second.
     let mut accepted = 0;
     for _ in 0..7 {
         let (status, _) =
             server.post(&format!("/api/v1/app/{other}/msg"), json!({"eventType": "a.b", "payload": {}})).await;
         accepted += usize::from(status == 202);
     }
-    assert_eq!(accepted, 5);
+    let left = 8 - accepted_first;
+    assert!(accepted >= left && accepted <= (left + refilled(8.0)).min(7), "{accepted} in {:?}", started.elapsed());
+    if refilled(8.0) == 0 {
+        assert_eq!(accepted, left);
+    }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, _) = server.post(&format!("/api/v1/app/{app}/msg"), json!({"eventType": "a.b", "payload": {}})).await;
     assert_eq!(status, 202, "the allowance refills");
