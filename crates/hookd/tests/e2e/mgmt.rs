@@ -115,3 +115,48 @@ pub async fn wait_for_delivery_status(server: &TestServer, app: &str, msg: &str,
         .await
         .unwrap_or_else(|| panic!("the delivery of {msg} never reached status {status}"))
 }
+
+/// Every route of the API with its methods, read from the router's source
+/// (`crates/api/src/v1/mod.rs`), so a route added there is walked by the
+/// isolation tests without anyone listing it.
+pub fn router_routes() -> Vec<(String, Vec<Method>)> {
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/v1/mod.rs")).unwrap();
+    let body = &source[source.find("pub fn router()").unwrap()..];
+    let (app_t, ep_t, msg_t) =
+        ("/api/v1/app/{app_id}", "/api/v1/app/{app_id}/endpoint/{endpoint_id}", "/api/v1/app/{app_id}/msg/{msg_id}");
+    let mut routes = Vec::new();
+    for chunk in body.split(".route(").skip(1) {
+        let first = chunk.trim_start().split(',').next().unwrap().trim();
+        let template = if let Some(lit) = first.strip_prefix('"') {
+            lit.trim_end_matches('"').to_string()
+        } else if let Some(f) = first.strip_prefix("&format!(\"") {
+            f.trim_end_matches("\")")
+                .replace("{app}", app_t)
+                .replace("{ep}", ep_t)
+                .replace("{msg}", msg_t)
+                .replace("{{", "{")
+                .replace("}}", "}")
+        } else {
+            match first {
+                "app" => app_t.to_string(),
+                "ep" => ep_t.to_string(),
+                "msg" => msg_t.to_string(),
+                other => panic!("cannot read the route `{other}`"),
+            }
+        };
+        let handlers = &chunk[..chunk.find("\n        .route(").unwrap_or(chunk.len())];
+        let methods = [
+            (Method::GET, "get("),
+            (Method::POST, "post("),
+            (Method::PUT, "put("),
+            (Method::PATCH, "patch("),
+            (Method::DELETE, "delete("),
+        ]
+        .into_iter()
+        .filter(|(_, name)| handlers.contains(name))
+        .map(|(m, _)| m)
+        .collect();
+        routes.push((template, methods));
+    }
+    routes
+}

@@ -490,30 +490,8 @@ async fn every_application_route_is_isolated() {
     let (_, portal) = server.post(&format!("/api/v1/auth/app-portal-access/{x_app}"), json!({})).await;
     let x_token = text(&portal["token"]);
 
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/v1/mod.rs")).unwrap();
-    let body = &source[source.find("pub fn router()").unwrap()..];
-    let (app_t, ep_t, msg_t) =
-        ("/api/v1/app/{app_id}", "/api/v1/app/{app_id}/endpoint/{endpoint_id}", "/api/v1/app/{app_id}/msg/{msg_id}");
     let mut walked = 0;
-    for chunk in body.split(".route(").skip(1) {
-        let first = chunk.trim_start().split(',').next().unwrap().trim();
-        let template = if let Some(lit) = first.strip_prefix('"') {
-            lit.trim_end_matches('"').to_string()
-        } else if let Some(f) = first.strip_prefix("&format!(\"") {
-            f.trim_end_matches("\")")
-                .replace("{app}", app_t)
-                .replace("{ep}", ep_t)
-                .replace("{msg}", msg_t)
-                .replace("{{", "{")
-                .replace("}}", "}")
-        } else {
-            match first {
-                "app" => app_t.to_string(),
-                "ep" => ep_t.to_string(),
-                "msg" => msg_t.to_string(),
-                other => panic!("cannot read the route `{other}`"),
-            }
-        };
+    for (template, methods) in crate::mgmt::router_routes() {
         if !template.contains("{app_id}") {
             continue;
         }
@@ -523,17 +501,7 @@ async fn every_application_route_is_isolated() {
             .replace("{msg_id}", &y_msg)
             .replace("{attempt_id}", &y_attempt);
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
-        let handlers = &chunk[..chunk.find("\n        .route(").unwrap_or(chunk.len())];
-        for (method, name) in [
-            (reqwest::Method::GET, "get("),
-            (reqwest::Method::POST, "post("),
-            (reqwest::Method::PUT, "put("),
-            (reqwest::Method::PATCH, "patch("),
-            (reqwest::Method::DELETE, "delete("),
-        ] {
-            if !handlers.contains(name) {
-                continue;
-            }
+        for method in methods {
             let resp = server
                 .client
                 .request(method.clone(), server.url(&path))
