@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod ingest;
 pub mod pagination;
 pub mod quota;
 pub mod v1;
@@ -37,6 +38,8 @@ pub struct ApiConfig {
     pub token_rate_limit: Option<u32>,
     /// The server's destination policy (organisations narrow it).
     pub destination: hookd_core::policy::DestinationPolicy,
+    /// Proxies whose `X-Forwarded-For` inbound sources believe.
+    pub trusted_proxies: Vec<hookd_core::policy::Network>,
 }
 
 pub struct State {
@@ -52,6 +55,8 @@ pub struct State {
     pub tokens: auth::TokenCache,
     pub idempotency: idempotency::InFlightKeys,
     pub quotas: quota::Quotas,
+    /// Inbound sources recently looked up by their URL token.
+    pub sources: ingest::SourceCache,
 }
 
 #[derive(Clone)]
@@ -76,10 +81,12 @@ pub fn router(state: AppState) -> Router {
     // Room for the payload plus the rest of a message body.
     let body_limit = state.config.max_payload_bytes + 64 * 1024;
     v1::router()
+        .merge(ingest::router())
         .route("/api/v1/audit", axum::routing::get(audit::list))
         // Every change through a route is recorded in the audit trail.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::layer))
         .route("/metrics", axum::routing::get(v1::health::metrics))
+        .merge(ingest::receive_router())
         // Unknown paths and methods get the same JSON error bodies as everything
         // else: the SDKs parse every error body as JSON.
         .fallback(|| async { ApiError::NotFound })

@@ -20,6 +20,10 @@ pub enum IdPrefix {
     EventType,
     /// A background task (`qtask_`, as Svix).
     Task,
+    /// An inbound source (`src_`, as Svix).
+    Source,
+    /// A request received by an inbound source.
+    InboundRequest,
 }
 
 impl IdPrefix {
@@ -33,6 +37,8 @@ impl IdPrefix {
             IdPrefix::Token => "tok_",
             IdPrefix::EventType => "evtype_",
             IdPrefix::Task => "qtask_",
+            IdPrefix::Source => "src_",
+            IdPrefix::InboundRequest => "req_",
         }
     }
 }

@@ -30,7 +30,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use dispatcher::{Dispatcher, DispatcherConfig};
-use hookd_store::{BackgroundTask, EndpointUpdated, IdempotencyRecord, Message, Queue, Resources, Result, StoreError};
+use hookd_store::{
+    BackgroundTask, EndpointUpdated, IdempotencyRecord, InboundRequest, Ingested, Message, Queue, Resources, Result,
+    StoreError,
+};
 pub use metrics::Metrics;
 pub use operational::Operational;
 use orgs::OrgSettingsCache;
@@ -149,6 +152,43 @@ impl Deliveries {
                 }
             }
             Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    /// Stores a received request and, for an accepted one, its message with its
+    /// fan-out (see `Queue::ingest`), then hands the deliveries this node may
+    /// send to its dispatcher. Returns once the commit is durable. The
+    /// request's body and the message's payload are sealed when the
+    /// organisation encrypts payloads.
+    pub async fn ingest(&self, mut req: InboundRequest, mut msg: Option<Message>) -> Result<Ingested> {
+        if self.inner.orgs.get(&req.org_id).await.map_err(StoreError::Unavailable)?.encrypt_payloads {
+            req.body = hookd_store::crypt::seal_body(&req.body, &format!("{}:body", req.id)).ok_or_else(|| {
+                StoreError::Unavailable("the organisation encrypts payloads, and no encryption key was given".into())
+            })?;
+        }
+        if let Some(m) = msg.as_mut() {
+            self.inner.orgs.seal_message(m).await.map_err(StoreError::Unavailable)?;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let dispatcher = this.inner.dispatcher.as_ref();
+            let lease = dispatcher.and_then(|d| d.lease_if_room());
+            let leased = lease.is_some();
+            let accepted = msg.is_some();
+            let mut ingested = this.inner.queue.ingest(req, msg, lease).await?;
+            if accepted && ingested.duplicate_of.is_none() {
+                this.inner.metrics.messages_accepted.inc();
+            }
+            if let Some(d) = dispatcher {
+                if leased {
+                    d.submit(std::mem::take(&mut ingested.jobs));
+                } else {
+                    d.wake();
+                }
+            }
+            Ok(ingested)
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))?

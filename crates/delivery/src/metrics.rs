@@ -28,6 +28,7 @@ pub struct Metrics {
     pub endpoint_holds: Counter,
     endpoints_disabled: Family<Labels, Counter>,
     receiver_signals: Family<Labels, Counter>,
+    inbound_requests: Family<Labels, Counter>,
 }
 
 /// How an attempt ended, as the `outcome` label says it.
@@ -89,6 +90,12 @@ impl Default for Metrics {
             "webhook-delivery response headers acted on, by signal",
             receiver_signals.clone(),
         );
+        let inbound_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "inbound_requests",
+            "Requests received by inbound sources, by outcome (accepted, duplicate, rejected, limited, handshake)",
+            inbound_requests.clone(),
+        );
         Metrics {
             registry,
             messages_accepted,
@@ -102,6 +109,7 @@ impl Default for Metrics {
             endpoint_holds,
             endpoints_disabled,
             receiver_signals,
+            inbound_requests,
         }
     }
 }
@@ -131,6 +139,10 @@ impl Metrics {
 
     pub fn receiver_signal(&self, signal: &'static str) {
         self.receiver_signals.get_or_create(&vec![("signal", signal)]).inc();
+    }
+
+    pub fn inbound_request(&self, outcome: &'static str) {
+        self.inbound_requests.get_or_create(&vec![("outcome", outcome)]).inc();
     }
 
     /// The Prometheus text exposition.

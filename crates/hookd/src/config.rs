@@ -109,6 +109,11 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Proxies (comma-separated CIDRs) whose `X-Forwarded-For` is believed when
+    /// an inbound source checks a request's address against its `allowedIps`.
+    #[arg(long, env = "HOOKD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+
     /// What this node does: `all` (API and delivery), `api` (accept and store only)
     /// or `worker` (deliver only; serves health and metrics) [default: all].
     #[arg(long, env = "HOOKD_ROLE")]
@@ -223,6 +228,7 @@ pub struct Config {
     pub max_in_memory_bytes: usize,
     pub shutdown_timeout: Duration,
     pub public_url: Option<String>,
+    pub trusted_proxies: Vec<Network>,
     pub role: Role,
     pub log: String,
     pub payload_retention: Duration,
@@ -323,6 +329,7 @@ impl ServeOptions {
                 max_in_memory_bytes,
                 shutdown_timeout,
                 public_url,
+                trusted_proxies,
                 role,
                 log,
                 payload_retention,
@@ -427,6 +434,7 @@ impl ServeOptions {
             max_in_memory_bytes: positive("max-in-memory-bytes", self.max_in_memory_bytes, 256 * 1024 * 1024)?,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
             public_url: self.public_url,
+            trusted_proxies: networks("trusted-proxies", self.trusted_proxies)?,
             role: match self.role.as_deref() {
                 None | Some("") | Some("all") => Role::All,
                 Some("api") => Role::Api,

@@ -120,12 +120,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             org_ingest_rate: cfg.org_ingest_rate,
             token_rate_limit: cfg.token_rate_limit,
             destination: cfg.destination.clone(),
+            trusted_proxies: cfg.trusted_proxies.clone(),
         },
         org_id,
         bootstrap_token_hash,
         tokens: Default::default(),
         idempotency: Default::default(),
         quotas: Default::default(),
+        sources: Default::default(),
     });
     let app = if cfg.role.serves_api() { hookd_api::router(state) } else { hookd_api::ops_router(state) };
     // 5xx answers are logged where they arise (ApiError), once, with their cause.

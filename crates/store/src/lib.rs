@@ -19,6 +19,7 @@ pub mod audit;
 pub mod change;
 pub mod codec;
 pub mod crypt;
+pub mod inbound;
 pub mod model;
 pub mod ownership;
 pub mod postgres;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 pub use audit::{AuditCheck, AuditEntry, AuditEvent, AuditHead};
 pub use change::{EndpointChange, EndpointSettings, EndpointUpdated};
 pub use hookd_core::{DeliveryState, MessageStatus};
+pub use inbound::{Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, Source};
 pub use model::*;
 pub use task::*;
 
@@ -66,7 +68,9 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 9] = [
+pub(crate) const ORG_TABLES: [&str; 11] = [
+    "ingest_request",
+    "ingest_source",
     "attempt",
     "delivery",
     "message",
@@ -191,6 +195,35 @@ pub trait Resources: Send + Sync + 'static {
     async fn get_task(&self, org_id: &str, task_id: &str) -> Result<BackgroundTask>;
     async fn list_tasks(&self, org_id: &str, filter: &TaskFilter, page: &Page) -> Result<Vec<BackgroundTask>>;
 
+    // Inbound sources.
+    async fn list_sources(&self, org_id: &str, page: &Page) -> Result<Vec<Source>>;
+    async fn get_source(&self, org_id: &str, id_or_uid: &str) -> Result<Source>;
+    /// The source whose URL token is `token`, or was until a rotation less
+    /// than its grace period ago.
+    async fn source_by_token(&self, token: &str) -> Result<Option<Source>>;
+    /// Creates the source and its application in one transaction.
+    async fn create_source(&self, src: Source, app: Application) -> Result<Source>;
+    /// Stores the source's fields (and its application's name); a rotation
+    /// sets `prev_token`.
+    async fn update_source(&self, src: Source) -> Result<Source>;
+    /// Removes the source with its request log and its application (endpoints,
+    /// messages, deliveries, attempts).
+    async fn delete_source(&self, org_id: &str, id: &str) -> Result<()>;
+    /// The source's request log with how far each request's message got.
+    async fn list_inbound_requests(
+        &self,
+        org_id: &str,
+        source_id: &str,
+        filter: &InboundFilter,
+        page: &Page,
+    ) -> Result<Vec<(InboundRequest, Forwarding)>>;
+    async fn get_inbound_request(
+        &self,
+        org_id: &str,
+        source_id: &str,
+        id: &str,
+    ) -> Result<(InboundRequest, Forwarding)>;
+
     async fn ping(&self) -> Result<()>;
 
     /// Appends events to the audit trail, chained, in one transaction.
@@ -230,6 +263,12 @@ pub trait Queue: Send + Sync + 'static {
         lease: Option<Lease>,
         idem: Option<IdempotencyRecord>,
     ) -> Result<Vec<DeliveryJob>>;
+    /// Stores a received request and, with `msg` (an accepted request), its
+    /// message and fan-out, in one transaction: once this returns the request
+    /// is durable and may be acknowledged. When the message's event id is
+    /// already its application's, no message is created: the request is
+    /// stored as a duplicate of the first one. Leasing as [`Queue::enqueue`].
+    async fn ingest(&self, req: InboundRequest, msg: Option<Message>, lease: Option<Lease>) -> Result<Ingested>;
     /// Sends the message to the endpoint again (creating the delivery if the
     /// message never went there), as a manual attempt. A delivery in any state
     /// but leased becomes due now — leased to `lease.owner` and returned when it

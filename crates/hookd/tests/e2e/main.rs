@@ -15,6 +15,7 @@ mod cluster;
 mod control;
 mod endpoints;
 mod event_types;
+mod inbound;
 mod lifecycle;
 mod messages;
 mod postgres;

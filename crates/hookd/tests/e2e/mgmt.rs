@@ -116,14 +116,28 @@ pub async fn wait_for_delivery_status(server: &TestServer, app: &str, msg: &str,
         .unwrap_or_else(|| panic!("the delivery of {msg} never reached status {status}"))
 }
 
-/// Every route of the API with its methods, read from the router's source
-/// (`crates/api/src/v1/mod.rs`), so a route added there is walked by the
-/// isolation tests without anyone listing it.
+/// Every route of the API with its methods, read from the routers' sources
+/// (`crates/api/src/v1/mod.rs` and the ingest API's `crates/api/src/ingest/mod.rs`),
+/// so a route added there is walked by the isolation tests without anyone
+/// listing it.
 pub fn router_routes() -> Vec<(String, Vec<Method>)> {
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/v1/mod.rs")).unwrap();
-    let body = &source[source.find("pub fn router()").unwrap()..];
-    let (app_t, ep_t, msg_t) =
+    let v1 = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/v1/mod.rs")).unwrap();
+    let ingest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/ingest/mod.rs")).unwrap();
+    let v1_names =
         ("/api/v1/app/{app_id}", "/api/v1/app/{app_id}/endpoint/{endpoint_id}", "/api/v1/app/{app_id}/msg/{msg_id}");
+    let ingest_names =
+        ("/ingest/api/v1/source/{source_id}", "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}", "");
+    let mut routes = routes_in(&v1, "pub fn router()", v1_names);
+    routes.extend(routes_in(&ingest, "pub fn router()", ingest_names));
+    routes
+}
+
+/// The `.route(…)` calls after `start` in a router's source; `names` are what
+/// its shorthand variables stand for (`app` or `src`, `ep`, `msg`).
+fn routes_in(source: &str, start: &str, names: (&str, &str, &str)) -> Vec<(String, Vec<Method>)> {
+    let body = &source[source.find(start).unwrap()..];
+    let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+    let (app_t, ep_t, msg_t) = names;
     let mut routes = Vec::new();
     for chunk in body.split(".route(").skip(1) {
         let first = chunk.trim_start().split(',').next().unwrap().trim();
@@ -132,13 +146,14 @@ pub fn router_routes() -> Vec<(String, Vec<Method>)> {
         } else if let Some(f) = first.strip_prefix("&format!(\"") {
             f.trim_end_matches("\")")
                 .replace("{app}", app_t)
+                .replace("{src}", app_t)
                 .replace("{ep}", ep_t)
                 .replace("{msg}", msg_t)
                 .replace("{{", "{")
                 .replace("}}", "}")
         } else {
             match first {
-                "app" => app_t.to_string(),
+                "app" | "src" => app_t.to_string(),
                 "ep" => ep_t.to_string(),
                 "msg" => msg_t.to_string(),
                 other => panic!("cannot read the route `{other}`"),

@@ -298,6 +298,14 @@ async fn every_route_is_isolated_between_organisations() {
     let b_task = text(&task["id"]);
     let (_, ops) = b.post("/api/v1/operational-webhook/endpoint", json!({"url": sink.url("/ops")})).await;
     let b_ops = text(&ops["id"]);
+    let (status, src) =
+        b.post("/ingest/api/v1/source", json!({"name": "B in", "type": "generic-webhook", "uid": "b-in"})).await;
+    assert_eq!(status, 201, "{src}");
+    let b_src = text(&src["id"]);
+    let (_, iep) = b.post(&format!("/ingest/api/v1/source/{b_src}/endpoint"), json!({"url": sink.url("/bin")})).await;
+    let b_iep = text(&iep["id"]);
+    let received = reqwest::Client::new().post(text(&src["ingestUrl"])).body("{}").send().await.unwrap();
+    let b_req = received.headers()["x-hookd-request-id"].to_str().unwrap().to_string();
     let (_, toks) = b.get(&format!("/api/v1/management/authentication/{env_b}/api-token")).await;
     let b_key = text(&toks["data"][0]["id"]);
     // Attempts are listed through B's token; the server admin's default organisation has none.
@@ -325,7 +333,13 @@ async fn every_route_is_isolated_between_organisations() {
         if !template.contains('{') {
             continue; // lists and creates: checked below
         }
-        let endpoint_id = if template.starts_with("/api/v1/operational-webhook") { &b_ops } else { &b_ep };
+        let endpoint_id = if template.starts_with("/api/v1/operational-webhook") {
+            &b_ops
+        } else if template.starts_with("/ingest/") {
+            &b_iep
+        } else {
+            &b_ep
+        };
         let path = template
             .replace("{app_id}", &b_app)
             .replace("{endpoint_id}", endpoint_id)
@@ -334,7 +348,9 @@ async fn every_route_is_isolated_between_organisations() {
             .replace("{name}", "b.only")
             .replace("{task_id}", &b_task)
             .replace("{env_id}", &env_b)
-            .replace("{key_id}", &b_key);
+            .replace("{key_id}", &b_key)
+            .replace("{source_id}", &b_src)
+            .replace("{request_id}", &b_req);
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {
             let body = json!({"url": "http://127.0.0.1:9/z", "eventType": "a.b", "payload": {}, "name": "x",
@@ -349,13 +365,19 @@ async fn every_route_is_isolated_between_organisations() {
         }
     }
     eprintln!("walked {walked} route methods");
-    assert!(walked >= 45, "only {walked} routes were walked");
+    assert!(walked >= 70, "only {walked} routes were walked");
     // A's lists hold nothing of B's.
-    for list in ["/api/v1/app", "/api/v1/background-task", "/api/v1/operational-webhook/endpoint", "/api/v1/audit"] {
+    for list in [
+        "/api/v1/app",
+        "/api/v1/background-task",
+        "/api/v1/operational-webhook/endpoint",
+        "/api/v1/audit",
+        "/ingest/api/v1/source",
+    ] {
         let (status, out) = a.get(list).await;
         assert_eq!(status, 200, "{list}: {out}");
         let seen = out.to_string();
-        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg] {
+        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req] {
             assert!(!seen.contains(id.as_str()), "{list} shows B's {id}");
         }
     }
@@ -379,4 +401,9 @@ async fn every_route_is_isolated_between_organisations() {
     let (_, app) = b.get(&format!("/api/v1/app/{b_app}")).await;
     assert_eq!(app["name"], "B");
     assert_eq!(b.get("/api/v1/app").await.0, 200, "B's token still works");
+    let (_, src) = b.get(&format!("/ingest/api/v1/source/{b_src}")).await;
+    assert_eq!(src["name"], "B in");
+    assert_eq!(b.get(&format!("/ingest/api/v1/source/{b_src}/endpoint/{b_iep}")).await.0, 200);
+    let (_, log) = b.get(&format!("/ingest/api/v1/source/{b_src}/request")).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "replays by A did not happen: {log}");
 }

@@ -18,6 +18,7 @@ mod batch;
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod inbound;
 mod messages;
 mod notify;
 mod owners;
@@ -42,6 +43,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_delivery_control", include_str!("../../migrations/postgres/0004_delivery_control.sql")),
     ("0005_audit", include_str!("../../migrations/postgres/0005_audit.sql")),
     ("0006_tenancy", include_str!("../../migrations/postgres/0006_tenancy.sql")),
+    ("0007_inbound", include_str!("../../migrations/postgres/0007_inbound.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -69,6 +69,16 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
     .execute(&mut *c)
     .await?
     .rows_affected();
+    // Inbound requests are kept as long as messages.
+    let request_cutoff = id_floor_at(IdPrefix::InboundRequest, (now_millis() - limits.messages_ms).max(0) as u64);
+    report.housekeeping += sqlx::query(
+        "DELETE FROM ingest_request WHERE id IN (SELECT id FROM ingest_request WHERE id < $1 ORDER BY id LIMIT $2)",
+    )
+    .bind(request_cutoff)
+    .bind(batch as i64)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
     for sql in [
         "DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency WHERE expires_at < hookd_now_ms() LIMIT $1)",
         "DELETE FROM api_token WHERE ctid IN (SELECT ctid FROM api_token

@@ -10,10 +10,12 @@ use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
 use super::{
-    apps, attempts, audit, batch, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens,
+    apps, attempts, audit, batch, deliveries, endpoints, event_types, inbound, messages, owners, retention, tasks,
+    tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
+use crate::inbound::*;
 use crate::model::*;
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
@@ -263,6 +265,51 @@ impl Resources for PostgresStore {
         tasks::list(&mut *self.conn().await?, org_id, filter, page).await
     }
 
+    async fn list_sources(&self, org_id: &str, page: &Page) -> Result<Vec<Source>> {
+        inbound::list(&mut *self.conn().await?, org_id, page).await
+    }
+
+    async fn get_source(&self, org_id: &str, id_or_uid: &str) -> Result<Source> {
+        inbound::get(&mut *self.conn().await?, org_id, id_or_uid).await
+    }
+
+    async fn source_by_token(&self, token: &str) -> Result<Option<Source>> {
+        inbound::by_token(&mut *self.conn().await?, token, now_millis()).await
+    }
+
+    async fn create_source(&self, src: Source, app: Application) -> Result<Source> {
+        transaction!(self, |tx| { inbound::insert(&mut tx, &src, &app).await? })?;
+        Ok(src)
+    }
+
+    async fn update_source(&self, src: Source) -> Result<Source> {
+        transaction!(self, |tx| { inbound::update(&mut tx, &src).await? })?;
+        Ok(src)
+    }
+
+    async fn delete_source(&self, org_id: &str, id: &str) -> Result<()> {
+        transaction!(self, |tx| { inbound::delete(&mut tx, org_id, id).await? })
+    }
+
+    async fn list_inbound_requests(
+        &self,
+        org_id: &str,
+        source_id: &str,
+        filter: &InboundFilter,
+        page: &Page,
+    ) -> Result<Vec<(InboundRequest, Forwarding)>> {
+        inbound::list_requests(&mut *self.conn().await?, org_id, source_id, filter, page).await
+    }
+
+    async fn get_inbound_request(
+        &self,
+        org_id: &str,
+        source_id: &str,
+        id: &str,
+    ) -> Result<(InboundRequest, Forwarding)> {
+        inbound::get_request(&mut *self.conn().await?, org_id, source_id, id).await
+    }
+
     async fn ping(&self) -> Result<()> {
         // A pooled connection the server closed in a restart fails its first
         // query (idle ones are only checked after a second, to spare a round
@@ -336,6 +383,15 @@ impl Queue for PostgresStore {
             self.work.raise();
         }
         Ok(jobs)
+    }
+
+    async fn ingest(&self, req: InboundRequest, msg: Option<Message>, lease: Option<Lease>) -> Result<Ingested> {
+        let (ingested, unleased) =
+            transaction!(self, |tx| { inbound::ingest(&mut tx, &req, msg.as_ref(), lease.as_ref()).await? })?;
+        if unleased > 0 {
+            self.work.raise();
+        }
+        Ok(ingested)
     }
 
     async fn resend(

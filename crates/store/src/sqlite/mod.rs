@@ -12,6 +12,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod fanout;
+mod inbound;
 mod messages;
 mod owners;
 mod retention;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_delivery_control", include_str!("../../migrations/sqlite/0004_delivery_control.sql")),
     ("0005_audit", include_str!("../../migrations/sqlite/0005_audit.sql")),
     ("0006_tenancy", include_str!("../../migrations/sqlite/0006_tenancy.sql")),
+    ("0007_inbound", include_str!("../../migrations/sqlite/0007_inbound.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

@@ -46,6 +46,13 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
                  ORDER BY m.id LIMIT ?2)",
         )?
         .execute(params![cutoff, batch as i64])? as u64;
+    // Inbound requests are kept as long as messages.
+    let request_cutoff = id_floor_at(IdPrefix::InboundRequest, (now - limits.messages_ms).max(0) as u64);
+    report.housekeeping += c
+        .prepare_cached(
+            "DELETE FROM ingest_request WHERE id IN (SELECT id FROM ingest_request WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![request_cutoff, batch as i64])? as u64;
     report.housekeeping += c
         .prepare_cached("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
         .execute([now])? as u64;

@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::{
-    apps, attempts, audit, deliveries, endpoints, event_types, messages, owners, retention, tasks, tokens, SqliteStore,
+    apps, attempts, audit, deliveries, endpoints, event_types, inbound, messages, owners, retention, tasks, tokens,
+    SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
+use crate::inbound::*;
 use crate::model::*;
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
@@ -285,6 +287,66 @@ impl Resources for SqliteStore {
         self.read(move |c| tasks::list(c, &org, &filter, &page)).await
     }
 
+    async fn list_sources(&self, org_id: &str, page: &Page) -> Result<Vec<Source>> {
+        let (org, page) = (s(org_id), page.clone());
+        self.read(move |c| inbound::list(c, &org, &page)).await
+    }
+
+    async fn get_source(&self, org_id: &str, id_or_uid: &str) -> Result<Source> {
+        self.read_point(|c| inbound::get(c, org_id, id_or_uid))
+    }
+
+    async fn source_by_token(&self, token: &str) -> Result<Option<Source>> {
+        self.read_point(|c| inbound::by_token(c, token, now_millis()))
+    }
+
+    async fn create_source(&self, src: Source, app: Application) -> Result<Source> {
+        self.write(move |c| {
+            inbound::insert(c, &src, &app)?;
+            Ok(src.clone())
+        })
+        .await
+    }
+
+    async fn update_source(&self, src: Source) -> Result<Source> {
+        self.write(move |c| {
+            inbound::update(c, &src)?;
+            Ok(src.clone())
+        })
+        .await
+    }
+
+    async fn delete_source(&self, org_id: &str, id: &str) -> Result<()> {
+        let (org, id, fanout) = (s(org_id), s(id), self.fanout.clone());
+        self.write(move |c| {
+            if let Ok(src) = inbound::get(c, &org, &id) {
+                fanout.forget(&org, &src.app_id);
+            }
+            inbound::delete(c, &org, &id)
+        })
+        .await
+    }
+
+    async fn list_inbound_requests(
+        &self,
+        org_id: &str,
+        source_id: &str,
+        filter: &InboundFilter,
+        page: &Page,
+    ) -> Result<Vec<(InboundRequest, Forwarding)>> {
+        let (org, src, filter, page) = (s(org_id), s(source_id), filter.clone(), page.clone());
+        self.read(move |c| inbound::list_requests(c, &org, &src, &filter, &page)).await
+    }
+
+    async fn get_inbound_request(
+        &self,
+        org_id: &str,
+        source_id: &str,
+        id: &str,
+    ) -> Result<(InboundRequest, Forwarding)> {
+        self.read_point(|c| inbound::get_request(c, org_id, source_id, id))
+    }
+
     async fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
@@ -341,6 +403,16 @@ impl Queue for SqliteStore {
             self.work.notify_one();
         }
         Ok(jobs)
+    }
+
+    async fn ingest(&self, req: InboundRequest, msg: Option<Message>, lease: Option<Lease>) -> Result<Ingested> {
+        let fanout = self.fanout.clone();
+        let (ingested, unleased) =
+            self.write(move |c| inbound::ingest(c, &fanout, &req, msg.as_ref(), lease.as_ref(), now_millis())).await?;
+        if unleased > 0 {
+            self.work.notify_one();
+        }
+        Ok(ingested)
     }
 
     async fn resend(

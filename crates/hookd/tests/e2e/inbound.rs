@@ -1,0 +1,390 @@
+//! Inbound sources: the Svix ingest API, receiving from providers (signed as
+//! each provider signs), dedupe, the request log, handshakes, limits, replay.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::postgres::{shared_url, TestDatabase};
+use crate::support::{verify_standard_webhook, ServerOptions, Sink, TestServer};
+
+fn hmac_hex(key: &[u8], content: &[u8]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    m.update(content);
+    m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A `Stripe-Signature` header for `body`, as Stripe computes it.
+fn stripe_header(secret: &str, body: &str, t: i64) -> String {
+    format!("t={t},v1={}", hmac_hex(secret.as_bytes(), format!("{t}.{body}").as_bytes()))
+}
+
+/// Creates a source and one ingest endpoint to the sink; returns (source, ingest URL).
+async fn source_to(node: &TestServer, sink: &Sink, body: Value) -> (Value, String) {
+    let (status, src) = node.post("/ingest/api/v1/source", body).await;
+    assert_eq!(status, 201, "{src}");
+    let id = src["id"].as_str().unwrap();
+    let (status, ep) =
+        node.post(&format!("/ingest/api/v1/source/{id}/endpoint"), json!({"url": sink.url("/inbound")})).await;
+    assert_eq!(status, 201, "{ep}");
+    let url = src["ingestUrl"].as_str().unwrap().to_string();
+    (src, url)
+}
+
+async fn post_raw(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut req = reqwest::Client::new().post(url).body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn requests(node: &TestServer, source: &str) -> Vec<Value> {
+    let (status, list) = node.get(&format!("/ingest/api/v1/source/{source}/request")).await;
+    assert_eq!(status, 200, "{list}");
+    list["data"].as_array().unwrap().clone()
+}
+
+async fn verified_stripe_requests_are_forwarded_once_and_forgeries_never(node: TestServer) {
+    let sink = Sink::start().await;
+    let (src, url) = source_to(
+        &node,
+        &sink,
+        json!({"name": "Stripe", "uid": "stripe", "type": "stripe", "config": {"secret": "whsec_stripe_test"}}),
+    )
+    .await;
+    // The secret never comes back.
+    assert_eq!(src["config"], json!({}));
+    assert_eq!(src["type"], "stripe");
+    let body = r#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"amount":100}}}"#;
+    let sig = stripe_header("whsec_stripe_test", body, now_secs());
+    let (status, answer) =
+        post_raw(&url, &[("stripe-signature", &sig), ("content-type", "application/json")], body).await;
+    assert_eq!(status, 200, "{answer}");
+    // The provider retries the same event: acknowledged, not forwarded again.
+    let (status, _) = post_raw(&url, &[("stripe-signature", &sig)], body).await;
+    assert_eq!(status, 200);
+    // A forgery and a stale replay: 401, never forwarded.
+    let forged = stripe_header("whsec_wrong", body, now_secs());
+    assert_eq!(post_raw(&url, &[("stripe-signature", &forged)], body).await.0, 401);
+    let stale = stripe_header("whsec_stripe_test", r#"{"id":"evt_2","type":"x"}"#, now_secs() - 3600);
+    let (status, detail) = post_raw(&url, &[("stripe-signature", &stale)], r#"{"id":"evt_2","type":"x"}"#).await;
+    assert_eq!(status, 401);
+    assert!(detail.contains("tolerance"), "{detail}");
+
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 1, "forwarded exactly once");
+    // Byte for byte, signed with the ingest endpoint's Standard Webhooks secret,
+    // under the provider's event type.
+    assert_eq!(&got[0].body[..], body.as_bytes());
+    let sid = src["id"].as_str().unwrap();
+    let (_, eps) = node.get(&format!("/ingest/api/v1/source/{sid}/endpoint")).await;
+    let ep = eps["data"][0]["id"].as_str().unwrap();
+    let (_, secret) = node.get(&format!("/ingest/api/v1/source/{sid}/endpoint/{ep}/secret")).await;
+    assert!(verify_standard_webhook(secret["key"].as_str().unwrap(), &got[0]));
+
+    let log = requests(&node, "stripe").await;
+    let statuses: Vec<&str> = log.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["rejected", "rejected", "duplicate", "forwarded"], "{log:?}");
+    assert_eq!(log[3]["eventType"], "payment_intent.succeeded");
+    assert_eq!(log[3]["eventId"], "evt_1");
+    assert_eq!(log[2]["msgId"], log[3]["msgId"]);
+    assert_eq!(log[3]["body"], body);
+    // Svix's error log lists the refusals.
+    let (_, errors) = node.get(&format!("/ingest/api/v1/source/{sid}/log")).await;
+    assert_eq!(errors["data"].as_array().unwrap().len(), 2);
+    assert_eq!(errors["data"][0]["status_code"], 401);
+    assert!(errors["data"][0]["error_text"].as_str().unwrap().contains("tolerance"));
+}
+
+#[tokio::test]
+async fn stripe_requests_are_verified_deduplicated_and_forwarded() {
+    verified_stripe_requests_are_forwarded_once_and_forgeries_never(TestServer::spawn().await).await;
+}
+
+#[tokio::test]
+async fn stripe_requests_are_verified_deduplicated_and_forwarded_on_postgres() {
+    let Some(admin) = shared_url() else { return };
+    let db = TestDatabase::create(&admin);
+    let opts = ServerOptions { extra_args: vec!["--database-url".into(), db.url.clone()], ..Default::default() };
+    verified_stripe_requests_are_forwarded_once_and_forgeries_never(TestServer::spawn_with(opts).await).await;
+}
+
+#[tokio::test]
+async fn sources_follow_the_svix_shapes_and_refuse_bad_configuration() {
+    let node = TestServer::spawn().await;
+    let bad = [
+        (json!({"name": "x", "type": "stripe", "config": {"secret": "s"}}), "name"),
+        (json!({"name": "Stripe", "type": "stripe", "config": {}}), "config.secret"),
+        (json!({"name": "Nope", "type": "nope"}), "not a source type"),
+        (json!({"name": "VGS", "type": "vgs", "config": {"secret": "s"}}), "hmac"),
+        (json!({"name": "Svix", "type": "svix", "config": {"secret": "not base64!"}}), "config.secret"),
+        (
+            json!({"name": "Hmac", "type": "hmac", "config": {"secret": "s", "algorithm": "sha3", "header": "x"}}),
+            "algorithm",
+        ),
+        (json!({"name": "Gen", "type": "generic-webhook", "allowedIps": ["10.0.0.0/33"]}), "allowedIps"),
+        (json!({"name": "Gen", "type": "generic-webhook", "maxBodyBytes": 0}), "maxBodyBytes"),
+        (json!({"name": "Gen", "type": "generic-webhook", "bogusField": 1}), "bogusField"),
+        (json!({"name": "Cron", "type": "cron", "config": {"schedule": "every minute", "payload": "{}"}}), "schedule"),
+    ];
+    for (body, needle) in bad {
+        let (status, err) = node.post("/ingest/api/v1/source", body.clone()).await;
+        assert_eq!(status, 422, "{body} -> {err}");
+        assert!(err.to_string().contains(needle), "{body}: {err} does not name {needle}");
+    }
+    let (status, src) = node
+        .post(
+            "/ingest/api/v1/source",
+            json!({"name": "GitHub", "uid": "gh", "type": "github", "config": {"secret": "octo"}, "metadata": {"team": "infra"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{src}");
+    for field in ["id", "uid", "name", "type", "config", "ingestUrl", "createdAt", "updatedAt", "metadata"] {
+        assert!(src.get(field).is_some(), "{field} missing from {src}");
+    }
+    assert!(src["id"].as_str().unwrap().starts_with("src_"));
+    assert!(src["ingestUrl"].as_str().unwrap().starts_with(&format!("{}/ingest/", node.base)));
+    // A uid is unique.
+    let (status, _) =
+        node.post("/ingest/api/v1/source", json!({"name": "GitHub 2", "uid": "gh", "type": "github"})).await;
+    assert_eq!(status, 409);
+    // Get by uid, patch, put, list, delete.
+    let (status, got) = node.get("/ingest/api/v1/source/gh").await;
+    assert_eq!((status, &got["id"]), (200, &src["id"]));
+    let (status, patched) = node.patch("/ingest/api/v1/source/gh", json!({"name": "GitHub org", "rateLimit": 5})).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!((patched["name"].as_str(), patched["rateLimit"].as_i64()), (Some("GitHub org"), Some(5)));
+    assert_eq!(patched["metadata"]["team"], "infra");
+    let (status, put) = node
+        .put(
+            "/ingest/api/v1/source/shopify-main",
+            json!({"name": "Shopify", "type": "shopify", "config": {"secret": "shp"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{put}");
+    assert_eq!(put["uid"], "shopify-main");
+    let (_, list) = node.get("/ingest/api/v1/source").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    // The source's application is visible, named after it.
+    let (_, app) = node.get(&format!("/api/v1/app/{}", src["appId"].as_str().unwrap())).await;
+    assert_eq!(app["name"], "inbound: GitHub org");
+    assert_eq!(node.delete("/ingest/api/v1/source/gh").await.0, 204);
+    assert_eq!(node.get("/ingest/api/v1/source/gh").await.0, 404);
+    assert_eq!(node.get(&format!("/api/v1/app/{}", src["appId"].as_str().unwrap())).await.0, 404);
+    // The deleted source's URL is gone too.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(post_raw(src["ingestUrl"].as_str().unwrap(), &[], "{}").await.0, 404);
+}
+
+#[tokio::test]
+async fn github_events_filter_by_type_and_dedupe_on_the_delivery_id() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let (status, src) = node
+        .post("/ingest/api/v1/source", json!({"name": "GitHub", "type": "github", "config": {"secret": "octo"}}))
+        .await;
+    assert_eq!(status, 201);
+    let id = src["id"].as_str().unwrap();
+    let url = src["ingestUrl"].as_str().unwrap();
+    // Only pushes reach this endpoint.
+    let (status, _) = node
+        .post(
+            &format!("/ingest/api/v1/source/{id}/endpoint"),
+            json!({"url": sink.url("/push"), "eventTypes": ["push"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let send = |event: &'static str, delivery: &'static str| {
+        let body = format!(r#"{{"ref":"refs/heads/main","event":"{event}"}}"#);
+        let sig = format!("sha256={}", hmac_hex(b"octo", body.as_bytes()));
+        async move {
+            post_raw(
+                url,
+                &[("x-hub-signature-256", &sig), ("x-github-event", event), ("x-github-delivery", delivery)],
+                &body,
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(send("push", "d-1").await, 200);
+    assert_eq!(send("issues", "d-2").await, 200);
+    assert_eq!(send("push", "d-1").await, 200);
+    assert_eq!(send("push", "d-3").await, 200);
+    sink.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = sink.received();
+    assert_eq!(got.len(), 2, "d-1 and d-3, once each");
+    assert!(got.iter().all(|r| r.json()["event"] == "push"));
+    let log = requests(&node, id).await;
+    let statuses: Vec<&str> = log.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    // Newest first: d-3, the repeated d-1, issues (no endpoint took it), d-1.
+    assert_eq!(statuses, ["forwarded", "duplicate", "verified", "forwarded"], "{log:?}");
+    // Filters on the log.
+    let (_, issues) = node.get(&format!("/ingest/api/v1/source/{id}/request?eventType=issues")).await;
+    assert_eq!(issues["data"].as_array().unwrap().len(), 1);
+    let (_, dups) = node.get(&format!("/ingest/api/v1/source/{id}/request?outcome=duplicate&with_content=false")).await;
+    assert_eq!(dups["data"].as_array().unwrap().len(), 1);
+    assert!(dups["data"][0].get("body").is_none());
+}
+
+#[tokio::test]
+async fn handshakes_are_answered_and_not_forwarded() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    // Slack: a signed url_verification gets its challenge back.
+    let (_, slack) =
+        source_to(&node, &sink, json!({"name": "Slack", "type": "slack", "config": {"secret": "slack-signing"}})).await;
+    let body =
+        r#"{"type":"url_verification","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","token":"x"}"#;
+    let ts = now_secs().to_string();
+    let sig = format!("v0={}", hmac_hex(b"slack-signing", format!("v0:{ts}:{body}").as_bytes()));
+    let (status, answer) =
+        post_raw(&slack, &[("x-slack-signature", &sig), ("x-slack-request-timestamp", &ts)], body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    // Unsigned, it is refused.
+    assert_eq!(post_raw(&slack, &[], body).await.0, 401);
+
+    // Zoom: the plain token comes back with its HMAC under the secret.
+    let (_, zoom) =
+        source_to(&node, &sink, json!({"name": "Zoom", "type": "zoom", "config": {"secret": "zoom-secret"}})).await;
+    let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let ts = now_secs().to_string();
+    let sig = format!("v0={}", hmac_hex(b"zoom-secret", format!("v0:{ts}:{body}").as_bytes()));
+    let (status, answer) = post_raw(&zoom, &[("x-zm-signature", &sig), ("x-zm-request-timestamp", &ts)], body).await;
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    assert_eq!(answer["encryptedToken"], hmac_hex(b"zoom-secret", b"qgg8vlvZRS6UYooatFL8Aw"));
+
+    // Meta: the subscription GET.
+    let (_, meta) = source_to(
+        &node,
+        &sink,
+        json!({"name": "Meta", "type": "meta", "config": {"secret": "app-secret", "verifyToken": "vt-123"}}),
+    )
+    .await;
+    let ok = reqwest::get(format!("{meta}?hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=1158201444"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    let bad = reqwest::get(format!("{meta}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")).await.unwrap();
+    assert_eq!(bad.status(), 403);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 0, "handshakes are not events");
+}
+
+#[tokio::test]
+async fn a_rotated_token_keeps_working_and_limits_hold() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let (src, old_url) = source_to(
+        &node,
+        &sink,
+        json!({"name": "Gen", "type": "generic-webhook", "maxBodyBytes": 1024, "rateLimit": 3, "eventTypePointer": "/kind"}),
+    )
+    .await;
+    let id = src["id"].as_str().unwrap();
+    let (status, rotated) = node.post(&format!("/ingest/api/v1/source/{id}/token/rotate"), json!({})).await;
+    assert_eq!(status, 200);
+    let new_url = rotated["ingestUrl"].as_str().unwrap();
+    assert_ne!(new_url, old_url);
+    assert_eq!(post_raw(new_url, &[], r#"{"kind":"a"}"#).await.0, 200);
+    assert_eq!(post_raw(&old_url, &[], r#"{"kind":"b"}"#).await.0, 200, "the old token works for 48 hours");
+    // Over the body limit: 413, without reading the rest.
+    let big = format!(r#"{{"kind":"c","pad":"{}"}}"#, "x".repeat(2000));
+    assert_eq!(post_raw(new_url, &[], &big).await.0, 413);
+    // Over the rate: 429 with Retry-After.
+    let mut limited = false;
+    for _ in 0..10 {
+        let resp = reqwest::Client::new().post(new_url).body("{}").send().await.unwrap();
+        if resp.status() == 429 {
+            assert!(resp.headers().get("retry-after").is_some());
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "a source over its rateLimit answers 429");
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    let mut types: Vec<String> = Vec::new();
+    for r in &got {
+        types.push(r.json()["kind"].as_str().unwrap_or("").to_string());
+    }
+    types.sort();
+    assert_eq!(types[..2], ["a".to_string(), "b".to_string()]);
+    let log = requests(&node, id).await;
+    let accepted: Vec<&Value> = log.iter().filter(|r| r["outcome"] == "accepted").collect();
+    assert!(accepted.iter().any(|r| r["eventType"] == "a"), "{log:?}");
+}
+
+#[tokio::test]
+async fn an_allowlist_refuses_other_addresses() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let (_, open) =
+        source_to(&node, &sink, json!({"name": "Local", "type": "generic-webhook", "allowedIps": ["127.0.0.0/8"]}))
+            .await;
+    assert_eq!(post_raw(&open, &[], "{}").await.0, 200);
+    let (_, closed) =
+        source_to(&node, &sink, json!({"name": "Far", "type": "generic-webhook", "allowedIps": ["203.0.113.0/24"]}))
+            .await;
+    let (status, detail) = post_raw(&closed, &[("x-forwarded-for", "203.0.113.9")], "{}").await;
+    // X-Forwarded-For is not believed from an untrusted peer.
+    assert_eq!(status, 403, "{detail}");
+    assert!(detail.contains("allowedIps"));
+}
+
+#[tokio::test]
+async fn twilio_form_reports_become_json_and_a_rejected_request_replays_once_fixed() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let (src, url) =
+        source_to(&node, &sink, json!({"name": "Twilio", "type": "twilio", "config": {"authToken": "wrong-token"}}))
+            .await;
+    let id = src["id"].as_str().unwrap();
+    let form = "MessageSid=SM123&MessageStatus=delivered&To=%2B15551234567";
+    // Twilio's signature: HMAC-SHA1 over the URL and the sorted parameters.
+    let mut content = url.clone();
+    for (k, v) in [("MessageSid", "SM123"), ("MessageStatus", "delivered"), ("To", "+15551234567")] {
+        content.push_str(k);
+        content.push_str(v);
+    }
+    let mut m = Hmac::<sha1::Sha1>::new_from_slice(b"real-token").unwrap();
+    m.update(content.as_bytes());
+    let sig = B64.encode(m.finalize().into_bytes());
+    let headers = [("x-twilio-signature", sig.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    // Configured with the wrong token: refused and kept.
+    assert_eq!(post_raw(&url, &headers, form).await.0, 401);
+    assert_eq!(sink.count(), 0);
+    // Fixed, then the refused request replayed: forwarded as JSON.
+    let (status, _) =
+        node.patch(&format!("/ingest/api/v1/source/{id}"), json!({"config": {"authToken": "real-token"}})).await;
+    assert_eq!(status, 200);
+    let (status, summary) = node.post(&format!("/ingest/api/v1/source/{id}/request/replay"), json!({})).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!((summary["replayed"].as_u64(), summary["accepted"].as_u64()), (Some(1), Some(1)), "{summary}");
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json(), json!({"MessageSid": "SM123", "MessageStatus": "delivered", "To": "+15551234567"}));
+    let log = requests(&node, id).await;
+    assert_eq!(log[0]["replayOf"], log[1]["id"]);
+    assert_eq!(log[0]["eventType"], "delivered");
+    // Signed correctly now, the same report is accepted directly.
+    assert_eq!(post_raw(&url, &headers, form).await.0, 200);
+}

@@ -1,0 +1,284 @@
+//! Inbound sources and their request log.
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, QueryBuilder, Row};
+
+use super::rows::{self, RowResult};
+use super::{apps, messages};
+use crate::inbound::app_name;
+use crate::inbound::*;
+use crate::model::*;
+use crate::{codec, crypt, Result, StoreError};
+
+const SOURCE_COLUMNS: &str = "org_id, id, uid, name, kind, config, settings, metadata, app_id, token, token_hash, \
+                              prev_token_hash, prev_token_until, created_at, updated_at";
+
+fn decode(e: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(e.to_string().into())
+}
+
+fn source(r: &PgRow) -> RowResult<Source> {
+    let id: String = r.try_get(1)?;
+    let config = crypt::open(&r.try_get::<String, _>(5)?, &format!("{id}:config")).map_err(decode)?;
+    let token = crypt::open(&r.try_get::<String, _>(9)?, &format!("{id}:token")).map_err(decode)?;
+    Ok(Source {
+        org_id: r.try_get(0)?,
+        uid: r.try_get(2)?,
+        name: r.try_get(3)?,
+        kind: r.try_get(4)?,
+        config: serde_json::from_str(&config).map_err(decode)?,
+        settings: serde_json::from_str(&r.try_get::<String, _>(6)?).map_err(decode)?,
+        metadata: serde_json::from_str(&r.try_get::<String, _>(7)?).map_err(decode)?,
+        app_id: r.try_get(8)?,
+        token,
+        prev_token: None,
+        prev_token_until: r.try_get(12)?,
+        created_at: r.try_get(13)?,
+        updated_at: r.try_get(14)?,
+        id,
+    })
+}
+
+pub async fn list(c: &mut PgConnection, org_id: &str, page: &Page) -> Result<Vec<Source>> {
+    let mut q = QueryBuilder::new(format!("SELECT {SOURCE_COLUMNS} FROM ingest_source WHERE org_id = "));
+    q.push_bind(org_id);
+    rows::push_page(&mut q, page, "id");
+    rows::collect(q.build().fetch_all(c).await?, source)
+}
+
+pub async fn get(c: &mut PgConnection, org_id: &str, id_or_uid: &str) -> Result<Source> {
+    let row = sqlx::query(&format!(
+        "SELECT {SOURCE_COLUMNS} FROM ingest_source WHERE org_id = $1 AND (id = $2 OR uid = $2)
+         ORDER BY id = $2 DESC LIMIT 1"
+    ))
+    .bind(org_id)
+    .bind(id_or_uid)
+    .fetch_one(c)
+    .await?;
+    Ok(source(&row)?)
+}
+
+pub async fn by_token(c: &mut PgConnection, token: &str, now: i64) -> Result<Option<Source>> {
+    let row = sqlx::query(&format!(
+        "SELECT {SOURCE_COLUMNS} FROM ingest_source
+         WHERE token_hash = $1 OR (prev_token_hash = $1 AND prev_token_until > $2) LIMIT 1"
+    ))
+    .bind(token_hash(token))
+    .bind(now)
+    .fetch_optional(c)
+    .await?;
+    Ok(row.as_ref().map(source).transpose()?)
+}
+
+const UID_TAKEN: &str = "a source with this uid";
+
+pub async fn insert(c: &mut PgConnection, s: &Source, app: &Application) -> Result<()> {
+    apps::insert(&mut *c, app).await?;
+    sqlx::query(&format!(
+        "INSERT INTO ingest_source ({SOURCE_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ))
+    .bind(&s.org_id)
+    .bind(&s.id)
+    .bind(&s.uid)
+    .bind(&s.name)
+    .bind(&s.kind)
+    .bind(crypt::seal(&s.config.to_string(), &format!("{}:config", s.id)))
+    .bind(s.settings.to_string())
+    .bind(codec::json(&s.metadata))
+    .bind(&s.app_id)
+    .bind(crypt::seal(&s.token, &format!("{}:token", s.id)))
+    .bind(token_hash(&s.token))
+    .bind(s.prev_token.as_deref().map(token_hash))
+    .bind(s.prev_token_until)
+    .bind(s.created_at)
+    .bind(s.updated_at)
+    .execute(c)
+    .await
+    .map_err(|e| rows::unique_violation(e, UID_TAKEN))?;
+    Ok(())
+}
+
+/// As the SQLite backend: a `prev_token` of `None` keeps the stored one.
+pub async fn update(c: &mut PgConnection, s: &Source) -> Result<()> {
+    let n = sqlx::query(
+        "UPDATE ingest_source SET uid = $3, name = $4, kind = $5, config = $6, settings = $7, metadata = $8,
+             token = $9, token_hash = $10, prev_token_hash = COALESCE($11, prev_token_hash),
+             prev_token_until = COALESCE($12, prev_token_until), updated_at = $13
+         WHERE org_id = $1 AND id = $2",
+    )
+    .bind(&s.org_id)
+    .bind(&s.id)
+    .bind(&s.uid)
+    .bind(&s.name)
+    .bind(&s.kind)
+    .bind(crypt::seal(&s.config.to_string(), &format!("{}:config", s.id)))
+    .bind(s.settings.to_string())
+    .bind(codec::json(&s.metadata))
+    .bind(crypt::seal(&s.token, &format!("{}:token", s.id)))
+    .bind(token_hash(&s.token))
+    .bind(s.prev_token.as_deref().map(token_hash))
+    .bind(s.prev_token_until)
+    .bind(s.updated_at)
+    .execute(&mut *c)
+    .await
+    .map_err(|e| rows::unique_violation(e, UID_TAKEN))?;
+    if n.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query("UPDATE application SET name = $3 WHERE org_id = $1 AND id = $2")
+        .bind(&s.org_id)
+        .bind(&s.app_id)
+        .bind(app_name(&s.name))
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(c: &mut PgConnection, org_id: &str, id: &str) -> Result<()> {
+    let src = get(&mut *c, org_id, id).await?;
+    sqlx::query("DELETE FROM ingest_request WHERE org_id = $1 AND source_id = $2")
+        .bind(org_id)
+        .bind(&src.id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM ingest_source WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(&src.id)
+        .execute(&mut *c)
+        .await?;
+    match apps::delete(c, org_id, &src.app_id).await {
+        Ok(()) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+const REQUEST_COLUMNS: &str =
+    "r.org_id, r.id, r.source_id, r.received_at, r.method, r.remote_addr, r.headers, r.body, \
+     r.outcome, r.status_code, r.error, r.event_type, r.event_id, r.msg_id, r.replay_of, r.query, \
+     (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id), \
+     (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id AND d.state = 'succeeded'), \
+     (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id AND d.state = 'failed')";
+
+fn request(r: &PgRow) -> RowResult<(InboundRequest, Forwarding)> {
+    let headers: Vec<(String, String)> = serde_json::from_str(&r.try_get::<String, _>(6)?).map_err(decode)?;
+    let outcome: String = r.try_get(8)?;
+    let count = |i: usize| -> RowResult<u64> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
+    Ok((
+        InboundRequest {
+            org_id: r.try_get(0)?,
+            id: r.try_get(1)?,
+            source_id: r.try_get(2)?,
+            received_at: r.try_get(3)?,
+            method: r.try_get(4)?,
+            remote_addr: r.try_get(5)?,
+            headers,
+            body: r.try_get(7)?,
+            outcome: InboundOutcome::parse(&outcome).ok_or_else(|| decode(format!("outcome {outcome:?}")))?,
+            status_code: r.try_get::<i64, _>(9)?.clamp(0, 999) as u16,
+            error: r.try_get(10)?,
+            event_type: r.try_get(11)?,
+            event_id: r.try_get(12)?,
+            msg_id: r.try_get(13)?,
+            replay_of: r.try_get(14)?,
+            query: r.try_get(15)?,
+        },
+        Forwarding { deliveries: count(16)?, succeeded: count(17)?, failed: count(18)? },
+    ))
+}
+
+pub async fn list_requests(
+    c: &mut PgConnection,
+    org_id: &str,
+    source_id: &str,
+    filter: &InboundFilter,
+    page: &Page,
+) -> Result<Vec<(InboundRequest, Forwarding)>> {
+    let mut q = QueryBuilder::new(format!("SELECT {REQUEST_COLUMNS} FROM ingest_request r WHERE r.org_id = "));
+    q.push_bind(org_id).push(" AND r.source_id = ").push_bind(source_id);
+    if let Some(o) = filter.outcome {
+        q.push(" AND r.outcome = ").push_bind(o.as_str());
+    }
+    if let Some(t) = &filter.event_type {
+        q.push(" AND r.event_type = ").push_bind(t.clone());
+    }
+    if let Some(a) = filter.after {
+        q.push(" AND r.received_at >= ").push_bind(a);
+    }
+    if let Some(b) = filter.before {
+        q.push(" AND r.received_at < ").push_bind(b);
+    }
+    rows::push_page(&mut q, page, "r.id");
+    rows::collect(q.build().fetch_all(c).await?, request)
+}
+
+pub async fn get_request(
+    c: &mut PgConnection,
+    org_id: &str,
+    source_id: &str,
+    id: &str,
+) -> Result<(InboundRequest, Forwarding)> {
+    let row = sqlx::query(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM ingest_request r WHERE r.org_id = $1 AND r.source_id = $2 AND r.id = $3"
+    ))
+    .bind(org_id)
+    .bind(source_id)
+    .bind(id)
+    .fetch_one(c)
+    .await?;
+    Ok(request(&row)?)
+}
+
+async fn insert_request(c: &mut PgConnection, r: &InboundRequest) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ingest_request (org_id, id, source_id, received_at, method, remote_addr, headers, body, outcome,
+             status_code, error, event_type, event_id, msg_id, replay_of, query)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&r.org_id)
+    .bind(&r.id)
+    .bind(&r.source_id)
+    .bind(r.received_at)
+    .bind(&r.method)
+    .bind(&r.remote_addr)
+    .bind(codec::json(&r.headers))
+    .bind(&r.body)
+    .bind(r.outcome.as_str())
+    .bind(i64::from(r.status_code))
+    .bind(&r.error)
+    .bind(&r.event_type)
+    .bind(&r.event_id)
+    .bind(&r.msg_id)
+    .bind(&r.replay_of)
+    .bind(&r.query)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Run inside a transaction. See `Queue::ingest`.
+pub async fn ingest(
+    c: &mut PgConnection,
+    req: &InboundRequest,
+    msg: Option<&Message>,
+    lease: Option<&Lease>,
+) -> Result<(Ingested, usize)> {
+    let Some(msg) = msg else {
+        insert_request(c, req).await?;
+        return Ok((Ingested::default(), 0));
+    };
+    match messages::create(&mut *c, msg, None, lease, None).await {
+        Ok((jobs, unleased)) => {
+            let accepted =
+                InboundRequest { outcome: InboundOutcome::Accepted, msg_id: Some(msg.id.clone()), ..req.clone() };
+            insert_request(c, &accepted).await?;
+            Ok((Ingested { jobs, duplicate_of: None }, unleased))
+        }
+        Err(StoreError::Conflict { existing_id: Some(first), .. }) => {
+            let dup = InboundRequest { outcome: InboundOutcome::Duplicate, msg_id: Some(first.clone()), ..req.clone() };
+            insert_request(c, &dup).await?;
+            Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first) }, 0))
+        }
+        Err(e) => Err(e),
+    }
+}

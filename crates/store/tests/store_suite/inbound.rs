@@ -1,0 +1,136 @@
+//! Inbound sources and their request log.
+
+use hookd_core::id::{new_id, IdPrefix};
+use hookd_core::timefmt::now_millis;
+use hookd_store::*;
+use serde_json::json;
+
+use crate::fixture::{page, Fixture};
+
+fn source(f: &Fixture, token: &str) -> (Source, Application) {
+    let t = now_millis();
+    let src = Source {
+        org_id: f.org.clone(),
+        id: new_id(IdPrefix::Source),
+        uid: Some("stripe".into()),
+        name: "Stripe".into(),
+        kind: "stripe".into(),
+        config: json!({"secret": "whsec_test"}),
+        settings: json!({"rateLimit": 5}),
+        metadata: Default::default(),
+        app_id: new_id(IdPrefix::Application),
+        token: token.into(),
+        prev_token: None,
+        prev_token_until: None,
+        created_at: t,
+        updated_at: t,
+    };
+    let app = Application {
+        org_id: f.org.clone(),
+        id: src.app_id.clone(),
+        uid: None,
+        name: "inbound: Stripe".into(),
+        rate_limit: None,
+        metadata: Default::default(),
+        created_at: t,
+        updated_at: t,
+    };
+    (src, app)
+}
+
+fn request(src: &Source) -> InboundRequest {
+    InboundRequest {
+        org_id: src.org_id.clone(),
+        id: new_id(IdPrefix::InboundRequest),
+        source_id: src.id.clone(),
+        received_at: now_millis(),
+        method: "POST".into(),
+        query: String::new(),
+        remote_addr: Some("127.0.0.1".into()),
+        headers: vec![("stripe-signature".into(), "t=1,v1=00".into())],
+        body: br#"{"id":"evt_1"}"#.to_vec(),
+        outcome: InboundOutcome::Rejected,
+        status_code: 200,
+        error: None,
+        event_type: Some("charge.succeeded".into()),
+        event_id: Some("evt_1".into()),
+        msg_id: None,
+        replay_of: None,
+    }
+}
+
+pub async fn sources_are_found_by_their_token_and_a_rotated_one_for_its_grace(f: Fixture) {
+    let (src, app) = source(&f, "tok-1");
+    f.store.create_source(src.clone(), app).await.unwrap();
+    let found = f.store.source_by_token("tok-1").await.unwrap().expect("found by its token");
+    assert_eq!((found.id.as_str(), found.config["secret"].as_str()), (src.id.as_str(), Some("whsec_test")));
+    assert_eq!(found.settings, json!({"rateLimit": 5}));
+    assert!(f.store.source_by_token("tok-x").await.unwrap().is_none());
+    assert_eq!(f.store.get_source(&f.org, "stripe").await.unwrap().id, src.id);
+    // A second source cannot take the uid.
+    let (mut other, other_app) = source(&f, "tok-2");
+    other.app_id = other_app.id.clone();
+    assert!(matches!(f.store.create_source(other, other_app).await, Err(StoreError::Conflict { .. })));
+
+    // Rotated: both tokens work during the grace period…
+    let mut rotated = found.clone();
+    rotated.token = "tok-3".into();
+    rotated.prev_token = Some("tok-1".into());
+    rotated.prev_token_until = Some(now_millis() + 60_000);
+    f.store.update_source(rotated.clone()).await.unwrap();
+    assert_eq!(f.store.source_by_token("tok-3").await.unwrap().map(|s| s.id), Some(src.id.clone()));
+    assert_eq!(f.store.source_by_token("tok-1").await.unwrap().map(|s| s.id), Some(src.id.clone()));
+    // …and the old one no longer once it has passed.
+    let mut expired = rotated.clone();
+    expired.prev_token = Some("tok-1".into());
+    expired.prev_token_until = Some(now_millis() - 1);
+    f.store.update_source(expired).await.unwrap();
+    assert!(f.store.source_by_token("tok-1").await.unwrap().is_none());
+
+    // Deleting the source removes its application and log.
+    f.store.ingest(request(&src), None, None).await.unwrap();
+    f.store.delete_source(&f.org, &src.id).await.unwrap();
+    assert!(matches!(f.store.get_app(&f.org, &src.app_id).await, Err(StoreError::NotFound)));
+    assert!(f.store.source_by_token("tok-3").await.unwrap().is_none());
+    let log = f.store.list_inbound_requests(&f.org, &src.id, &InboundFilter::default(), &page(10)).await.unwrap();
+    assert!(log.is_empty());
+}
+
+pub async fn concurrent_repeats_of_one_event_make_one_message(f: Fixture) {
+    let (src, app) = source(&f, "tok-c");
+    f.store.create_source(src.clone(), app.clone()).await.unwrap();
+    let mut ep = f.endpoint_row(None, None);
+    ep.app_id = app.id.clone();
+    f.store.create_endpoint(ep, None).await.unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..20 {
+        let store = f.store.clone();
+        let req = request(&src);
+        let msg = Message { app_id: app.id.clone(), ..f.message("charge.succeeded", Some("evt_1"), None) };
+        handles.push(tokio::spawn(async move { store.ingest(req, Some(msg), None).await.unwrap() }));
+    }
+    let mut firsts = Vec::new();
+    for h in handles {
+        firsts.push(h.await.unwrap().duplicate_of);
+    }
+    assert_eq!(firsts.iter().filter(|d| d.is_none()).count(), 1, "one request is the first");
+    let all = f.store.list_inbound_requests(&f.org, &src.id, &InboundFilter::default(), &page(50)).await.unwrap();
+    assert_eq!(all.len(), 20, "every request is in the log");
+    let accepted: Vec<_> = all.iter().filter(|(r, _)| r.outcome == InboundOutcome::Accepted).collect();
+    assert_eq!(accepted.len(), 1);
+    let first_msg = accepted[0].0.msg_id.clone().unwrap();
+    assert!(
+        all.iter().all(|(r, _)| r.msg_id.as_deref() == Some(first_msg.as_str())),
+        "duplicates name the first message"
+    );
+    assert_eq!(accepted[0].1.deliveries, 1);
+    let msgs = f.store.list_messages(&f.org, &app.id, &MessageFilter::default(), &page(50)).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    // Filters.
+    let filter = InboundFilter { outcome: Some(InboundOutcome::Duplicate), ..Default::default() };
+    let dups = f.store.list_inbound_requests(&f.org, &src.id, &filter, &page(50)).await.unwrap();
+    assert_eq!(dups.len(), 19);
+    let (one, _) = f.store.get_inbound_request(&f.org, &src.id, &dups[0].0.id).await.unwrap();
+    assert_eq!(one.headers, vec![("stripe-signature".to_string(), "t=1,v1=00".to_string())]);
+    assert_eq!(one.body, br#"{"id":"evt_1"}"#.to_vec());
+}
