@@ -81,12 +81,12 @@ async fn sink_handler(State(log): State<Sink>, Path(ep): Path<usize>, headers: H
     StatusCode::OK
 }
 
-struct Child {
-    child: tokio::process::Child,
+pub(crate) struct Child {
+    pub(crate) child: tokio::process::Child,
     _dir: tempfile::TempDir,
 }
 
-async fn start_node(token: &str, database_url: Option<&str>) -> anyhow::Result<(String, Child)> {
+pub(crate) async fn start_node(token: &str, database_url: Option<&str>) -> anyhow::Result<(String, Child)> {
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let mut cmd = tokio::process::Command::new(exe);
@@ -118,7 +118,7 @@ async fn start_node(token: &str, database_url: Option<&str>) -> anyhow::Result<(
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
     // Fields after the command name (which may contain spaces) start after ')'.
     let fields: Vec<&str> =
@@ -137,7 +137,7 @@ fn postgres_cpu_seconds() -> f64 {
         .sum()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -5,6 +5,7 @@
 //! `hookd bench` measures a running or embedded server.
 
 mod bench;
+mod bench_inbound;
 mod bench_store;
 mod config;
 mod keys;
@@ -59,6 +60,9 @@ enum Command {
     Prune(Box<prune::PruneOptions>),
     /// Measure throughput and latency: starts a local sink and drives hookd.
     Bench(bench::BenchOptions),
+    /// Measure inbound receiving: signed provider requests verified, stored and
+    /// forwarded per second, and their latency.
+    BenchInbound(bench_inbound::InboundBenchOptions),
     /// Measure what claiming due deliveries costs with none and with many in flight.
     BenchClaim(bench_store::ClaimBenchOptions),
     /// Measure the retention sweep: expired messages swept, space freed, enqueues meanwhile.
@@ -152,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             prune::run(*opts).await
         }
         Command::Bench(opts) => bench::run(opts).await,
+        Command::BenchInbound(opts) => bench_inbound::run(opts).await,
         Command::BenchClaim(opts) => {
             init_tracing("warn");
             bench_store::claim(opts).await
