@@ -13,10 +13,12 @@ pub mod handshake;
 pub mod hmac;
 pub mod settings;
 pub mod source;
+pub mod tracking;
 pub mod verify;
 
 pub use settings::SourceSettings;
 pub use source::{SourceConfig, SourceType};
+pub use tracking::{Observed, StatusTracking};
 
 /// A request as it reached a source's URL.
 #[derive(Debug, Clone, Copy)]

@@ -5,6 +5,7 @@ use hookd_core::policy::Network;
 use serde::{Deserialize, Serialize};
 
 use crate::extract::Selector;
+use crate::tracking::StatusTracking;
 
 /// Largest body a source may be configured to take.
 pub const MAX_BODY_LIMIT: u32 = 10 * 1024 * 1024;
@@ -43,6 +44,9 @@ pub struct SourceSettings {
     pub response_body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_content_type: Option<String>,
+    /// Keep each object's status and forward only what moves it forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_tracking: Option<StatusTracking>,
 }
 
 impl SourceSettings {
@@ -82,6 +86,9 @@ impl SourceSettings {
             if ct.len() > 128 || ct.chars().any(|c| c.is_control()) {
                 return Err(("responseContentType", "a content type of at most 128 characters".into()));
             }
+        }
+        if let Some(t) = &self.status_tracking {
+            t.check().map_err(|e| ("statusTracking", e))?;
         }
         Ok(())
     }

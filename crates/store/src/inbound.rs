@@ -40,6 +40,9 @@ pub enum InboundOutcome {
     Duplicate,
     /// Refused (verification, allowlist, size…): never forwarded.
     Rejected,
+    /// Verified, and the status it reports does not move its object forward
+    /// (status tracking): kept, not forwarded.
+    Ignored,
 }
 
 impl InboundOutcome {
@@ -48,6 +51,7 @@ impl InboundOutcome {
             InboundOutcome::Accepted => "accepted",
             InboundOutcome::Duplicate => "duplicate",
             InboundOutcome::Rejected => "rejected",
+            InboundOutcome::Ignored => "ignored",
         }
     }
 
@@ -56,6 +60,7 @@ impl InboundOutcome {
             "accepted" => Some(InboundOutcome::Accepted),
             "duplicate" => Some(InboundOutcome::Duplicate),
             "rejected" => Some(InboundOutcome::Rejected),
+            "ignored" => Some(InboundOutcome::Ignored),
             _ => None,
         }
     }
@@ -84,6 +89,29 @@ pub struct InboundRequest {
     pub msg_id: Option<String>,
     /// For a replay: the request replayed.
     pub replay_of: Option<String>,
+    /// Status tracking: the object and status the request reports.
+    pub object: Option<ObjectStatus>,
+}
+
+/// An object's status as a request reports it, with the status's step in the
+/// source's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStatus {
+    pub object_id: String,
+    pub status: String,
+    pub rank: i32,
+}
+
+/// A tracked object: its furthest status so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedObject {
+    pub source_id: String,
+    pub object_id: String,
+    pub status: String,
+    /// The request that brought the status.
+    pub request_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// How far an accepted request's message got: its deliveries by state.
@@ -98,6 +126,7 @@ pub struct Forwarding {
 pub struct InboundFilter {
     pub outcome: Option<InboundOutcome>,
     pub event_type: Option<String>,
+    pub object_id: Option<String>,
     /// Received in [after, before).
     pub after: Option<i64>,
     pub before: Option<i64>,
@@ -110,6 +139,8 @@ pub struct Ingested {
     pub jobs: Vec<crate::DeliveryJob>,
     /// The request's event id was seen before: the first one's message.
     pub duplicate_of: Option<String>,
+    /// The request's status did not move its object forward: not forwarded.
+    pub ignored: bool,
 }
 
 /// SHA-256 of a source token, hex: what lookups compare.

@@ -34,7 +34,9 @@ use async_trait::async_trait;
 pub use audit::{AuditCheck, AuditEntry, AuditEvent, AuditHead};
 pub use change::{EndpointChange, EndpointSettings, EndpointUpdated};
 pub use hookd_core::{DeliveryState, MessageStatus};
-pub use inbound::{Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, Source};
+pub use inbound::{
+    Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, ObjectStatus, Source, TrackedObject,
+};
 pub use model::*;
 pub use task::*;
 
@@ -68,7 +70,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 11] = [
+pub(crate) const ORG_TABLES: [&str; 12] = [
+    "ingest_object",
     "ingest_request",
     "ingest_source",
     "attempt",
@@ -223,6 +226,8 @@ pub trait Resources: Send + Sync + 'static {
         source_id: &str,
         id: &str,
     ) -> Result<(InboundRequest, Forwarding)>;
+    /// A tracked object of the source (status tracking).
+    async fn get_tracked_object(&self, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject>;
 
     async fn ping(&self) -> Result<()>;
 

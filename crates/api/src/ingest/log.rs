@@ -22,7 +22,7 @@ use hookd_store::{Forwarding, InboundFilter, InboundOutcome, InboundRequest, Mes
 use serde::{Deserialize, Serialize};
 
 use super::cache::Loaded;
-use super::receive::check;
+use super::receive::{check, Checked};
 use super::sources::{self, ingest_url};
 use crate::auth::OrgAuth;
 use crate::error::{ApiError, ApiResult};
@@ -51,7 +51,8 @@ pub struct InboundRequestOut {
     pub received_at: String,
     pub method: String,
     pub remote_addr: Option<String>,
-    /// `rejected`, `duplicate`, or how far an accepted request got:
+    /// `rejected`, `duplicate`, `ignored` (status tracking: its status did
+    /// not move its object forward), or how far an accepted request got:
     /// `verified` (no endpoint took it), `forwarding`, `forwarded`, `failed`.
     pub status: &'static str,
     pub outcome: &'static str,
@@ -61,6 +62,11 @@ pub struct InboundRequestOut {
     pub event_id: Option<String>,
     pub msg_id: Option<String>,
     pub replay_of: Option<String>,
+    /// Status tracking: the object and the status the request reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_status: Option<String>,
     pub deliveries: DeliveriesOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<Vec<(String, String)>>,
@@ -83,6 +89,7 @@ fn status_of(r: &InboundRequest, f: &Forwarding) -> &'static str {
     match r.outcome {
         InboundOutcome::Rejected => "rejected",
         InboundOutcome::Duplicate => "duplicate",
+        InboundOutcome::Ignored => "ignored",
         InboundOutcome::Accepted if f.deliveries == 0 => "verified",
         InboundOutcome::Accepted if f.failed > 0 => "failed",
         InboundOutcome::Accepted if f.succeeded == f.deliveries => "forwarded",
@@ -95,7 +102,7 @@ fn body_of(r: &InboundRequest) -> Vec<u8> {
     hookd_store::crypt::open_body(&r.body, &format!("{}:body", r.id)).unwrap_or_else(|_| r.body.clone())
 }
 
-fn request_out(r: InboundRequest, f: Forwarding, with_content: bool) -> InboundRequestOut {
+pub(super) fn request_out(r: InboundRequest, f: Forwarding, with_content: bool) -> InboundRequestOut {
     let (body, body_encoding) = if with_content {
         let raw = body_of(&r);
         match String::from_utf8(raw) {
@@ -119,6 +126,8 @@ fn request_out(r: InboundRequest, f: Forwarding, with_content: bool) -> InboundR
         event_id: r.event_id,
         msg_id: r.msg_id,
         replay_of: r.replay_of,
+        object_id: r.object.as_ref().map(|o| o.object_id.clone()),
+        object_status: r.object.map(|o| o.status),
         deliveries: DeliveriesOut { total: f.deliveries, succeeded: f.succeeded, failed: f.failed },
         headers: with_content.then_some(r.headers),
         body,
@@ -129,14 +138,14 @@ fn request_out(r: InboundRequest, f: Forwarding, with_content: bool) -> InboundR
 fn filter_of(q: &QueryParams) -> ApiResult<InboundFilter> {
     let outcome = match q.get("outcome") {
         None => None,
-        Some(o) => Some(
-            InboundOutcome::parse(o)
-                .ok_or_else(|| ApiError::invalid(&["query", "outcome"], "one of accepted, duplicate, rejected"))?,
-        ),
+        Some(o) => Some(InboundOutcome::parse(o).ok_or_else(|| {
+            ApiError::invalid(&["query", "outcome"], "one of accepted, duplicate, rejected, ignored")
+        })?),
     };
     Ok(InboundFilter {
         outcome,
         event_type: q.get("eventType").or(q.get("event_type")).map(str::to_string),
+        object_id: q.get("objectId").or(q.get("object_id")).map(str::to_string),
         after: q.datetime("after")?.or(q.datetime("since")?),
         before: q.datetime("before")?.or(q.datetime("until")?),
     })
@@ -249,7 +258,7 @@ pub async fn replay_many(
     let outcome = match input.outcome.as_deref() {
         None => InboundOutcome::Rejected,
         Some(o) => InboundOutcome::parse(o)
-            .ok_or_else(|| ApiError::body_field("outcome", "one of accepted, duplicate, rejected"))?,
+            .ok_or_else(|| ApiError::body_field("outcome", "one of accepted, duplicate, rejected, ignored"))?,
     };
     let time = |field: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
         match v {
@@ -262,6 +271,7 @@ pub async fn replay_many(
     let filter = InboundFilter {
         outcome: Some(outcome),
         event_type: input.event_type.clone(),
+        object_id: None,
         after: time("since", &input.since)?,
         // Not what this call itself adds.
         before: Some(time("until", &input.until)?.unwrap_or_else(now_millis)),
@@ -309,12 +319,16 @@ async fn replay(state: &AppState, loaded: &Loaded, original: InboundRequest) -> 
         event_id: None,
         msg_id: None,
         replay_of: Some(original.id.clone()),
+        object: None,
         ..original.clone()
     };
     let msg = match check(loaded, &incoming) {
-        Ok((event_type, event_id, payload)) => {
-            // An accepted request is sent again on purpose: no dedupe.
-            let event_id = if original.outcome == InboundOutcome::Rejected { event_id } else { None };
+        Ok(Checked { event_type, event_id, payload, object }) => {
+            // A request that was forwarded is sent again on purpose: no dedupe
+            // and no status tracking. One that was refused counts as new.
+            let first_time = original.outcome == InboundOutcome::Rejected;
+            let event_id = if first_time { event_id } else { None };
+            record.object = if first_time { object } else { None };
             (record.event_type, record.event_id, record.status_code) =
                 (Some(event_type.clone()), event_id.clone(), 200);
             Some(Message {

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod endpoints;
 pub mod log;
+pub mod objects;
 pub mod receive;
 pub mod sources;
 
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{src}/request/replay"), post(log::replay_many))
         .route(&format!("{src}/request/{{request_id}}"), get(log::get))
         .route(&format!("{src}/request/{{request_id}}/replay"), post(log::replay_one))
+        .route(&format!("{src}/object/{{object_id}}"), get(objects::get))
         .route(&format!("{src}/endpoint"), get(endpoints::list).post(endpoints::create))
         .route(ep, get(endpoints::get).put(endpoints::upsert).delete(endpoints::delete))
         .route(&format!("{ep}/secret"), get(endpoints::get_secret))

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use hookd_core::id::{new_id, IdPrefix};
 use hookd_core::timefmt::now_millis;
 use hookd_inbound::{extract, handshake, Incoming, Rejection};
-use hookd_store::{AuditEvent, InboundOutcome, InboundRequest, Message};
+use hookd_store::{AuditEvent, InboundOutcome, InboundRequest, Message, ObjectStatus};
 use http_body_util::BodyExt;
 use serde_json::json;
 
@@ -161,10 +161,10 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
         event_id: None,
         msg_id: None,
         replay_of: None,
+        object: None,
     };
-    let checked = check(loaded, &incoming);
-    let (event_type, event_id, payload) = match checked {
-        Ok(parts) => parts,
+    let Checked { event_type, event_id, payload, object } = match check(loaded, &incoming) {
+        Ok(checked) => checked,
         Err((status, Rejection(why))) => {
             record.status_code = status.as_u16();
             record.error = Some(why.clone());
@@ -183,6 +183,7 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
     let settings = &loaded.settings;
     let status = settings.response_status.unwrap_or(200);
     (record.event_type, record.event_id, record.status_code) = (Some(event_type.clone()), event_id.clone(), status);
+    record.object = object;
     let msg = Message {
         org_id: src.org_id.clone(),
         app_id: src.app_id.clone(),
@@ -199,7 +200,13 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
     let request_id = record.id.clone();
     match state.deliveries.ingest(record, Some(msg)).await {
         Ok(ingested) => {
-            metrics.inbound_request(if ingested.duplicate_of.is_some() { "duplicate" } else { "accepted" });
+            metrics.inbound_request(if ingested.duplicate_of.is_some() {
+                "duplicate"
+            } else if ingested.ignored {
+                "ignored"
+            } else {
+                "accepted"
+            });
             let mut r = match &settings.response_body {
                 Some(b) => answer(status, settings.response_content_type.as_deref().unwrap_or("text/plain"), b.clone()),
                 None => answer(status, "application/json", json!({ "id": request_id }).to_string()),
@@ -213,8 +220,15 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
     }
 }
 
-/// What a verified request becomes: its event type, event id and payload.
-pub type Checked = (String, Option<String>, Vec<u8>);
+/// What a verified request becomes.
+pub struct Checked {
+    pub event_type: String,
+    pub event_id: Option<String>,
+    /// The JSON forwarded.
+    pub payload: Vec<u8>,
+    /// Status tracking: the object and status it reports.
+    pub object: Option<ObjectStatus>,
+}
 
 /// Verification and what the request becomes.
 pub fn check(loaded: &Loaded, req: &Incoming) -> Result<Checked, (StatusCode, Rejection)> {
@@ -234,7 +248,12 @@ pub fn check(loaded: &Loaded, req: &Incoming) -> Result<Checked, (StatusCode, Re
     let event_id = extract::pick(&id_selectors, req, &value).map(|id| extract::dedupe_key(&id));
     // JSON is forwarded byte for byte; other bodies as the JSON made of them.
     let payload = if is_json { req.body.to_vec() } else { serde_json::to_vec(&value).unwrap_or_default() };
-    Ok((event_type, event_id, payload))
+    let object = loaded.settings.status_tracking.as_ref().and_then(|t| t.observe(&value)).map(|o| ObjectStatus {
+        object_id: o.object_id,
+        status: o.status,
+        rank: o.rank,
+    });
+    Ok(Checked { event_type, event_id, payload, object })
 }
 
 async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {

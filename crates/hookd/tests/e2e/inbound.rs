@@ -388,3 +388,104 @@ async fn twilio_form_reports_become_json_and_a_rejected_request_replays_once_fix
     // Signed correctly now, the same report is accepted directly.
     assert_eq!(post_raw(&url, &headers, form).await.0, 200);
 }
+
+/// SMS delivery reports: a source tracks each message's status, forwards a
+/// report only when it moves the message forward, and serves its history.
+async fn delivery_reports_forward_only_status_changes(node: TestServer) {
+    let sink = Sink::start().await;
+    let tracking = json!({
+        "objectIdPointer": "/MessageSid",
+        "statusPointer": "/MessageStatus",
+        "lifecycle": ["queued", "sent", "delivered | undelivered | failed"],
+    });
+    let (src, url) =
+        source_to(&node, &sink, json!({"name": "SMS", "type": "generic-webhook", "statusTracking": tracking})).await;
+    let id = src["id"].as_str().unwrap();
+    assert_eq!(src["statusTracking"]["lifecycle"][2], "delivered | undelivered | failed", "{src}");
+    let report = |sid: &str, status: &str| json!({"MessageSid": sid, "MessageStatus": status}).to_string();
+
+    for status in ["queued", "delivered", "sent", "delivered", "failed"] {
+        let (code, body) = post_raw(&url, &[], &report("SM1", status)).await;
+        assert_eq!(code, 200, "{status}: {body}");
+    }
+    // A status the lifecycle does not name passes through untracked.
+    assert_eq!(post_raw(&url, &[], &report("SM1", "read")).await.0, 200);
+    let got = sink.wait_for(3, Duration::from_secs(10)).await;
+    let mut forwarded: Vec<String> =
+        got.iter().map(|r| r.json()["MessageStatus"].as_str().unwrap().to_string()).collect();
+    forwarded.sort();
+    assert_eq!(
+        forwarded,
+        ["delivered", "queued", "read"],
+        "the late sent and the second terminal status are kept back"
+    );
+
+    let (status, object) = node.get(&format!("/ingest/api/v1/source/{id}/object/SM1")).await;
+    assert_eq!(status, 200, "{object}");
+    assert_eq!(object["status"], "delivered");
+    let history: Vec<(String, String)> = object["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["objectStatus"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    let expected = [("queued", "accepted"), ("delivered", "accepted"), ("sent", "ignored"), ("delivered", "ignored")];
+    let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(history[..4], expected[..], "{object}");
+    assert_eq!(history[4], ("failed".to_string(), "ignored".to_string()));
+    assert_eq!(object["history"][2]["status"], "ignored");
+    assert!(object["history"][2]["msgId"].is_null(), "an ignored report makes no message: {object}");
+    assert_eq!(object["requestId"], object["history"][1]["id"]);
+    let (status, _) = node.get(&format!("/ingest/api/v1/source/{id}/object/SM404")).await;
+    assert_eq!(status, 404);
+    let (status, log) = node.get(&format!("/ingest/api/v1/source/{id}/request?objectId=SM1&outcome=ignored")).await;
+    assert_eq!((status, log["data"].as_array().unwrap().len()), (200, 3), "{log}");
+
+    // Reports of one message racing each other: it ends at its furthest
+    // status, and each forwarded report moved it forward (no status twice).
+    let before = sink.count();
+    let statuses = ["sent", "queued", "delivered", "sent", "queued", "undelivered", "sent", "delivered"];
+    let sends: Vec<_> = statuses
+        .iter()
+        .cycle()
+        .take(24)
+        .map(|s| {
+            let (url, body) = (url.clone(), report("SM2", s));
+            tokio::spawn(async move { post_raw(&url, &[], &body).await.0 })
+        })
+        .collect();
+    for send in sends {
+        assert_eq!(send.await.unwrap(), 200);
+    }
+    let (_, object) = node.get(&format!("/ingest/api/v1/source/{id}/object/SM2")).await;
+    assert!(["delivered", "undelivered"].contains(&object["status"].as_str().unwrap()), "{object}");
+    let accepted = object["history"].as_array().unwrap().iter().filter(|r| r["outcome"] == "accepted").count();
+    assert!((1..=3).contains(&accepted), "{object}");
+    let got = sink.wait_for(before + accepted, Duration::from_secs(10)).await;
+    let mut ranks: Vec<String> =
+        got[before..].iter().map(|r| r.json()["MessageStatus"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ranks.len(), accepted);
+    ranks.dedup();
+    assert_eq!(ranks.len(), accepted, "a status forwarded twice: {ranks:?}");
+
+    // A lifecycle that cannot be ordered is refused by name.
+    let bad = json!({"objectIdPointer": "/id", "statusPointer": "/s", "lifecycle": ["sent", "sent|delivered"]});
+    let (status, out) = node
+        .post("/ingest/api/v1/source", json!({"name": "bad", "type": "generic-webhook", "statusTracking": bad}))
+        .await;
+    assert_eq!(status, 422, "{out}");
+    assert!(out.to_string().contains("appears twice"), "{out}");
+}
+
+#[tokio::test]
+async fn delivery_reports_forward_only_status_changes_embedded() {
+    delivery_reports_forward_only_status_changes(TestServer::spawn().await).await;
+}
+
+#[tokio::test]
+async fn delivery_reports_forward_only_status_changes_on_postgres() {
+    let Some(admin) = shared_url() else { return };
+    let db = TestDatabase::create(&admin);
+    let opts = ServerOptions { extra_args: vec!["--database-url".into(), db.url.clone()], ..Default::default() };
+    delivery_reports_forward_only_status_changes(TestServer::spawn_with(opts).await).await;
+}

@@ -298,13 +298,23 @@ async fn every_route_is_isolated_between_organisations() {
     let b_task = text(&task["id"]);
     let (_, ops) = b.post("/api/v1/operational-webhook/endpoint", json!({"url": sink.url("/ops")})).await;
     let b_ops = text(&ops["id"]);
-    let (status, src) =
-        b.post("/ingest/api/v1/source", json!({"name": "B in", "type": "generic-webhook", "uid": "b-in"})).await;
+    let tracking = json!({"objectIdPointer": "/id", "statusPointer": "/status", "lifecycle": ["sent", "delivered"]});
+    let (status, src) = b
+        .post(
+            "/ingest/api/v1/source",
+            json!({"name": "B in", "type": "generic-webhook", "uid": "b-in", "statusTracking": tracking}),
+        )
+        .await;
     assert_eq!(status, 201, "{src}");
     let b_src = text(&src["id"]);
     let (_, iep) = b.post(&format!("/ingest/api/v1/source/{b_src}/endpoint"), json!({"url": sink.url("/bin")})).await;
     let b_iep = text(&iep["id"]);
-    let received = reqwest::Client::new().post(text(&src["ingestUrl"])).body("{}").send().await.unwrap();
+    let received = reqwest::Client::new()
+        .post(text(&src["ingestUrl"]))
+        .body(r#"{"id": "sms_b", "status": "sent"}"#)
+        .send()
+        .await
+        .unwrap();
     let b_req = received.headers()["x-hookd-request-id"].to_str().unwrap().to_string();
     let (_, toks) = b.get(&format!("/api/v1/management/authentication/{env_b}/api-token")).await;
     let b_key = text(&toks["data"][0]["id"]);
@@ -350,7 +360,8 @@ async fn every_route_is_isolated_between_organisations() {
             .replace("{env_id}", &env_b)
             .replace("{key_id}", &b_key)
             .replace("{source_id}", &b_src)
-            .replace("{request_id}", &b_req);
+            .replace("{request_id}", &b_req)
+            .replace("{object_id}", "sms_b");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {
             let body = json!({"url": "http://127.0.0.1:9/z", "eventType": "a.b", "payload": {}, "name": "x",

@@ -142,6 +142,11 @@ pub async fn delete(c: &mut PgConnection, org_id: &str, id: &str) -> Result<()> 
         .bind(&src.id)
         .execute(&mut *c)
         .await?;
+    sqlx::query("DELETE FROM ingest_object WHERE org_id = $1 AND source_id = $2")
+        .bind(org_id)
+        .bind(&src.id)
+        .execute(&mut *c)
+        .await?;
     sqlx::query("DELETE FROM ingest_source WHERE org_id = $1 AND id = $2")
         .bind(org_id)
         .bind(&src.id)
@@ -155,7 +160,7 @@ pub async fn delete(c: &mut PgConnection, org_id: &str, id: &str) -> Result<()> 
 
 const REQUEST_COLUMNS: &str =
     "r.org_id, r.id, r.source_id, r.received_at, r.method, r.remote_addr, r.headers, r.body, \
-     r.outcome, r.status_code, r.error, r.event_type, r.event_id, r.msg_id, r.replay_of, r.query, \
+     r.outcome, r.status_code, r.error, r.event_type, r.event_id, r.msg_id, r.replay_of, r.query, r.object_id, r.object_status, \
      (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id), \
      (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id AND d.state = 'succeeded'), \
      (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id AND d.state = 'failed')";
@@ -182,8 +187,12 @@ fn request(r: &PgRow) -> RowResult<(InboundRequest, Forwarding)> {
             msg_id: r.try_get(13)?,
             replay_of: r.try_get(14)?,
             query: r.try_get(15)?,
+            object: match (r.try_get::<Option<String>, _>(16)?, r.try_get::<Option<String>, _>(17)?) {
+                (Some(object_id), Some(status)) => Some(ObjectStatus { object_id, status, rank: 0 }),
+                _ => None,
+            },
         },
-        Forwarding { deliveries: count(16)?, succeeded: count(17)?, failed: count(18)? },
+        Forwarding { deliveries: count(18)?, succeeded: count(19)?, failed: count(20)? },
     ))
 }
 
@@ -201,6 +210,9 @@ pub async fn list_requests(
     }
     if let Some(t) = &filter.event_type {
         q.push(" AND r.event_type = ").push_bind(t.clone());
+    }
+    if let Some(o) = &filter.object_id {
+        q.push(" AND r.object_id = ").push_bind(o.clone());
     }
     if let Some(a) = filter.after {
         q.push(" AND r.received_at >= ").push_bind(a);
@@ -232,8 +244,8 @@ pub async fn get_request(
 async fn insert_request(c: &mut PgConnection, r: &InboundRequest) -> Result<()> {
     sqlx::query(
         "INSERT INTO ingest_request (org_id, id, source_id, received_at, method, remote_addr, headers, body, outcome,
-             status_code, error, event_type, event_id, msg_id, replay_of, query)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             status_code, error, event_type, event_id, msg_id, replay_of, query, object_id, object_status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&r.org_id)
     .bind(&r.id)
@@ -251,6 +263,8 @@ async fn insert_request(c: &mut PgConnection, r: &InboundRequest) -> Result<()> 
     .bind(&r.msg_id)
     .bind(&r.replay_of)
     .bind(&r.query)
+    .bind(r.object.as_ref().map(|o| &o.object_id))
+    .bind(r.object.as_ref().map(|o| &o.status))
     .execute(c)
     .await?;
     Ok(())
@@ -267,18 +281,85 @@ pub async fn ingest(
         insert_request(c, req).await?;
         return Ok((Ingested::default(), 0));
     };
+    if let Some(object) = &req.object {
+        // Dedupe comes first (a repeat is a duplicate, not an ignored status);
+        // a concurrent repeat is still caught by the message's conflict below.
+        if let Some(event_id) = &msg.event_id {
+            let first: Option<String> =
+                sqlx::query_scalar("SELECT id FROM message WHERE app_id = $1 AND event_id = $2")
+                    .bind(&msg.app_id)
+                    .bind(event_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+            if let Some(first) = first {
+                let dup =
+                    InboundRequest { outcome: InboundOutcome::Duplicate, msg_id: Some(first.clone()), ..req.clone() };
+                insert_request(c, &dup).await?;
+                return Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first), ignored: false }, 0));
+            }
+        }
+        if !advance(&mut *c, req, object).await? {
+            insert_request(c, &InboundRequest { outcome: InboundOutcome::Ignored, ..req.clone() }).await?;
+            return Ok((Ingested { ignored: true, ..Ingested::default() }, 0));
+        }
+    }
     match messages::create(&mut *c, msg, None, lease, None).await {
         Ok((jobs, unleased)) => {
             let accepted =
                 InboundRequest { outcome: InboundOutcome::Accepted, msg_id: Some(msg.id.clone()), ..req.clone() };
             insert_request(c, &accepted).await?;
-            Ok((Ingested { jobs, duplicate_of: None }, unleased))
+            Ok((Ingested { jobs, duplicate_of: None, ignored: false }, unleased))
         }
         Err(StoreError::Conflict { existing_id: Some(first), .. }) => {
             let dup = InboundRequest { outcome: InboundOutcome::Duplicate, msg_id: Some(first.clone()), ..req.clone() };
             insert_request(c, &dup).await?;
-            Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first) }, 0))
+            Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first), ignored: false }, 0))
         }
         Err(e) => Err(e),
     }
+}
+
+/// Moves the object to the request's status if that is a later step than its
+/// current one (or the object is new); whether it did. A concurrent request
+/// for the same object waits on the row and is judged against its outcome.
+async fn advance(c: &mut PgConnection, req: &InboundRequest, o: &ObjectStatus) -> Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO ingest_object (org_id, source_id, object_id, status, rank, request_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+         ON CONFLICT (source_id, object_id) DO UPDATE
+             SET status = excluded.status, rank = excluded.rank, request_id = excluded.request_id,
+                 updated_at = excluded.updated_at
+             WHERE ingest_object.rank < excluded.rank
+         RETURNING 1",
+    )
+    .bind(&req.org_id)
+    .bind(&req.source_id)
+    .bind(&o.object_id)
+    .bind(&o.status)
+    .bind(i64::from(o.rank))
+    .bind(&req.id)
+    .bind(req.received_at)
+    .fetch_optional(c)
+    .await?
+    .is_some())
+}
+
+pub async fn get_object(c: &mut PgConnection, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject> {
+    let r = sqlx::query(
+        "SELECT source_id, object_id, status, request_id, created_at, updated_at FROM ingest_object
+         WHERE org_id = $1 AND source_id = $2 AND object_id = $3",
+    )
+    .bind(org_id)
+    .bind(source_id)
+    .bind(object_id)
+    .fetch_one(c)
+    .await?;
+    Ok(TrackedObject {
+        source_id: r.try_get(0)?,
+        object_id: r.try_get(1)?,
+        status: r.try_get(2)?,
+        request_id: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        updated_at: r.try_get(5)?,
+    })
 }

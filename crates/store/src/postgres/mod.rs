@@ -44,6 +44,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_audit", include_str!("../../migrations/postgres/0005_audit.sql")),
     ("0006_tenancy", include_str!("../../migrations/postgres/0006_tenancy.sql")),
     ("0007_inbound", include_str!("../../migrations/postgres/0007_inbound.sql")),
+    ("0008_status_tracking", include_str!("../../migrations/postgres/0008_status_tracking.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -79,6 +79,15 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
     .execute(&mut *c)
     .await?
     .rows_affected();
+    // A tracked object is forgotten once nothing has been heard of it for as long.
+    report.housekeeping += sqlx::query(
+        "DELETE FROM ingest_object WHERE ctid IN (SELECT ctid FROM ingest_object WHERE updated_at < $1 LIMIT $2)",
+    )
+    .bind(now_millis() - limits.messages_ms)
+    .bind(batch as i64)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
     for sql in [
         "DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency WHERE expires_at < hookd_now_ms() LIMIT $1)",
         "DELETE FROM api_token WHERE ctid IN (SELECT ctid FROM api_token

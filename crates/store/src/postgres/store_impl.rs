@@ -310,6 +310,10 @@ impl Resources for PostgresStore {
         inbound::get_request(&mut *self.conn().await?, org_id, source_id, id).await
     }
 
+    async fn get_tracked_object(&self, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject> {
+        inbound::get_object(&mut *self.conn().await?, org_id, source_id, object_id).await
+    }
+
     async fn ping(&self) -> Result<()> {
         // A pooled connection the server closed in a restart fails its first
         // query (idle ones are only checked after a second, to spare a round

@@ -132,6 +132,7 @@ pub fn update(c: &Connection, s: &Source) -> Result<()> {
 pub fn delete(c: &Connection, org_id: &str, id: &str) -> Result<()> {
     let src = get(c, org_id, id)?;
     c.execute("DELETE FROM ingest_request WHERE org_id = ?1 AND source_id = ?2", params![org_id, src.id])?;
+    c.execute("DELETE FROM ingest_object WHERE org_id = ?1 AND source_id = ?2", params![org_id, src.id])?;
     c.execute("DELETE FROM ingest_source WHERE org_id = ?1 AND id = ?2", params![org_id, src.id])?;
     match apps::delete(c, org_id, &src.app_id) {
         Ok(()) | Err(StoreError::NotFound) => Ok(()),
@@ -141,7 +142,7 @@ pub fn delete(c: &Connection, org_id: &str, id: &str) -> Result<()> {
 
 const REQUEST_COLUMNS: &str =
     "r.org_id, r.id, r.source_id, r.received_at, r.method, r.remote_addr, r.headers, r.body, \
-     r.outcome, r.status_code, r.error, r.event_type, r.event_id, r.msg_id, r.replay_of, r.query, \
+     r.outcome, r.status_code, r.error, r.event_type, r.event_id, r.msg_id, r.replay_of, r.query, r.object_id, r.object_status, \
      (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id), \
      (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id AND d.state = 'succeeded'), \
      (SELECT COUNT(*) FROM delivery d WHERE d.msg_id = r.msg_id AND d.state = 'failed')";
@@ -167,8 +168,12 @@ fn request(r: &Row) -> rusqlite::Result<(InboundRequest, Forwarding)> {
             msg_id: r.get(13)?,
             replay_of: r.get(14)?,
             query: r.get(15)?,
+            object: match (r.get::<_, Option<String>>(16)?, r.get::<_, Option<String>>(17)?) {
+                (Some(object_id), Some(status)) => Some(ObjectStatus { object_id, status, rank: 0 }),
+                _ => None,
+            },
         },
-        Forwarding { deliveries: r.get(16)?, succeeded: r.get(17)?, failed: r.get(18)? },
+        Forwarding { deliveries: r.get(18)?, succeeded: r.get(19)?, failed: r.get(20)? },
     ))
 }
 
@@ -188,6 +193,10 @@ pub fn list_requests(
     if let Some(t) = &filter.event_type {
         params.push(t.clone().into());
         sql.push_str(&format!(" AND r.event_type = ?{}", params.len()));
+    }
+    if let Some(o) = &filter.object_id {
+        params.push(o.clone().into());
+        sql.push_str(&format!(" AND r.object_id = ?{}", params.len()));
     }
     if let Some(a) = filter.after {
         params.push(a.into());
@@ -212,8 +221,8 @@ pub fn get_request(c: &Connection, org_id: &str, source_id: &str, id: &str) -> R
 fn insert_request(c: &Connection, r: &InboundRequest) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO ingest_request (org_id, id, source_id, received_at, method, remote_addr, headers, body, outcome,
-             status_code, error, event_type, event_id, msg_id, replay_of, query)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             status_code, error, event_type, event_id, msg_id, replay_of, query, object_id, object_status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         r.org_id,
@@ -231,7 +240,9 @@ fn insert_request(c: &Connection, r: &InboundRequest) -> Result<()> {
         r.event_id,
         r.msg_id,
         r.replay_of,
-        r.query
+        r.query,
+        r.object.as_ref().map(|o| &o.object_id),
+        r.object.as_ref().map(|o| &o.status)
     ])?;
     Ok(())
 }
@@ -259,11 +270,51 @@ pub fn ingest(
         if let Some(first) = first {
             let dup = InboundRequest { outcome: InboundOutcome::Duplicate, msg_id: Some(first.clone()), ..req.clone() };
             insert_request(c, &dup)?;
-            return Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first) }, 0));
+            return Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first), ignored: false }, 0));
+        }
+    }
+    if let Some(object) = &req.object {
+        if !advance(c, req, object)? {
+            insert_request(c, &InboundRequest { outcome: InboundOutcome::Ignored, ..req.clone() })?;
+            return Ok((Ingested { ignored: true, ..Ingested::default() }, 0));
         }
     }
     let accepted = InboundRequest { outcome: InboundOutcome::Accepted, msg_id: Some(msg.id.clone()), ..req.clone() };
     insert_request(c, &accepted)?;
     let (jobs, unleased) = messages::create(c, fanout, msg, None, lease, None, now)?;
-    Ok((Ingested { jobs, duplicate_of: None }, unleased))
+    Ok((Ingested { jobs, duplicate_of: None, ignored: false }, unleased))
+}
+
+/// Moves the object to the request's status if that is a later step than its
+/// current one (or the object is new); whether it did.
+fn advance(c: &Connection, req: &InboundRequest, o: &ObjectStatus) -> Result<bool> {
+    Ok(c.prepare_cached(
+        "INSERT INTO ingest_object (org_id, source_id, object_id, status, rank, request_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+         ON CONFLICT (source_id, object_id) DO UPDATE
+             SET status = excluded.status, rank = excluded.rank, request_id = excluded.request_id,
+                 updated_at = excluded.updated_at
+             WHERE ingest_object.rank < excluded.rank
+         RETURNING 1",
+    )?
+    .query_row(params![req.org_id, req.source_id, o.object_id, o.status, o.rank, req.id, req.received_at], |_| Ok(()))
+    .optional()?
+    .is_some())
+}
+
+pub fn get_object(c: &Connection, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject> {
+    Ok(c.prepare_cached(
+        "SELECT source_id, object_id, status, request_id, created_at, updated_at FROM ingest_object
+         WHERE org_id = ?1 AND source_id = ?2 AND object_id = ?3",
+    )?
+    .query_row(params![org_id, source_id, object_id], |r| {
+        Ok(TrackedObject {
+            source_id: r.get(0)?,
+            object_id: r.get(1)?,
+            status: r.get(2)?,
+            request_id: r.get(3)?,
+            created_at: r.get(4)?,
+            updated_at: r.get(5)?,
+        })
+    })?)
 }

@@ -53,6 +53,12 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
             "DELETE FROM ingest_request WHERE id IN (SELECT id FROM ingest_request WHERE id < ?1 ORDER BY id LIMIT ?2)",
         )?
         .execute(params![request_cutoff, batch as i64])? as u64;
+    // A tracked object is forgotten once nothing has been heard of it for as long.
+    report.housekeeping += c
+        .prepare_cached(
+            "DELETE FROM ingest_object WHERE rowid IN (SELECT rowid FROM ingest_object WHERE updated_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![now - limits.messages_ms, batch as i64])? as u64;
     report.housekeeping += c
         .prepare_cached("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
         .execute([now])? as u64;

@@ -347,6 +347,10 @@ impl Resources for SqliteStore {
         self.read_point(|c| inbound::get_request(c, org_id, source_id, id))
     }
 
+    async fn get_tracked_object(&self, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject> {
+        self.read_point(|c| inbound::get_object(c, org_id, source_id, object_id))
+    }
+
     async fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }

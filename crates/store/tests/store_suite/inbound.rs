@@ -56,6 +56,7 @@ fn request(src: &Source) -> InboundRequest {
         event_id: Some("evt_1".into()),
         msg_id: None,
         replay_of: None,
+        object: None,
     }
 }
 
@@ -133,4 +134,46 @@ pub async fn concurrent_repeats_of_one_event_make_one_message(f: Fixture) {
     let (one, _) = f.store.get_inbound_request(&f.org, &src.id, &dups[0].0.id).await.unwrap();
     assert_eq!(one.headers, vec![("stripe-signature".to_string(), "t=1,v1=00".to_string())]);
     assert_eq!(one.body, br#"{"id":"evt_1"}"#.to_vec());
+}
+
+pub async fn an_object_moves_only_forward_under_concurrent_reports(f: Fixture) {
+    let (src, app) = source(&f, "tok-t");
+    f.store.create_source(src.clone(), app.clone()).await.unwrap();
+    // 30 reports of one object at steps 0..=2, racing: each step is taken at
+    // most once, and the object ends at step 2.
+    let mut handles = Vec::new();
+    for i in 0..30 {
+        let store = f.store.clone();
+        let rank = i % 3;
+        let req = InboundRequest {
+            event_id: None,
+            object: Some(ObjectStatus { object_id: "SM1".into(), status: format!("s{rank}"), rank }),
+            ..request(&src)
+        };
+        let msg = Message { app_id: app.id.clone(), ..f.message("sms.status", None, None) };
+        handles.push(tokio::spawn(async move { store.ingest(req, Some(msg), None).await.unwrap() }));
+    }
+    let mut ignored = 0;
+    for h in handles {
+        ignored += usize::from(h.await.unwrap().ignored);
+    }
+    let object = f.store.get_tracked_object(&f.org, &src.id, "SM1").await.unwrap();
+    assert_eq!(object.status, "s2");
+    let filter = InboundFilter { object_id: Some("SM1".into()), ..Default::default() };
+    let log = f.store.list_inbound_requests(&f.org, &src.id, &filter, &page(50)).await.unwrap();
+    assert_eq!(log.len(), 30);
+    let mut taken: Vec<String> = log
+        .iter()
+        .filter(|(r, _)| r.outcome == InboundOutcome::Accepted)
+        .map(|(r, _)| r.object.as_ref().unwrap().status.clone())
+        .collect();
+    assert_eq!(taken.len(), 30 - ignored);
+    taken.sort();
+    let before = taken.len();
+    taken.dedup();
+    assert_eq!(taken.len(), before, "a step was taken twice: {taken:?}");
+    assert!(taken.contains(&"s2".to_string()));
+    let msgs = f.store.list_messages(&f.org, &app.id, &MessageFilter::default(), &page(50)).await.unwrap();
+    assert_eq!(msgs.len(), taken.len(), "only the reports that moved the object made messages");
+    assert!(matches!(f.store.get_tracked_object(&f.org, &src.id, "SM2").await, Err(StoreError::NotFound)));
 }
