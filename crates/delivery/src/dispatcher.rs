@@ -127,6 +127,19 @@ struct Inner {
 }
 
 impl Dispatcher {
+    /// A GET under the organisation's destination policy (see [`HttpSender::fetch`]).
+    pub async fn fetch(
+        &self,
+        org_id: &str,
+        url: &str,
+        headers: reqwest::header::HeaderMap,
+        max_bytes: usize,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let org = self.inner.orgs.get(org_id).await?;
+        let policy = (!org.policy.is_empty()).then_some(&org.policy);
+        self.inner.sender.fetch(url, headers, max_bytes, policy).await
+    }
+
     /// Starts the dispatcher, its outcome recorder and the claim loop.
     pub fn start(
         config: DispatcherConfig,

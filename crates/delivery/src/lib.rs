@@ -178,7 +178,7 @@ impl Deliveries {
             let leased = lease.is_some();
             let accepted = msg.is_some();
             let mut ingested = this.inner.queue.ingest(req, msg, lease).await?;
-            if accepted && ingested.duplicate_of.is_none() {
+            if accepted && ingested.duplicate_of.is_none() && !ingested.ignored {
                 this.inner.metrics.messages_accepted.inc();
             }
             if let Some(d) = dispatcher {

@@ -134,6 +134,34 @@ impl HttpSender {
         Ok((c, policy))
     }
 
+    /// A GET of `url` (a polled source's status URL) under the same policy as
+    /// deliveries: the answer's status and at most `max_bytes` of its body
+    /// (more is an error), or why there is none.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        max_bytes: usize,
+        org: Option<&OrgPolicy>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let (client, policy) = self.client_for(org)?;
+        check_literal(&policy, &url).map_err(|r| r.0)?;
+        if self.config.egress_proxy.is_some() && policy.checks_addresses() {
+            check_resolved(&policy, &url).await.map_err(|r| r.0)?;
+        }
+        let mut resp = client.get(url).headers(headers).send().await.map_err(|e| describe(&e))?;
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(format!("the answer is larger than {max_bytes} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+
     /// Signs and sends `job` with `body` under the server's destination policy
     /// narrowed by the organisation's (`org`); never fails, the result says what
     /// happened.

@@ -129,6 +129,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         quotas: Default::default(),
         sources: Default::default(),
     });
+    if cfg.role.delivers() {
+        // Cron and poll sources run on delivering nodes, one node per run.
+        tokio::spawn(hookd_api::ingest::scheduled::run(state.clone()));
+    }
     let app = if cfg.role.serves_api() { hookd_api::router(state) } else { hookd_api::ops_router(state) };
     // 5xx answers are logged where they arise (ApiError), once, with their cause.
     let app = app.layer(TraceLayer::new_for_http().on_failure(()));

@@ -135,79 +135,6 @@ pub fn payload(req: &Incoming) -> Value {
     Value::Object(out)
 }
 
-/// Checks a five-field cron expression (minute hour day-of-month month
-/// day-of-week; `*`, `*/n`, `a-b`, `a-b/n` and lists).
-pub fn check_cron(expr: &str) -> Result<(), String> {
-    Cron::parse(expr).map(|_| ())
-}
-
-/// A parsed cron schedule: which minutes, hours, days, months and weekdays match.
-#[derive(Debug, Clone)]
-pub struct Cron {
-    fields: [u64; 5],
-}
-
-const CRON_RANGES: [(u32, u32); 5] = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
-
-impl Cron {
-    pub fn parse(expr: &str) -> Result<Cron, String> {
-        let parts: Vec<&str> = expr.split_whitespace().collect();
-        if parts.len() != 5 {
-            return Err(format!("{expr:?}: five fields (minute hour day month weekday)"));
-        }
-        let mut fields = [0u64; 5];
-        for (i, part) in parts.iter().enumerate() {
-            let (lo, hi) = CRON_RANGES[i];
-            for item in part.split(',') {
-                let (range, step) = match item.split_once('/') {
-                    Some((r, s)) => {
-                        (r, s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| format!("bad step in {item:?}"))?)
-                    }
-                    None => (item, 1),
-                };
-                let (a, b) = if range == "*" {
-                    (lo, hi)
-                } else if let Some((a, b)) = range.split_once('-') {
-                    (num(a, lo, hi)?, num(b, lo, hi)?)
-                } else {
-                    let a = num(range, lo, hi)?;
-                    (a, if step > 1 { hi } else { a })
-                };
-                if a > b {
-                    return Err(format!("{item:?}: the range runs backwards"));
-                }
-                let mut v = a;
-                while v <= b {
-                    fields[i] |= 1 << v;
-                    v += step;
-                }
-            }
-        }
-        // Sunday is 0 or 7.
-        if fields[4] & (1 << 7) != 0 {
-            fields[4] |= 1;
-        }
-        Ok(Cron { fields })
-    }
-
-    /// Whether the schedule fires in the minute starting at `unix_secs` (UTC).
-    pub fn matches(&self, unix_secs: i64) -> bool {
-        let t = time::OffsetDateTime::from_unix_timestamp(unix_secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let values = [
-            u32::from(t.minute()),
-            u32::from(t.hour()),
-            u32::from(t.day()),
-            u32::from(u8::from(t.month())),
-            u32::from(t.weekday().number_days_from_sunday()),
-        ];
-        values.iter().zip(self.fields).all(|(v, f)| f & (1 << v) != 0)
-    }
-}
-
-fn num(s: &str, lo: u32, hi: u32) -> Result<u32, String> {
-    s.parse::<u32>().ok().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| format!("{s:?} is not in {lo}-{hi}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,18 +156,6 @@ mod tests {
         let xml = vec![("content-type".to_string(), "text/xml".to_string())];
         let req = Incoming { body: b"<a/>", headers: &xml, ..req };
         assert_eq!(payload(&req), serde_json::json!({"contentType": "text/xml", "body": "<a/>"}));
-    }
-
-    #[test]
-    fn cron_schedules_match_their_minutes() {
-        // 1_700_000_100 is 22:15:00 UTC.
-        let every_15 = Cron::parse("*/15 * * * *").unwrap();
-        assert!(every_15.matches(1_700_000_100));
-        assert!(!every_15.matches(1_700_000_100 + 60));
-        // 2023-11-14 is a Tuesday (2).
-        assert!(Cron::parse("0 22 * * 2").unwrap().matches(1_700_000_000 - 1_700_000_000 % 3600));
-        assert!(Cron::parse("61 * * * *").is_err());
-        assert!(Cron::parse("* * *").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod extract;
 pub mod handshake;
 pub mod hmac;
+pub mod schedule;
 pub mod settings;
 pub mod source;
 pub mod tracking;

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::hmac::{Algorithm, Encoding, HmacConfig, HmacScheme};
+use crate::schedule::{check_cron, PollConfig};
 use crate::verify::{Scheme, SvixKey};
 
 /// Svix's types that use a `SvixConfig` (Standard Webhooks signatures).
@@ -34,9 +35,10 @@ pub const SVIX_CONFIG_TYPES: [&str; 17] = [
 pub const UNVERIFIED_TYPES: [&str; 5] = ["checkbook", "openclaw", "orum-io", "port-io", "vgs"];
 
 /// Every other type hookd verifies.
-pub const OTHER_TYPES: [&str; 25] = [
+pub const OTHER_TYPES: [&str; 26] = [
     "generic-webhook",
     "cron",
+    "poll",
     "standard-webhooks",
     "stripe",
     "github",
@@ -63,7 +65,8 @@ pub const OTHER_TYPES: [&str; 25] = [
 ];
 
 /// Config fields never shown again once stored.
-const SECRET_FIELDS: [&str; 8] = ["secret", "secrets", "password", "authToken", "key", "keys", "verifyToken", "token"];
+const SECRET_FIELDS: [&str; 10] =
+    ["secret", "secrets", "password", "authToken", "key", "keys", "verifyToken", "token", "bearerToken", "headers"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceType(pub String);
@@ -99,6 +102,8 @@ pub struct SourceConfig {
     pub scheme: Scheme,
     /// `cron` sources: what they emit and when.
     pub cron: Option<CronConfig>,
+    /// `poll` sources: what they fetch and how often.
+    pub poll: Option<PollConfig>,
     /// `meta` sources: the token Meta's subscription handshake must show.
     pub verify_token: Option<String>,
     /// `adobe-sign`: the client id echoed on every answer.
@@ -144,6 +149,7 @@ impl SourceConfig {
             kind: kind.clone(),
             scheme: Scheme::Unverified,
             cron: None,
+            poll: None,
             verify_token: None,
             client_id: None,
             handshake_secret: None,
@@ -160,10 +166,19 @@ impl SourceConfig {
             "generic-webhook" => Scheme::Unverified,
             "cron" => {
                 let schedule = required(c, "schedule")?;
-                crate::extract::check_cron(&schedule).map_err(|e| format!("config.schedule: {e}"))?;
+                check_cron(&schedule).map_err(|e| format!("config.schedule: {e}"))?;
                 let payload = required(c, "payload")?;
-                out.cron = Some(CronConfig { schedule, payload, content_type: text(c, "contentType")? });
-                Scheme::Cron
+                let content_type = text(c, "contentType")?;
+                let json = content_type.as_deref().is_none_or(|t| t.contains("json"));
+                if json && serde_json::from_str::<serde::de::IgnoredAny>(&payload).is_err() {
+                    return Err("config.payload: not JSON (set config.contentType for another format)".into());
+                }
+                out.cron = Some(CronConfig { schedule, payload, content_type });
+                Scheme::Scheduled
+            }
+            "poll" => {
+                out.poll = Some(PollConfig::parse(c)?);
+                Scheme::Scheduled
             }
             "stripe" => {
                 Scheme::Stripe { secret: required(c, "secret")?, header: "stripe-signature", tolerance: Some(300) }
@@ -304,9 +319,9 @@ mod tests {
 
     #[test]
     fn every_svix_type_is_known_or_refused_by_name() {
-        // Svix's IngestSourceIn lists 43 types; OTHER_TYPES holds four of ours
-        // (standard-webhooks, twilio, basic, api-key; hmac is apart).
-        let svix = SVIX_CONFIG_TYPES.len() + OTHER_TYPES.len() - 4 + UNVERIFIED_TYPES.len();
+        // Svix's IngestSourceIn lists 43 types; OTHER_TYPES holds five of ours
+        // (standard-webhooks, twilio, basic, api-key, poll; hmac is apart).
+        let svix = SVIX_CONFIG_TYPES.len() + OTHER_TYPES.len() - 5 + UNVERIFIED_TYPES.len();
         assert_eq!(svix, 43);
         assert!(SourceType::parse("vgs").unwrap_err().contains("hmac"));
         assert!(SourceType::parse("nope").unwrap_err().contains("not a source type"));

@@ -17,7 +17,8 @@ pub enum Scheme {
     /// Accepted as they come (`generic-webhook`, GitHub without a secret…).
     Unverified,
     /// Nothing is received: the source emits on a schedule.
-    Cron,
+    /// `cron` and `poll`: nothing is received.
+    Scheduled,
     /// Standard Webhooks (`webhook-*` or `svix-*` headers; `v1` and `v1a`).
     StandardWebhooks(Vec<SvixKey>),
     /// `t=…,v1=…` over `{t}.{body}`, keyed with the whole secret (Stripe, Tailscale).
@@ -73,7 +74,7 @@ impl Scheme {
     pub fn verify(&self, req: &Incoming) -> Result<(), Rejection> {
         match self {
             Scheme::Unverified => Ok(()),
-            Scheme::Cron => Err(Rejection::new("a cron source receives nothing: it emits on its schedule")),
+            Scheme::Scheduled => Err(Rejection::new("this source receives nothing: it runs on its schedule")),
             Scheme::StandardWebhooks(keys) => standard_webhooks(keys, req),
             Scheme::Stripe { secret, header, tolerance } => stripe(secret, header, *tolerance, req),
             Scheme::Hmac(h) => h.verify(req),

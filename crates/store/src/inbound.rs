@@ -143,6 +143,14 @@ pub struct Ingested {
     pub ignored: bool,
 }
 
+/// When a scheduled source (cron, poll) runs next and what its last run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSchedule {
+    pub due_at: i64,
+    pub last_run_at: Option<i64>,
+    pub last_result: Option<serde_json::Value>,
+}
+
 /// SHA-256 of a source token, hex: what lookups compare.
 pub fn token_hash(token: &str) -> String {
     use sha2::Digest;

@@ -35,7 +35,8 @@ pub use audit::{AuditCheck, AuditEntry, AuditEvent, AuditHead};
 pub use change::{EndpointChange, EndpointSettings, EndpointUpdated};
 pub use hookd_core::{DeliveryState, MessageStatus};
 pub use inbound::{
-    Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, ObjectStatus, Source, TrackedObject,
+    Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, ObjectStatus, Source, SourceSchedule,
+    TrackedObject,
 };
 pub use model::*;
 pub use task::*;
@@ -70,7 +71,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 12] = [
+pub(crate) const ORG_TABLES: [&str; 13] = [
+    "ingest_schedule",
     "ingest_object",
     "ingest_request",
     "ingest_source",
@@ -228,6 +230,22 @@ pub trait Resources: Send + Sync + 'static {
     ) -> Result<(InboundRequest, Forwarding)>;
     /// A tracked object of the source (status tracking).
     async fn get_tracked_object(&self, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject>;
+    /// Sets when a scheduled source runs next (`None`: it runs on no schedule).
+    async fn set_source_schedule(&self, org_id: &str, source_id: &str, due_at: Option<i64>) -> Result<()>;
+    async fn get_source_schedule(&self, org_id: &str, source_id: &str) -> Result<Option<SourceSchedule>>;
+    /// Takes one scheduled source that is due and that no node is running,
+    /// for this node until `lease_until`; with the due time it was taken at.
+    async fn claim_due_source(&self, now: i64, lease_until: i64) -> Result<Option<(Source, i64)>>;
+    /// Records a run of a source taken at `due_at`: it runs next at `next_due_at`
+    /// (unless its schedule was changed meanwhile).
+    async fn finish_source_run(
+        &self,
+        source_id: &str,
+        due_at: i64,
+        next_due_at: i64,
+        now: i64,
+        result: serde_json::Value,
+    ) -> Result<()>;
 
     async fn ping(&self) -> Result<()>;
 

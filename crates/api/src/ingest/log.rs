@@ -213,7 +213,7 @@ pub async fn replay_one(
 ) -> ApiResult<Json<InboundRequestOut>> {
     let src = sources::load(&state, &auth, &source_id).await?;
     let (r, _) = state.resources.get_inbound_request(&auth.org_id, &src.id, &request_id).await?;
-    let loaded = Loaded::of(src).map_err(ApiError::Internal)?;
+    let loaded = replayable(src)?;
     let replayed = replay(&state, &loaded, r).await?;
     let (r, f) = state.resources.get_inbound_request(&auth.org_id, &loaded.source.id, &replayed).await?;
     Ok(Json(request_out(r, f, false)))
@@ -279,7 +279,7 @@ pub async fn replay_many(
     let page = Page { limit: BULK_REPLAY_MAX, iterator: None, backwards: false, descending: false };
     let rows = state.resources.list_inbound_requests(&auth.org_id, &src.id, &filter, &page).await?;
     let done = rows.len() <= BULK_REPLAY_MAX;
-    let loaded = Loaded::of(src).map_err(ApiError::Internal)?;
+    let loaded = replayable(src)?;
     let mut out = BulkReplayOut { replayed: 0, accepted: 0, rejected: 0, done };
     for (r, _) in rows.into_iter().take(BULK_REPLAY_MAX) {
         let id = replay(&state, &loaded, r).await?;
@@ -291,6 +291,18 @@ pub async fn replay_many(
         }
     }
     Ok(Json(out))
+}
+
+/// A source whose requests can be run again: not a scheduled one (its
+/// requests are its own; resend their messages instead).
+fn replayable(src: hookd_store::Source) -> ApiResult<Loaded> {
+    let loaded = Loaded::of(src).map_err(ApiError::Internal)?;
+    if loaded.config.cron.is_some() || loaded.config.poll.is_some() {
+        return Err(ApiError::BadRequest(
+            "a cron or poll source makes its own requests: resend their messages instead of replaying".into(),
+        ));
+    }
+    Ok(loaded)
 }
 
 /// Runs a stored request through the source again; returns the new request's id.

@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod log;
 pub mod objects;
 pub mod receive;
+pub mod scheduled;
 pub mod sources;
 
 use axum::routing::{get, post};
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{src}/request/{{request_id}}"), get(log::get))
         .route(&format!("{src}/request/{{request_id}}/replay"), post(log::replay_one))
         .route(&format!("{src}/object/{{object_id}}"), get(objects::get))
+        .route(&format!("{src}/schedule"), get(scheduled::get))
+        .route(&format!("{src}/schedule/run"), post(scheduled::run_now))
         .route(&format!("{src}/endpoint"), get(endpoints::list).post(endpoints::create))
         .route(ep, get(endpoints::get).put(endpoints::upsert).delete(endpoints::delete))
         .route(&format!("{ep}/secret"), get(endpoints::get_secret))

@@ -90,8 +90,8 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
             .into_response();
         }
     }
-    if loaded.config.cron.is_some() {
-        return refuse(StatusCode::METHOD_NOT_ALLOWED, "a cron source receives nothing: it emits on its schedule");
+    if loaded.config.cron.is_some() || loaded.config.poll.is_some() {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "this source receives nothing: it runs on its schedule");
     }
     let (parts, body) = req.into_parts();
     let limit = loaded.settings.body_limit();

@@ -196,7 +196,24 @@ fn new_source(org_id: &str, input: IngestSourceIn) -> ApiResult<Source> {
     })
 }
 
+/// A poll source's `targetSource` must be a receiving source of the organisation.
+async fn check_target(state: &AppState, src: &Source) -> ApiResult<()> {
+    let Some(target) = src.config.get("targetSource").and_then(Value::as_str) else { return Ok(()) };
+    let bad = |why: &str| Err(ApiError::body_field("config", format!("config.targetSource {target:?}: {why}")));
+    if src.kind != "poll" {
+        return Ok(());
+    }
+    match state.resources.get_source(&src.org_id, target).await {
+        Ok(t) if t.id == src.id => bad("a source cannot feed itself"),
+        Ok(t) if t.kind == "poll" || t.kind == "cron" => bad("a scheduled source takes no items"),
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound) => bad("no such source"),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn create_source(state: &AppState, src: Source) -> ApiResult<Source> {
+    check_target(state, &src).await?;
     let app = Application {
         org_id: src.org_id.clone(),
         id: src.app_id.clone(),
@@ -207,12 +224,14 @@ async fn create_source(state: &AppState, src: Source) -> ApiResult<Source> {
         created_at: src.created_at,
         updated_at: src.updated_at,
     };
-    match state.resources.create_source(src, app).await {
+    let created = match state.resources.create_source(src, app).await {
         Err(StoreError::Conflict { what, existing_id }) => {
-            Err(ApiError::Conflict { detail: format!("{what} already exists"), existing_id })
+            return Err(ApiError::Conflict { detail: format!("{what} already exists"), existing_id })
         }
-        other => Ok(other?),
-    }
+        other => other?,
+    };
+    super::scheduled::reschedule(state, &created).await?;
+    Ok(created)
 }
 
 pub async fn load(state: &AppState, auth: &OrgAuth, id_or_uid: &str) -> ApiResult<Source> {
@@ -267,14 +286,17 @@ pub async fn upsert(
 }
 
 async fn update(state: &AppState, src: Source) -> ApiResult<Source> {
+    check_target(state, &src).await?;
     let updated = state.resources.update_source(src).await;
     state.sources.clear();
-    match updated {
+    let updated = match updated {
         Err(StoreError::Conflict { what, existing_id }) => {
-            Err(ApiError::Conflict { detail: format!("{what} already exists"), existing_id })
+            return Err(ApiError::Conflict { detail: format!("{what} already exists"), existing_id })
         }
-        other => Ok(other?),
-    }
+        other => other?,
+    };
+    super::scheduled::reschedule(state, &updated).await?;
+    Ok(updated)
 }
 
 pub async fn patch(

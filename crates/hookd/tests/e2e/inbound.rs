@@ -489,3 +489,155 @@ async fn delivery_reports_forward_only_status_changes_on_postgres() {
     let opts = ServerOptions { extra_args: vec!["--database-url".into(), db.url.clone()], ..Default::default() };
     delivery_reports_forward_only_status_changes(TestServer::spawn_with(opts).await).await;
 }
+
+/// Waits until the source's schedule shows a run after `after` (its `lastRunAt`).
+async fn next_run(node: &TestServer, id: &str, after: &Value) -> Value {
+    let found = node
+        .eventually(Duration::from_secs(15), || async {
+            let (status, s) = node.get(&format!("/ingest/api/v1/source/{id}/schedule")).await;
+            assert_eq!(status, 200, "{s}");
+            (s["lastRunAt"] != *after && !s["lastRunAt"].is_null()).then_some(s)
+        })
+        .await;
+    found.expect("the source ran")
+}
+
+#[tokio::test]
+async fn a_cron_source_emits_its_payload_on_its_schedule() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let config = json!({"schedule": "*/5 * * * *", "payload": r#"{"job": "reconcile"}"#});
+    let (src, url) = source_to(&node, &sink, json!({"name": "Nightly", "type": "cron", "config": config})).await;
+    let id = src["id"].as_str().unwrap();
+    let (_, schedule) = node.get(&format!("/ingest/api/v1/source/{id}/schedule")).await;
+    let next = hookd_core::timefmt::parse_rfc3339_millis(schedule["nextRunAt"].as_str().unwrap()).expect("a time");
+    let now = hookd_core::timefmt::now_millis();
+    assert!(next > now && next <= now + 5 * 60_000 && next % 300_000 == 0, "{schedule}");
+    assert!(schedule["lastRunAt"].is_null());
+    // Nothing is received…
+    assert_eq!(post_raw(&url, &[], "{}").await.0, 405);
+    // …and a run can be asked for now.
+    let (status, _) = node.post(&format!("/ingest/api/v1/source/{id}/schedule/run"), json!({})).await;
+    assert_eq!(status, 202);
+    let got = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json(), json!({"job": "reconcile"}));
+    let after = next_run(&node, id, &Value::Null).await;
+    assert!(after["lastResult"]["requestId"].is_string(), "{after}");
+    let next = hookd_core::timefmt::parse_rfc3339_millis(after["nextRunAt"].as_str().unwrap()).unwrap();
+    assert_eq!(next % 300_000, 0, "the schedule goes on: {after}");
+    let log = requests(&node, id).await;
+    assert_eq!((log[0]["method"].as_str(), log[0]["eventType"].as_str()), (Some("CRON"), Some("cron")));
+    // A payload that is not JSON needs its content type.
+    let bad = json!({"name": "Bad", "type": "cron", "config": {"schedule": "0 * * * *", "payload": "hello"}});
+    let (status, out) = node.post("/ingest/api/v1/source", bad).await;
+    assert_eq!(status, 422, "{out}");
+    let (status, out) = node.post(&format!("/ingest/api/v1/source/{id}/request/replay"), json!({})).await;
+    assert_eq!(status, 400, "{out}");
+}
+
+/// The seed's fallback for lost callbacks: a poll source fetches a provider's
+/// status list, feeds in what changed, and never forwards an item twice.
+#[tokio::test]
+async fn a_poll_source_feeds_in_only_what_changed() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let provider = Sink::start().await;
+    provider.set_body(br#"{"messages": [{"sid": "SM1", "status": "sent"}, {"sid": "SM2", "status": "queued"}]}"#);
+    let config = json!({"url": provider.url("/messages"), "itemsPointer": "/messages", "idPointer": "/sid",
+                        "bearerToken": "provider-key", "intervalSeconds": 3600});
+    let tracking = json!({"objectIdPointer": "/sid", "statusPointer": "/status",
+                          "lifecycle": ["queued", "sent", "delivered|failed"]});
+    let (src, url) = source_to(
+        &node,
+        &sink,
+        json!({"name": "SMS status", "type": "poll", "config": config, "statusTracking": tracking,
+               "eventTypePointer": "/status"}),
+    )
+    .await;
+    assert!(src["config"].get("bearerToken").is_none(), "credentials are not shown: {src}");
+    let id = src["id"].as_str().unwrap();
+    // A new poll source polls at once.
+    let got = sink.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 2);
+    let polled = provider.received();
+    assert_eq!(polled[0].header("authorization"), "Bearer provider-key");
+    let first = next_run(&node, id, &Value::Null).await;
+    assert_eq!(first["lastResult"]["forwarded"], 2, "{first}");
+    let (_, types) = node.get(&format!("/api/v1/app/{}/msg", src["appId"].as_str().unwrap())).await;
+    let mut kinds: Vec<&str> =
+        types["data"].as_array().unwrap().iter().map(|m| m["eventType"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["queued", "sent"]);
+
+    // SM1 moves on, SM2 does not: one item is fed in.
+    provider.set_body(br#"{"messages": [{"sid": "SM1", "status": "delivered"}, {"sid": "SM2", "status": "queued"}]}"#);
+    node.post(&format!("/ingest/api/v1/source/{id}/schedule/run"), json!({})).await;
+    let second = next_run(&node, id, &first["lastRunAt"]).await;
+    assert_eq!((second["lastResult"]["forwarded"].as_u64(), second["lastResult"]["seen"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(sink.wait_for(3, Duration::from_secs(10)).await[2].json()["status"], "delivered");
+
+    // A stale list (SM1 back at queued, a status it never showed) feeds in nothing.
+    provider.set_body(br#"{"messages": [{"sid": "SM1", "status": "queued"}]}"#);
+    node.post(&format!("/ingest/api/v1/source/{id}/schedule/run"), json!({})).await;
+    let third = next_run(&node, id, &second["lastRunAt"]).await;
+    assert_eq!(third["lastResult"]["unchanged"], 1, "{third}");
+    let (_, object) = node.get(&format!("/ingest/api/v1/source/{id}/object/SM1")).await;
+    assert_eq!(object["status"], "delivered");
+    let log = requests(&node, id).await;
+    assert_eq!(log.len(), 3, "only what changed is stored");
+    assert!(log.iter().all(|r| r["method"] == "POLL"));
+
+    // A failing provider is reported on the schedule; the next run works again.
+    provider.script(&[500]);
+    node.post(&format!("/ingest/api/v1/source/{id}/schedule/run"), json!({})).await;
+    let failed = next_run(&node, id, &third["lastRunAt"]).await;
+    assert!(failed["lastResult"]["error"].as_str().unwrap().contains("500"), "{failed}");
+    assert_eq!(post_raw(&url, &[], "{}").await.0, 405);
+    assert_eq!(sink.count(), 3);
+}
+
+/// A poll source feeding the source that receives the callbacks: a status the
+/// callback already brought is not forwarded again; a missed one is.
+#[tokio::test]
+async fn polled_items_fill_the_gaps_of_a_callback_source() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let provider = Sink::start().await;
+    let tracking = |id: &str, status: &str| json!({"objectIdPointer": id, "statusPointer": status, "lifecycle": ["queued", "sent", "delivered|failed"]});
+    let (callbacks, url) = source_to(
+        &node,
+        &sink,
+        json!({"name": "SMS callbacks", "type": "generic-webhook", "uid": "sms-callbacks",
+               "statusTracking": tracking("/MessageSid", "/MessageStatus")}),
+    )
+    .await;
+    let report = json!({"MessageSid": "SM9", "MessageStatus": "delivered"}).to_string();
+    assert_eq!(post_raw(&url, &[], &report).await.0, 200);
+    sink.wait_for(1, Duration::from_secs(10)).await;
+    // SM9's callback arrived; SM8's was lost.
+    provider.set_body(br#"[{"sid": "SM9", "status": "delivered"}, {"sid": "SM8", "status": "failed"}]"#);
+    let config = json!({"url": provider.url("/status"), "idPointer": "/sid", "targetSource": "sms-callbacks"});
+    let (status, poller) = node
+        .post(
+            "/ingest/api/v1/source",
+            json!({"name": "SMS poll", "type": "poll", "config": config, "statusTracking": tracking("/sid", "/status")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{poller}");
+    let run = next_run(&node, poller["id"].as_str().unwrap(), &Value::Null).await;
+    assert_eq!((run["lastResult"]["forwarded"].as_u64(), run["lastResult"]["unchanged"].as_u64()), (Some(1), Some(1)));
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].json(), json!({"sid": "SM8", "status": "failed"}));
+    let cb = callbacks["id"].as_str().unwrap();
+    let (_, object) = node.get(&format!("/ingest/api/v1/source/{cb}/object/SM8")).await;
+    assert_eq!((object["status"].as_str(), object["history"][0]["method"].as_str()), (Some("failed"), Some("POLL")));
+    // A target that is not there, or is itself scheduled, is refused.
+    for target in ["nope", poller["id"].as_str().unwrap()] {
+        let config = json!({"url": provider.url("/status"), "idPointer": "/sid", "targetSource": target});
+        let (status, out) =
+            node.post("/ingest/api/v1/source", json!({"name": "x2", "type": "poll", "config": config})).await;
+        assert_eq!(status, 422, "{target}: {out}");
+    }
+}

@@ -147,6 +147,7 @@ pub async fn delete(c: &mut PgConnection, org_id: &str, id: &str) -> Result<()> 
         .bind(&src.id)
         .execute(&mut *c)
         .await?;
+    set_schedule(&mut *c, org_id, &src.id, None).await?;
     sqlx::query("DELETE FROM ingest_source WHERE org_id = $1 AND id = $2")
         .bind(org_id)
         .bind(&src.id)
@@ -362,4 +363,93 @@ pub async fn get_object(c: &mut PgConnection, org_id: &str, source_id: &str, obj
         created_at: r.try_get(4)?,
         updated_at: r.try_get(5)?,
     })
+}
+
+pub async fn set_schedule(c: &mut PgConnection, org_id: &str, source_id: &str, due_at: Option<i64>) -> Result<()> {
+    match due_at {
+        None => {
+            sqlx::query("DELETE FROM ingest_schedule WHERE org_id = $1 AND source_id = $2")
+                .bind(org_id)
+                .bind(source_id)
+                .execute(c)
+                .await?
+        }
+        Some(due) => {
+            sqlx::query(
+                "INSERT INTO ingest_schedule (org_id, source_id, due_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (source_id) DO UPDATE SET due_at = excluded.due_at",
+            )
+            .bind(org_id)
+            .bind(source_id)
+            .bind(due)
+            .execute(c)
+            .await?
+        }
+    };
+    Ok(())
+}
+
+pub async fn get_schedule(c: &mut PgConnection, org_id: &str, source_id: &str) -> Result<Option<SourceSchedule>> {
+    let row = sqlx::query(
+        "SELECT due_at, last_run_at, last_result FROM ingest_schedule WHERE org_id = $1 AND source_id = $2",
+    )
+    .bind(org_id)
+    .bind(source_id)
+    .fetch_optional(c)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let last: Option<String> = r.try_get(2)?;
+    Ok(Some(SourceSchedule {
+        due_at: r.try_get(0)?,
+        last_run_at: r.try_get(1)?,
+        last_result: last.and_then(|l| serde_json::from_str(&l).ok()),
+    }))
+}
+
+/// `SKIP LOCKED`: nodes claiming at once take different sources.
+pub async fn claim_due(c: &mut PgConnection, now: i64, lease_until: i64) -> Result<Option<(Source, i64)>> {
+    let taken = sqlx::query(
+        "UPDATE ingest_schedule SET lease_until = $2
+         WHERE source_id = (SELECT source_id FROM ingest_schedule
+                            WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+                            ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING org_id, source_id, due_at",
+    )
+    .bind(now)
+    .bind(lease_until)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(r) = taken else { return Ok(None) };
+    let (org_id, source_id, due_at): (String, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    match get(&mut *c, &org_id, &source_id).await {
+        Ok(src) => Ok(Some((src, due_at))),
+        Err(StoreError::NotFound) => {
+            set_schedule(c, &org_id, &source_id, None).await?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn finish_run(
+    c: &mut PgConnection,
+    source_id: &str,
+    due_at: i64,
+    next_due_at: i64,
+    now: i64,
+    result: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE ingest_schedule SET due_at = CASE WHEN due_at = $2 THEN $3 ELSE due_at END,
+             lease_until = NULL, last_run_at = $4, last_result = $5
+         WHERE source_id = $1",
+    )
+    .bind(source_id)
+    .bind(due_at)
+    .bind(next_due_at)
+    .bind(now)
+    .bind(result.to_string())
+    .execute(c)
+    .await?;
+    Ok(())
 }

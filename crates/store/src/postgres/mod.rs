@@ -45,6 +45,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_tenancy", include_str!("../../migrations/postgres/0006_tenancy.sql")),
     ("0007_inbound", include_str!("../../migrations/postgres/0007_inbound.sql")),
     ("0008_status_tracking", include_str!("../../migrations/postgres/0008_status_tracking.sql")),
+    ("0009_source_schedule", include_str!("../../migrations/postgres/0009_source_schedule.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

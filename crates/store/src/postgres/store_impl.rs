@@ -314,6 +314,29 @@ impl Resources for PostgresStore {
         inbound::get_object(&mut *self.conn().await?, org_id, source_id, object_id).await
     }
 
+    async fn set_source_schedule(&self, org_id: &str, source_id: &str, due_at: Option<i64>) -> Result<()> {
+        inbound::set_schedule(&mut *self.conn().await?, org_id, source_id, due_at).await
+    }
+
+    async fn get_source_schedule(&self, org_id: &str, source_id: &str) -> Result<Option<SourceSchedule>> {
+        inbound::get_schedule(&mut *self.conn().await?, org_id, source_id).await
+    }
+
+    async fn claim_due_source(&self, now: i64, lease_until: i64) -> Result<Option<(Source, i64)>> {
+        inbound::claim_due(&mut *self.conn().await?, now, lease_until).await
+    }
+
+    async fn finish_source_run(
+        &self,
+        source_id: &str,
+        due_at: i64,
+        next_due_at: i64,
+        now: i64,
+        result: serde_json::Value,
+    ) -> Result<()> {
+        inbound::finish_run(&mut *self.conn().await?, source_id, due_at, next_due_at, now, &result).await
+    }
+
     async fn ping(&self) -> Result<()> {
         // A pooled connection the server closed in a restart fails its first
         // query (idle ones are only checked after a second, to spare a round

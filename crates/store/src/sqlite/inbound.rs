@@ -133,6 +133,7 @@ pub fn delete(c: &Connection, org_id: &str, id: &str) -> Result<()> {
     let src = get(c, org_id, id)?;
     c.execute("DELETE FROM ingest_request WHERE org_id = ?1 AND source_id = ?2", params![org_id, src.id])?;
     c.execute("DELETE FROM ingest_object WHERE org_id = ?1 AND source_id = ?2", params![org_id, src.id])?;
+    set_schedule(c, org_id, &src.id, None)?;
     c.execute("DELETE FROM ingest_source WHERE org_id = ?1 AND id = ?2", params![org_id, src.id])?;
     match apps::delete(c, org_id, &src.app_id) {
         Ok(()) | Err(StoreError::NotFound) => Ok(()),
@@ -317,4 +318,73 @@ pub fn get_object(c: &Connection, org_id: &str, source_id: &str, object_id: &str
             updated_at: r.get(5)?,
         })
     })?)
+}
+
+pub fn set_schedule(c: &Connection, org_id: &str, source_id: &str, due_at: Option<i64>) -> Result<()> {
+    match due_at {
+        None => {
+            c.execute("DELETE FROM ingest_schedule WHERE org_id = ?1 AND source_id = ?2", params![org_id, source_id])?
+        }
+        Some(due) => c.execute(
+            "INSERT INTO ingest_schedule (org_id, source_id, due_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source_id) DO UPDATE SET due_at = excluded.due_at",
+            params![org_id, source_id, due],
+        )?,
+    };
+    Ok(())
+}
+
+pub fn get_schedule(c: &Connection, org_id: &str, source_id: &str) -> Result<Option<SourceSchedule>> {
+    let row = c
+        .prepare_cached(
+            "SELECT due_at, last_run_at, last_result FROM ingest_schedule WHERE org_id = ?1 AND source_id = ?2",
+        )?
+        .query_row(params![org_id, source_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?))
+        })
+        .optional()?;
+    Ok(row.map(|(due_at, last_run_at, last)| SourceSchedule {
+        due_at,
+        last_run_at,
+        last_result: last.and_then(|l| serde_json::from_str(&l).ok()),
+    }))
+}
+
+pub fn claim_due(c: &Connection, now: i64, lease_until: i64) -> Result<Option<(Source, i64)>> {
+    let taken: Option<(String, String, i64)> = c
+        .prepare_cached(
+            "UPDATE ingest_schedule SET lease_until = ?2
+             WHERE source_id = (SELECT source_id FROM ingest_schedule
+                                WHERE due_at <= ?1 AND (lease_until IS NULL OR lease_until < ?1)
+                                ORDER BY due_at LIMIT 1)
+             RETURNING org_id, source_id, due_at",
+        )?
+        .query_row(params![now, lease_until], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((org_id, source_id, due_at)) = taken else { return Ok(None) };
+    match get(c, &org_id, &source_id) {
+        Ok(src) => Ok(Some((src, due_at))),
+        Err(StoreError::NotFound) => {
+            set_schedule(c, &org_id, &source_id, None)?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn finish_run(
+    c: &Connection,
+    source_id: &str,
+    due_at: i64,
+    next_due_at: i64,
+    now: i64,
+    result: &serde_json::Value,
+) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE ingest_schedule SET due_at = CASE WHEN due_at = ?2 THEN ?3 ELSE due_at END,
+             lease_until = NULL, last_run_at = ?4, last_result = ?5
+         WHERE source_id = ?1",
+    )?
+    .execute(params![source_id, due_at, next_due_at, now, result.to_string()])?;
+    Ok(())
 }

@@ -351,6 +351,31 @@ impl Resources for SqliteStore {
         self.read_point(|c| inbound::get_object(c, org_id, source_id, object_id))
     }
 
+    async fn set_source_schedule(&self, org_id: &str, source_id: &str, due_at: Option<i64>) -> Result<()> {
+        let (org_id, source_id) = (org_id.to_string(), source_id.to_string());
+        self.write(move |c| inbound::set_schedule(c, &org_id, &source_id, due_at)).await
+    }
+
+    async fn get_source_schedule(&self, org_id: &str, source_id: &str) -> Result<Option<SourceSchedule>> {
+        self.read_point(|c| inbound::get_schedule(c, org_id, source_id))
+    }
+
+    async fn claim_due_source(&self, now: i64, lease_until: i64) -> Result<Option<(Source, i64)>> {
+        self.write(move |c| inbound::claim_due(c, now, lease_until)).await
+    }
+
+    async fn finish_source_run(
+        &self,
+        source_id: &str,
+        due_at: i64,
+        next_due_at: i64,
+        now: i64,
+        result: serde_json::Value,
+    ) -> Result<()> {
+        let source_id = source_id.to_string();
+        self.write(move |c| inbound::finish_run(c, &source_id, due_at, next_due_at, now, &result)).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }

@@ -177,3 +177,34 @@ pub async fn an_object_moves_only_forward_under_concurrent_reports(f: Fixture) {
     assert_eq!(msgs.len(), taken.len(), "only the reports that moved the object made messages");
     assert!(matches!(f.store.get_tracked_object(&f.org, &src.id, "SM2").await, Err(StoreError::NotFound)));
 }
+
+pub async fn a_due_source_is_run_by_one_node_at_a_time(f: Fixture) {
+    let (src, app) = source(&f, "tok-s");
+    f.store.create_source(src.clone(), app).await.unwrap();
+    let now = now_millis();
+    f.store.set_source_schedule(&f.org, &src.id, Some(now)).await.unwrap();
+    // Two nodes look at once: one takes it.
+    let (a, b) = tokio::join!(f.store.claim_due_source(now, now + 60_000), f.store.claim_due_source(now, now + 60_000));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(usize::from(a.is_some()) + usize::from(b.is_some()), 1);
+    let (taken, due) = a.or(b).unwrap();
+    assert_eq!((taken.id.as_str(), due), (src.id.as_str(), now));
+    // Held: not taken again until the lease lapses, then it is (its node died).
+    assert!(f.store.claim_due_source(now + 1_000, now + 61_000).await.unwrap().is_none());
+    let (again, due) = f.store.claim_due_source(now + 60_001, now + 120_000).await.unwrap().unwrap();
+    assert_eq!((again.id.as_str(), due), (src.id.as_str(), now));
+    // Finished: due next time, with what the run did.
+    f.store.finish_source_run(&src.id, now, now + 300_000, now + 2, json!({"forwarded": 2})).await.unwrap();
+    let s = f.store.get_source_schedule(&f.org, &src.id).await.unwrap().unwrap();
+    assert_eq!((s.due_at, s.last_run_at, s.last_result), (now + 300_000, Some(now + 2), Some(json!({"forwarded": 2}))));
+    assert!(f.store.claim_due_source(now + 200_000, now + 260_000).await.unwrap().is_none());
+    // A schedule changed during a run is kept.
+    let (_, due) = f.store.claim_due_source(now + 300_000, now + 360_000).await.unwrap().unwrap();
+    f.store.set_source_schedule(&f.org, &src.id, Some(now + 1)).await.unwrap();
+    f.store.finish_source_run(&src.id, due, now + 600_000, now + 300_001, json!({})).await.unwrap();
+    assert_eq!(f.store.get_source_schedule(&f.org, &src.id).await.unwrap().unwrap().due_at, now + 1);
+    // Deleted with its source.
+    f.store.delete_source(&f.org, &src.id).await.unwrap();
+    assert!(f.store.get_source_schedule(&f.org, &src.id).await.unwrap().is_none());
+    assert!(f.store.claim_due_source(now + 900_000, now + 960_000).await.unwrap().is_none());
+}
