@@ -57,6 +57,8 @@ pub struct State {
     pub quotas: quota::Quotas,
     /// Inbound sources recently looked up by their URL token.
     pub sources: ingest::SourceCache,
+    /// Verification failures per source, for the spike alert.
+    pub failure_spikes: ingest::alerts::FailureSpikes,
 }
 
 #[derive(Clone)]

@@ -136,24 +136,31 @@ impl Operational {
     }
 
     /// An event about one endpoint: `appId`, `appUid`, `endpointId`,
-    /// `endpointUid`, and `extra` fields.
+    /// `endpointUid`, and `extra` fields. An ingest endpoint's disabling is
+    /// `ingest.endpoint.disabled`, with `sourceId` instead of the application.
     pub async fn emit_for_endpoint(&self, event_type: &str, ep: &Endpoint, extra: Value) {
         if is_ops_org(&ep.org_id) || !self.listens(&ep.org_id).await {
             return;
         }
-        let mut data = json!({
-            "appId": ep.app_id,
-            "appUid": self.app_uid(&ep.org_id, &ep.app_id).await,
-            "endpointId": ep.id,
-            "endpointUid": ep.uid,
-        });
+        let (app_uid, source_id) = self.app_of(&ep.org_id, &ep.app_id).await;
+        let (event_type, mut data) = match source_id {
+            Some(source_id) if event_type == "endpoint.disabled" => (
+                "ingest.endpoint.disabled",
+                json!({ "sourceId": source_id, "endpointId": ep.id, "endpointUid": ep.uid }),
+            ),
+            _ => (
+                event_type,
+                json!({ "appId": ep.app_id, "appUid": app_uid, "endpointId": ep.id, "endpointUid": ep.uid }),
+            ),
+        };
         if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
             data.extend(extra);
         }
         self.emit(&ep.org_id, event_type, data).await;
     }
 
-    /// `message.attempt.failing`, `.exhausted` or `.recovered`.
+    /// `message.attempt.failing`, `.exhausted` or `.recovered`; for an ingest
+    /// endpoint `ingest.message.attempt.…`, with `sourceId` instead of the application.
     #[allow(clippy::too_many_arguments)]
     pub async fn emit_for_attempt(
         &self,
@@ -168,15 +175,32 @@ impl Operational {
         if is_ops_org(&ep.org_id) || !self.listens(&ep.org_id).await {
             return;
         }
-        let data = json!({
-            "appId": ep.app_id,
-            "appUid": self.app_uid(&ep.org_id, &ep.app_id).await,
-            "msgId": msg_id,
-            "msgEventId": msg_event_id,
-            "endpointId": ep.id,
-            "lastAttempt": {"id": attempt_id, "responseStatusCode": status_code, "timestamp": format_millis(at)},
-        });
-        self.emit(&ep.org_id, event_type, data).await;
+        let last_attempt = json!({"id": attempt_id, "responseStatusCode": status_code, "timestamp": format_millis(at)});
+        let (app_uid, source_id) = self.app_of(&ep.org_id, &ep.app_id).await;
+        let (event_type, data) = match source_id {
+            Some(source_id) => (
+                format!("ingest.{event_type}"),
+                json!({
+                    "sourceId": source_id,
+                    "msgId": msg_id,
+                    "msgEventId": msg_event_id,
+                    "endpointId": ep.id,
+                    "lastAttempt": last_attempt,
+                }),
+            ),
+            None => (
+                event_type.to_string(),
+                json!({
+                    "appId": ep.app_id,
+                    "appUid": app_uid,
+                    "msgId": msg_id,
+                    "msgEventId": msg_event_id,
+                    "endpointId": ep.id,
+                    "lastAttempt": last_attempt,
+                }),
+            ),
+        };
+        self.emit(&ep.org_id, &event_type, data).await;
     }
 
     /// `background_task.finished`, with the task as it ended.
@@ -200,7 +224,11 @@ impl Operational {
         self.emit(org_id, "background_task.finished", data).await;
     }
 
-    async fn app_uid(&self, org_id: &str, app_id: &str) -> Option<String> {
-        self.inner.resources.get_app(org_id, app_id).await.ok().and_then(|a| a.uid)
+    /// The application's uid, and the inbound source that owns it, if one does.
+    async fn app_of(&self, org_id: &str, app_id: &str) -> (Option<String>, Option<String>) {
+        match self.inner.resources.get_app(org_id, app_id).await {
+            Ok(a) => (a.uid, a.metadata.get("hookd.source").cloned()),
+            Err(_) => (None, None),
+        }
     }
 }

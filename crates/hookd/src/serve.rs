@@ -128,6 +128,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         idempotency: Default::default(),
         quotas: Default::default(),
         sources: Default::default(),
+        failure_spikes: Default::default(),
     });
     if cfg.role.delivers() {
         // Cron and poll sources run on delivering nodes, one node per run.

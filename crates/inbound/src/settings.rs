@@ -44,6 +44,10 @@ pub struct SourceSettings {
     pub response_body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_content_type: Option<String>,
+    /// Verification failures in a minute that fire the operational event
+    /// `ingest.source.verification_failing` (default 10; 0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_alert_threshold: Option<u32>,
     /// Keep each object's status and forward only what moves it forward.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_tracking: Option<StatusTracking>,

@@ -2,6 +2,7 @@
 //! (sources, their endpoints, their request log) and `/ingest/{token}`, where
 //! providers send ([`receive`]).
 
+pub mod alerts;
 pub mod cache;
 pub mod endpoints;
 pub mod log;

@@ -170,6 +170,7 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
             record.error = Some(why.clone());
             metrics.inbound_request("rejected");
             security_event(state, src, &record);
+            spike_alert(state, loaded, &record);
             return match state.deliveries.ingest(record, None).await {
                 Ok(_) => refuse(status, why),
                 Err(e) => ApiError::from(e).into_response(),
@@ -264,6 +265,25 @@ async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, Response
         }
         Err(_) => Err(refuse(StatusCode::BAD_REQUEST, "the request body could not be read")),
     }
+}
+
+/// Fires `ingest.source.verification_failing` when failures spike (see [`super::alerts`]).
+fn spike_alert(state: &AppState, loaded: &Loaded, record: &InboundRequest) {
+    let src = &loaded.source;
+    let threshold = loaded.settings.verification_alert_threshold.unwrap_or(super::alerts::DEFAULT_THRESHOLD);
+    let Some(failures) = state.failure_spikes.failed(&src.id, threshold, record.received_at) else { return };
+    tracing::warn!(source = %src.id, failures, "inbound verification failures spiked");
+    let data = json!({
+        "sourceId": src.id,
+        "sourceUid": src.uid,
+        "failures": failures,
+        "windowSeconds": 60,
+        "lastError": record.error,
+        "lastRequestId": record.id,
+        "lastRemoteAddr": record.remote_addr,
+    });
+    let (ops, org_id) = (state.deliveries.operational().clone(), src.org_id.clone());
+    tokio::spawn(async move { ops.emit(&org_id, "ingest.source.verification_failing", data).await });
 }
 
 /// A failed verification goes to the audit trail: at most one entry per

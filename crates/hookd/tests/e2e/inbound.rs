@@ -641,3 +641,48 @@ async fn polled_items_fill_the_gaps_of_a_callback_source() {
         assert_eq!(status, 422, "{target}: {out}");
     }
 }
+
+/// Operational webhooks for inbound: a spike of failed verifications, and
+/// Svix's `ingest.*` events for ingest endpoints.
+#[tokio::test]
+async fn inbound_trouble_reaches_the_operational_webhooks() {
+    let node = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let ops = Sink::start().await;
+    let (status, _) = node.post("/api/v1/operational-webhook/endpoint", json!({"url": ops.url("/ops")})).await;
+    assert_eq!(status, 201);
+    let (src, url) = source_to(
+        &node,
+        &sink,
+        json!({"name": "Stripe", "type": "stripe", "config": {"secret": "whsec_ops"}, "verificationAlertThreshold": 3}),
+    )
+    .await;
+    let id = src["id"].as_str().unwrap();
+    for _ in 0..5 {
+        let forged = stripe_header("whsec_wrong", "{}", now_secs());
+        assert_eq!(post_raw(&url, &[("stripe-signature", &forged)], "{}").await.0, 401);
+    }
+    let of_type = |t: &'static str| {
+        let ops = &ops;
+        move || async move { ops.received().iter().map(|r| r.json()).find(|e| e["type"] == t) }
+    };
+    let event = node
+        .eventually(Duration::from_secs(10), of_type("ingest.source.verification_failing"))
+        .await
+        .expect("ingest.source.verification_failing");
+    assert_eq!((event["data"]["sourceId"].as_str(), event["data"]["failures"].as_u64()), (Some(id), Some(3)));
+
+    // The ingest endpoint answers 410: it is disabled, as an ingest endpoint.
+    sink.script(&[410]);
+    let body = r#"{"id": "evt_ops_1", "type": "charge.succeeded"}"#;
+    let signed = stripe_header("whsec_ops", body, now_secs());
+    assert_eq!(post_raw(&url, &[("stripe-signature", &signed)], body).await.0, 200);
+    let found = node
+        .eventually(Duration::from_secs(10), of_type("ingest.endpoint.disabled"))
+        .await
+        .expect("ingest.endpoint.disabled");
+    assert_eq!(found["data"]["sourceId"], id, "{found}");
+    assert!(found["data"]["endpointId"].as_str().unwrap().starts_with("ep_"));
+    let spikes = ops.received().iter().filter(|r| r.json()["type"] == "ingest.source.verification_failing").count();
+    assert_eq!(spikes, 1, "one spike event, however many failures");
+}
