@@ -64,6 +64,11 @@ pub const OTHER_TYPES: [&str; 26] = [
     "api-key",
 ];
 
+/// hookd's own types: not in Svix's list, so the API shows them to Svix's
+/// SDKs (which accept only Svix's types) as `generic-webhook`, with the real
+/// type and configuration in the extension fields `hookdType`/`hookdConfig`.
+pub const HOOKD_ONLY_TYPES: [&str; 6] = ["standard-webhooks", "twilio", "basic", "api-key", "hmac", "poll"];
+
 /// Config fields never shown again once stored.
 const SECRET_FIELDS: [&str; 10] =
     ["secret", "secrets", "password", "authToken", "key", "keys", "verifyToken", "token", "bearerToken", "headers"];

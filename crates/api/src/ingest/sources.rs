@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_core::timefmt::format_millis;
-use hookd_inbound::source::redacted;
+use hookd_inbound::source::{redacted, HOOKD_ONLY_TYPES};
 use hookd_inbound::{SourceConfig, SourceSettings};
 use hookd_store::{Application, Metadata, Source, StoreError};
 use serde::{Deserialize, Serialize};
@@ -36,9 +36,45 @@ pub struct IngestSourceIn {
     pub kind: String,
     #[serde(default)]
     pub config: Value,
+    /// Extension: the type and configuration, for hookd's own types (then
+    /// `type` may be `generic-webhook`, as such sources are shown).
+    #[serde(default)]
+    pub hookd_type: Option<String>,
+    #[serde(default)]
+    pub hookd_config: Option<Value>,
     /// hookd's receiving settings (`allowedIps`, `rateLimit`…).
     #[serde(flatten)]
     pub settings: Map<String, Value>,
+}
+
+impl IngestSourceIn {
+    /// The type and configuration meant: `hookdType`/`hookdConfig` when given.
+    fn kind_and_config(&mut self) -> (String, Value) {
+        match self.hookd_type.take() {
+            Some(t) => (t, self.hookd_config.take().unwrap_or_else(|| std::mem::take(&mut self.config))),
+            None => (std::mem::take(&mut self.kind), std::mem::take(&mut self.config)),
+        }
+    }
+}
+
+fn is_hookd_only(kind: &str) -> bool {
+    HOOKD_ONLY_TYPES.contains(&kind)
+}
+
+/// A client that read a hookd-only source as `generic-webhook` (an SDK that
+/// drops extension fields) and writes it back must not turn its verification
+/// off unawares.
+fn check_not_downgraded(existing: &str, new: &str, hookd_type_given: bool) -> ApiResult<()> {
+    if is_hookd_only(existing) && new == "generic-webhook" && !hookd_type_given {
+        return Err(ApiError::body_field(
+            "type",
+            format!(
+                "this is a {existing:?} source (shown as generic-webhook with hookdType); send \"hookdType\" to keep \
+                 or change its type"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +91,10 @@ pub struct IngestSourcePatch {
     pub kind: Option<String>,
     #[serde(default)]
     pub config: Option<Value>,
+    #[serde(default)]
+    pub hookd_type: Option<String>,
+    #[serde(default)]
+    pub hookd_config: Option<Value>,
     #[serde(flatten)]
     pub settings: Map<String, Value>,
 }
@@ -75,6 +115,12 @@ pub struct IngestSourceOut {
     pub metadata: Metadata,
     /// Extension: the application the source's messages belong to.
     pub app_id: String,
+    /// Extension, for hookd's own types (then `type` is `generic-webhook`):
+    /// the real type and its configuration without secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hookd_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hookd_config: Option<Value>,
     #[serde(flatten)]
     pub settings: Map<String, Value>,
 }
@@ -94,13 +140,20 @@ pub fn source_out(state: &AppState, s: Source) -> IngestSourceOut {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
     };
+    let (kind, config, hookd_type, hookd_config) = if is_hookd_only(&s.kind) {
+        ("generic-webhook".to_string(), Value::Object(Map::new()), Some(s.kind), Some(redacted(&s.config)))
+    } else {
+        (s.kind, redacted(&s.config), None, None)
+    };
     IngestSourceOut {
         ingest_url: ingest_url(state, &s.token),
         id: s.id,
         uid: s.uid,
         name: s.name,
-        kind: s.kind,
-        config: redacted(&s.config),
+        kind,
+        config,
+        hookd_type,
+        hookd_config,
         created_at: format_millis(s.created_at),
         updated_at: format_millis(s.updated_at),
         metadata: s.metadata,
@@ -170,12 +223,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(source_out(&state, created))))
 }
 
-fn new_source(org_id: &str, input: IngestSourceIn) -> ApiResult<Source> {
+fn new_source(org_id: &str, mut input: IngestSourceIn) -> ApiResult<Source> {
     check_name(&input.name)?;
     check_uid(input.uid.as_deref())?;
-    let metadata = input.metadata.unwrap_or_default();
+    let metadata = input.metadata.take().unwrap_or_default();
     validate_metadata(&metadata)?;
-    check_config(&input.kind, &input.config)?;
+    let (kind, config) = input.kind_and_config();
+    check_config(&kind, &config)?;
     let settings = check_settings(input.settings)?;
     let t = now();
     Ok(Source {
@@ -183,8 +237,8 @@ fn new_source(org_id: &str, input: IngestSourceIn) -> ApiResult<Source> {
         id: new_id(IdPrefix::Source),
         uid: input.uid,
         name: input.name,
-        kind: input.kind,
-        config: input.config,
+        kind,
+        config,
         settings,
         metadata,
         app_id: new_id(IdPrefix::Application),
@@ -264,12 +318,13 @@ pub async fn upsert(
         Ok(mut src) => {
             check_name(&input.name)?;
             check_uid(input.uid.as_deref())?;
-            let metadata = input.metadata.unwrap_or_default();
+            let metadata = input.metadata.take().unwrap_or_default();
             validate_metadata(&metadata)?;
-            check_config(&input.kind, &input.config)?;
+            check_not_downgraded(&src.kind, &input.kind, input.hookd_type.is_some())?;
+            let (kind, config) = input.kind_and_config();
+            check_config(&kind, &config)?;
             src.settings = check_settings(input.settings)?;
-            (src.name, src.uid, src.metadata, src.kind, src.config) =
-                (input.name, input.uid, metadata, input.kind, input.config);
+            (src.name, src.uid, src.metadata, src.kind, src.config) = (input.name, input.uid, metadata, kind, config);
             src.updated_at = now();
             Ok((StatusCode::OK, Json(source_out(&state, update(&state, src).await?))))
         }
@@ -319,9 +374,16 @@ pub async fn patch(
         validate_metadata(&m)?;
         src.metadata = m;
     }
-    if patch.kind.is_some() || patch.config.is_some() {
-        let kind = patch.kind.unwrap_or(src.kind.clone());
-        let config = patch.config.unwrap_or(src.config.clone());
+    if let Some(kind) = &patch.kind {
+        check_not_downgraded(&src.kind, kind, patch.hookd_type.is_some())?;
+    }
+    let (patch_kind, patch_config) = match patch.hookd_type {
+        Some(t) => (Some(t), patch.hookd_config.or(patch.config)),
+        None => (patch.kind, patch.hookd_config.or(patch.config)),
+    };
+    if patch_kind.is_some() || patch_config.is_some() {
+        let kind = patch_kind.unwrap_or(src.kind.clone());
+        let config = patch_config.unwrap_or(src.config.clone());
         check_config(&kind, &config)?;
         (src.kind, src.config) = (kind, config);
     }

@@ -555,7 +555,9 @@ async fn a_poll_source_feeds_in_only_what_changed() {
                "eventTypePointer": "/status"}),
     )
     .await;
-    assert!(src["config"].get("bearerToken").is_none(), "credentials are not shown: {src}");
+    assert_eq!((src["type"].as_str(), src["hookdType"].as_str()), (Some("generic-webhook"), Some("poll")), "{src}");
+    assert!(src["hookdConfig"].get("bearerToken").is_none(), "credentials are not shown: {src}");
+    assert_eq!(src["hookdConfig"]["idPointer"], "/sid");
     let id = src["id"].as_str().unwrap();
     // A new poll source polls at once.
     let got = sink.wait_for(2, Duration::from_secs(15)).await;
@@ -685,4 +687,43 @@ async fn inbound_trouble_reaches_the_operational_webhooks() {
     assert!(found["data"]["endpointId"].as_str().unwrap().starts_with("ep_"));
     let spikes = ops.received().iter().filter(|r| r.json()["type"] == "ingest.source.verification_failing").count();
     assert_eq!(spikes, 1, "one spike event, however many failures");
+}
+
+/// hookd's own types are shown to Svix's SDKs (which accept only Svix's types)
+/// as `generic-webhook`, the real type in `hookdType`; writing such a source back
+/// without `hookdType` cannot turn its verification off.
+#[tokio::test]
+async fn hookd_only_types_read_as_generic_webhooks_with_their_real_type_beside() {
+    let node = TestServer::spawn().await;
+    let (status, src) = node
+        .post("/ingest/api/v1/source", json!({"name": "SMS", "type": "twilio", "config": {"authToken": "t0k"}}))
+        .await;
+    assert_eq!(status, 201, "{src}");
+    assert_eq!((src["type"].as_str(), src["config"].clone()), (Some("generic-webhook"), json!({})));
+    assert_eq!((src["hookdType"].as_str(), src["hookdConfig"].clone()), (Some("twilio"), json!({})));
+    let id = src["id"].as_str().unwrap();
+    // An SDK round trip (type generic-webhook, no hookdType) is refused…
+    let (status, out) =
+        node.put(&format!("/ingest/api/v1/source/{id}"), json!({"name": "SMS", "type": "generic-webhook"})).await;
+    assert_eq!(status, 422, "{out}");
+    assert!(out.to_string().contains("hookdType"), "{out}");
+    let (status, _) = node.patch(&format!("/ingest/api/v1/source/{id}"), json!({"type": "generic-webhook"})).await;
+    assert_eq!(status, 422);
+    // …and still verifies; hookdType/hookdConfig write the real type.
+    let (status, out) = node
+        .put(
+            &format!("/ingest/api/v1/source/{id}"),
+            json!({"name": "SMS", "type": "generic-webhook", "hookdType": "hmac",
+                   "hookdConfig": {"header": "x-sig", "secret": "s"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!((out["hookdType"].as_str(), out["hookdConfig"]["header"].as_str()), (Some("hmac"), Some("x-sig")));
+    assert_eq!(post_raw(out["ingestUrl"].as_str().unwrap(), &[], "{}").await.0, 401);
+    // Svix's own types read as they are.
+    let (_, stripe) = node
+        .post("/ingest/api/v1/source", json!({"name": "Stripe", "type": "stripe", "config": {"secret": "whsec_x"}}))
+        .await;
+    assert_eq!(stripe["type"], "stripe");
+    assert!(stripe.get("hookdType").is_none(), "{stripe}");
 }
