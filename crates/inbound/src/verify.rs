@@ -165,7 +165,10 @@ fn twilio(token: &str, req: &Incoming) -> Result<(), Rejection> {
         let form = req.header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
         if form {
             let mut params: Vec<(String, String)> = url::form_urlencoded::parse(req.body).into_owned().collect();
+            // Sorted by name, then value; a field repeated with the same value
+            // counts once (as Twilio's own libraries sign).
             params.sort();
+            params.dedup();
             for (k, v) in params {
                 content.extend_from_slice(k.as_bytes());
                 content.extend_from_slice(v.as_bytes());
