@@ -93,7 +93,7 @@ impl Default for Metrics {
         let inbound_requests = Family::<Labels, Counter>::default();
         registry.register(
             "inbound_requests",
-            "Requests received by inbound sources, by outcome (accepted, duplicate, rejected, limited, handshake)",
+            "Requests received by inbound sources, by outcome (accepted, duplicate, ignored, rejected, limited, handshake)",
             inbound_requests.clone(),
         );
         Metrics {

@@ -304,17 +304,47 @@ impl SourceConfig {
     }
 }
 
-/// The configuration as the API shows it: without its secrets.
+/// The configuration as the API shows it: without its secrets (and a URL
+/// without its credentials or query values, which may hold a key).
 pub fn redacted(config: &Value) -> Value {
     match config {
         Value::Object(m) => Value::Object(
             m.iter()
                 .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("url", Value::String(u)) => (k.clone(), Value::String(redacted_url(u))),
+                    _ => (k.clone(), v.clone()),
+                })
                 .collect(),
         ),
         _ => Value::Object(Map::new()),
     }
+}
+
+/// A URL without user info, its query values replaced by `***`.
+pub fn redacted_url(u: &str) -> String {
+    let Ok(mut url) = url::Url::parse(u) else { return String::new() };
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    if url.query().is_some() {
+        let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        url.query_pairs_mut().clear().extend_pairs(names.iter().map(|k| (k.as_str(), "***")));
+    }
+    url.to_string()
+}
+
+/// A configuration written back without its secrets (as an SDK that read it
+/// sends it, the secrets having never been shown) keeps the stored ones: a
+/// secret is removed only by sending it as `null`. For a write of the same
+/// type; explicit `null`s are then dropped.
+pub fn keep_secrets(new: &mut Value, stored: &Value) {
+    let (Value::Object(new), Value::Object(stored)) = (new, stored) else { return };
+    for field in SECRET_FIELDS {
+        if let (false, Some(v)) = (new.contains_key(field), stored.get(field)) {
+            new.insert(field.to_string(), v.clone());
+        }
+    }
+    new.retain(|_, v| !v.is_null());
 }
 
 #[cfg(test)]
@@ -339,5 +369,18 @@ mod tests {
         let c = json!({"header": "X-Key", "keys": ["a", "b"], "secret": "x"});
         assert!(SourceConfig::parse("api-key", &c).is_ok());
         assert_eq!(redacted(&c), json!({"header": "X-Key"}));
+        let poll = json!({"url": "https://u:p@api.example.com/v1/sms?api_key=k&page=2", "bearerToken": "t"});
+        assert_eq!(redacted(&poll), json!({"url": "https://api.example.com/v1/sms?api_key=***&page=***"}));
+    }
+
+    #[test]
+    fn a_config_written_back_without_its_secrets_keeps_them() {
+        let stored = json!({"secret": "s", "header": "x"});
+        let mut again = json!({"header": "y"});
+        keep_secrets(&mut again, &stored);
+        assert_eq!(again, json!({"header": "y", "secret": "s"}));
+        let mut removed = json!({"secret": null});
+        keep_secrets(&mut removed, &stored);
+        assert_eq!(removed, json!({}));
     }
 }

@@ -235,13 +235,17 @@ pub trait Resources: Send + Sync + 'static {
     async fn get_source_schedule(&self, org_id: &str, source_id: &str) -> Result<Option<SourceSchedule>>;
     /// Takes one scheduled source that is due and that no node is running,
     /// for this node until `lease_until`; with the due time it was taken at.
+    /// A source that can no longer be read is put off a minute, with the error
+    /// as its last result, so it does not hold up the others.
     async fn claim_due_source(&self, now: i64, lease_until: i64) -> Result<Option<(Source, i64)>>;
-    /// Records a run of a source taken at `due_at`: it runs next at `next_due_at`
-    /// (unless its schedule was changed meanwhile).
+    /// Records a run of a source taken at `due_at` with the lease `lease_until`:
+    /// it runs next at `next_due_at` (unless its schedule was changed
+    /// meanwhile). Nothing is written once the lease was lost to another node.
     async fn finish_source_run(
         &self,
         source_id: &str,
         due_at: i64,
+        lease_until: i64,
         next_due_at: i64,
         now: i64,
         result: serde_json::Value,

@@ -213,6 +213,9 @@ pub async fn replay_one(
 ) -> ApiResult<Json<InboundRequestOut>> {
     let src = sources::load(&state, &auth, &source_id).await?;
     let (r, _) = state.resources.get_inbound_request(&auth.org_id, &src.id, &request_id).await?;
+    if made_by_hookd(&r) {
+        return Err(ApiError::BadRequest(MADE_BY_HOOKD.into()));
+    }
     let loaded = replayable(src)?;
     let replayed = replay(&state, &loaded, r).await?;
     let (r, f) = state.resources.get_inbound_request(&auth.org_id, &loaded.source.id, &replayed).await?;
@@ -281,7 +284,7 @@ pub async fn replay_many(
     let done = rows.len() <= BULK_REPLAY_MAX;
     let loaded = replayable(src)?;
     let mut out = BulkReplayOut { replayed: 0, accepted: 0, rejected: 0, done };
-    for (r, _) in rows.into_iter().take(BULK_REPLAY_MAX) {
+    for (r, _) in rows.into_iter().take(BULK_REPLAY_MAX).filter(|(r, _)| !made_by_hookd(r)) {
         let id = replay(&state, &loaded, r).await?;
         let (r, _) = state.resources.get_inbound_request(&auth.org_id, &loaded.source.id, &id).await?;
         out.replayed += 1;
@@ -291,6 +294,15 @@ pub async fn replay_many(
         }
     }
     Ok(Json(out))
+}
+
+const MADE_BY_HOOKD: &str =
+    "this request was made by a cron or poll source, not received: resend its message instead of replaying it";
+
+/// A cron firing or a polled item (possibly fed into another source): there is
+/// no received request to run again.
+fn made_by_hookd(r: &InboundRequest) -> bool {
+    r.remote_addr.is_none() && matches!(r.method.as_str(), "CRON" | "POLL")
 }
 
 /// A source whose requests can be run again: not a scheduled one (its

@@ -170,7 +170,9 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
             record.error = Some(why.clone());
             metrics.inbound_request("rejected");
             security_event(state, src, &record);
-            spike_alert(state, loaded, &record);
+            if status == StatusCode::UNAUTHORIZED {
+                spike_alert(state, loaded, &record);
+            }
             return match state.deliveries.ingest(record, None).await {
                 Ok(_) => refuse(status, why),
                 Err(e) => ApiError::from(e).into_response(),

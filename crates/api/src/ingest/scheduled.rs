@@ -32,8 +32,11 @@ use crate::auth::OrgAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
-/// How long a node holds a source it runs before another may take it.
-const RUN_LEASE_MS: i64 = 60_000;
+/// How long a node holds a source it runs before another may take it: well
+/// beyond a poll (a fetch within the request timeout, then at most 1,000 items).
+const RUN_LEASE_MS: i64 = 120_000;
+/// Sources one node runs at once (a slow poll does not hold up a cron firing).
+const RUNS_AT_ONCE: usize = 8;
 /// How often a node looks for due sources when none was.
 const TICK: Duration = Duration::from_secs(1);
 /// When a source cannot run (its configuration no longer parses), it is tried
@@ -65,15 +68,26 @@ pub async fn reschedule(state: &AppState, src: &Source) -> ApiResult<()> {
 
 /// The loop each delivering node runs.
 pub async fn run(state: AppState) {
+    let mut running = tokio::task::JoinSet::new();
     loop {
+        while running.try_join_next().is_some() {}
+        if running.len() >= RUNS_AT_ONCE {
+            let _ = running.join_next().await;
+            continue;
+        }
         let now = now_millis();
-        match state.resources.claim_due_source(now, now + RUN_LEASE_MS).await {
+        let lease_until = now + RUN_LEASE_MS;
+        match state.resources.claim_due_source(now, lease_until).await {
             Ok(Some((src, due_at))) => {
-                let (next, result) = run_one(&state, &src, due_at).await;
-                let done = now_millis();
-                if let Err(e) = state.resources.finish_source_run(&src.id, due_at, next, done, result).await {
-                    tracing::warn!(source = %src.id, error = %e, "recording a scheduled source's run failed");
-                }
+                let state = state.clone();
+                running.spawn(async move {
+                    let (next, result) = run_one(&state, &src, due_at).await;
+                    let done = now_millis();
+                    let finished = state.resources.finish_source_run(&src.id, due_at, lease_until, next, done, result);
+                    if let Err(e) = finished.await {
+                        tracing::warn!(source = %src.id, error = %e, "recording a scheduled source's run failed");
+                    }
+                });
             }
             Ok(None) => tokio::time::sleep(TICK).await,
             Err(e) => {
@@ -246,7 +260,8 @@ async fn poll_items(state: &AppState, poller: &Loaded, poll: &PollConfig) -> Res
     let headers = poll_headers(poll)?;
     let (status, body) = dispatcher.fetch(&poller.source.org_id, &poll.url, headers, poll.max_bytes as usize).await?;
     if !(200..300).contains(&status) {
-        return Err(format!("{} answered {status}", poll.url));
+        // The URL without credentials or query values: this is shown and logged.
+        return Err(format!("{} answered {status}", hookd_inbound::source::redacted_url(&poll.url)));
     }
     let answer: Value = serde_json::from_slice(&body).map_err(|e| format!("the answer is not JSON: {e}"))?;
     let items = poll.items(&answer)?;

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_core::timefmt::format_millis;
-use hookd_inbound::source::{redacted, HOOKD_ONLY_TYPES};
+use hookd_inbound::source::{keep_secrets, redacted, HOOKD_ONLY_TYPES};
 use hookd_inbound::{SourceConfig, SourceSettings};
 use hookd_store::{Application, Metadata, Source, StoreError};
 use serde::{Deserialize, Serialize};
@@ -321,12 +321,16 @@ pub async fn upsert(
             let metadata = input.metadata.take().unwrap_or_default();
             validate_metadata(&metadata)?;
             check_not_downgraded(&src.kind, &input.kind, input.hookd_type.is_some())?;
-            let (kind, config) = input.kind_and_config();
+            let (kind, mut config) = input.kind_and_config();
+            if kind == src.kind {
+                keep_secrets(&mut config, &src.config);
+            }
             check_config(&kind, &config)?;
             src.settings = check_settings(input.settings)?;
+            let changed = (&kind, &config) != (&src.kind, &src.config);
             (src.name, src.uid, src.metadata, src.kind, src.config) = (input.name, input.uid, metadata, kind, config);
             src.updated_at = now();
-            Ok((StatusCode::OK, Json(source_out(&state, update(&state, src).await?))))
+            Ok((StatusCode::OK, Json(source_out(&state, update(&state, src, changed).await?))))
         }
         Err(StoreError::NotFound) => {
             if input.uid.is_none() {
@@ -340,7 +344,9 @@ pub async fn upsert(
     }
 }
 
-async fn update(state: &AppState, src: Source) -> ApiResult<Source> {
+/// Stores a changed source; `reschedule`: its type or configuration changed,
+/// so a scheduled one runs on its new schedule (a poll source at once).
+async fn update(state: &AppState, src: Source, reschedule: bool) -> ApiResult<Source> {
     check_target(state, &src).await?;
     let updated = state.resources.update_source(src).await;
     state.sources.clear();
@@ -350,7 +356,9 @@ async fn update(state: &AppState, src: Source) -> ApiResult<Source> {
         }
         other => other?,
     };
-    super::scheduled::reschedule(state, &updated).await?;
+    if reschedule {
+        super::scheduled::reschedule(state, &updated).await?;
+    }
     Ok(updated)
 }
 
@@ -381,10 +389,15 @@ pub async fn patch(
         Some(t) => (Some(t), patch.hookd_config.or(patch.config)),
         None => (patch.kind, patch.hookd_config.or(patch.config)),
     };
+    let mut changed = false;
     if patch_kind.is_some() || patch_config.is_some() {
         let kind = patch_kind.unwrap_or(src.kind.clone());
-        let config = patch_config.unwrap_or(src.config.clone());
+        let mut config = patch_config.unwrap_or(src.config.clone());
+        if kind == src.kind {
+            keep_secrets(&mut config, &src.config);
+        }
         check_config(&kind, &config)?;
+        changed = (&kind, &config) != (&src.kind, &src.config);
         (src.kind, src.config) = (kind, config);
     }
     if !patch.settings.is_empty() {
@@ -402,7 +415,7 @@ pub async fn patch(
         src.settings = check_settings(merged)?;
     }
     src.updated_at = now();
-    Ok(Json(source_out(&state, update(&state, src).await?)))
+    Ok(Json(source_out(&state, update(&state, src, changed).await?)))
 }
 
 pub async fn delete(
@@ -427,6 +440,6 @@ pub async fn rotate_token(
     src.prev_token = Some(std::mem::replace(&mut src.token, new_token()));
     src.prev_token_until = Some(t + TOKEN_GRACE_MS);
     src.updated_at = t;
-    let src = update(&state, src).await?;
+    let src = update(&state, src, false).await?;
     Ok(Json(RotateTokenOut { ingest_url: ingest_url(&state, &src.token) }))
 }

@@ -528,6 +528,9 @@ async fn a_cron_source_emits_its_payload_on_its_schedule() {
     assert_eq!(next % 300_000, 0, "the schedule goes on: {after}");
     let log = requests(&node, id).await;
     assert_eq!((log[0]["method"].as_str(), log[0]["eventType"].as_str()), (Some("CRON"), Some("cron")));
+    let req = log[0]["id"].as_str().unwrap();
+    let (status, out) = node.post(&format!("/ingest/api/v1/source/{id}/request/{req}/replay"), json!({})).await;
+    assert_eq!(status, 400, "a firing is resent, not replayed: {out}");
     // A payload that is not JSON needs its content type.
     let bad = json!({"name": "Bad", "type": "cron", "config": {"schedule": "0 * * * *", "payload": "hello"}});
     let (status, out) = node.post("/ingest/api/v1/source", bad).await;
@@ -720,6 +723,16 @@ async fn hookd_only_types_read_as_generic_webhooks_with_their_real_type_beside()
     assert_eq!(status, 200, "{out}");
     assert_eq!((out["hookdType"].as_str(), out["hookdConfig"]["header"].as_str()), (Some("hmac"), Some("x-sig")));
     assert_eq!(post_raw(out["ingestUrl"].as_str().unwrap(), &[], "{}").await.0, 401);
+    // A source written back without the secret it never showed keeps it.
+    let (_, gh) = node
+        .post("/ingest/api/v1/source", json!({"name": "GitHub", "type": "github", "config": {"secret": "g"}}))
+        .await;
+    let gh_id = gh["id"].as_str().unwrap();
+    let (status, out) = node
+        .put(&format!("/ingest/api/v1/source/{gh_id}"), json!({"name": "GitHub 2", "type": "github", "config": {}}))
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(post_raw(gh["ingestUrl"].as_str().unwrap(), &[], "{}").await.0, 401, "still verified");
     // Svix's own types read as they are.
     let (_, stripe) = node
         .post("/ingest/api/v1/source", json!({"name": "Stripe", "type": "stripe", "config": {"secret": "whsec_x"}}))

@@ -282,24 +282,23 @@ pub async fn ingest(
         insert_request(c, req).await?;
         return Ok((Ingested::default(), 0));
     };
+    let duplicate =
+        |first: String| InboundRequest { outcome: InboundOutcome::Duplicate, msg_id: Some(first), ..req.clone() };
     if let Some(object) = &req.object {
-        // Dedupe comes first (a repeat is a duplicate, not an ignored status);
-        // a concurrent repeat is still caught by the message's conflict below.
-        if let Some(event_id) = &msg.event_id {
-            let first: Option<String> =
-                sqlx::query_scalar("SELECT id FROM message WHERE app_id = $1 AND event_id = $2")
-                    .bind(&msg.app_id)
-                    .bind(event_id)
-                    .fetch_optional(&mut *c)
-                    .await?;
-            if let Some(first) = first {
-                let dup =
-                    InboundRequest { outcome: InboundOutcome::Duplicate, msg_id: Some(first.clone()), ..req.clone() };
-                insert_request(c, &dup).await?;
-                return Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first), ignored: false }, 0));
-            }
+        // Dedupe comes first: a provider's repeat is a duplicate, not an ignored status.
+        if let Some(first) = first_with_event_id(c, msg).await? {
+            insert_request(c, &duplicate(first.clone())).await?;
+            return Ok((Ingested { duplicate_of: Some(first), ..Ingested::default() }, 0));
         }
+        // The object's move and the message stand or fall together.
+        sqlx::query("SAVEPOINT tracking").execute(&mut *c).await?;
         if !advance(&mut *c, req, object).await? {
+            // A repeat racing the first waited on the object's row; now it
+            // sees the first's message.
+            if let Some(first) = first_with_event_id(c, msg).await? {
+                insert_request(c, &duplicate(first.clone())).await?;
+                return Ok((Ingested { duplicate_of: Some(first), ..Ingested::default() }, 0));
+            }
             insert_request(c, &InboundRequest { outcome: InboundOutcome::Ignored, ..req.clone() }).await?;
             return Ok((Ingested { ignored: true, ..Ingested::default() }, 0));
         }
@@ -312,12 +311,24 @@ pub async fn ingest(
             Ok((Ingested { jobs, duplicate_of: None, ignored: false }, unleased))
         }
         Err(StoreError::Conflict { existing_id: Some(first), .. }) => {
-            let dup = InboundRequest { outcome: InboundOutcome::Duplicate, msg_id: Some(first.clone()), ..req.clone() };
-            insert_request(c, &dup).await?;
-            Ok((Ingested { jobs: Vec::new(), duplicate_of: Some(first), ignored: false }, 0))
+            if req.object.is_some() {
+                sqlx::query("ROLLBACK TO SAVEPOINT tracking").execute(&mut *c).await?;
+            }
+            insert_request(c, &duplicate(first.clone())).await?;
+            Ok((Ingested { duplicate_of: Some(first), ..Ingested::default() }, 0))
         }
         Err(e) => Err(e),
     }
+}
+
+/// The message of the application that already has `msg`'s event id.
+async fn first_with_event_id(c: &mut PgConnection, msg: &Message) -> Result<Option<String>> {
+    let Some(event_id) = &msg.event_id else { return Ok(None) };
+    Ok(sqlx::query_scalar("SELECT id FROM message WHERE app_id = $1 AND event_id = $2")
+        .bind(&msg.app_id)
+        .bind(event_id)
+        .fetch_optional(&mut *c)
+        .await?)
 }
 
 /// Moves the object to the request's status if that is a later step than its
@@ -427,14 +438,22 @@ pub async fn claim_due(c: &mut PgConnection, now: i64, lease_until: i64) -> Resu
             set_schedule(c, &org_id, &source_id, None).await?;
             Ok(None)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            let result = serde_json::json!({ "error": format!("the source cannot be read: {e}") });
+            finish_run(c, &source_id, due_at, lease_until, now + UNREADABLE_RETRY_MS, now, &result).await?;
+            Ok(None)
+        }
     }
 }
+
+/// How long a source that cannot be read is put off.
+const UNREADABLE_RETRY_MS: i64 = 60_000;
 
 pub async fn finish_run(
     c: &mut PgConnection,
     source_id: &str,
     due_at: i64,
+    lease_until: i64,
     next_due_at: i64,
     now: i64,
     result: &serde_json::Value,
@@ -442,13 +461,14 @@ pub async fn finish_run(
     sqlx::query(
         "UPDATE ingest_schedule SET due_at = CASE WHEN due_at = $2 THEN $3 ELSE due_at END,
              lease_until = NULL, last_run_at = $4, last_result = $5
-         WHERE source_id = $1",
+         WHERE source_id = $1 AND lease_until = $6",
     )
     .bind(source_id)
     .bind(due_at)
     .bind(next_due_at)
     .bind(now)
     .bind(result.to_string())
+    .bind(lease_until)
     .execute(c)
     .await?;
     Ok(())

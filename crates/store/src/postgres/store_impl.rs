@@ -330,11 +330,12 @@ impl Resources for PostgresStore {
         &self,
         source_id: &str,
         due_at: i64,
+        lease_until: i64,
         next_due_at: i64,
         now: i64,
         result: serde_json::Value,
     ) -> Result<()> {
-        inbound::finish_run(&mut *self.conn().await?, source_id, due_at, next_due_at, now, &result).await
+        inbound::finish_run(&mut *self.conn().await?, source_id, due_at, lease_until, next_due_at, now, &result).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -368,14 +368,22 @@ pub fn claim_due(c: &Connection, now: i64, lease_until: i64) -> Result<Option<(S
             set_schedule(c, &org_id, &source_id, None)?;
             Ok(None)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            let result = serde_json::json!({ "error": format!("the source cannot be read: {e}") });
+            finish_run(c, &source_id, due_at, lease_until, now + UNREADABLE_RETRY_MS, now, &result)?;
+            Ok(None)
+        }
     }
 }
+
+/// How long a source that cannot be read is put off.
+const UNREADABLE_RETRY_MS: i64 = 60_000;
 
 pub fn finish_run(
     c: &Connection,
     source_id: &str,
     due_at: i64,
+    lease_until: i64,
     next_due_at: i64,
     now: i64,
     result: &serde_json::Value,
@@ -383,8 +391,8 @@ pub fn finish_run(
     c.prepare_cached(
         "UPDATE ingest_schedule SET due_at = CASE WHEN due_at = ?2 THEN ?3 ELSE due_at END,
              lease_until = NULL, last_run_at = ?4, last_result = ?5
-         WHERE source_id = ?1",
+         WHERE source_id = ?1 AND lease_until = ?6",
     )?
-    .execute(params![source_id, due_at, next_due_at, now, result.to_string()])?;
+    .execute(params![source_id, due_at, next_due_at, now, result.to_string(), lease_until])?;
     Ok(())
 }

@@ -368,12 +368,13 @@ impl Resources for SqliteStore {
         &self,
         source_id: &str,
         due_at: i64,
+        lease_until: i64,
         next_due_at: i64,
         now: i64,
         result: serde_json::Value,
     ) -> Result<()> {
         let source_id = source_id.to_string();
-        self.write(move |c| inbound::finish_run(c, &source_id, due_at, next_due_at, now, &result)).await
+        self.write(move |c| inbound::finish_run(c, &source_id, due_at, lease_until, next_due_at, now, &result)).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -193,15 +193,21 @@ pub async fn a_due_source_is_run_by_one_node_at_a_time(f: Fixture) {
     assert!(f.store.claim_due_source(now + 1_000, now + 61_000).await.unwrap().is_none());
     let (again, due) = f.store.claim_due_source(now + 60_001, now + 120_000).await.unwrap().unwrap();
     assert_eq!((again.id.as_str(), due), (src.id.as_str(), now));
-    // Finished: due next time, with what the run did.
-    f.store.finish_source_run(&src.id, now, now + 300_000, now + 2, json!({"forwarded": 2})).await.unwrap();
+    // The first node, its lease lost, records nothing.
+    f.store.finish_source_run(&src.id, now, now + 60_000, now + 1, now + 2, json!({"late": true})).await.unwrap();
+    assert!(f.store.get_source_schedule(&f.org, &src.id).await.unwrap().unwrap().last_result.is_none());
+    // Finished by the holder: due next time, with what the run did.
+    f.store
+        .finish_source_run(&src.id, now, now + 120_000, now + 300_000, now + 2, json!({"forwarded": 2}))
+        .await
+        .unwrap();
     let s = f.store.get_source_schedule(&f.org, &src.id).await.unwrap().unwrap();
     assert_eq!((s.due_at, s.last_run_at, s.last_result), (now + 300_000, Some(now + 2), Some(json!({"forwarded": 2}))));
     assert!(f.store.claim_due_source(now + 200_000, now + 260_000).await.unwrap().is_none());
     // A schedule changed during a run is kept.
     let (_, due) = f.store.claim_due_source(now + 300_000, now + 360_000).await.unwrap().unwrap();
     f.store.set_source_schedule(&f.org, &src.id, Some(now + 1)).await.unwrap();
-    f.store.finish_source_run(&src.id, due, now + 600_000, now + 300_001, json!({})).await.unwrap();
+    f.store.finish_source_run(&src.id, due, now + 360_000, now + 600_000, now + 300_001, json!({})).await.unwrap();
     assert_eq!(f.store.get_source_schedule(&f.org, &src.id).await.unwrap().unwrap().due_at, now + 1);
     // Deleted with its source.
     f.store.delete_source(&f.org, &src.id).await.unwrap();
