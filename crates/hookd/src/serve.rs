@@ -134,7 +134,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         // Cron and poll sources run on delivering nodes, one node per run.
         tokio::spawn(hookd_api::ingest::scheduled::run(state.clone()));
     }
-    let app = if cfg.role.serves_api() { hookd_api::router(state) } else { hookd_api::ops_router(state) };
+    let secure_cookies = state.config.public_url.starts_with("https://");
+    let app = if cfg.role.serves_api() {
+        let api = hookd_api::router(state);
+        // The console calls the API in-process with the signed-in token.
+        let console = hookd_console::Console { api: hookd_console::Api(api.clone()), secure_cookies };
+        api.merge(hookd_console::router(console))
+    } else {
+        hookd_api::ops_router(state)
+    };
     // 5xx answers are logged where they arise (ApiError), once, with their cause.
     let app = app.layer(TraceLayer::new_for_http().on_failure(()));
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);

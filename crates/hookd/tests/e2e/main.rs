@@ -12,6 +12,7 @@ mod applications;
 mod attempts;
 mod auth;
 mod cluster;
+mod console;
 mod control;
 mod endpoints;
 mod event_types;

@@ -1,0 +1,153 @@
+//! Applications: the list (paged), creating one, and one application's page
+//! with its endpoints and the form to add one.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::html;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::client::seg;
+use crate::html::{can_write, csrf, failed, iterator_query, page, pager, text};
+use crate::session::Session;
+use crate::Console;
+
+const PAGE: usize = 50;
+
+pub async fn list(State(c): State<Console>, s: Session, Query(q): Query<HashMap<String, String>>) -> Response {
+    let apps = c.api.get(&s, &format!("/api/v1/app?limit={PAGE}{}", iterator_query(&q))).await;
+    if !apps.ok() {
+        return failed(&s, "Applications", &apps);
+    }
+    let body = html! {
+        h1 { "Applications" }
+        table {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "UID" } th scope="col" { "ID" } th scope="col" { "Created" } } }
+            tbody {
+                @for app in apps.body["data"].as_array().into_iter().flatten() {
+                    tr {
+                        td { a href={ "/console/apps/" (seg(text(app, "id"))) } { (text(app, "name")) } }
+                        td { (text(app, "uid")) }
+                        td { code { (text(app, "id")) } }
+                        td { (text(app, "createdAt")) }
+                    }
+                }
+            }
+        }
+        @if apps.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No applications yet." } }
+        (pager(&apps.body, "/console/apps", q.contains_key("iterator")))
+        @if can_write(&s) {
+            form method="post" action="/console/apps" class="card" {
+                h2 { "New application" }
+                (csrf(&s))
+                label for="name" { "Name" }
+                input id="name" name="name" required maxlength="256";
+                label for="uid" { "UID (optional)" }
+                input id="uid" name="uid" maxlength="256" aria-describedby="uid-help";
+                p id="uid-help" class="help" { "Your own identifier for it, usable in place of its id." }
+                button type="submit" { "Create application" }
+            }
+        }
+    };
+    page(&s, "Applications", None, body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct NewApp {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    uid: String,
+}
+
+pub async fn create(State(c): State<Console>, s: Session, Form(f): Form<NewApp>) -> Response {
+    if let Err(r) = s.check(&f.csrf) {
+        return r.into_response();
+    }
+    let mut body = json!({ "name": f.name.trim() });
+    if !f.uid.trim().is_empty() {
+        body["uid"] = json!(f.uid.trim());
+    }
+    let made = c.api.send(&s, Method::POST, "/api/v1/app", &body).await;
+    if !made.ok() {
+        return failed(&s, "The application was not created", &made);
+    }
+    Redirect::to(&format!("/console/apps/{}", seg(text(&made.body, "id")))).into_response()
+}
+
+/// Event types for the endpoint form's picker (the first 250).
+pub async fn event_types(c: &Console, s: &Session) -> Vec<Value> {
+    let types = c.api.get(s, "/api/v1/event-type?limit=250").await;
+    types.body["data"].as_array().cloned().unwrap_or_default()
+}
+
+pub async fn detail(
+    State(c): State<Console>,
+    s: Session,
+    Path(app_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let app = c.api.get(&s, &format!("/api/v1/app/{}", seg(&app_id))).await;
+    if !app.ok() {
+        return failed(&s, "Application", &app);
+    }
+    let id = text(&app.body, "id").to_string();
+    let base = format!("/console/apps/{}", seg(&id));
+    let eps = c.api.get(&s, &format!("/api/v1/app/{}/endpoint?limit={PAGE}{}", seg(&id), iterator_query(&q))).await;
+    if !eps.ok() {
+        return failed(&s, "Endpoints", &eps);
+    }
+    let types = event_types(&c, &s).await;
+    let name = text(&app.body, "name").to_string();
+    let body = html! {
+        p { a href="/console/apps" { "Applications" } " / " (name) }
+        h1 { (name) }
+        p { "ID " code { (id) } " · " a href={ (base) "/msgs" } { "Messages" } }
+        h2 { "Endpoints" }
+        table {
+            thead { tr { th scope="col" { "URL" } th scope="col" { "Event types" } th scope="col" { "State" } } }
+            tbody {
+                @for ep in eps.body["data"].as_array().into_iter().flatten() {
+                    tr {
+                        td { a href={ (base) "/endpoints/" (seg(text(ep, "id"))) } { (text(ep, "url")) } }
+                        td { (ep["filterTypes"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_else(|| "all".into())) }
+                        td { @if ep["disabled"] == true { span class="badge bad" { "disabled" } } @else { span class="badge good" { "enabled" } } }
+                    }
+                }
+            }
+        }
+        @if eps.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No endpoints yet." } }
+        (pager(&eps.body, &base, q.contains_key("iterator")))
+        @if can_write(&s) {
+            form method="post" action={ (base) "/endpoints" } class="card" {
+                h2 { "New endpoint" }
+                (csrf(&s))
+                label for="url" { "URL" }
+                input id="url" name="url" type="url" required placeholder="https://example.com/webhooks";
+                label for="description" { "Description" }
+                input id="description" name="description";
+                fieldset {
+                    legend { "Event types (none: all)" }
+                    @for t in &types {
+                        label class="check" {
+                            input type="checkbox" name="filterTypes" value=(text(t, "name"));
+                            " " (text(t, "name"))
+                        }
+                    }
+                    @if types.is_empty() { p class="help" { "No event types are defined: the endpoint receives every event." } }
+                }
+                label for="channels" { "Channels (comma-separated, optional)" }
+                input id="channels" name="channels";
+                label for="rateLimit" { "Rate limit (messages per second, optional)" }
+                input id="rateLimit" name="rateLimit" type="number" min="1";
+                button type="submit" { "Add endpoint" }
+            }
+        }
+    };
+    page(&s, &name, None, body).into_response()
+}

@@ -1,0 +1,209 @@
+//! One endpoint: adding it, its page (settings, health, secret, recent
+//! attempts), and its actions: rotate the secret, enable or disable, send a
+//! test event.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde_json::{json, Map, Value};
+
+use crate::apps::event_types;
+use crate::client::seg;
+use crate::html::{can_write, csrf, failed, page, text, Flash};
+use crate::session::Session;
+use crate::Console;
+
+/// A form's fields; a repeated field (checkboxes) keeps every value.
+fn fields(body: &[u8]) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        out.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    out
+}
+
+fn one<'a>(f: &'a HashMap<String, Vec<String>>, name: &str) -> &'a str {
+    f.get(name).and_then(|v| v.first()).map_or("", |s| s.trim())
+}
+
+pub async fn create(State(c): State<Console>, s: Session, Path(app): Path<String>, body: Bytes) -> Response {
+    let f = fields(&body);
+    if let Err(r) = s.check(one(&f, "csrf")) {
+        return r.into_response();
+    }
+    let mut ep = Map::new();
+    ep.insert("url".into(), json!(one(&f, "url")));
+    if !one(&f, "description").is_empty() {
+        ep.insert("description".into(), json!(one(&f, "description")));
+    }
+    if let Some(types) = f.get("filterTypes").filter(|t| !t.is_empty()) {
+        ep.insert("filterTypes".into(), json!(types));
+    }
+    let channels: Vec<&str> = one(&f, "channels").split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    if !channels.is_empty() {
+        ep.insert("channels".into(), json!(channels));
+    }
+    if let Ok(rate) = one(&f, "rateLimit").parse::<u64>() {
+        ep.insert("rateLimit".into(), json!(rate));
+    }
+    let made = c.api.send(&s, Method::POST, &format!("/api/v1/app/{}/endpoint", seg(&app)), &Value::Object(ep)).await;
+    if !made.ok() {
+        return failed(&s, "The endpoint was not added", &made);
+    }
+    Redirect::to(&format!("/console/apps/{}/endpoints/{}", seg(&app), seg(text(&made.body, "id")))).into_response()
+}
+
+fn done_flash(q: &HashMap<String, String>) -> Option<Flash> {
+    Some(Flash::done(match q.get("done")?.as_str() {
+        "rotated" => "The secret was rotated; the previous one stays valid for 24 hours.",
+        "enabled" => "The endpoint is enabled.",
+        "disabled" => "The endpoint is disabled: messages wait for it.",
+        "sent" => "A test event was sent; its attempt appears below.",
+        _ => return None,
+    }))
+}
+
+pub async fn detail(
+    State(c): State<Console>,
+    s: Session,
+    Path((app, ep_id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let path = format!("/api/v1/app/{}/endpoint/{}", seg(&app), seg(&ep_id));
+    let ep = c.api.get(&s, &path).await;
+    if !ep.ok() {
+        return failed(&s, "Endpoint", &ep);
+    }
+    let secret = if q.contains_key("reveal") { Some(c.api.get(&s, &format!("{path}/secret")).await) } else { None };
+    let attempts = c.api.get(&s, &format!("/api/v1/app/{}/attempt/endpoint/{}?limit=20", seg(&app), seg(&ep_id))).await;
+    let types = event_types(&c, &s).await;
+    let e = &ep.body;
+    let base = format!("/console/apps/{}/endpoints/{}", seg(&app), seg(&ep_id));
+    let disabled = e["disabled"] == true;
+    let body = html! {
+        p { a href="/console/apps" { "Applications" } " / " a href={ "/console/apps/" (seg(&app)) } { "Application" } " / endpoint" }
+        h1 { (text(e, "url")) }
+        table {
+            tbody {
+                tr { th scope="row" { "ID" } td { code { (text(e, "id")) } } }
+                tr { th scope="row" { "Description" } td { (text(e, "description")) } }
+                tr { th scope="row" { "State" } td { @if disabled { span class="badge bad" { "disabled" } } @else { span class="badge good" { "enabled" } } } }
+                tr { th scope="row" { "Event types" } td { (e["filterTypes"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_else(|| "all".into())) } }
+                tr { th scope="row" { "Channels" } td { (e["channels"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } }
+                tr { th scope="row" { "Rate limit" } td { (e["rateLimit"].as_u64().map(|r| format!("{r}/s")).unwrap_or_else(|| "none".into())) } }
+                @if let Some(h) = e.get("health").filter(|h| !h.is_null()) {
+                    tr { th scope="row" { "Health" } td { pre { (crate::html::pretty(h)) } } }
+                }
+                tr {
+                    th scope="row" { "Signing secret" }
+                    td {
+                        @match &secret {
+                            Some(a) if a.ok() => { code { (text(&a.body, "key")) } }
+                            Some(a) => { (a.detail()) }
+                            None => { a href={ (base) "?reveal=1" } { "Reveal" } }
+                        }
+                    }
+                }
+            }
+        }
+        @if can_write(&s) {
+            div class="actions" {
+                form method="post" action={ (base) "/rotate" } class="inline" {
+                    (csrf(&s)) button type="submit" class="secondary" { "Rotate secret" }
+                }
+                " "
+                form method="post" action={ (base) "/toggle" } class="inline" {
+                    (csrf(&s))
+                    input type="hidden" name="disabled" value=(if disabled { "false" } else { "true" });
+                    button type="submit" class="secondary" { @if disabled { "Enable" } @else { "Disable" } }
+                }
+            }
+            form method="post" action={ (base) "/test" } class="card" {
+                h2 { "Send a test event" }
+                (csrf(&s))
+                label for="eventType" { "Event type" }
+                select id="eventType" name="eventType" required {
+                    @for t in &types { option value=(text(t, "name")) { (text(t, "name")) } }
+                }
+                @if types.is_empty() { p class="help" { "Define an event type first: a test event is one of its examples." } }
+                button type="submit" { "Send example" }
+            }
+        }
+        h2 { "Recent attempts" }
+        table {
+            thead { tr { th scope="col" { "When" } th scope="col" { "Message" } th scope="col" { "Status" } th scope="col" { "Response" } } }
+            tbody {
+                @for a in attempts.body["data"].as_array().into_iter().flatten() {
+                    tr {
+                        td { (text(a, "timestamp")) }
+                        td { a href={ "/console/apps/" (seg(&app)) "/msgs/" (seg(text(a, "msgId"))) } { code { (text(a, "msgId")) } } }
+                        td { (crate::messages::attempt_status(a)) }
+                        td { (a["responseStatusCode"].as_i64().unwrap_or(0)) }
+                    }
+                }
+            }
+        }
+        @if attempts.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No attempts yet." } }
+    };
+    page(&s, "Endpoint", done_flash(&q), body).into_response()
+}
+
+pub async fn rotate(
+    State(c): State<Console>,
+    s: Session,
+    Path((app, ep)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let f = fields(&body);
+    if let Err(r) = s.check(one(&f, "csrf")) {
+        return r.into_response();
+    }
+    let path = format!("/api/v1/app/{}/endpoint/{}/secret/rotate", seg(&app), seg(&ep));
+    let done = c.api.send(&s, Method::POST, &path, &json!({})).await;
+    if !done.ok() {
+        return failed(&s, "The secret was not rotated", &done);
+    }
+    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=rotated", seg(&app), seg(&ep))).into_response()
+}
+
+pub async fn toggle(
+    State(c): State<Console>,
+    s: Session,
+    Path((app, ep)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let f = fields(&body);
+    if let Err(r) = s.check(one(&f, "csrf")) {
+        return r.into_response();
+    }
+    let disabled = one(&f, "disabled") == "true";
+    let path = format!("/api/v1/app/{}/endpoint/{}", seg(&app), seg(&ep));
+    let done = c.api.send(&s, Method::PATCH, &path, &json!({ "disabled": disabled })).await;
+    if !done.ok() {
+        return failed(&s, "The endpoint was not changed", &done);
+    }
+    let word = if disabled { "disabled" } else { "enabled" };
+    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done={word}", seg(&app), seg(&ep))).into_response()
+}
+
+pub async fn send_test(
+    State(c): State<Console>,
+    s: Session,
+    Path((app, ep)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let f = fields(&body);
+    if let Err(r) = s.check(one(&f, "csrf")) {
+        return r.into_response();
+    }
+    let path = format!("/api/v1/app/{}/endpoint/{}/send-example", seg(&app), seg(&ep));
+    let done = c.api.send(&s, Method::POST, &path, &json!({ "eventType": one(&f, "eventType") })).await;
+    if !done.ok() {
+        return failed(&s, "The test event was not sent", &done);
+    }
+    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=sent", seg(&app), seg(&ep))).into_response()
+}

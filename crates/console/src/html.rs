@@ -1,0 +1,168 @@
+//! The page shell, shared pieces (messages, pagination, JSON), and the stylesheet.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup, DOCTYPE};
+use serde_json::Value;
+
+use crate::client::Answer;
+use crate::session::Session;
+
+/// A message shown above a page's content.
+pub struct Flash {
+    pub error: bool,
+    pub text: String,
+}
+
+impl Flash {
+    pub fn error(text: impl Into<String>) -> Flash {
+        Flash { error: true, text: text.into() }
+    }
+    pub fn done(text: impl Into<String>) -> Flash {
+        Flash { error: false, text: text.into() }
+    }
+}
+
+fn shell(title: &str, nav: Markup, flash: Option<Flash>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · hookd" }
+                link rel="stylesheet" href="/console/style.css";
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header { span class="brand" { "hookd" } (nav) }
+                main id="main" {
+                    @if let Some(f) = flash {
+                        p class=(if f.error { "flash error" } else { "flash done" }) role=(if f.error { "alert" } else { "status" }) {
+                            (f.text)
+                        }
+                    }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub fn page_signed_out(title: &str, flash: Option<Flash>, body: Markup) -> Markup {
+    shell(title, html! {}, flash, body)
+}
+
+pub fn page(session: &Session, title: &str, flash: Option<Flash>, body: Markup) -> Markup {
+    let nav = html! {
+        nav aria-label="Main" {
+            a href="/console/apps" { "Applications" }
+            form method="post" action="/console/logout" class="inline" {
+                (csrf(session))
+                button type="submit" class="link" { "Sign out" }
+            }
+        }
+    };
+    shell(title, nav, flash, body)
+}
+
+/// The hidden CSRF field of a form.
+pub fn csrf(session: &Session) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf()); }
+}
+
+/// Whether the session may change things (the API refuses anyway; this only
+/// leaves out forms that would be refused).
+pub fn can_write(session: &Session) -> bool {
+    session.role != "read-only"
+}
+
+/// An API error as a page.
+pub fn failed(session: &Session, what: &str, answer: &Answer) -> Response {
+    let status = if answer.status.is_client_error() || answer.status.is_server_error() {
+        answer.status
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    let body = html! {
+        h1 { (what) }
+        p { a href="/console/apps" { "Back to applications" } }
+    };
+    (status, page(session, what, Some(Flash::error(answer.detail())), body)).into_response()
+}
+
+/// "Previous"/"Next" links over an API list answer (`iterator`,
+/// `prevIterator`, `done`); `paged`: this page was reached by an iterator.
+pub fn pager(list: &Value, base: &str, paged: bool) -> Markup {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let next = list["iterator"].as_str().filter(|_| list["done"] == false);
+    let prev = list["prevIterator"].as_str().filter(|_| paged);
+    html! {
+        nav class="pager" aria-label="Pages" {
+            @if let Some(p) = prev {
+                a href={ (base) (sep) "iterator=" (crate::client::seg(p)) } { "← Previous" }
+            }
+            @if let Some(n) = next {
+                a href={ (base) (sep) "iterator=" (crate::client::seg(n)) } { "Next →" }
+            }
+        }
+    }
+}
+
+/// The API query part for the page's iterator.
+pub fn iterator_query(q: &std::collections::HashMap<String, String>) -> String {
+    q.get("iterator")
+        .filter(|i| !i.is_empty())
+        .map(|i| format!("&iterator={}", crate::client::seg(i)))
+        .unwrap_or_default()
+}
+
+pub fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+pub fn text<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field].as_str().unwrap_or("")
+}
+
+pub async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], STYLE)
+        .into_response()
+}
+
+/// Readable at 4.5:1 contrast or better; focus always visible.
+const STYLE: &str = r#"
+:root { --fg: #1b1f24; --muted: #4a5260; --bg: #ffffff; --line: #d0d7de; --accent: #0b57d0; --bad: #a40e26; --good: #116329; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg); }
+header { display: flex; align-items: center; gap: 2rem; padding: .6rem 1.5rem; border-bottom: 1px solid var(--line); }
+.brand { font-weight: 700; }
+header nav { display: flex; gap: 1.2rem; align-items: center; flex: 1; }
+header nav form { margin-left: auto; }
+main { max-width: 72rem; margin: 0 auto; padding: 1.5rem; }
+a { color: var(--accent); }
+a:focus, button:focus, input:focus, select:focus, textarea:focus { outline: 3px solid #f0b400; outline-offset: 2px; }
+.skip { position: absolute; left: -10000px; }
+.skip:focus { left: 1rem; top: .5rem; background: #fff; padding: .3rem; }
+table { width: 100%; border-collapse: collapse; margin: 1rem 0; }
+th, td { text-align: left; padding: .45rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { color: var(--muted); font-weight: 600; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 1rem 1.2rem; margin: 1rem 0; max-width: 44rem; }
+label { display: block; font-weight: 600; margin: .6rem 0 .2rem; }
+input, select, textarea { font: inherit; padding: .35rem .5rem; border: 1px solid #8c959f; border-radius: 4px; width: 100%; max-width: 36rem; }
+textarea { min-height: 8rem; font-family: ui-monospace, monospace; }
+button { font: inherit; padding: .4rem .9rem; margin-top: .8rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; border-radius: 4px; cursor: pointer; }
+button.secondary { background: #fff; color: var(--accent); }
+button.link { background: none; border: none; color: var(--accent); padding: 0; margin: 0; text-decoration: underline; }
+form.inline { display: inline; }
+.help { color: var(--muted); font-size: .9em; }
+.flash { padding: .6rem .9rem; border-radius: 4px; }
+.flash.error { background: #ffebe9; color: var(--bad); border: 1px solid #ff8182; }
+.flash.done { background: #dafbe1; color: var(--good); border: 1px solid #4ac26b; }
+.pager { display: flex; gap: 1.5rem; }
+pre { background: #f6f8fa; padding: .8rem; overflow: auto; border-radius: 4px; }
+.badge { display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: .85em; border: 1px solid var(--line); }
+.badge.bad { color: var(--bad); border-color: var(--bad); }
+.badge.good { color: var(--good); border-color: var(--good); }
+code { font-family: ui-monospace, monospace; }
+"#;

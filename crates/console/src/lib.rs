@@ -1,0 +1,102 @@
+//! The web console at `/console`: server-rendered pages (maud) over the
+//! management API. Every page calls the API in-process with the signed-in
+//! token, so what the console shows and changes is exactly what that token may
+//! see and change through the API (organisation isolation, roles, validation,
+//! the audit trail). No page needs JavaScript.
+//!
+//! Security: the session cookie is httpOnly, `SameSite=Strict`, limited to
+//! `/console` (and `Secure` behind an https public URL); every form carries a
+//! CSRF token derived from the session; every answer carries a strict CSP
+//! (no scripts, no framing) and `Cache-Control: no-store`.
+
+mod apps;
+mod client;
+mod endpoints;
+mod html;
+mod messages;
+mod session;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use client::Api;
+
+/// What the console needs: the API router it calls, and whether cookies
+/// must be `Secure` (the public URL is https).
+#[derive(Clone)]
+pub struct Console {
+    pub api: Api,
+    pub secure_cookies: bool,
+}
+
+pub fn router(console: Console) -> Router {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/apps") }))
+        .route("/console/style.css", get(html::stylesheet))
+        .route("/console/login", get(session::login_page).post(session::login))
+        .route("/console/logout", post(session::logout))
+        .route("/console/apps", get(apps::list).post(apps::create))
+        .route("/console/apps/{app}", get(apps::detail))
+        .route("/console/apps/{app}/endpoints", post(endpoints::create))
+        .route("/console/apps/{app}/endpoints/{ep}", get(endpoints::detail))
+        .route("/console/apps/{app}/endpoints/{ep}/rotate", post(endpoints::rotate))
+        .route("/console/apps/{app}/endpoints/{ep}/toggle", post(endpoints::toggle))
+        .route("/console/apps/{app}/endpoints/{ep}/test", post(endpoints::send_test))
+        .route("/console/apps/{app}/msgs", get(messages::list))
+        .route("/console/apps/{app}/msgs/{msg}", get(messages::detail))
+        .route("/console/apps/{app}/msgs/{msg}/resend/{ep}", post(messages::resend))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(console)
+}
+
+/// A form posted from another site's page (its `Origin` is not this host) is
+/// refused, signing in included; then the headers of every console answer.
+async fn security_headers(req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
+        let refused = (axum::http::StatusCode::FORBIDDEN, "forms are taken from this console's own pages only");
+        return refused.into_response();
+    }
+    let mut resp = next.run(req).await.into_response();
+    let h = resp.headers_mut();
+    let csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+               frame-ancestors 'none'; base-uri 'none'";
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// No `Origin` (not a browser, or an old one: the CSRF token still guards),
+/// or one naming this host.
+fn same_origin(h: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bare = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    !host.is_empty() && bare == Some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_come_from_this_host_only() {
+        let mut h = axum::http::HeaderMap::new();
+        assert!(same_origin(&h));
+        h.insert(header::HOST, HeaderValue::from_static("hookd.example.com"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://hookd.example.com"));
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
+    }
+}

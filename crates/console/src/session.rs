@@ -1,0 +1,190 @@
+//! Signing in and out. The session cookie holds the API token itself (the
+//! console keeps no state of its own, so any node serves any session); it is
+//! httpOnly, `SameSite=Strict` and sent only to `/console`. Forms carry a CSRF
+//! token derived from the session token.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use axum::Form;
+use maud::html;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::html::{page_signed_out, Flash};
+use crate::Console;
+
+const COOKIE: &str = "hookd_console";
+
+/// A signed-in browser: its token and address.
+pub struct Session {
+    pub token: String,
+    pub peer: Option<SocketAddr>,
+    /// Whether the token may change things (not a read-only token).
+    pub role: String,
+}
+
+impl Session {
+    /// The CSRF token every form of this session carries.
+    pub fn csrf(&self) -> String {
+        csrf_of(&self.token)
+    }
+
+    /// Refuses a form whose CSRF token is not this session's.
+    pub fn check(&self, given: &str) -> Result<(), ForgedForm> {
+        if bool::from(self.csrf().as_bytes().ct_eq(given.as_bytes())) {
+            Ok(())
+        } else {
+            Err(ForgedForm)
+        }
+    }
+}
+
+/// A form without this session's CSRF token.
+pub struct ForgedForm;
+
+impl IntoResponse for ForgedForm {
+    fn into_response(self) -> Response {
+        let why = "the form has expired or did not come from this console: reload the page";
+        (StatusCode::FORBIDDEN, why).into_response()
+    }
+}
+
+fn csrf_of(token: &str) -> String {
+    let digest = Sha256::digest(format!("hookd-console-csrf:{token}").as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|t| valid_token(t))
+}
+
+/// Token characters only: nothing that could end a header or a cookie.
+fn valid_token(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 256 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+impl FromRequestParts<Console> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let Some(token) = cookie_token(&parts.headers) else {
+            return Err(Redirect::to("/console/login").into_response());
+        };
+        // A revoked or expired token ends the session.
+        let me = console.api.call(&token, peer, Method::GET, "/api/v1/auth/whoami", None).await;
+        if !me.ok() {
+            return Err(Redirect::to("/console/login?expired=1").into_response());
+        }
+        let role = me.body["role"].as_str().unwrap_or_default().to_string();
+        Ok(Session { token, peer, role })
+    }
+}
+
+pub async fn login_page(uri: axum::http::Uri) -> Response {
+    let expired = uri.query().is_some_and(|q| q.contains("expired"));
+    let flash = expired.then(|| Flash::error("Your session has ended: sign in again."));
+    login_form(StatusCode::OK, flash)
+}
+
+fn login_form(status: StatusCode, flash: Option<Flash>) -> Response {
+    let body = html! {
+        h1 { "Sign in to hookd" }
+        form method="post" action="/console/login" class="card" {
+            label for="token" { "API token" }
+            input id="token" name="token" type="password" autocomplete="current-password" required
+                placeholder="sk_…" aria-describedby="token-help";
+            p id="token-help" class="help" {
+                "An organisation token (admin or read-only). The first start of hookd prints one; "
+                code { "hookd token create" } " makes more."
+            }
+            button type="submit" { "Sign in" }
+        }
+    };
+    (status, page_signed_out("Sign in", flash, body)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+pub async fn login(
+    State(console): State<Console>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let token = form.token.trim().to_string();
+    if !valid_token(&token) {
+        return login_form(StatusCode::UNAUTHORIZED, Some(Flash::error("That is not an API token.")));
+    }
+    let me = console.api.call(&token, peer.map(|c| c.0 .0), Method::GET, "/api/v1/auth/whoami", None).await;
+    if !me.ok() {
+        return login_form(StatusCode::UNAUTHORIZED, Some(Flash::error("That token is not valid (or has expired).")));
+    }
+    if me.body["role"] == "portal" {
+        let msg = "An application portal token opens the portal, not the console.";
+        return login_form(StatusCode::FORBIDDEN, Some(Flash::error(msg)));
+    }
+    let secure = if console.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console{secure}");
+    let mut resp = Redirect::to("/console/apps").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(r) = session.check(&form.csrf) {
+        return r.into_response();
+    }
+    let mut resp = Redirect::to("/console/login").into_response();
+    let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_token_characters_make_a_cookie() {
+        assert!(valid_token("sk_abc-DEF.123"));
+        assert!(!valid_token("sk_abc; Path=/"));
+        assert!(!valid_token("sk\r\nSet-Cookie: x"));
+        assert!(!valid_token(""));
+    }
+
+    #[test]
+    fn the_csrf_token_is_the_sessions_own() {
+        let a = Session { token: "sk_a".into(), peer: None, role: "admin".into() };
+        let b = Session { token: "sk_b".into(), peer: None, role: "admin".into() };
+        assert!(a.check(&a.csrf()).is_ok());
+        assert!(a.check(&b.csrf()).is_err());
+        assert!(a.check("").is_err());
+    }
+}

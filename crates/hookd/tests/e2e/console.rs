@@ -1,0 +1,191 @@
+//! The web console, driven over HTTP as a browser without JavaScript drives
+//! it: signing in, forms with their CSRF tokens, redirects, and what each page
+//! shows. (Pages are plain HTML: every flow here is a link or a form.)
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Sink, TestServer};
+
+/// A browser: one cookie, no automatic redirects.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    html: String,
+}
+
+impl Page {
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self.html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+        self.html[at..at + 32].to_string()
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Browser {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { base: server.base.clone(), client, cookie: None }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let req = match &self.cookie {
+            Some(c) => req.header("cookie", c.clone()),
+            None => req,
+        };
+        let resp = req.send().await.unwrap();
+        if let Some(set) = resp.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
+            let pair = set.split(';').next().unwrap().to_string();
+            self.cookie = if pair.ends_with('=') { None } else { Some(pair) };
+        }
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let csp = resp.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "CSP: {csp}");
+        let html = resp.text().await.unwrap();
+        assert!(!html.contains("<script"), "console pages need no JavaScript");
+        Page { status, location, html }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(req).await
+    }
+}
+
+#[tokio::test]
+async fn an_operator_manages_applications_endpoints_and_messages_in_the_console() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let (status, _) =
+        server.post("/api/v1/event-type", json!({"name": "invoice.paid", "description": "An invoice was paid"})).await;
+    assert_eq!(status, 201);
+    let mut b = Browser::new(&server);
+
+    // Signed out: every page leads to the sign-in form.
+    let page = b.get("/console/apps").await;
+    assert_eq!((page.status, page.location.as_str()), (303, "/console/login"));
+    let page = b.post("/console/login", &[("token", "sk_not_a_real_token")]).await;
+    assert_eq!(page.status, 401);
+    assert!(page.html.contains("not valid"), "{}", page.html);
+    let page = b.post("/console/login", &[("token", &server.token)]).await;
+    assert_eq!((page.status, page.location.as_str()), (303, "/console/apps"));
+    assert!(b.cookie.is_some());
+
+    // An application, through the form (a form without its CSRF token is refused).
+    let apps = b.get("/console/apps").await;
+    assert_eq!(apps.status, 200);
+    let refused = b.post("/console/apps", &[("name", "Billing")]).await;
+    assert_eq!(refused.status, 403);
+    let made = b.post("/console/apps", &[("csrf", &apps.csrf()), ("name", "Billing"), ("uid", "billing")]).await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let app_page = made.location.clone();
+    assert!(app_page.starts_with("/console/apps/app_"), "{app_page}");
+    let app = b.get(&app_page).await;
+    assert!(app.html.contains("Billing") && app.html.contains("invoice.paid"), "the event-type picker lists it");
+
+    // An endpoint for one event type, its secret revealed on request.
+    let made = b
+        .post(
+            &format!("{app_page}/endpoints"),
+            &[("csrf", &app.csrf()), ("url", &sink.url("/billing")), ("filterTypes", "invoice.paid")],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let ep_page = made.location.clone();
+    let ep = b.get(&ep_page).await;
+    assert!(ep.html.contains(&sink.url("/billing")) && !ep.html.contains("whsec_"), "the secret is hidden");
+    let revealed = b.get(&format!("{ep_page}?reveal=1")).await;
+    let at = revealed.html.find("whsec_").expect("revealed");
+    let secret = revealed.html[at..at + 38].to_string();
+
+    // A test event reaches the sink, and its attempt shows on the endpoint's page.
+    let sent = b.post(&format!("{ep_page}/test"), &[("csrf", &ep.csrf()), ("eventType", "invoice.paid")]).await;
+    assert_eq!(sent.status, 303, "{}", sent.html);
+    assert_eq!(sink.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    let shown = server
+        .eventually(Duration::from_secs(10), || async {
+            let html = Browser { cookie: b.cookie.clone(), ..Browser::new(&server) }.get(&ep_page).await.html;
+            html.contains("succeeded").then_some(html)
+        })
+        .await;
+    assert!(shown.is_some(), "the attempt is listed");
+
+    // Rotating gives a new secret; disabling shows.
+    let rotated = b.post(&format!("{ep_page}/rotate"), &[("csrf", &ep.csrf())]).await;
+    assert_eq!(rotated.status, 303);
+    let after = b.get(&format!("{ep_page}?reveal=1")).await;
+    assert!(after.html.contains("whsec_") && !after.html.contains(&secret), "a new secret");
+    let off = b.post(&format!("{ep_page}/toggle"), &[("csrf", &ep.csrf()), ("disabled", "true")]).await;
+    assert_eq!(off.status, 303);
+    assert!(b.get(&off.location).await.html.contains("badge bad\">disabled"));
+    let on = b.post(&format!("{ep_page}/toggle"), &[("csrf", &ep.csrf()), ("disabled", "false")]).await;
+    assert!(b.get(&on.location).await.html.contains("badge good\">enabled"));
+
+    // The message: found by event type, its payload and attempts shown, resent.
+    let list = b.get(&format!("{app_page}/msgs?event_type=invoice.paid")).await;
+    let at = list.html.find("/msgs/msg_").expect("the message is listed") + 6;
+    let msg_page = format!("{app_page}/msgs/{}", &list.html[at..at + 31]);
+    let none = b.get(&format!("{app_page}/msgs?event_type=other.type")).await;
+    assert!(none.html.contains("No messages."));
+    let msg = b.get(&msg_page).await;
+    assert!(msg.html.contains("invoice.paid") && msg.html.contains("succeeded"), "{}", msg.html);
+    let ep_id = ep_page.rsplit('/').next().unwrap();
+    let resent = b.post(&format!("{msg_page}/resend/{ep_id}"), &[("csrf", &msg.csrf())]).await;
+    assert_eq!(resent.status, 303, "{}", resent.html);
+    assert_eq!(sink.wait_for(2, Duration::from_secs(10)).await.len(), 2, "sent again");
+
+    // Signing out ends the session.
+    let out = b.post("/console/logout", &[("csrf", &msg.csrf())]).await;
+    assert_eq!((out.status, out.location.as_str()), (303, "/console/login"));
+    assert!(b.cookie.is_none());
+    assert_eq!(b.get("/console/apps").await.status, 303);
+}
+
+#[tokio::test]
+async fn the_console_shows_an_organisation_only_its_own() {
+    let server = TestServer::spawn().await;
+    let other_app = server.create_app("Default's secret app").await;
+    let (status, env) = server.post("/api/v1/management/environment", json!({"name": "B", "type": "production"})).await;
+    assert_eq!(status, 201, "{env}");
+    let env_id = env["id"].as_str().unwrap();
+    let (_, tok) =
+        server.post(&format!("/api/v1/management/authentication/{env_id}/api-token"), json!({"name": "b-admin"})).await;
+    let mut b = Browser::new(&server);
+    let page = b.post("/console/login", &[("token", tok["token"].as_str().unwrap())]).await;
+    assert_eq!(page.status, 303);
+    assert!(!b.get("/console/apps").await.html.contains("secret app"));
+    let foreign = b.get(&format!("/console/apps/{other_app}")).await;
+    assert_eq!(foreign.status, 404, "{}", foreign.html);
+    assert_eq!(b.get(&format!("/console/apps/{other_app}/msgs")).await.status, 404);
+    // A revoked token ends its console session.
+    let (_, toks) = server.get(&format!("/api/v1/management/authentication/{env_id}/api-token")).await;
+    let key = toks["data"][0]["id"].as_str().unwrap();
+    let (status, _) =
+        server.post(&format!("/api/v1/management/authentication/{env_id}/api-token/{key}/expire"), json!({})).await;
+    assert!(status < 300);
+    let gone = server
+        .eventually(Duration::from_secs(15), || async {
+            let p = Browser { cookie: b.cookie.clone(), ..Browser::new(&server) }.get("/console/apps").await;
+            (p.status == 303).then_some(p.location)
+        })
+        .await;
+    assert_eq!(gone.as_deref(), Some("/console/login?expired=1"));
+}
