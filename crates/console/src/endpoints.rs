@@ -81,6 +81,7 @@ pub async fn detail(
     let secret = if q.contains_key("reveal") { Some(c.api.get(&s, &format!("{path}/secret")).await) } else { None };
     let attempts = c.api.get(&s, &format!("/api/v1/app/{}/attempt/endpoint/{}?limit=20", seg(&app), seg(&ep_id))).await;
     let types = event_types(&c, &s).await;
+    let stats = c.api.get(&s, &format!("{path}/stats")).await;
     let e = &ep.body;
     let base = format!("/console/apps/{}/endpoints/{}", seg(&app), seg(&ep_id));
     let disabled = e["disabled"] == true;
@@ -131,6 +132,25 @@ pub async fn detail(
                 }
                 @if types.is_empty() { p class="help" { "Define an event type first: a test event is one of its examples." } }
                 button type="submit" { "Send example" }
+            }
+        }
+        @if stats.ok() { (stats_chart(&stats.body)) }
+        @if can_write(&s) {
+            div class="card" {
+                h2 { "Recover and replay" }
+                p class="help" { "Times are UTC. Recover resends every message that failed to reach this endpoint since then; replay sends the ones it never got." }
+                form method="post" action={ (base) "/recover" } {
+                    (csrf(&s))
+                    label for="recover-since" { "Recover failed messages since" }
+                    input id="recover-since" name="since" type="datetime-local" required;
+                    button type="submit" class="secondary" { "Recover" }
+                }
+                form method="post" action={ (base) "/replay-missing" } {
+                    (csrf(&s))
+                    label for="replay-since" { "Replay missing messages since" }
+                    input id="replay-since" name="since" type="datetime-local" required;
+                    button type="submit" class="secondary" { "Replay missing" }
+                }
             }
         }
         h2 { "Recent attempts" }
@@ -206,4 +226,32 @@ pub async fn send_test(
         return failed(&s, "The test event was not sent", &done);
     }
     Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=sent", seg(&app), seg(&ep))).into_response()
+}
+
+/// The endpoint's deliveries by state, as bars (SVG: no inline styles, which
+/// the CSP forbids), with the numbers as text for screen readers.
+fn stats_chart(stats: &Value) -> maud::Markup {
+    let rows = [
+        ("succeeded", "success", "#116329"),
+        ("failed", "fail", "#a40e26"),
+        ("sending", "sending", "#0b57d0"),
+        ("pending", "pending", "#6e7781"),
+    ];
+    let max = rows.iter().map(|(_, k, _)| stats[*k].as_u64().unwrap_or(0)).max().unwrap_or(0).max(1);
+    maud::html! {
+        h2 { "Deliveries" }
+        figure {
+            svg width="420" height=(rows.len() * 26 + 4) role="img" aria-labelledby="stats-caption" {
+                @for (i, (label, key, colour)) in rows.iter().enumerate() {
+                    @let n = stats[*key].as_u64().unwrap_or(0);
+                    text x="0" y=(i * 26 + 17) font-size="13" { (label) }
+                    rect x="90" y=(i * 26 + 4) height="18" width=(n * 260 / max) fill=(colour) {}
+                    text x=(94 + n * 260 / max) y=(i * 26 + 17) font-size="13" { (n) }
+                }
+            }
+            figcaption id="stats-caption" {
+                @for (label, key, _) in rows { (label) ": " (stats[key].as_u64().unwrap_or(0)) ". " }
+            }
+        }
+    }
 }

@@ -57,6 +57,9 @@ pub fn page(session: &Session, title: &str, flash: Option<Flash>, body: Markup) 
     let nav = html! {
         nav aria-label="Main" {
             a href="/console/apps" { "Applications" }
+            a href="/console/event-types" { "Event types" }
+            a href="/console/sources" { "Inbound" }
+            a href="/console/audit" { "Audit log" }
             form method="post" action="/console/logout" class="inline" {
                 (csrf(session))
                 button type="submit" class="link" { "Sign out" }

@@ -10,11 +10,13 @@
 //! (no scripts, no framing) and `Cache-Control: no-store`.
 
 mod apps;
+mod catalog;
 mod client;
 mod endpoints;
 mod html;
 mod messages;
 mod session;
+mod tasks;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -46,6 +48,13 @@ pub fn router(console: Console) -> Router {
         .route("/console/apps/{app}/endpoints/{ep}/rotate", post(endpoints::rotate))
         .route("/console/apps/{app}/endpoints/{ep}/toggle", post(endpoints::toggle))
         .route("/console/apps/{app}/endpoints/{ep}/test", post(endpoints::send_test))
+        .route("/console/apps/{app}/endpoints/{ep}/recover", post(tasks::recover))
+        .route("/console/apps/{app}/endpoints/{ep}/replay-missing", post(tasks::replay_missing))
+        .route("/console/tasks/{task}", get(tasks::task))
+        .route("/console/event-types", get(catalog::event_types))
+        .route("/console/audit", get(catalog::audit))
+        .route("/console/sources", get(catalog::sources))
+        .route("/console/sources/{src}", get(catalog::source))
         .route("/console/apps/{app}/msgs", get(messages::list))
         .route("/console/apps/{app}/msgs/{msg}", get(messages::detail))
         .route("/console/apps/{app}/msgs/{msg}/resend/{ep}", post(messages::resend))

@@ -189,3 +189,52 @@ async fn the_console_shows_an_organisation_only_its_own() {
         .await;
     assert_eq!(gone.as_deref(), Some("/console/login?expired=1"));
 }
+
+#[tokio::test]
+async fn the_console_shows_event_types_audit_inbound_stats_and_runs_recovery() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let schema = json!({"1": {"type": "object", "examples": [{"invoice": "in_1"}]}});
+    let (status, _) = server
+        .post("/api/v1/event-type", json!({"name": "invoice.paid", "description": "Paid", "schemas": schema}))
+        .await;
+    assert_eq!(status, 201);
+    let app = server.create_app("Billing").await;
+    let ep = server.create_endpoint(&app, json!({"url": sink.url("/x")})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    server.send_message(&app, "invoice.paid", json!({"invoice": "in_1"})).await;
+    sink.wait_for(1, Duration::from_secs(10)).await;
+    let (status, _) = server
+        .post("/ingest/api/v1/source", json!({"name": "Stripe in", "type": "stripe", "config": {"secret": "whsec_x"}}))
+        .await;
+    assert_eq!(status, 201);
+    let mut b = Browser::new(&server);
+    b.post("/console/login", &[("token", &server.token)]).await;
+
+    let types = b.get("/console/event-types").await;
+    assert!(types.html.contains("invoice.paid") && types.html.contains("in_1"), "schema and example shown");
+    let audit = b.get("/console/audit").await;
+    assert!(audit.html.contains("/api/v1/event-type"), "changes are in the audit log");
+    let sources = b.get("/console/sources").await;
+    let at = sources.html.find("/console/sources/src_").expect("the source is listed");
+    let source_page = &sources.html[at..at + sources.html[at..].find('"').unwrap()];
+    let source = b.get(source_page).await;
+    assert!(source.html.contains("Stripe in") && source.html.contains("No requests."), "{}", source.html);
+
+    // The endpoint's deliveries, counted; a recovery runs as a task with its own page.
+    let ep_page = format!("/console/apps/{app}/endpoints/{ep_id}");
+    let page = b.get(&ep_page).await;
+    assert!(page.html.contains("succeeded: 1."), "{}", page.html);
+    // As a datetime-local field sends it: minutes, no zone (UTC).
+    let since = hookd_core::timefmt::format_millis(hookd_core::timefmt::now_millis() - 3_600_000)[..16].to_string();
+    let started = b.post(&format!("{ep_page}/recover"), &[("csrf", &page.csrf()), ("since", &since)]).await;
+    assert_eq!(started.status, 303, "{}", started.html);
+    assert!(started.location.starts_with("/console/tasks/"), "{}", started.location);
+    let finished = server
+        .eventually(Duration::from_secs(15), || async {
+            let p = Browser { cookie: b.cookie.clone(), ..Browser::new(&server) }.get(&started.location).await;
+            p.html.contains("badge good\">finished").then_some(p.html)
+        })
+        .await;
+    assert!(finished.is_some(), "the task finishes and says so");
+}
