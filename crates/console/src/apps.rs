@@ -25,6 +25,11 @@ pub async fn list(State(c): State<Console>, s: Session, Query(q): Query<HashMap<
     }
     let body = html! {
         h1 { "Applications" }
+        form method="get" action="/console/apps/find" role="search" {
+            label for="find" { "Go to an application by id or uid" }
+            input id="find" name="q" required;
+            button type="submit" class="secondary" { "Go" }
+        }
         table {
             thead { tr { th scope="col" { "Name" } th scope="col" { "UID" } th scope="col" { "ID" } th scope="col" { "Created" } } }
             tbody {
@@ -54,6 +59,34 @@ pub async fn list(State(c): State<Console>, s: Session, Query(q): Query<HashMap<
         }
     };
     page(&s, "Applications", None, body).into_response()
+}
+
+/// Goes to the application with this id or uid (the API finds either).
+pub async fn find(_s: Session, Query(q): Query<HashMap<String, String>>) -> Response {
+    let wanted = q.get("q").map(|s| s.trim()).unwrap_or("");
+    if wanted.is_empty() {
+        return Redirect::to("/console/apps").into_response();
+    }
+    Redirect::to(&format!("/console/apps/{}", seg(wanted))).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct Rename {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+}
+
+pub async fn rename(State(c): State<Console>, s: Session, Path(app): Path<String>, Form(f): Form<Rename>) -> Response {
+    if let Err(r) = s.check(&f.csrf) {
+        return r.into_response();
+    }
+    let path = format!("/api/v1/app/{}", seg(&app));
+    let done = c.api.send(&s, Method::PATCH, &path, &json!({ "name": f.name.trim() })).await;
+    if !done.ok() {
+        return failed(&s, "The application was not renamed", &done);
+    }
+    Redirect::to(&format!("/console/apps/{}", seg(&app))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -124,6 +157,13 @@ pub async fn detail(
         @if eps.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No endpoints yet." } }
         (pager(&eps.body, &base, q.contains_key("iterator")))
         @if can_write(&s) {
+            form method="post" action={ (base) "/edit" } class="card" {
+                h2 { "Rename" }
+                (csrf(&s))
+                label for="app-name" { "Name" }
+                input id="app-name" name="name" required maxlength="256" value=(name);
+                button type="submit" class="secondary" { "Save" }
+            }
             form method="post" action={ (base) "/endpoints" } class="card" {
                 h2 { "New endpoint" }
                 (csrf(&s))

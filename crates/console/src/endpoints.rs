@@ -63,6 +63,7 @@ fn done_flash(q: &HashMap<String, String>) -> Option<Flash> {
         "enabled" => "The endpoint is enabled.",
         "disabled" => "The endpoint is disabled: messages wait for it.",
         "sent" => "A test event was sent; its attempt appears below.",
+        "saved" => "Saved.",
         _ => return None,
     }))
 }
@@ -82,6 +83,7 @@ pub async fn detail(
     let attempts = c.api.get(&s, &format!("/api/v1/app/{}/attempt/endpoint/{}?limit=20", seg(&app), seg(&ep_id))).await;
     let types = event_types(&c, &s).await;
     let stats = c.api.get(&s, &format!("{path}/stats")).await;
+    let headers = c.api.get(&s, &format!("{path}/headers")).await;
     let e = &ep.body;
     let base = format!("/console/apps/{}/endpoints/{}", seg(&app), seg(&ep_id));
     let disabled = e["disabled"] == true;
@@ -134,6 +136,7 @@ pub async fn detail(
                 button type="submit" { "Send example" }
             }
         }
+        @if can_write(&s) { (edit_forms(&s, &base, e, &types, &headers.body)) }
         @if stats.ok() { (stats_chart(&stats.body)) }
         @if can_write(&s) {
             div class="card" {
@@ -254,4 +257,106 @@ fn stats_chart(stats: &Value) -> maud::Markup {
             }
         }
     }
+}
+
+/// The forms that change an endpoint: its settings, and its custom headers.
+fn edit_forms(s: &Session, base: &str, e: &Value, types: &[Value], headers: &Value) -> maud::Markup {
+    let chosen: Vec<&str> = e["filterTypes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let channels = e["channels"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "));
+    let header_lines: String = headers["headers"]
+        .as_object()
+        .map(|h| h.iter().map(|(k, v)| format!("{k}: {}\n", v.as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    let sensitive: Vec<&str> =
+        headers["sensitive"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    maud::html! {
+        details class="card" {
+            summary { "Edit endpoint" }
+            form method="post" action={ (base) "/edit" } {
+                (csrf(s))
+                label for="edit-url" { "URL" }
+                input id="edit-url" name="url" type="url" required value=(text(e, "url"));
+                label for="edit-description" { "Description" }
+                input id="edit-description" name="description" value=(text(e, "description"));
+                fieldset {
+                    legend { "Event types (none: all)" }
+                    @for t in types {
+                        label class="check" {
+                            input type="checkbox" name="filterTypes" value=(text(t, "name")) checked[chosen.contains(&text(t, "name"))];
+                            " " (text(t, "name"))
+                        }
+                    }
+                }
+                label for="edit-channels" { "Channels (comma-separated)" }
+                input id="edit-channels" name="channels" value=(channels.unwrap_or_default());
+                label for="edit-rate" { "Rate limit (messages per second; empty: none)" }
+                input id="edit-rate" name="rateLimit" type="number" min="1" value=(e["rateLimit"].as_u64().map(|r| r.to_string()).unwrap_or_default());
+                button type="submit" { "Save endpoint" }
+            }
+            form method="post" action={ (base) "/headers" } {
+                (csrf(s))
+                label for="edit-headers" { "Custom headers, one \"Name: value\" a line" }
+                textarea id="edit-headers" name="headers" aria-describedby="headers-help" { (header_lines) }
+                p id="headers-help" class="help" {
+                    "Sent with every request to this endpoint."
+                    @if !sensitive.is_empty() { " Sensitive headers (" (sensitive.join(", ")) ") are not shown; list them again to keep them." }
+                }
+                button type="submit" class="secondary" { "Save headers" }
+            }
+        }
+    }
+}
+
+pub async fn edit(
+    State(c): State<Console>,
+    s: Session,
+    Path((app, ep)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let f = fields(&body);
+    if let Err(r) = s.check(one(&f, "csrf")) {
+        return r.into_response();
+    }
+    let channels: Vec<&str> = one(&f, "channels").split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    let types = f.get("filterTypes").filter(|t| !t.is_empty());
+    let rate = one(&f, "rateLimit").parse::<u64>().ok();
+    let patch = json!({
+        "url": one(&f, "url"),
+        "description": one(&f, "description"),
+        "filterTypes": types,
+        "channels": (!channels.is_empty()).then_some(channels),
+        "rateLimit": rate,
+    });
+    let path = format!("/api/v1/app/{}/endpoint/{}", seg(&app), seg(&ep));
+    let done = c.api.send(&s, Method::PATCH, &path, &patch).await;
+    if !done.ok() {
+        return failed(&s, "The endpoint was not changed", &done);
+    }
+    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=saved", seg(&app), seg(&ep))).into_response()
+}
+
+pub async fn set_headers(
+    State(c): State<Console>,
+    s: Session,
+    Path((app, ep)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let f = fields(&body);
+    if let Err(r) = s.check(one(&f, "csrf")) {
+        return r.into_response();
+    }
+    let mut headers = Map::new();
+    for line in one(&f, "headers").lines() {
+        if let Some((name, value)) = line.split_once(':') {
+            if !name.trim().is_empty() {
+                headers.insert(name.trim().to_string(), json!(value.trim()));
+            }
+        }
+    }
+    let path = format!("/api/v1/app/{}/endpoint/{}/headers", seg(&app), seg(&ep));
+    let done = c.api.send(&s, Method::PUT, &path, &json!({ "headers": headers })).await;
+    if !done.ok() {
+        return failed(&s, "The headers were not saved", &done);
+    }
+    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=saved", seg(&app), seg(&ep))).into_response()
 }

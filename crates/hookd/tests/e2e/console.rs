@@ -238,3 +238,54 @@ async fn the_console_shows_event_types_audit_inbound_stats_and_runs_recovery() {
         .await;
     assert!(finished.is_some(), "the task finishes and says so");
 }
+
+#[tokio::test]
+async fn applications_and_endpoints_are_edited_in_the_console() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let (status, app) = server.post("/api/v1/app", json!({"name": "Shop", "uid": "shop"})).await;
+    assert_eq!(status, 201);
+    let app_id = app["id"].as_str().unwrap();
+    let ep = server.create_endpoint(app_id, json!({"url": sink.url("/old"), "rateLimit": 5})).await;
+    let ep_page = format!("/console/apps/{app_id}/endpoints/{}", ep["id"].as_str().unwrap());
+    let mut b = Browser::new(&server);
+    b.post("/console/login", &[("token", &server.token)]).await;
+
+    // Found by its uid; renamed.
+    let found = b.get("/console/apps/find?q=shop").await;
+    assert_eq!(found.location, "/console/apps/shop");
+    let page = b.get(&found.location).await;
+    assert!(page.html.contains("Shop"));
+    let renamed = b.post(&format!("/console/apps/{app_id}/edit"), &[("csrf", &page.csrf()), ("name", "Shop EU")]).await;
+    assert_eq!(renamed.status, 303);
+    let (_, app) = server.get(&format!("/api/v1/app/{app_id}")).await;
+    assert_eq!(app["name"], "Shop EU");
+
+    // The endpoint's URL, description and rate limit, then its headers.
+    let page = b.get(&ep_page).await;
+    assert!(page.html.contains("value=\"5\""), "the form shows the current rate limit");
+    let form = [
+        ("csrf", page.csrf()),
+        ("url", sink.url("/new")),
+        ("description", "orders".into()),
+        ("channels", "eu, vip".into()),
+        ("rateLimit", String::new()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = b.post(&format!("{ep_page}/edit"), &form).await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+    let saved = b
+        .post(&format!("{ep_page}/headers"), &[("csrf", &page.csrf()), ("headers", "X-Team: orders\nX-Env: eu")])
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+    let (_, e) = server.get(&format!("/api/v1/app/{app_id}/endpoint/{}", ep["id"].as_str().unwrap())).await;
+    assert_eq!((e["url"].as_str(), e["description"].as_str()), (Some(sink.url("/new").as_str()), Some("orders")));
+    assert_eq!(e["channels"], json!(["eu", "vip"]));
+    assert!(e["rateLimit"].is_null(), "an empty rate limit removes it: {e}");
+    let (_, h) = server.get(&format!("/api/v1/app/{app_id}/endpoint/{}/headers", ep["id"].as_str().unwrap())).await;
+    assert_eq!(h["headers"], json!({"X-Team": "orders", "X-Env": "eu"}));
+    // A bad URL comes back as the API's readable error.
+    let bad = b.post(&format!("{ep_page}/edit"), &[("csrf", &page.csrf()), ("url", "not a url")]).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.html.contains("url"), "{}", bad.html);
+}
