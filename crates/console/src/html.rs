@@ -159,6 +159,11 @@ button.secondary { background: #fff; color: var(--accent); }
 button.link { background: none; border: none; color: var(--accent); padding: 0; margin: 0; text-decoration: underline; }
 form.inline { display: inline; }
 .help { color: var(--muted); font-size: .9em; }
+label.check { display: flex; align-items: center; gap: .4rem; font-weight: normal; margin: .2rem 0; }
+label.check input { width: auto; }
+fieldset { border: 1px solid var(--line); border-radius: 4px; margin: .8rem 0; max-width: 36rem; }
+td form.inline button { margin-top: 0; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .flash { padding: .6rem .9rem; border-radius: 4px; }
 .flash.error { background: #ffebe9; color: var(--bad); border: 1px solid #ff8182; }
 .flash.done { background: #dafbe1; color: var(--good); border: 1px solid #4ac26b; }

@@ -79,7 +79,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
                frame-ancestors 'none'; base-uri 'none'";
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`: other sites get no referrer, and the console's own form
+    // posts carry their real `Origin` (with `no-referrer` browsers send `null`).
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -87,9 +89,13 @@ async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
-/// No `Origin` (not a browser, or an old one: the CSRF token still guards),
-/// or one naming this host.
+/// The browser says the form is this site's own (`Sec-Fetch-Site`); or, from a
+/// browser that does not say, no `Origin` (not a browser, or an old one: the
+/// CSRF token still guards) or one naming this host.
 fn same_origin(h: &axum::http::HeaderMap) -> bool {
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site == "same-origin";
+    }
     let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
     let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let bare = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
@@ -110,6 +116,12 @@ mod tests {
         h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
+        // What Chromium sends for the console's own form.
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://hookd.example.com"));
         assert!(!same_origin(&h));
     }
 }

@@ -1,0 +1,521 @@
+// The web console (docs/console.md) in a real browser: headless Chromium driven by
+// Playwright (pinned playwright-core, the system's /usr/bin/chromium), against the
+// real hookd binary.
+//
+// One `hookd serve` (ephemeral port, temporary data dir, $HOOKD_BIN as in
+// scripts/compat/js/svix_sdk.test.mjs) and a loopback sink that records what hookd
+// delivers and can be told to fail. Everything in the browser is done as a user
+// does it: by clicking links and buttons and typing into fields, found by their
+// visible labels and names. The API is used only to set up what the console
+// cannot do (event types, a second organisation) and to send a message.
+//
+// The tests are one story, run in order (node:test runs a file's tests one after
+// another): sign in, make the "Billing" application, add an endpoint, use the
+// endpoint page, resend a failed message, ... sign out. A later test uses what an
+// earlier one made, and says so when it is missing.
+//
+// HOOKD_SCREENSHOTS=1 also writes full-page screenshots of the main pages to
+// docs/console/*.png (otherwise nothing is written to the tree).
+//
+// Without /usr/bin/chromium the tests are skipped, or fail when CI=true.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const CHROMIUM = "/usr/bin/chromium";
+const TOKEN = "sk_browser_test_admin_token";
+const EVENT_TYPE = "invoice.paid";
+const SCREENSHOTS = process.env.HOOKD_SCREENSHOTS === "1";
+const SCREENSHOT_DIR = path.join(REPO_ROOT, "docs/console");
+const STARTUP_TIMEOUT_MS = 20_000;
+const DELIVERY_TIMEOUT_MS = 10_000;
+const TEST_TIMEOUT_MS = 60_000;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `fn` until it returns something truthy; returns that. */
+async function waitUntil(fn, what, timeoutMs = DELIVERY_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+// ------------------------------------------------------------------------ sink
+
+/** A real HTTP receiver on 127.0.0.1 that records every request and answers 200,
+ *  or 500 for the next N requests after `failNext(N)`. */
+class Sink {
+  constructor() {
+    this.requests = [];
+    this.failures = 0;
+    this.server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        this.requests.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+        const failing = this.failures > 0;
+        if (failing) this.failures -= 1;
+        const reply = failing ? "failing on purpose" : "ok";
+        const headers = { "content-type": "text/plain", "content-length": Buffer.byteLength(reply) };
+        res.writeHead(failing ? 500 : 200, headers);
+        res.end(reply);
+      });
+    });
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.base = `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  failNext(count) {
+    this.failures = count;
+  }
+
+  /** Waits until the sink has received `count` requests in all; returns them. */
+  waitFor(count) {
+    return waitUntil(() => this.requests.length >= count && this.requests, `${count} request(s) at the sink`);
+  }
+
+  async close() {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** Whether a delivered request carries a Standard Webhooks signature made with `secret`. */
+function signedWith(request, secret) {
+  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  const { "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": sigs = "" } = request.headers;
+  const expected = createHmac("sha256", key).update(`${id}.${ts}.${request.body}`).digest("base64");
+  return sigs.split(" ").includes(`v1,${expected}`);
+}
+
+// ---------------------------------------------------------------------- server
+
+function hookdBinary() {
+  const raw = process.env.HOOKD_BIN || "target/debug/hookd";
+  const bin = path.resolve(REPO_ROOT, raw);
+  if (!existsSync(bin)) {
+    throw new Error(`hookd binary not found at ${bin}: build it with \`cargo build -p hookd\` or set HOOKD_BIN`);
+  }
+  return bin;
+}
+
+class Hookd {
+  constructor() {
+    this.stderr = "";
+  }
+
+  logTail() {
+    return this.stderr.slice(-4000);
+  }
+
+  async start() {
+    const bin = hookdBinary();
+    this.dataDir = mkdtempSync(path.join(tmpdir(), "hookd-browser-"));
+    // The server is configured by its flags alone: no HOOKD_* from the caller's environment.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HOOKD_")));
+    const args = [
+      "serve",
+      "--listen", "127.0.0.1:0",
+      "--data-dir", path.join(this.dataDir, "data"),
+      "--admin-token", TOKEN,
+      // Three attempts 200 ms apart, so a failing delivery is exhausted quickly.
+      "--retry-schedule", "200ms,200ms",
+      "--poll-interval", "100ms",
+      "--allow-private-networks",
+      "--log", process.env.HOOKD_BROWSER_TEST_LOG || "warn",
+    ];
+    this.proc = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    this.proc.stderr.setEncoding("utf8");
+    this.proc.stderr.on("data", (d) => {
+      this.stderr += d;
+      if (this.stderr.length > 64_000) this.stderr = this.stderr.slice(-16_000);
+    });
+    this.exited = new Promise((resolve) => this.proc.on("exit", (code, signal) => resolve({ code, signal })));
+    // If this process dies abruptly, do not leave the server behind.
+    this.killOnExit = () => this.proc.kill("SIGKILL");
+    process.on("exit", this.killOnExit);
+
+    // Keeps reading stdout to the end, so the server never blocks on a full pipe.
+    const lines = createInterface({ input: this.proc.stdout });
+    this.base = await new Promise((resolve, reject) => {
+      let listening = false;
+      const fail = (why) => {
+        if (listening) return;
+        this.proc.kill("SIGKILL");
+        reject(new Error(`hookd ${why} before printing its listening line; stderr:\n${this.logTail()}`));
+      };
+      const timer = setTimeout(() => fail(`took over ${STARTUP_TIMEOUT_MS} ms`), STARTUP_TIMEOUT_MS);
+      lines.on("line", (line) => {
+        if (!listening && line.startsWith("listening on ")) {
+          listening = true;
+          clearTimeout(timer);
+          resolve(line.slice("listening on ".length).trim());
+        }
+      });
+      this.proc.on("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      this.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        fail(`exited (code ${code}, signal ${signal})`);
+      });
+    });
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    this.proc.kill("SIGTERM");
+    // Graceful shutdown first; a server that hangs is killed.
+    const killer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
+    await this.exited;
+    clearTimeout(killer);
+    process.off("exit", this.killOnExit);
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A call to hookd's API; returns the JSON answer, which must be a success. */
+async function api(method, urlPath, body, token = TOKEN) {
+  const resp = await fetch(hookd.base + urlPath, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await resp.text();
+  assert.ok(resp.ok, `${method} ${urlPath}: ${resp.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+// --------------------------------------------------------------------- browser
+
+const chromiumMissing = !existsSync(CHROMIUM);
+const skip = chromiumMissing && process.env.CI !== "true"
+  ? `${CHROMIUM} is missing: install it (apt-get install chromium) to run the browser tests`
+  : false;
+
+const hookd = new Hookd();
+const sink = new Sink();
+let browser;
+/** The signed-in administrator's browser (its cookie jar). */
+let admin;
+
+/** What earlier tests made, for later ones. */
+const made = {};
+
+function needs(name, by) {
+  assert.ok(made[name], `this test needs ${name}, made by the test "${by}", which did not get that far`);
+  return made[name];
+}
+
+async function newContext() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(10_000);
+  return context;
+}
+
+before(async () => {
+  if (skip) return;
+  if (chromiumMissing) throw new Error(`${CHROMIUM} is missing; CI must install it (apt-get install chromium)`);
+  await sink.start();
+  await hookd.start();
+  await api("POST", "/api/v1/event-type", { name: EVENT_TYPE, description: "An invoice was paid" });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"], headless: true });
+  admin = await newContext();
+});
+
+after(async () => {
+  await browser?.close();
+  await hookd.stop();
+  if (sink.base) await sink.close();
+});
+
+/** A test that shows the tail of hookd's log (and the page it was on) when it fails. */
+function consoleTest(name, fn) {
+  test(name, { skip, timeout: TEST_TIMEOUT_MS }, async () => {
+    const page = await admin.newPage();
+    try {
+      await fn(page);
+    } catch (e) {
+      const exited = hookd.proc?.exitCode ?? hookd.proc?.signalCode;
+      const state = exited == null ? "" : ` (hookd has exited: ${exited})`;
+      process.stderr.write(
+        `\n--- for the failed test "${name}": the page was ${page.url()}; hookd log (tail)${state} ---\n` +
+          `${hookd.logTail()}\n---\n`
+      );
+      throw e;
+    } finally {
+      await page.close();
+    }
+  });
+}
+
+/** A full-page screenshot to docs/console/{name}.png, with HOOKD_SCREENSHOTS=1 only. */
+async function screenshot(page, name) {
+  if (!SCREENSHOTS) return;
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+/** Clicks a form's submit button; returns hookd's answer to the form (before any
+ *  redirect). The console must accept a form posted from its own page. */
+async function submit(page, button) {
+  const answer = page.waitForResponse((r) => r.request().method() === "POST" && r.request().isNavigationRequest());
+  await button.click();
+  const resp = await answer;
+  if (resp.status() === 403) {
+    const { url, origin } = { url: resp.request().url(), origin: await resp.request().headerValue("origin") };
+    assert.fail(`the console refused its own form (${url}, sent with Origin: ${origin}): ${await resp.text()}`);
+  }
+  return resp;
+}
+
+/** Reloads `page` until `locator` is visible, for at most DELIVERY_TIMEOUT_MS. */
+async function reloadUntilVisible(page, locator, what) {
+  await waitUntil(async () => {
+    if (await locator.first().isVisible()) return true;
+    await sleep(200);
+    await page.reload();
+    return false;
+  }, what);
+}
+
+const heading = (page, name) => page.getByRole("heading", { level: 1, name, exact: true });
+const mainNav = (page) => page.getByRole("navigation", { name: "Main" });
+/** The value shown in a row of the endpoint's settings table. */
+const setting = (page, name) =>
+  page.getByRole("row").filter({ has: page.getByRole("rowheader", { name, exact: true }) }).getByRole("cell");
+const pathOf = (page) => new URL(page.url()).pathname;
+
+// ----------------------------------------------------------------------- tests
+
+consoleTest("signing in: a wrong token is refused, the admin token opens Applications", async (page) => {
+  await page.goto(`${hookd.base}/console`);
+  assert.equal(pathOf(page), "/console/login", "signed out, the console leads to the sign-in page");
+  await heading(page, "Sign in to hookd").waitFor();
+  await screenshot(page, "signin");
+
+  await page.getByLabel("API token").fill("sk_not_a_real_token");
+  assert.equal((await submit(page, page.getByRole("button", { name: "Sign in" }))).status(), 401);
+  await page.getByRole("alert").filter({ hasText: "That token is not valid (or has expired)." }).waitFor();
+  assert.equal(pathOf(page), "/console/login");
+  assert.equal((await admin.cookies()).length, 0, "no session for a wrong token");
+
+  await page.getByLabel("API token").fill(TOKEN);
+  await submit(page, page.getByRole("button", { name: "Sign in" }));
+  await heading(page, "Applications").waitFor();
+  assert.equal(pathOf(page), "/console/apps");
+  await page.getByText("No applications yet.").waitFor();
+  made.signedIn = true;
+});
+
+consoleTest("creating an application through the form, and opening it", async (page) => {
+  needs("signedIn", "signing in: a wrong token is refused, the admin token opens Applications");
+  await page.goto(`${hookd.base}/console/apps`);
+  await page.getByLabel("Name", { exact: true }).fill("Billing");
+  await submit(page, page.getByRole("button", { name: "Create application" }));
+  // Creating it opens it.
+  await heading(page, "Billing").waitFor();
+  assert.match(pathOf(page), /^\/console\/apps\/app_[A-Za-z0-9]+$/);
+  made.appUrl = page.url();
+
+  // It is listed under Applications, and its name opens it.
+  await mainNav(page).getByRole("link", { name: "Applications" }).click();
+  await heading(page, "Applications").waitFor();
+  const billing = page.getByRole("link", { name: "Billing", exact: true });
+  assert.equal(await billing.count(), 1, "Billing is listed once");
+  await screenshot(page, "applications");
+  await billing.click();
+  await heading(page, "Billing").waitFor();
+  assert.equal(page.url(), made.appUrl);
+  await page.getByText("No endpoints yet.").waitFor();
+});
+
+consoleTest("adding an endpoint for invoice.paid", async (page) => {
+  await page.goto(needs("appUrl", "creating an application through the form, and opening it"));
+  const url = `${sink.base}/billing`;
+  await page.getByLabel("URL", { exact: true }).fill(url);
+  await page.getByLabel("Description").fill("Billing's receiver");
+  await page.getByRole("checkbox", { name: EVENT_TYPE }).check();
+  await submit(page, page.getByRole("button", { name: "Add endpoint" }));
+
+  // Adding it opens its page: its URL, only invoice.paid, enabled, the secret hidden.
+  await heading(page, url).waitFor();
+  assert.match(pathOf(page), /\/endpoints\/ep_[A-Za-z0-9]+$/);
+  made.endpointUrl = page.url();
+  made.sinkUrl = url;
+  assert.equal(await setting(page, "Event types").innerText(), EVENT_TYPE);
+  assert.equal(await setting(page, "State").innerText(), "enabled");
+  assert.equal(await setting(page, "Description").innerText(), "Billing's receiver");
+  assert.equal(await setting(page, "Signing secret").innerText(), "Reveal");
+  assert.ok(!(await page.content()).includes("whsec_"), "the secret is not on the page until revealed");
+
+  // The application lists it.
+  await page.getByRole("link", { name: "Application", exact: true }).click();
+  await heading(page, "Billing").waitFor();
+  const row = page.getByRole("row").filter({ has: page.getByRole("link", { name: url }) });
+  assert.equal(await row.count(), 1);
+  assert.match(await row.innerText(), new RegExp(`${EVENT_TYPE.replace(".", "\\.")}\\s+enabled`));
+  await screenshot(page, "application");
+});
+
+consoleTest("the endpoint page: reveal and rotate the secret, send a test event", async (page) => {
+  await page.goto(needs("endpointUrl", "adding an endpoint for invoice.paid"));
+  const secret = setting(page, "Signing secret");
+
+  await page.getByRole("link", { name: "Reveal" }).click();
+  const first = await secret.innerText();
+  assert.match(first, /^whsec_[A-Za-z0-9+/=]{20,}$/);
+
+  await submit(page, page.getByRole("button", { name: "Rotate secret" }));
+  await page.getByRole("status").filter({ hasText: "The secret was rotated" }).waitFor();
+  assert.equal(await secret.innerText(), "Reveal", "hidden again after rotating");
+  await page.getByRole("link", { name: "Reveal" }).click();
+  const rotated = await secret.innerText();
+  assert.match(rotated, /^whsec_/);
+  assert.notEqual(rotated, first, "rotating gives a new secret");
+
+  const seen = sink.requests.length;
+  const form = page.locator("form").filter({ has: page.getByRole("heading", { name: "Send a test event" }) });
+  await form.getByLabel("Event type").selectOption(EVENT_TYPE);
+  await submit(page, form.getByRole("button", { name: "Send example" }));
+  await page.getByRole("status").filter({ hasText: "A test event was sent" }).waitFor();
+
+  // The sink got it, signed with the new secret.
+  const delivered = (await sink.waitFor(seen + 1))[seen];
+  assert.equal(delivered.path, "/billing");
+  assert.ok(signedWith(delivered, rotated), "signed with the revealed, rotated secret");
+  const msgId = delivered.headers["webhook-id"];
+
+  // Its attempt shows under Recent attempts: that message, succeeded, 200.
+  const attempt = page.getByRole("row").filter({ has: page.getByRole("link", { name: msgId }) });
+  await reloadUntilVisible(page, attempt.filter({ hasText: "succeeded" }), "the test event's attempt to succeed");
+  assert.match(await attempt.innerText(), /succeeded\s+200$/);
+  await screenshot(page, "endpoint");
+});
+
+consoleTest("resending a failed message from its page", async (page) => {
+  const appUrl = needs("appUrl", "creating an application through the form, and opening it");
+  const sinkUrl = needs("sinkUrl", "adding an endpoint for invoice.paid");
+  const appId = appUrl.split("/").pop();
+
+  // Three failures exhaust the schedule (--retry-schedule 200ms,200ms).
+  const seen = sink.requests.length;
+  sink.failNext(3);
+  const msg = await api("POST", `/api/v1/app/${appId}/msg`, {
+    eventType: EVENT_TYPE,
+    payload: { invoice: "in_1001", amountDue: 4200, currency: "eur" },
+  });
+  await sink.waitFor(seen + 3);
+
+  // The message is found from its application's Messages.
+  await page.goto(appUrl);
+  await page.getByRole("link", { name: "Messages" }).click();
+  await heading(page, "Messages").waitFor();
+  await page.getByRole("link", { name: msg.id }).click();
+  await heading(page, EVENT_TYPE).waitFor();
+  assert.match(await page.locator("pre").first().innerText(), /"invoice": "in_1001"/, "the payload is shown");
+
+  const destination = page.getByRole("row").filter({ has: page.getByRole("link", { name: sinkUrl }) });
+  await reloadUntilVisible(page, destination.filter({ hasText: "failed" }), "the delivery to be marked failed");
+  const attempts = page.getByRole("region", { name: /^Attempt / });
+  assert.equal(await attempts.count(), 3, "three attempts");
+  for (const a of await attempts.all()) {
+    assert.match(await a.innerText(), /^failed 500 · [^\n]* ms\n+failing on purpose$/);
+  }
+
+  await submit(page, destination.getByRole("button", { name: "Resend" }));
+  await page.getByRole("status").filter({ hasText: "Sent again" }).waitFor();
+  const resent = (await sink.waitFor(seen + 4))[seen + 3];
+  assert.equal(resent.headers["webhook-id"], msg.id, "the same message, sent again");
+  await reloadUntilVisible(page, attempts.filter({ hasText: /^succeeded 200/ }), "the resent attempt to succeed");
+  await reloadUntilVisible(page, destination.filter({ hasText: "succeeded" }), "the delivery to be marked succeeded");
+  assert.equal(await attempts.count(), 4);
+  await screenshot(page, "message");
+});
+
+consoleTest("keyboard: the first Tab on a page focuses the visible Skip to content link", async (page) => {
+  const signedOut = await browser.newPage();
+  try {
+    const pages = [
+      [signedOut, () => `${hookd.base}/console/login`],
+      [page, () => `${hookd.base}/console/apps`],
+      [page, () => needs("appUrl", "creating an application through the form, and opening it")],
+      [page, () => needs("endpointUrl", "adding an endpoint for invoice.paid")],
+    ];
+    for (const [p, where] of pages) {
+      const url = where();
+      await p.goto(url);
+      await p.keyboard.press("Tab");
+      const skip = p.getByRole("link", { name: "Skip to content" });
+      assert.ok(await skip.evaluate((el) => el === document.activeElement), `the first Tab on ${url} focuses it`);
+      const box = await skip.boundingBox();
+      assert.ok(box && box.x >= 0 && box.y >= 0, `focused, it is on screen (${JSON.stringify(box)}) on ${url}`);
+      await p.keyboard.press("Enter");
+      // Enter follows it to the content (a same-page navigation, so waited for).
+      await p.waitForURL((u) => u.hash === "#main");
+    }
+  } finally {
+    await signedOut.close();
+  }
+});
+
+consoleTest("another organisation sees none of Billing", async () => {
+  const appUrl = needs("appUrl", "creating an application through the form, and opening it");
+  const endpointUrl = needs("endpointUrl", "adding an endpoint for invoice.paid");
+  const env = await api("POST", "/api/v1/management/environment", { name: "B", type: "production" });
+  const { token } = await api("POST", `/api/v1/management/authentication/${env.id}/api-token`, { name: "b" });
+  assert.ok(token, "B's token");
+
+  const context = await newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${hookd.base}/console`);
+    await page.getByLabel("API token").fill(token);
+    await submit(page, page.getByRole("button", { name: "Sign in" }));
+    await heading(page, "Applications").waitFor();
+    assert.equal(await page.getByRole("link", { name: "Billing" }).count(), 0, "Billing is not in B's list");
+    await page.getByText("No applications yet.").waitFor();
+
+    for (const url of [appUrl, endpointUrl, `${appUrl}/msgs`]) {
+      const resp = await page.goto(url);
+      assert.equal(resp.status(), 404, `B opening ${url}`);
+      await page.getByRole("alert").waitFor();
+      assert.ok(!(await page.content()).includes("Billing"), `nothing of Billing on ${url}`);
+    }
+  } finally {
+    await context.close();
+  }
+});
+
+consoleTest("signing out returns to the sign-in page, and the console then asks to sign in", async (page) => {
+  needs("signedIn", "signing in: a wrong token is refused, the admin token opens Applications");
+  await page.goto(`${hookd.base}/console/apps`);
+  await submit(page, mainNav(page).getByRole("button", { name: "Sign out" }));
+  await heading(page, "Sign in to hookd").waitFor();
+  assert.equal(pathOf(page), "/console/login");
+  assert.deepEqual(await admin.cookies(), [], "the session cookie is gone");
+
+  await page.goto(`${hookd.base}/console/apps`);
+  assert.equal(pathOf(page), "/console/login");
+  await heading(page, "Sign in to hookd").waitFor();
+});
