@@ -507,6 +507,52 @@ consoleTest("another organisation sees none of Billing", async () => {
   }
 });
 
+consoleTest("a portal link opens one application; an endpoint is added there; another application stays out of reach", async () => {
+  const appUrl = needs("appUrl", "creating an application through the form, and opening it");
+  const billing = appUrl.split("/").pop();
+  const customer = await api("POST", "/api/v1/app", { name: "Portal customer" });
+  const capabilities = ["ViewBase", "ManageEndpoint", "ViewEndpointSecret", "CreateAttempts"];
+  const access = await api("POST", `/api/v1/auth/app-portal-access/${customer.id}`, { capabilities });
+  assert.ok(access.url, "a portal link");
+
+  const context = await newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(access.url);
+    await heading(page, "Portal customer").waitFor();
+    assert.equal(pathOf(page), `/portal/apps/${customer.id}`);
+    assert.equal(await mainNav(page).getByRole("link", { name: "Applications" }).count(), 0, "one application only");
+
+    await page.getByLabel("URL", { exact: true }).fill(`${sink.base}/portal`);
+    await submit(page, page.getByRole("button", { name: "Add endpoint" }));
+    await page.getByRole("heading", { level: 1, name: `${sink.base}/portal` }).waitFor();
+    await page.goto(`${hookd.base}/portal/apps/${customer.id}`);
+    await screenshot(page, "portal");
+    const endpoints = await api("GET", `/api/v1/app/${customer.id}/endpoint`);
+    assert.deepEqual(endpoints.data.map((e) => e.url), [`${sink.base}/portal`]);
+
+    for (const url of [`${hookd.base}/portal/apps/${billing}`, `${hookd.base}/portal/apps/${billing}/msgs`]) {
+      const resp = await page.goto(url);
+      assert.equal(resp.status(), 404, `the portal opening ${url}`);
+      assert.ok(!(await page.content()).includes("Billing"), `nothing of Billing on ${url}`);
+    }
+    // The portal session opens no console page either.
+    await page.goto(`${hookd.base}/console/apps`);
+    assert.equal(pathOf(page), "/console/login");
+  } finally {
+    await context.close();
+  }
+
+  // The link opened once.
+  const later = await newContext();
+  try {
+    const resp = await (await later.newPage()).goto(access.url);
+    assert.equal(resp.status(), 401, "a used portal link");
+  } finally {
+    await later.close();
+  }
+});
+
 consoleTest("signing out returns to the sign-in page, and the console then asks to sign in", async (page) => {
   needs("signedIn", "signing in: a wrong token is refused, the admin token opens Applications");
   await page.goto(`${hookd.base}/console/apps`);

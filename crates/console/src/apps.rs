@@ -19,13 +19,17 @@ use crate::Console;
 const PAGE: usize = 50;
 
 pub async fn list(State(c): State<Console>, s: Session, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Some(app) = &s.app {
+        // A portal session has one application.
+        return Redirect::to(&format!("{}/apps/{}", s.base, seg(app))).into_response();
+    }
     let apps = c.api.get(&s, &format!("/api/v1/app?limit={PAGE}{}", iterator_query(&q))).await;
     if !apps.ok() {
         return failed(&s, "Applications", &apps);
     }
     let body = html! {
         h1 { "Applications" }
-        form method="get" action="/console/apps/find" role="search" {
+        form method="get" action={ (s.base) "/apps/find" } role="search" {
             label for="find" { "Go to an application by id or uid" }
             input id="find" name="q" required;
             button type="submit" class="secondary" { "Go" }
@@ -35,7 +39,7 @@ pub async fn list(State(c): State<Console>, s: Session, Query(q): Query<HashMap<
             tbody {
                 @for app in apps.body["data"].as_array().into_iter().flatten() {
                     tr {
-                        td { a href={ "/console/apps/" (seg(text(app, "id"))) } { (text(app, "name")) } }
+                        td { a href={ (s.base) "/apps/" (seg(text(app, "id"))) } { (text(app, "name")) } }
                         td { (text(app, "uid")) }
                         td { code { (text(app, "id")) } }
                         td { (text(app, "createdAt")) }
@@ -44,9 +48,9 @@ pub async fn list(State(c): State<Console>, s: Session, Query(q): Query<HashMap<
             }
         }
         @if apps.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No applications yet." } }
-        (pager(&apps.body, "/console/apps", q.contains_key("iterator")))
+        (pager(&apps.body, &format!("{}/apps", s.base), q.contains_key("iterator")))
         @if can_write(&s) {
-            form method="post" action="/console/apps" class="card" {
+            form method="post" action={ (s.base) "/apps" } class="card" {
                 h2 { "New application" }
                 (csrf(&s))
                 label for="name" { "Name" }
@@ -62,12 +66,12 @@ pub async fn list(State(c): State<Console>, s: Session, Query(q): Query<HashMap<
 }
 
 /// Goes to the application with this id or uid (the API finds either).
-pub async fn find(_s: Session, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn find(s: Session, Query(q): Query<HashMap<String, String>>) -> Response {
     let wanted = q.get("q").map(|s| s.trim()).unwrap_or("");
     if wanted.is_empty() {
-        return Redirect::to("/console/apps").into_response();
+        return Redirect::to(&format!("{}/apps", s.base)).into_response();
     }
-    Redirect::to(&format!("/console/apps/{}", seg(wanted))).into_response()
+    Redirect::to(&format!("{}/apps/{}", s.base, seg(wanted))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -86,7 +90,7 @@ pub async fn rename(State(c): State<Console>, s: Session, Path(app): Path<String
     if !done.ok() {
         return failed(&s, "The application was not renamed", &done);
     }
-    Redirect::to(&format!("/console/apps/{}", seg(&app))).into_response()
+    Redirect::to(&format!("{}/apps/{}", s.base, seg(&app))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -110,7 +114,7 @@ pub async fn create(State(c): State<Console>, s: Session, Form(f): Form<NewApp>)
     if !made.ok() {
         return failed(&s, "The application was not created", &made);
     }
-    Redirect::to(&format!("/console/apps/{}", seg(text(&made.body, "id")))).into_response()
+    Redirect::to(&format!("{}/apps/{}", s.base, seg(text(&made.body, "id")))).into_response()
 }
 
 /// Event types for the endpoint form's picker (the first 250).
@@ -130,7 +134,7 @@ pub async fn detail(
         return failed(&s, "Application", &app);
     }
     let id = text(&app.body, "id").to_string();
-    let base = format!("/console/apps/{}", seg(&id));
+    let base = format!("{}/apps/{}", s.base, seg(&id));
     let eps = c.api.get(&s, &format!("/api/v1/app/{}/endpoint?limit={PAGE}{}", seg(&id), iterator_query(&q))).await;
     if !eps.ok() {
         return failed(&s, "Endpoints", &eps);
@@ -138,7 +142,7 @@ pub async fn detail(
     let types = event_types(&c, &s).await;
     let name = text(&app.body, "name").to_string();
     let body = html! {
-        p { a href="/console/apps" { "Applications" } " / " (name) }
+        p { @if s.app.is_none() { a href={ (s.base) "/apps" } { "Applications" } " / " } (name) }
         h1 { (name) }
         p { "ID " code { (id) } " · " a href={ (base) "/msgs" } { "Messages" } }
         h2 { "Endpoints" }
@@ -156,7 +160,7 @@ pub async fn detail(
         }
         @if eps.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No endpoints yet." } }
         (pager(&eps.body, &base, q.contains_key("iterator")))
-        @if can_write(&s) {
+        @if can_write(&s) && s.app.is_none() {
             form method="post" action={ (base) "/edit" } class="card" {
                 h2 { "Rename" }
                 (csrf(&s))
@@ -164,6 +168,8 @@ pub async fn detail(
                 input id="app-name" name="name" required maxlength="256" value=(name);
                 button type="submit" class="secondary" { "Save" }
             }
+        }
+        @if can_write(&s) {
             form method="post" action={ (base) "/endpoints" } class="card" {
                 h2 { "New endpoint" }
                 (csrf(&s))

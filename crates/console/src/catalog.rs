@@ -45,7 +45,7 @@ pub async fn event_types(State(c): State<Console>, s: Session, Query(q): Query<H
             }
         }
         @if types.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No event types." } }
-        (pager(&types.body, "/console/event-types", q.contains_key("iterator")))
+        (pager(&types.body, &format!("{}/event-types", s.base), q.contains_key("iterator")))
     };
     page(&s, "Event types", None, body).into_response()
 }

@@ -54,7 +54,7 @@ pub async fn create(State(c): State<Console>, s: Session, Path(app): Path<String
     if !made.ok() {
         return failed(&s, "The endpoint was not added", &made);
     }
-    Redirect::to(&format!("/console/apps/{}/endpoints/{}", seg(&app), seg(text(&made.body, "id")))).into_response()
+    Redirect::to(&format!("{}/apps/{}/endpoints/{}", s.base, seg(&app), seg(text(&made.body, "id")))).into_response()
 }
 
 fn done_flash(q: &HashMap<String, String>) -> Option<Flash> {
@@ -85,10 +85,10 @@ pub async fn detail(
     let stats = c.api.get(&s, &format!("{path}/stats")).await;
     let headers = c.api.get(&s, &format!("{path}/headers")).await;
     let e = &ep.body;
-    let base = format!("/console/apps/{}/endpoints/{}", seg(&app), seg(&ep_id));
+    let base = format!("{}/apps/{}/endpoints/{}", s.base, seg(&app), seg(&ep_id));
     let disabled = e["disabled"] == true;
     let body = html! {
-        p { a href="/console/apps" { "Applications" } " / " a href={ "/console/apps/" (seg(&app)) } { "Application" } " / endpoint" }
+        p { @if s.app.is_none() { a href={ (s.base) "/apps" } { "Applications" } " / " } a href={ (s.base) "/apps/" (seg(&app)) } { "Application" } " / endpoint" }
         h1 { (text(e, "url")) }
         table {
             tbody {
@@ -163,7 +163,7 @@ pub async fn detail(
                 @for a in attempts.body["data"].as_array().into_iter().flatten() {
                     tr {
                         td { (text(a, "timestamp")) }
-                        td { a href={ "/console/apps/" (seg(&app)) "/msgs/" (seg(text(a, "msgId"))) } { code { (text(a, "msgId")) } } }
+                        td { a href={ (s.base) "/apps/" (seg(&app)) "/msgs/" (seg(text(a, "msgId"))) } { code { (text(a, "msgId")) } } }
                         td { (crate::messages::attempt_status(a)) }
                         td { (a["responseStatusCode"].as_i64().unwrap_or(0)) }
                     }
@@ -190,7 +190,7 @@ pub async fn rotate(
     if !done.ok() {
         return failed(&s, "The secret was not rotated", &done);
     }
-    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=rotated", seg(&app), seg(&ep))).into_response()
+    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=rotated", s.base, seg(&app), seg(&ep))).into_response()
 }
 
 pub async fn toggle(
@@ -210,7 +210,7 @@ pub async fn toggle(
         return failed(&s, "The endpoint was not changed", &done);
     }
     let word = if disabled { "disabled" } else { "enabled" };
-    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done={word}", seg(&app), seg(&ep))).into_response()
+    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done={word}", s.base, seg(&app), seg(&ep))).into_response()
 }
 
 pub async fn send_test(
@@ -228,7 +228,7 @@ pub async fn send_test(
     if !done.ok() {
         return failed(&s, "The test event was not sent", &done);
     }
-    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=sent", seg(&app), seg(&ep))).into_response()
+    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=sent", s.base, seg(&app), seg(&ep))).into_response()
 }
 
 /// The endpoint's deliveries by state, as bars (SVG: no inline styles, which
@@ -332,7 +332,7 @@ pub async fn edit(
     if !done.ok() {
         return failed(&s, "The endpoint was not changed", &done);
     }
-    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=saved", seg(&app), seg(&ep))).into_response()
+    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=saved", s.base, seg(&app), seg(&ep))).into_response()
 }
 
 pub async fn set_headers(
@@ -358,5 +358,5 @@ pub async fn set_headers(
     if !done.ok() {
         return failed(&s, "The headers were not saved", &done);
     }
-    Redirect::to(&format!("/console/apps/{}/endpoints/{}?done=saved", seg(&app), seg(&ep))).into_response()
+    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=saved", s.base, seg(&app), seg(&ep))).into_response()
 }

@@ -23,7 +23,7 @@ impl Flash {
     }
 }
 
-fn shell(title: &str, nav: Markup, flash: Option<Flash>, body: Markup) -> Markup {
+fn shell(base: &str, title: &str, nav: Markup, flash: Option<Flash>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -31,7 +31,7 @@ fn shell(title: &str, nav: Markup, flash: Option<Flash>, body: Markup) -> Markup
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · hookd" }
-                link rel="stylesheet" href="/console/style.css";
+                link rel="stylesheet" href={ (base) "/style.css" };
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }
@@ -49,11 +49,26 @@ fn shell(title: &str, nav: Markup, flash: Option<Flash>, body: Markup) -> Markup
     }
 }
 
-pub fn page_signed_out(title: &str, flash: Option<Flash>, body: Markup) -> Markup {
-    shell(title, html! {}, flash, body)
+pub fn page_signed_out(base: &str, title: &str, flash: Option<Flash>, body: Markup) -> Markup {
+    shell(base, title, html! {}, flash, body)
 }
 
 pub fn page(session: &Session, title: &str, flash: Option<Flash>, body: Markup) -> Markup {
+    if let Some(app) = &session.app {
+        let app = crate::client::seg(app);
+        let nav = html! {
+            nav aria-label="Main" {
+                a href={ "/portal/apps/" (app) } { "Endpoints" }
+                a href={ "/portal/apps/" (app) "/msgs" } { "Messages" }
+                a href="/portal/event-types" { "Event types" }
+                form method="post" action="/portal/logout" class="inline" {
+                    (csrf(session))
+                    button type="submit" class="link" { "Sign out" }
+                }
+            }
+        };
+        return shell(session.base, title, nav, flash, body);
+    }
     let nav = html! {
         nav aria-label="Main" {
             a href="/console/apps" { "Applications" }
@@ -66,7 +81,7 @@ pub fn page(session: &Session, title: &str, flash: Option<Flash>, body: Markup) 
             }
         }
     };
-    shell(title, nav, flash, body)
+    shell(session.base, title, nav, flash, body)
 }
 
 /// The hidden CSRF field of a form.
@@ -89,7 +104,7 @@ pub fn failed(session: &Session, what: &str, answer: &Answer) -> Response {
     };
     let body = html! {
         h1 { (what) }
-        p { a href="/console/apps" { "Back to applications" } }
+        p { a href={ (session.base) "/apps" } { "Back" } }
     };
     (status, page(session, what, Some(Flash::error(answer.detail())), body)).into_response()
 }

@@ -27,12 +27,15 @@ use axum::Router;
 
 pub use client::Api;
 
-/// What the console needs: the API router it calls, and whether cookies
-/// must be `Secure` (the public URL is https).
+/// What the console needs: the API router it calls, whether cookies must be
+/// `Secure` (the public URL is https), and who may frame the portal.
 #[derive(Clone)]
 pub struct Console {
     pub api: Api,
     pub secure_cookies: bool,
+    /// The portal's CSP `frame-ancestors` (e.g. `https://app.example.com`);
+    /// `'none'` forbids embedding it.
+    pub portal_frame_ancestors: String,
 }
 
 pub fn router(console: Console) -> Router {
@@ -43,46 +46,73 @@ pub fn router(console: Console) -> Router {
         .route("/console/logout", post(session::logout))
         .route("/console/apps", get(apps::list).post(apps::create))
         .route("/console/apps/find", get(apps::find))
-        .route("/console/apps/{app}", get(apps::detail))
         .route("/console/apps/{app}/edit", post(apps::rename))
-        .route("/console/apps/{app}/endpoints/{ep}/edit", post(endpoints::edit))
-        .route("/console/apps/{app}/endpoints/{ep}/headers", post(endpoints::set_headers))
-        .route("/console/apps/{app}/endpoints", post(endpoints::create))
-        .route("/console/apps/{app}/endpoints/{ep}", get(endpoints::detail))
-        .route("/console/apps/{app}/endpoints/{ep}/rotate", post(endpoints::rotate))
-        .route("/console/apps/{app}/endpoints/{ep}/toggle", post(endpoints::toggle))
-        .route("/console/apps/{app}/endpoints/{ep}/test", post(endpoints::send_test))
-        .route("/console/apps/{app}/endpoints/{ep}/recover", post(tasks::recover))
-        .route("/console/apps/{app}/endpoints/{ep}/replay-missing", post(tasks::replay_missing))
-        .route("/console/tasks/{task}", get(tasks::task))
-        .route("/console/event-types", get(catalog::event_types))
         .route("/console/audit", get(catalog::audit))
         .route("/console/sources", get(catalog::sources))
         .route("/console/sources/{src}", get(catalog::source))
-        .route("/console/apps/{app}/msgs", get(messages::list))
-        .route("/console/apps/{app}/msgs/{msg}", get(messages::detail))
-        .route("/console/apps/{app}/msgs/{msg}/resend/{ep}", post(messages::resend))
-        .layer(axum::middleware::from_fn(security_headers))
+        .merge(application_routes("/console"))
+        // The application portal: the same pages for one application, opened
+        // through a portal link.
+        .route("/portal/style.css", get(html::stylesheet))
+        .route("/portal/login", get(session::portal_login))
+        .route("/portal/logout", post(session::portal_logout))
+        .route("/portal/apps", get(apps::list))
+        .merge(application_routes("/portal"))
+        .layer(axum::middleware::from_fn_with_state(console.clone(), security_headers))
         .with_state(console)
+}
+
+/// One application's pages, under `/console` or `/portal`.
+fn application_routes(base: &str) -> Router<Console> {
+    let app = format!("{base}/apps/{{app}}");
+    let ep = format!("{app}/endpoints/{{ep}}");
+    Router::new()
+        .route(&app, get(apps::detail))
+        .route(&format!("{app}/endpoints"), post(endpoints::create))
+        .route(&ep, get(endpoints::detail))
+        .route(&format!("{ep}/rotate"), post(endpoints::rotate))
+        .route(&format!("{ep}/toggle"), post(endpoints::toggle))
+        .route(&format!("{ep}/test"), post(endpoints::send_test))
+        .route(&format!("{ep}/edit"), post(endpoints::edit))
+        .route(&format!("{ep}/headers"), post(endpoints::set_headers))
+        .route(&format!("{ep}/recover"), post(tasks::recover))
+        .route(&format!("{ep}/replay-missing"), post(tasks::replay_missing))
+        .route(&format!("{app}/msgs"), get(messages::list))
+        .route(&format!("{app}/msgs/{{msg}}"), get(messages::detail))
+        .route(&format!("{app}/msgs/{{msg}}/resend/{{ep}}"), post(messages::resend))
+        .route(&format!("{base}/tasks/{{task}}"), get(tasks::task))
+        .route(&format!("{base}/event-types"), get(catalog::event_types))
 }
 
 /// A form posted from another site's page (its `Origin` is not this host) is
 /// refused, signing in included; then the headers of every console answer.
-async fn security_headers(req: Request, next: Next) -> Response {
+async fn security_headers(
+    axum::extract::State(console): axum::extract::State<Console>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let portal = req.uri().path().starts_with("/portal");
     if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
         let refused = (axum::http::StatusCode::FORBIDDEN, "forms are taken from this console's own pages only");
         return refused.into_response();
     }
     let mut resp = next.run(req).await.into_response();
     let h = resp.headers_mut();
-    let csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-               frame-ancestors 'none'; base-uri 'none'";
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    let frame_ancestors = if portal { console.portal_frame_ancestors.as_str() } else { "'none'" };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors {frame_ancestors}; base-uri 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // `same-origin`: other sites get no referrer, and the console's own form
     // posts carry their real `Origin` (with `no-referrer` browsers send `null`).
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !portal {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

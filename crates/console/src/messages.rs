@@ -38,7 +38,7 @@ pub async fn list(
     let event_type = q.get("event_type").map(|t| t.trim()).filter(|t| !t.is_empty());
     let channel = q.get("channel").map(|t| t.trim()).filter(|t| !t.is_empty());
     let mut filters = String::new();
-    let mut base = format!("/console/apps/{}/msgs?", seg(&app));
+    let mut base = format!("{}/apps/{}/msgs?", s.base, seg(&app));
     if let Some(t) = event_type {
         filters.push_str(&format!("&event_types={}", seg(t)));
         base.push_str(&format!("event_type={}&", seg(t)));
@@ -59,9 +59,9 @@ pub async fn list(
         return failed(&s, "Messages", &msgs);
     }
     let body = html! {
-        p { a href="/console/apps" { "Applications" } " / " a href={ "/console/apps/" (seg(&app)) } { "Application" } " / messages" }
+        p { @if s.app.is_none() { a href={ (s.base) "/apps" } { "Applications" } " / " } a href={ (s.base) "/apps/" (seg(&app)) } { "Application" } " / messages" }
         h1 { "Messages" }
-        form method="get" action={ "/console/apps/" (seg(&app)) "/msgs" } class="card" role="search" {
+        form method="get" action={ (s.base) "/apps/" (seg(&app)) "/msgs" } class="card" role="search" {
             label for="event_type" { "Event type" }
             input id="event_type" name="event_type" value=(event_type.unwrap_or(""));
             label for="channel" { "Channel" }
@@ -73,7 +73,7 @@ pub async fn list(
             tbody {
                 @for m in msgs.body["data"].as_array().into_iter().flatten() {
                     tr {
-                        td { a href={ "/console/apps/" (seg(&app)) "/msgs/" (seg(text(m, "id"))) } { code { (text(m, "id")) } } }
+                        td { a href={ (s.base) "/apps/" (seg(&app)) "/msgs/" (seg(text(m, "id"))) } { code { (text(m, "id")) } } }
                         td { (text(m, "eventType")) }
                         td { (text(m, "eventId")) }
                         td { (text(m, "timestamp")) }
@@ -103,7 +103,7 @@ pub async fn detail(
     let m = &msg.body;
     let flash = q.get("done").filter(|d| *d == "resent").map(|_| Flash::done("Sent again; the attempt appears below."));
     let body = html! {
-        p { a href="/console/apps" { "Applications" } " / " a href={ "/console/apps/" (seg(&app)) "/msgs" } { "Messages" } " / " (msg_id) }
+        p { @if s.app.is_none() { a href={ (s.base) "/apps" } { "Applications" } " / " } a href={ (s.base) "/apps/" (seg(&app)) "/msgs" } { "Messages" } " / " (msg_id) }
         h1 { (text(m, "eventType")) }
         p { "Message " code { (text(m, "id")) } " · created " (text(m, "timestamp")) }
         h2 { "Payload" }
@@ -114,12 +114,12 @@ pub async fn detail(
             tbody {
                 @for d in destinations.body["data"].as_array().into_iter().flatten() {
                     tr {
-                        td { a href={ "/console/apps/" (seg(&app)) "/endpoints/" (seg(text(d, "id"))) } { (text(d, "url")) } }
+                        td { a href={ (s.base) "/apps/" (seg(&app)) "/endpoints/" (seg(text(d, "id"))) } { (text(d, "url")) } }
                         td { (attempt_status(d)) }
                         td { (text(d, "nextAttempt")) }
                         td {
                             @if can_write(&s) {
-                                form method="post" action={ "/console/apps/" (seg(&app)) "/msgs/" (seg(&msg_id)) "/resend/" (seg(text(d, "id"))) } class="inline" {
+                                form method="post" action={ (s.base) "/apps/" (seg(&app)) "/msgs/" (seg(&msg_id)) "/resend/" (seg(text(d, "id"))) } class="inline" {
                                     (csrf(&s)) button type="submit" class="secondary" { "Resend" }
                                 }
                             }
@@ -155,5 +155,5 @@ pub async fn resend(
     if !done.ok() {
         return failed(&s, "The message was not resent", &done);
     }
-    Redirect::to(&format!("/console/apps/{}/msgs/{}?done=resent", seg(&app), seg(&msg))).into_response()
+    Redirect::to(&format!("{}/apps/{}/msgs/{}?done=resent", s.base, seg(&app), seg(&msg))).into_response()
 }

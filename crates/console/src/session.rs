@@ -20,13 +20,19 @@ use crate::html::{page_signed_out, Flash};
 use crate::Console;
 
 const COOKIE: &str = "hookd_console";
+/// The application portal's session cookie (an app-scoped portal token).
+const PORTAL_COOKIE: &str = "hookd_portal";
 
 /// A signed-in browser: its token and address.
 pub struct Session {
     pub token: String,
     pub peer: Option<SocketAddr>,
-    /// Whether the token may change things (not a read-only token).
+    /// The token's role (`admin`, `read-only`, `portal`…).
     pub role: String,
+    /// Where its pages are: `/console`, or `/portal` for a portal session.
+    pub base: &'static str,
+    /// A portal session's one application.
+    pub app: Option<String>,
 }
 
 impl Session {
@@ -60,14 +66,14 @@ fn csrf_of(token: &str) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
         .filter(|t| valid_token(t))
 }
@@ -82,16 +88,19 @@ impl FromRequestParts<Console> for Session {
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        let Some(token) = cookie_token(&parts.headers) else {
-            return Err(Redirect::to("/console/login").into_response());
+        let portal = parts.uri.path().starts_with("/portal/");
+        let cookie = if portal { PORTAL_COOKIE } else { COOKIE };
+        let Some(token) = cookie_token(&parts.headers, cookie) else {
+            return Err(if portal { portal_ended() } else { Redirect::to("/console/login").into_response() });
         };
         // A revoked or expired token ends the session.
         let me = console.api.call(&token, peer, Method::GET, "/api/v1/auth/whoami", None).await;
-        if !me.ok() {
-            return Err(Redirect::to("/console/login?expired=1").into_response());
+        if !me.ok() || (me.body["role"] == "portal") != portal {
+            return Err(if portal { portal_ended() } else { Redirect::to("/console/login?expired=1").into_response() });
         }
         let role = me.body["role"].as_str().unwrap_or_default().to_string();
-        Ok(Session { token, peer, role })
+        let app = me.body["appId"].as_str().map(str::to_string);
+        Ok(Session { token, peer, role, base: if portal { "/portal" } else { "/console" }, app })
     }
 }
 
@@ -115,7 +124,7 @@ fn login_form(status: StatusCode, flash: Option<Flash>) -> Response {
             button type="submit" { "Sign in" }
         }
     };
-    (status, page_signed_out("Sign in", flash, body)).into_response()
+    (status, page_signed_out("/console", "Sign in", flash, body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -144,6 +153,58 @@ pub async fn login(
     let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console{secure}");
     let mut resp = Redirect::to("/console/apps").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// A portal page without a live portal session: the link has to be opened again.
+fn portal_ended() -> Response {
+    let body = html! {
+        h1 { "This portal session has ended" }
+        p { "Open the portal from your provider's dashboard again to continue." }
+    };
+    (StatusCode::UNAUTHORIZED, page_signed_out("/portal", "Session ended", None, body)).into_response()
+}
+
+/// `GET /portal/login?token=…`: a portal link's one-time token exchanged for a
+/// portal session, whose cookie works inside another site's iframe
+/// (`SameSite=None; Secure; Partitioned`) when hookd is served over https.
+pub async fn portal_login(
+    State(console): State<Console>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let peer = peer.map(|c| c.0 .0);
+    let once = q.get("token").map(String::as_str).unwrap_or("");
+    let body = serde_json::json!({ "oneTimeToken": once });
+    let exchanged = console.api.call("", peer, Method::POST, "/api/v1/auth/one-time-token", Some(&body)).await;
+    let token = exchanged.body["token"].as_str().filter(|t| exchanged.ok() && valid_token(t)).map(str::to_string);
+    let Some(token) = token else {
+        let body = html! {
+            h1 { "This portal link has been used or has expired" }
+            p { "A portal link opens once, within 10 minutes. Open the portal from your provider's dashboard again." }
+        };
+        return (StatusCode::UNAUTHORIZED, page_signed_out("/portal", "Link expired", None, body)).into_response();
+    };
+    let me = console.api.call(&token, peer, Method::GET, "/api/v1/auth/whoami", None).await;
+    let Some(app) = me.body["appId"].as_str().filter(|_| me.ok()) else { return portal_ended() };
+    let same_site = if console.secure_cookies { "SameSite=None; Secure; Partitioned" } else { "SameSite=Lax" };
+    let cookie = format!("{PORTAL_COOKIE}={token}; HttpOnly; Path=/portal; {same_site}");
+    let mut resp = Redirect::to(&format!("/portal/apps/{}", crate::client::seg(app))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+pub async fn portal_logout(session: Session, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(r) = session.check(&form.csrf) {
+        return r.into_response();
+    }
+    let clear = format!("{PORTAL_COOKIE}=; HttpOnly; Path=/portal; Max-Age=0");
+    let mut resp = portal_ended();
+    if let Ok(v) = HeaderValue::from_str(&clear) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
@@ -181,8 +242,9 @@ mod tests {
 
     #[test]
     fn the_csrf_token_is_the_sessions_own() {
-        let a = Session { token: "sk_a".into(), peer: None, role: "admin".into() };
-        let b = Session { token: "sk_b".into(), peer: None, role: "admin".into() };
+        let session =
+            |t: &str| Session { token: t.into(), peer: None, role: "admin".into(), base: "/console", app: None };
+        let (a, b) = (session("sk_a"), session("sk_b"));
         assert!(a.check(&a.csrf()).is_ok());
         assert!(a.check(&b.csrf()).is_err());
         assert!(a.check("").is_err());

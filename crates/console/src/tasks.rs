@@ -35,7 +35,7 @@ async fn start(c: &Console, s: &Session, app: &str, ep: &str, what: &str, body: 
     if !task.ok() {
         return failed(s, "The task was not started", &task);
     }
-    Redirect::to(&format!("/console/tasks/{}", seg(text(&task.body, "id")))).into_response()
+    Redirect::to(&format!("{}/tasks/{}", s.base, seg(text(&task.body, "id")))).into_response()
 }
 
 pub async fn recover(
@@ -81,7 +81,7 @@ pub async fn task(State(c): State<Console>, s: Session, Path(id): Path<String>) 
             }
         }
         @if !app.is_empty() && !ep.is_empty() {
-            p { a href={ "/console/apps/" (seg(app)) "/endpoints/" (seg(ep)) } { "Back to the endpoint" } }
+            p { a href={ (s.base) "/apps/" (seg(app)) "/endpoints/" (seg(ep)) } { "Back to the endpoint" } }
         }
     };
     page(&s, "Background task", None, body).into_response()

@@ -114,6 +114,11 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
 
+    /// Who may embed the application portal in an iframe: CSP `frame-ancestors`
+    /// sources, space-separated (e.g. `https://app.example.com`) [default: 'none'].
+    #[arg(long, env = "HOOKD_PORTAL_FRAME_ANCESTORS")]
+    pub portal_frame_ancestors: Option<String>,
+
     /// What this node does: `all` (API and delivery), `api` (accept and store only)
     /// or `worker` (deliver only; serves health and metrics) [default: all].
     #[arg(long, env = "HOOKD_ROLE")]
@@ -229,6 +234,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<Network>,
+    pub portal_frame_ancestors: String,
     pub role: Role,
     pub log: String,
     pub payload_retention: Duration,
@@ -330,6 +336,7 @@ impl ServeOptions {
                 shutdown_timeout,
                 public_url,
                 trusted_proxies,
+                portal_frame_ancestors,
                 role,
                 log,
                 payload_retention,
@@ -435,6 +442,7 @@ impl ServeOptions {
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
             public_url: self.public_url,
             trusted_proxies: networks("trusted-proxies", self.trusted_proxies)?,
+            portal_frame_ancestors: frame_ancestors(self.portal_frame_ancestors)?,
             role: match self.role.as_deref() {
                 None | Some("") | Some("all") => Role::All,
                 Some("api") => Role::Api,
@@ -476,6 +484,25 @@ fn parse_database_url(url: &str) -> anyhow::Result<Database> {
     bail!("--database-url: `{url}` is neither a postgres:// nor a sqlite:// URL")
 }
 
+/// `--portal-frame-ancestors`: CSP source expressions only (`'self'`,
+/// `'none'`, `https:`, `https://app.example.com`, `https://*.example.com`), so
+/// the value cannot end the header or add a directive.
+fn frame_ancestors(value: Option<String>) -> anyhow::Result<String> {
+    let Some(v) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+        return Ok("'none'".into());
+    };
+    for source in v.split_whitespace() {
+        let keyword = matches!(source, "'self'" | "'none'");
+        let host = !source.is_empty()
+            && source.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:/*_".contains(&b))
+            && !source.starts_with('/');
+        if !keyword && !host {
+            anyhow::bail!("--portal-frame-ancestors: {source:?} is not a CSP source such as https://app.example.com");
+        }
+    }
+    Ok(v.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,5 +537,16 @@ mod tests {
         for opts in bad {
             assert!(opts.resolve().is_err());
         }
+    }
+
+    #[test]
+    fn portal_frame_ancestors_take_csp_sources_only() {
+        assert_eq!(frame_ancestors(None).unwrap(), "'none'");
+        assert_eq!(
+            frame_ancestors(Some(" https://app.example.com  'self' ".into())).unwrap(),
+            "https://app.example.com 'self'"
+        );
+        assert!(frame_ancestors(Some("https://a.example; script-src *".into())).is_err());
+        assert!(frame_ancestors(Some("'unsafe-inline'".into())).is_err());
     }
 }

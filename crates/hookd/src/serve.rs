@@ -138,7 +138,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = if cfg.role.serves_api() {
         let api = hookd_api::router(state);
         // The console calls the API in-process with the signed-in token.
-        let console = hookd_console::Console { api: hookd_console::Api(api.clone()), secure_cookies };
+        let console = hookd_console::Console {
+            api: hookd_console::Api(api.clone()),
+            secure_cookies,
+            portal_frame_ancestors: cfg.portal_frame_ancestors.clone(),
+        };
         api.merge(hookd_console::router(console))
     } else {
         hookd_api::ops_router(state)

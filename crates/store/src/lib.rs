@@ -71,7 +71,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 13] = [
+pub(crate) const ORG_TABLES: [&str; 14] = [
+    "one_time_token",
     "ingest_schedule",
     "ingest_object",
     "ingest_request",
@@ -110,6 +111,11 @@ pub trait Resources: Send + Sync + 'static {
     /// The organisation's API tokens (not portal tokens), or every organisation's.
     async fn list_tokens(&self, org_id: Option<&str>, page: &Page) -> Result<Vec<ApiToken>>;
     async fn get_token(&self, id: &str) -> Result<ApiToken>;
+    /// Stores a one-time token (its hash) standing for the token `token_id`.
+    async fn insert_one_time_token(&self, org_id: &str, token_id: &str, hash: &str, expires_at: i64) -> Result<()>;
+    /// Takes a one-time token: the first call before it expires gets
+    /// `(org_id, token_id)`, every other `None`.
+    async fn take_one_time_token(&self, hash: &str, now: i64) -> Result<Option<(String, String)>>;
     /// Stores a token's name, role and expiry.
     async fn update_token(&self, token: ApiToken) -> Result<()>;
 

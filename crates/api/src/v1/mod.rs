@@ -74,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{app}/attempt/msg/{{msg_id}}"), get(attempt::list_by_msg))
         .route("/api/v1/auth/app-portal-access/{app_id}", post(portal::app_portal_access))
         .route("/api/v1/auth/whoami", get(portal::whoami))
+        .route("/api/v1/auth/one-time-token", post(portal::exchange_one_time_token))
         .route("/api/v1/auth/app/{app_id}/expire-all", post(portal::expire_all))
         .route("/api/v1/operational-webhook/endpoint", get(operational::list).post(operational::create))
         .route(

@@ -117,10 +117,11 @@ pub async fn app_portal_access(
     };
     let token = generate_token("appsk_");
     let t = now();
+    let token_id = new_id(IdPrefix::Token);
     state
         .resources
         .insert_token(ApiToken {
-            id: new_id(IdPrefix::Token),
+            id: token_id.clone(),
             org_id: auth.org_id.clone(),
             token_hash: hash_token(&token),
             app_id: Some(app.id.clone()),
@@ -133,8 +134,59 @@ pub async fn app_portal_access(
             tail: None,
         })
         .await?;
-    let url = format!("{}/portal/{}#token={}", state.config.public_url.trim_end_matches('/'), app.id, token);
+    // The link carries a one-time token, not the portal token itself: opened
+    // once (within ONE_TIME_TOKEN_SECS) it becomes a portal session.
+    let once = generate_token("ott_");
+    let until = t + ONE_TIME_TOKEN_SECS.min(expiry) * 1000;
+    state.resources.insert_one_time_token(&auth.org_id, &token_id, &hash_token(&once), until).await?;
+    let url = format!("{}/portal/login?token={once}", state.config.public_url.trim_end_matches('/'));
     Ok(Json(AppPortalAccessOut { url, token }))
+}
+
+/// How long a portal link's one-time token may wait to be opened.
+pub const ONE_TIME_TOKEN_SECS: i64 = 600;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OneTimeTokenIn {
+    pub one_time_token: String,
+}
+
+#[derive(Serialize)]
+pub struct OneTimeTokenOut {
+    pub token: String,
+    pub capabilities: Vec<String>,
+}
+
+/// `POST /api/v1/auth/one-time-token`: a portal link's one-time token (the
+/// credential itself: no bearer token) exchanged, once, for a new portal token
+/// with the rights, session and expiry of the one the link was made with.
+pub async fn exchange_one_time_token(
+    State(state): State<AppState>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<OneTimeTokenOut>> {
+    let input: OneTimeTokenIn = crate::extract::parse_json(&body)?;
+    let taken = state.resources.take_one_time_token(&hash_token(&input.one_time_token), now()).await?;
+    let Some((org_id, token_id)) = taken else { return Err(ApiError::Unauthorized) };
+    let template = match state.resources.get_token(&token_id).await {
+        Ok(t) if t.org_id == org_id && t.expires_at.is_none_or(|e| e > now()) => t,
+        Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::Unauthorized),
+        Err(e) => return Err(e.into()),
+    };
+    let token = generate_token("appsk_");
+    let capabilities = template.capabilities.clone().unwrap_or_default();
+    state
+        .resources
+        .insert_token(ApiToken {
+            id: new_id(IdPrefix::Token),
+            token_hash: hash_token(&token),
+            created_at: now(),
+            name: None,
+            tail: None,
+            ..template
+        })
+        .await?;
+    Ok(Json(OneTimeTokenOut { token, capabilities }))
 }
 
 /// `GET /api/v1/auth/whoami` (`WhoamiOut`): the caller's organisation and, for a

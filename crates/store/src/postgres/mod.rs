@@ -46,6 +46,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_inbound", include_str!("../../migrations/postgres/0007_inbound.sql")),
     ("0008_status_tracking", include_str!("../../migrations/postgres/0008_status_tracking.sql")),
     ("0009_source_schedule", include_str!("../../migrations/postgres/0009_source_schedule.sql")),
+    ("0010_one_time_token", include_str!("../../migrations/postgres/0010_one_time_token.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

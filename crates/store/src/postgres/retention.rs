@@ -92,6 +92,8 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
         "DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency WHERE expires_at < hookd_now_ms() LIMIT $1)",
         "DELETE FROM api_token WHERE ctid IN (SELECT ctid FROM api_token
              WHERE expires_at IS NOT NULL AND expires_at <= hookd_now_ms() LIMIT $1)",
+        "DELETE FROM one_time_token WHERE ctid IN (SELECT ctid FROM one_time_token
+             WHERE expires_at <= hookd_now_ms() LIMIT $1)",
     ] {
         report.housekeeping += sqlx::query(sql).bind(batch as i64).execute(&mut *c).await?.rows_affected();
     }

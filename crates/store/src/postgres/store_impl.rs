@@ -310,6 +310,28 @@ impl Resources for PostgresStore {
         inbound::get_request(&mut *self.conn().await?, org_id, source_id, id).await
     }
 
+    async fn insert_one_time_token(&self, org_id: &str, token_id: &str, hash: &str, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO one_time_token (token_hash, org_id, token_id, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash)
+            .bind(org_id)
+            .bind(token_id)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_one_time_token(&self, hash: &str, now: i64) -> Result<Option<(String, String)>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "DELETE FROM one_time_token WHERE token_hash = $1 AND expires_at > $2 RETURNING org_id, token_id",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
     async fn get_tracked_object(&self, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject> {
         inbound::get_object(&mut *self.conn().await?, org_id, source_id, object_id).await
     }

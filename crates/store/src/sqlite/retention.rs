@@ -62,6 +62,8 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
     report.housekeeping += c
         .prepare_cached("DELETE FROM api_token WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
         .execute([now])? as u64;
+    report.housekeeping +=
+        c.prepare_cached("DELETE FROM one_time_token WHERE expires_at <= ?1")?.execute([now])? as u64;
     report.housekeeping += c
         .prepare_cached(
             "DELETE FROM background_task WHERE id IN (SELECT id FROM background_task

@@ -347,6 +347,31 @@ impl Resources for SqliteStore {
         self.read_point(|c| inbound::get_request(c, org_id, source_id, id))
     }
 
+    async fn insert_one_time_token(&self, org_id: &str, token_id: &str, hash: &str, expires_at: i64) -> Result<()> {
+        let (org_id, token_id, hash) = (org_id.to_string(), token_id.to_string(), hash.to_string());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO one_time_token (token_hash, org_id, token_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![hash, org_id, token_id, expires_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_one_time_token(&self, hash: &str, now: i64) -> Result<Option<(String, String)>> {
+        let hash = hash.to_string();
+        self.write(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.prepare_cached(
+                "DELETE FROM one_time_token WHERE token_hash = ?1 AND expires_at > ?2 RETURNING org_id, token_id",
+            )?
+            .query_row(rusqlite::params![hash, now], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+        })
+        .await
+    }
+
     async fn get_tracked_object(&self, org_id: &str, source_id: &str, object_id: &str) -> Result<TrackedObject> {
         self.read_point(|c| inbound::get_object(c, org_id, source_id, object_id))
     }
