@@ -83,6 +83,7 @@ suite! {
         inbound::concurrent_repeats_of_one_event_make_one_message,
         inbound::an_object_moves_only_forward_under_concurrent_reports,
         inbound::a_due_source_is_run_by_one_node_at_a_time,
+        resources::a_one_time_token_is_taken_once,
         messages::a_failing_write_does_not_take_its_group_commit_down,
         messages::an_idempotency_key_is_committed_with_what_it_created,
         messages::concurrent_requests_with_one_idempotency_key_create_once,

@@ -401,3 +401,16 @@ pub async fn organisations_are_created_changed_and_deleted_whole(f: Fixture) {
     assert!(f.store.get_endpoint(&f.org, &f.app, &ep.id).await.is_ok());
     assert!(f.store.get_message(&f.org, &f.app, &msg.id).await.is_ok());
 }
+
+/// A portal link's one-time token: taken once, and never after it expires,
+/// also when two requests race for it.
+pub async fn a_one_time_token_is_taken_once(f: Fixture) {
+    let now = now_millis();
+    f.store.insert_one_time_token(&f.org, "tok_1", "hash-1", now + 60_000).await.unwrap();
+    f.store.insert_one_time_token(&f.org, "tok_2", "hash-2", now - 1).await.unwrap();
+    let (a, b) = tokio::join!(f.store.take_one_time_token("hash-1", now), f.store.take_one_time_token("hash-1", now));
+    let taken: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken, vec![(f.org.clone(), "tok_1".to_string())]);
+    assert!(f.store.take_one_time_token("hash-2", now).await.unwrap().is_none(), "expired");
+    assert!(f.store.take_one_time_token("nope", now).await.unwrap().is_none());
+}
