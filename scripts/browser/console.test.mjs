@@ -20,17 +20,16 @@
 // Without /usr/bin/chromium the tests are skipped, or fail when CI=true.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
+
+import { Hookd } from "../lib/hookd.mjs";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CHROMIUM = "/usr/bin/chromium";
@@ -38,7 +37,6 @@ const TOKEN = "sk_browser_test_admin_token";
 const EVENT_TYPE = "invoice.paid";
 const SCREENSHOTS = process.env.HOOKD_SCREENSHOTS === "1";
 const SCREENSHOT_DIR = path.join(REPO_ROOT, "docs/console");
-const STARTUP_TIMEOUT_MS = 20_000;
 const DELIVERY_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -109,91 +107,6 @@ function signedWith(request, secret) {
 
 // ---------------------------------------------------------------------- server
 
-function hookdBinary() {
-  const raw = process.env.HOOKD_BIN || "target/debug/hookd";
-  const bin = path.resolve(REPO_ROOT, raw);
-  if (!existsSync(bin)) {
-    throw new Error(`hookd binary not found at ${bin}: build it with \`cargo build -p hookd\` or set HOOKD_BIN`);
-  }
-  return bin;
-}
-
-class Hookd {
-  constructor() {
-    this.stderr = "";
-  }
-
-  logTail() {
-    return this.stderr.slice(-4000);
-  }
-
-  async start() {
-    const bin = hookdBinary();
-    this.dataDir = mkdtempSync(path.join(tmpdir(), "hookd-browser-"));
-    // The server is configured by its flags alone: no HOOKD_* from the caller's environment.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HOOKD_")));
-    const args = [
-      "serve",
-      "--listen", "127.0.0.1:0",
-      "--data-dir", path.join(this.dataDir, "data"),
-      "--admin-token", TOKEN,
-      // Three attempts 200 ms apart, so a failing delivery is exhausted quickly.
-      "--retry-schedule", "200ms,200ms",
-      "--poll-interval", "100ms",
-      "--allow-private-networks",
-      "--log", process.env.HOOKD_BROWSER_TEST_LOG || "warn",
-    ];
-    this.proc = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    this.proc.stderr.setEncoding("utf8");
-    this.proc.stderr.on("data", (d) => {
-      this.stderr += d;
-      if (this.stderr.length > 64_000) this.stderr = this.stderr.slice(-16_000);
-    });
-    this.exited = new Promise((resolve) => this.proc.on("exit", (code, signal) => resolve({ code, signal })));
-    // If this process dies abruptly, do not leave the server behind.
-    this.killOnExit = () => this.proc.kill("SIGKILL");
-    process.on("exit", this.killOnExit);
-
-    // Keeps reading stdout to the end, so the server never blocks on a full pipe.
-    const lines = createInterface({ input: this.proc.stdout });
-    this.base = await new Promise((resolve, reject) => {
-      let listening = false;
-      const fail = (why) => {
-        if (listening) return;
-        this.proc.kill("SIGKILL");
-        reject(new Error(`hookd ${why} before printing its listening line; stderr:\n${this.logTail()}`));
-      };
-      const timer = setTimeout(() => fail(`took over ${STARTUP_TIMEOUT_MS} ms`), STARTUP_TIMEOUT_MS);
-      lines.on("line", (line) => {
-        if (!listening && line.startsWith("listening on ")) {
-          listening = true;
-          clearTimeout(timer);
-          resolve(line.slice("listening on ".length).trim());
-        }
-      });
-      this.proc.on("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      this.exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        fail(`exited (code ${code}, signal ${signal})`);
-      });
-    });
-  }
-
-  async stop() {
-    if (!this.proc) return;
-    this.proc.kill("SIGTERM");
-    // Graceful shutdown first; a server that hangs is killed.
-    const killer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
-    await this.exited;
-    clearTimeout(killer);
-    process.off("exit", this.killOnExit);
-    rmSync(this.dataDir, { recursive: true, force: true });
-  }
-}
-
 /** A call to hookd's API; returns the JSON answer, which must be a success. */
 async function api(method, urlPath, body, token = TOKEN) {
   const resp = await fetch(hookd.base + urlPath, {
@@ -213,7 +126,7 @@ const skip = chromiumMissing && process.env.CI !== "true"
   ? `${CHROMIUM} is missing: install it (apt-get install chromium) to run the browser tests`
   : false;
 
-const hookd = new Hookd();
+const hookd = new Hookd({ token: TOKEN, name: "hookd-browser", logEnv: "HOOKD_BROWSER_TEST_LOG" });
 const sink = new Sink();
 let browser;
 /** The signed-in administrator's browser (its cookie jar). */

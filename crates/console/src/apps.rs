@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::seg;
-use crate::html::{can_write, csrf, failed, iterator_query, page, pager, text};
+use crate::html::{act, can_write, csrf, failed, iterator_query, page, pager, text};
 use crate::session::Session;
 use crate::Console;
 
@@ -86,11 +86,16 @@ pub async fn rename(State(c): State<Console>, s: Session, Path(app): Path<String
         return r.into_response();
     }
     let path = format!("/api/v1/app/{}", seg(&app));
-    let done = c.api.send(&s, Method::PATCH, &path, &json!({ "name": f.name.trim() })).await;
-    if !done.ok() {
-        return failed(&s, "The application was not renamed", &done);
-    }
-    Redirect::to(&format!("{}/apps/{}", s.base, seg(&app))).into_response()
+    act(
+        &c,
+        &s,
+        Method::PATCH,
+        &path,
+        &json!({ "name": f.name.trim() }),
+        "The application was not renamed",
+        format!("{}/apps/{}", s.base, seg(&app)),
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::apps::event_types;
 use crate::client::seg;
-use crate::html::{can_write, csrf, failed, page, text, Flash};
+use crate::html::{act, can_write, csrf, failed, page, text, Flash};
 use crate::session::Session;
 use crate::Console;
 
@@ -186,11 +186,16 @@ pub async fn rotate(
         return r.into_response();
     }
     let path = format!("/api/v1/app/{}/endpoint/{}/secret/rotate", seg(&app), seg(&ep));
-    let done = c.api.send(&s, Method::POST, &path, &json!({})).await;
-    if !done.ok() {
-        return failed(&s, "The secret was not rotated", &done);
-    }
-    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=rotated", s.base, seg(&app), seg(&ep))).into_response()
+    act(
+        &c,
+        &s,
+        Method::POST,
+        &path,
+        &json!({}),
+        "The secret was not rotated",
+        format!("{}/apps/{}/endpoints/{}?done=rotated", s.base, seg(&app), seg(&ep)),
+    )
+    .await
 }
 
 pub async fn toggle(
@@ -205,12 +210,17 @@ pub async fn toggle(
     }
     let disabled = one(&f, "disabled") == "true";
     let path = format!("/api/v1/app/{}/endpoint/{}", seg(&app), seg(&ep));
-    let done = c.api.send(&s, Method::PATCH, &path, &json!({ "disabled": disabled })).await;
-    if !done.ok() {
-        return failed(&s, "The endpoint was not changed", &done);
-    }
     let word = if disabled { "disabled" } else { "enabled" };
-    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done={word}", s.base, seg(&app), seg(&ep))).into_response()
+    act(
+        &c,
+        &s,
+        Method::PATCH,
+        &path,
+        &json!({ "disabled": disabled }),
+        "The endpoint was not changed",
+        format!("{}/apps/{}/endpoints/{}?done={word}", s.base, seg(&app), seg(&ep)),
+    )
+    .await
 }
 
 pub async fn send_test(
@@ -224,11 +234,16 @@ pub async fn send_test(
         return r.into_response();
     }
     let path = format!("/api/v1/app/{}/endpoint/{}/send-example", seg(&app), seg(&ep));
-    let done = c.api.send(&s, Method::POST, &path, &json!({ "eventType": one(&f, "eventType") })).await;
-    if !done.ok() {
-        return failed(&s, "The test event was not sent", &done);
-    }
-    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=sent", s.base, seg(&app), seg(&ep))).into_response()
+    act(
+        &c,
+        &s,
+        Method::POST,
+        &path,
+        &json!({ "eventType": one(&f, "eventType") }),
+        "The test event was not sent",
+        format!("{}/apps/{}/endpoints/{}?done=sent", s.base, seg(&app), seg(&ep)),
+    )
+    .await
 }
 
 /// The endpoint's deliveries by state, as bars (SVG: no inline styles, which
@@ -328,11 +343,16 @@ pub async fn edit(
         "rateLimit": rate,
     });
     let path = format!("/api/v1/app/{}/endpoint/{}", seg(&app), seg(&ep));
-    let done = c.api.send(&s, Method::PATCH, &path, &patch).await;
-    if !done.ok() {
-        return failed(&s, "The endpoint was not changed", &done);
-    }
-    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=saved", s.base, seg(&app), seg(&ep))).into_response()
+    act(
+        &c,
+        &s,
+        Method::PATCH,
+        &path,
+        &patch,
+        "The endpoint was not changed",
+        format!("{}/apps/{}/endpoints/{}?done=saved", s.base, seg(&app), seg(&ep)),
+    )
+    .await
 }
 
 pub async fn set_headers(
@@ -354,9 +374,14 @@ pub async fn set_headers(
         }
     }
     let path = format!("/api/v1/app/{}/endpoint/{}/headers", seg(&app), seg(&ep));
-    let done = c.api.send(&s, Method::PUT, &path, &json!({ "headers": headers })).await;
-    if !done.ok() {
-        return failed(&s, "The headers were not saved", &done);
-    }
-    Redirect::to(&format!("{}/apps/{}/endpoints/{}?done=saved", s.base, seg(&app), seg(&ep))).into_response()
+    act(
+        &c,
+        &s,
+        Method::PUT,
+        &path,
+        &json!({ "headers": headers }),
+        "The headers were not saved",
+        format!("{}/apps/{}/endpoints/{}?done=saved", s.base, seg(&app), seg(&ep)),
+    )
+    .await
 }

@@ -109,6 +109,24 @@ pub fn failed(session: &Session, what: &str, answer: &Answer) -> Response {
     (status, page(session, what, Some(Flash::error(answer.detail())), body)).into_response()
 }
 
+/// A form's action: the API call, then on to `then`; or the API's error as a page
+/// titled `failed_what`.
+pub async fn act(
+    c: &crate::Console,
+    s: &Session,
+    method: axum::http::Method,
+    path: &str,
+    body: &Value,
+    failed_what: &str,
+    then: String,
+) -> Response {
+    let done = c.api.send(s, method, path, body).await;
+    if !done.ok() {
+        return failed(s, failed_what, &done);
+    }
+    axum::response::Redirect::to(&then).into_response()
+}
+
 /// "Previous"/"Next" links over an API list answer (`iterator`,
 /// `prevIterator`, `done`); `paged`: this page was reached by an iterator.
 pub fn pager(list: &Value, base: &str, paged: bool) -> Markup {

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use crate::client::seg;
-use crate::html::{can_write, csrf, failed, iterator_query, page, pager, pretty, text, Flash};
+use crate::html::{act, can_write, csrf, failed, iterator_query, page, pager, pretty, text, Flash};
 use crate::session::Session;
 use crate::Console;
 
@@ -151,9 +151,14 @@ pub async fn resend(
         return r.into_response();
     }
     let path = format!("/api/v1/app/{}/msg/{}/endpoint/{}/resend", seg(&app), seg(&msg), seg(&ep));
-    let done = c.api.send(&s, Method::POST, &path, &json!({})).await;
-    if !done.ok() {
-        return failed(&s, "The message was not resent", &done);
-    }
-    Redirect::to(&format!("{}/apps/{}/msgs/{}?done=resent", s.base, seg(&app), seg(&msg))).into_response()
+    act(
+        &c,
+        &s,
+        Method::POST,
+        &path,
+        &json!({}),
+        "The message was not resent",
+        format!("{}/apps/{}/msgs/{}?done=resent", s.base, seg(&app), seg(&msg)),
+    )
+    .await
 }

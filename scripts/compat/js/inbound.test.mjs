@@ -11,23 +11,17 @@
 // a forgery is refused with 401.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import { sign as githubSign } from "@octokit/webhooks-methods";
 import { Webhook as StdWebhook } from "standardwebhooks";
 import Stripe from "stripe";
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+import { Hookd } from "../../lib/hookd.mjs";
+
 const TOKEN = "sk_sdk_compat_admin_token";
-const STARTUP_TIMEOUT_MS = 20_000;
 const FORWARD_TIMEOUT_MS = 20_000;
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -88,81 +82,7 @@ class Sink {
 // ---------------------------------------------------------------------- server
 
 /** `hookd serve` on an ephemeral port with a fresh data dir, as svix_sdk.test.mjs starts it. */
-class Hookd {
-  stderr = "";
-
-  logTail() {
-    return this.stderr.slice(-4000);
-  }
-
-  async start() {
-    const bin = path.resolve(REPO_ROOT, process.env.HOOKD_BIN || "target/debug/hookd");
-    if (!existsSync(bin)) {
-      throw new Error(`hookd binary not found at ${bin}: build it with \`cargo build -p hookd\` or set HOOKD_BIN`);
-    }
-    this.dataDir = mkdtempSync(path.join(tmpdir(), "hookd-inbound-js-"));
-    // The server is configured by its flags alone: no HOOKD_* from the caller's environment.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HOOKD_")));
-    const args = [
-      "serve",
-      "--listen", "127.0.0.1:0",
-      "--data-dir", path.join(this.dataDir, "data"),
-      "--admin-token", TOKEN,
-      "--poll-interval", "100ms",
-      "--allow-private-networks",
-      "--log", process.env.HOOKD_SDK_TEST_LOG || "warn",
-    ];
-    this.proc = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    this.proc.stderr.setEncoding("utf8");
-    this.proc.stderr.on("data", (d) => {
-      this.stderr = (this.stderr + d).slice(-16_000);
-    });
-    this.exited = new Promise((resolve) => this.proc.on("exit", (code, signal) => resolve({ code, signal })));
-    // If this process dies abruptly, do not leave the server behind.
-    this.killOnExit = () => this.proc.kill("SIGKILL");
-    process.on("exit", this.killOnExit);
-
-    // Keeps reading stdout to the end, so the server never blocks on a full pipe.
-    const lines = createInterface({ input: this.proc.stdout });
-    this.base = await new Promise((resolve, reject) => {
-      let listening = false;
-      const fail = (why) => {
-        if (listening) return;
-        this.proc.kill("SIGKILL");
-        reject(new Error(`hookd ${why} before printing its listening line; stderr:\n${this.logTail()}`));
-      };
-      const timer = setTimeout(() => fail(`took over ${STARTUP_TIMEOUT_MS} ms`), STARTUP_TIMEOUT_MS);
-      lines.on("line", (line) => {
-        if (!listening && line.startsWith("listening on ")) {
-          listening = true;
-          clearTimeout(timer);
-          resolve(line.slice("listening on ".length).trim());
-        }
-      });
-      this.proc.on("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      this.exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        fail(`exited (code ${code}, signal ${signal})`);
-      });
-    });
-  }
-
-  async stop() {
-    if (!this.proc) return;
-    this.proc.kill("SIGTERM");
-    // Graceful shutdown first; a server that hangs is killed.
-    const killer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
-    await this.exited;
-    clearTimeout(killer);
-    process.off("exit", this.killOnExit);
-    rmSync(this.dataDir, { recursive: true, force: true });
-  }
-}
-
-const hookd = new Hookd();
+const hookd = new Hookd({ token: TOKEN, name: "hookd-inbound-js", logEnv: "HOOKD_SDK_TEST_LOG" });
 const sink = new Sink();
 
 before(async () => {

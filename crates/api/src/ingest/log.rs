@@ -9,7 +9,6 @@
 //! right. An accepted request replayed is forwarded again as a new message.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::Json;
@@ -18,7 +17,7 @@ use base64::Engine;
 use hookd_core::id::{new_id, IdPrefix};
 use hookd_core::timefmt::{format_millis, now_millis};
 use hookd_inbound::Incoming;
-use hookd_store::{Forwarding, InboundFilter, InboundOutcome, InboundRequest, Message, Page};
+use hookd_store::{Forwarding, InboundFilter, InboundOutcome, InboundRequest, Page};
 use serde::{Deserialize, Serialize};
 
 use super::cache::Loaded;
@@ -355,19 +354,7 @@ async fn replay(state: &AppState, loaded: &Loaded, original: InboundRequest) -> 
             record.object = if first_time { object } else { None };
             (record.event_type, record.event_id, record.status_code) =
                 (Some(event_type.clone()), event_id.clone(), 200);
-            Some(Message {
-                org_id: src.org_id.clone(),
-                app_id: src.app_id.clone(),
-                id: new_id(IdPrefix::Message),
-                event_id,
-                event_type,
-                channels: None,
-                tags: None,
-                payload: Some(Arc::from(payload)),
-                created_at: now,
-                expires_at: now.saturating_add(state.config.payload_retention.as_millis() as i64),
-                deliver_at: None,
-            })
+            Some(super::source_message(state, src, event_type, event_id, payload, now))
         }
         Err((status, why)) => {
             (record.status_code, record.error) = (status.as_u16(), Some(why.0));

@@ -11,11 +11,39 @@ pub mod receive;
 pub mod scheduled;
 pub mod sources;
 
+use std::sync::Arc;
+
 use axum::routing::{get, post};
 use axum::Router;
 pub use cache::SourceCache;
+use hookd_core::id::{new_id, IdPrefix};
+use hookd_store::{Message, Source};
 
 use crate::AppState;
+
+/// The message a source's accepted request becomes, in the source's application.
+pub fn source_message(
+    state: &AppState,
+    src: &Source,
+    event_type: String,
+    event_id: Option<String>,
+    payload: Vec<u8>,
+    now: i64,
+) -> Message {
+    Message {
+        org_id: src.org_id.clone(),
+        app_id: src.app_id.clone(),
+        id: new_id(IdPrefix::Message),
+        event_id,
+        event_type,
+        channels: None,
+        tags: None,
+        payload: Some(Arc::from(payload)),
+        created_at: now,
+        expires_at: now.saturating_add(state.config.payload_retention.as_millis() as i64),
+        deliver_at: None,
+    }
+}
 
 /// The management routes (authenticated, audited).
 pub fn router() -> Router<AppState> {

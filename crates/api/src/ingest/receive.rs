@@ -7,7 +7,6 @@
 //! it is never forwarded.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -16,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use hookd_core::id::{new_id, IdPrefix};
 use hookd_core::timefmt::now_millis;
 use hookd_inbound::{extract, handshake, Incoming, Rejection};
-use hookd_store::{AuditEvent, InboundOutcome, InboundRequest, Message, ObjectStatus};
+use hookd_store::{AuditEvent, InboundOutcome, InboundRequest, ObjectStatus};
 use http_body_util::BodyExt;
 use serde_json::json;
 
@@ -187,19 +186,7 @@ async fn handle(state: &AppState, loaded: &Loaded, token: &str, socket: Option<S
     let status = settings.response_status.unwrap_or(200);
     (record.event_type, record.event_id, record.status_code) = (Some(event_type.clone()), event_id.clone(), status);
     record.object = object;
-    let msg = Message {
-        org_id: src.org_id.clone(),
-        app_id: src.app_id.clone(),
-        id: new_id(IdPrefix::Message),
-        event_id,
-        event_type,
-        channels: None,
-        tags: None,
-        payload: Some(Arc::from(payload)),
-        created_at: now,
-        expires_at: now.saturating_add(state.config.payload_retention.as_millis() as i64),
-        deliver_at: None,
-    };
+    let msg = super::source_message(state, src, event_type, event_id, payload, now);
     let request_id = record.id.clone();
     match state.deliveries.ingest(record, Some(msg)).await {
         Ok(ingested) => {

@@ -9,7 +9,6 @@
 //! firing's event id is its due time, a polled item's is its id (and status),
 //! so a repeated run forwards nothing twice.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -22,7 +21,7 @@ use hookd_core::timefmt::{format_millis, now_millis};
 use hookd_inbound::extract::{self, Selector};
 use hookd_inbound::schedule::{Cron, PollConfig};
 use hookd_inbound::Incoming;
-use hookd_store::{InboundOutcome, InboundRequest, Message, ObjectStatus, Source, StoreError};
+use hookd_store::{InboundOutcome, InboundRequest, ObjectStatus, Source, StoreError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -142,29 +141,6 @@ fn own_request(src: &Source, method: &str, body: Vec<u8>, now: i64) -> InboundRe
     }
 }
 
-fn message(
-    state: &AppState,
-    src: &Source,
-    event_type: String,
-    event_id: String,
-    payload: Vec<u8>,
-    now: i64,
-) -> Message {
-    Message {
-        org_id: src.org_id.clone(),
-        app_id: src.app_id.clone(),
-        id: new_id(IdPrefix::Message),
-        event_id: Some(event_id),
-        event_type,
-        channels: None,
-        tags: None,
-        payload: Some(Arc::from(payload)),
-        created_at: now,
-        expires_at: now.saturating_add(state.config.payload_retention.as_millis() as i64),
-        deliver_at: None,
-    }
-}
-
 /// The event type of a payload the source made: its `eventTypePointer`, else the source's type.
 fn event_type_of(loaded: &Loaded, payload: &Value) -> String {
     let selectors: Vec<Selector> =
@@ -188,7 +164,7 @@ async fn emit(state: &AppState, loaded: &Loaded, raw: &[u8], content_type: Optio
     let event_id = format!("cron.{due_at}");
     (record.event_type, record.event_id) = (Some(event_type.clone()), Some(event_id.clone()));
     let request_id = record.id.clone();
-    let msg = message(state, src, event_type, event_id, payload, now);
+    let msg = super::source_message(state, src, event_type, Some(event_id), payload, now);
     match state.deliveries.ingest(record, Some(msg)).await {
         Ok(i) if i.duplicate_of.is_some() => json!({ "firing": format_millis(due_at), "duplicate": true }),
         Ok(_) => json!({ "firing": format_millis(due_at), "requestId": request_id }),
@@ -305,7 +281,7 @@ async fn poll_items(state: &AppState, poller: &Loaded, poll: &PollConfig) -> Res
         let event_type = event_type_of(poller, &item);
         (record.event_type, record.event_id) = (Some(event_type.clone()), Some(event_id.clone()));
         record.object = observed.map(|o| ObjectStatus { object_id: o.object_id, status: o.status, rank: o.rank });
-        let msg = message(state, src, event_type, event_id, payload, now);
+        let msg = super::source_message(state, src, event_type, Some(event_id), payload, now);
         let ingested = state.deliveries.ingest(record, Some(msg)).await.map_err(|e| e.to_string())?;
         if ingested.duplicate_of.is_some() {
             out.seen += 1;
