@@ -129,7 +129,7 @@ impl Capabilities {
     }
 
     /// Read from stored names; `None` (tokens made before capabilities) is all.
-    fn stored(names: Option<&[String]>) -> Self {
+    pub fn stored(names: Option<&[String]>) -> Self {
         match names {
             None => Capabilities::all(),
             Some(names) => Capabilities::of(&names.iter().filter_map(|n| Capability::parse(n)).collect::<Vec<_>>()),

@@ -87,7 +87,25 @@ impl Api {
     }
 }
 
-/// A path segment from a URL, encoded.
+/// A value as one path segment (or query value): every byte but `A-Z a-z 0-9
+/// - _ ~` percent-encoded, so `/`, `.`, `+`, `?` and `#` stay inside it.
 pub fn seg(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seg;
+
+    #[test]
+    fn a_segment_stays_one_segment() {
+        assert_eq!(seg("app_1x-Y~z"), "app_1x-Y~z");
+        assert_eq!(seg("../a b+c/?#"), "%2E%2E%2Fa%20b%2Bc%2F%3F%23");
+        assert_eq!(seg("é"), "%C3%A9");
+    }
 }

@@ -263,8 +263,8 @@ fn stats_chart(stats: &Value) -> maud::Markup {
                 @for (i, (label, key, colour)) in rows.iter().enumerate() {
                     @let n = stats[*key].as_u64().unwrap_or(0);
                     text x="0" y=(i * 26 + 17) font-size="13" { (label) }
-                    rect x="90" y=(i * 26 + 4) height="18" width=(n * 260 / max) fill=(colour) {}
-                    text x=(94 + n * 260 / max) y=(i * 26 + 17) font-size="13" { (n) }
+                    rect x="90" y=(i * 26 + 4) height="18" width=(n.saturating_mul(260) / max) fill=(colour) {}
+                    text x=(94 + n.saturating_mul(260) / max) y=(i * 26 + 17) font-size="13" { (n) }
                 }
             }
             figcaption id="stats-caption" {
@@ -299,6 +299,14 @@ fn edit_forms(s: &Session, base: &str, e: &Value, types: &[Value], headers: &Val
                         label class="check" {
                             input type="checkbox" name="filterTypes" value=(text(t, "name")) checked[chosen.contains(&text(t, "name"))];
                             " " (text(t, "name"))
+                        }
+                    }
+                    // Filters the picker does not list (archived, or beyond its
+                    // first 250) stay as they are unless unticked.
+                    @for name in chosen.iter().filter(|c| !types.iter().any(|t| text(t, "name") == **c)) {
+                        label class="check" {
+                            input type="checkbox" name="filterTypes" value=(name) checked;
+                            " " (name)
                         }
                     }
                 }

@@ -179,6 +179,11 @@ pub async fn portal_login(
     let once = q.get("token").map(String::as_str).unwrap_or("");
     let body = serde_json::json!({ "oneTimeToken": once });
     let exchanged = console.api.call("", peer, Method::POST, "/api/v1/auth/one-time-token", Some(&body)).await;
+    if !exchanged.ok() && exchanged.status != StatusCode::UNAUTHORIZED {
+        // Busy or unavailable: the link was not used; it can be opened again.
+        let body = html! { h1 { "The portal could not open" } p { (exchanged.detail()) ". Try the link again." } };
+        return (exchanged.status, page_signed_out("/portal", "Try again", None, body)).into_response();
+    }
     let token = exchanged.body["token"].as_str().filter(|t| exchanged.ok() && valid_token(t)).map(str::to_string);
     let Some(token) = token else {
         let body = html! {
@@ -189,8 +194,7 @@ pub async fn portal_login(
     };
     let me = console.api.call(&token, peer, Method::GET, "/api/v1/auth/whoami", None).await;
     let Some(app) = me.body["appId"].as_str().filter(|_| me.ok()) else { return portal_ended() };
-    let same_site = if console.secure_cookies { "SameSite=None; Secure; Partitioned" } else { "SameSite=Lax" };
-    let cookie = format!("{PORTAL_COOKIE}={token}; HttpOnly; Path=/portal; {same_site}");
+    let cookie = format!("{PORTAL_COOKIE}={token}; HttpOnly; Path=/portal; {}", portal_same_site(&console));
     let mut resp = Redirect::to(&format!("/portal/apps/{}", crate::client::seg(app))).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -198,11 +202,21 @@ pub async fn portal_login(
     resp
 }
 
-pub async fn portal_logout(session: Session, Form(form): Form<CsrfForm>) -> Response {
+/// The portal cookie's attributes: framable cross-site over https.
+fn portal_same_site(console: &Console) -> &'static str {
+    if console.secure_cookies {
+        "SameSite=None; Secure; Partitioned"
+    } else {
+        "SameSite=Lax"
+    }
+}
+
+pub async fn portal_logout(State(console): State<Console>, session: Session, Form(form): Form<CsrfForm>) -> Response {
     if let Err(r) = session.check(&form.csrf) {
         return r.into_response();
     }
-    let clear = format!("{PORTAL_COOKIE}=; HttpOnly; Path=/portal; Max-Age=0");
+    // The same attributes as when it was set, or a framed browser keeps it.
+    let clear = format!("{PORTAL_COOKIE}=; HttpOnly; Path=/portal; {}; Max-Age=0", portal_same_site(&console));
     let mut resp = portal_ended();
     if let Ok(v) = HeaderValue::from_str(&clear) {
         resp.headers_mut().insert(header::SET_COOKIE, v);

@@ -163,18 +163,31 @@ pub struct OneTimeTokenOut {
 /// with the rights, session and expiry of the one the link was made with.
 pub async fn exchange_one_time_token(
     State(state): State<AppState>,
+    slot: Option<axum::Extension<crate::audit::ActorSlot>>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<OneTimeTokenOut>> {
     let input: OneTimeTokenIn = crate::extract::parse_json(&body)?;
     let taken = state.resources.take_one_time_token(&hash_token(&input.one_time_token), now()).await?;
     let Some((org_id, token_id)) = taken else { return Err(ApiError::Unauthorized) };
     let template = match state.resources.get_token(&token_id).await {
-        Ok(t) if t.org_id == org_id && t.expires_at.is_none_or(|e| e > now()) => t,
+        Ok(t)
+            if t.org_id == org_id
+                && t.role == TokenRole::Portal
+                && t.app_id.is_some()
+                && t.expires_at.is_none_or(|e| e > now()) =>
+        {
+            t
+        }
         Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::Unauthorized),
         Err(e) => return Err(e.into()),
     };
     let token = generate_token("appsk_");
-    let capabilities = template.capabilities.clone().unwrap_or_default();
+    let capabilities = crate::auth::Capabilities::stored(template.capabilities.as_deref()).names();
+    // The new token is recorded in the audit trail as made by the link's token.
+    if let Some(axum::Extension(slot)) = slot {
+        let actor = crate::audit::Actor { org_id: template.org_id.clone(), token: template.id.clone() };
+        *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(actor);
+    }
     state
         .resources
         .insert_token(ApiToken {

@@ -251,7 +251,14 @@ async fn applications_and_endpoints_are_edited_in_the_console() {
     let (status, app) = server.post("/api/v1/app", json!({"name": "Shop", "uid": "shop"})).await;
     assert_eq!(status, 201);
     let app_id = app["id"].as_str().unwrap();
-    let ep = server.create_endpoint(app_id, json!({"url": sink.url("/old"), "rateLimit": 5})).await;
+    // Subscribed to an event type since archived: the picker does not list it.
+    let (status, _) = server.post("/api/v1/event-type", json!({"name": "order.old", "description": "old"})).await;
+    assert_eq!(status, 201);
+    let ep = server
+        .create_endpoint(app_id, json!({"url": sink.url("/old"), "rateLimit": 5, "filterTypes": ["order.old"]}))
+        .await;
+    let (status, _) = server.delete("/api/v1/event-type/order.old").await;
+    assert!(status < 300);
     let ep_page = format!("/console/apps/{app_id}/endpoints/{}", ep["id"].as_str().unwrap());
     let mut b = Browser::new(&server);
     b.post("/console/login", &[("token", &server.token)]).await;
@@ -269,6 +276,10 @@ async fn applications_and_endpoints_are_edited_in_the_console() {
     // The endpoint's URL, description and rate limit, then its headers.
     let page = b.get(&ep_page).await;
     assert!(page.html.contains("value=\"5\""), "the form shows the current rate limit");
+    assert!(
+        page.html.contains("name=\"filterTypes\" value=\"order.old\" checked"),
+        "a filter the picker does not list stays ticked, so saving keeps it"
+    );
     let form = [
         ("csrf", page.csrf()),
         ("url", sink.url("/new")),
