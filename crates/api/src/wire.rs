@@ -210,6 +210,29 @@ pub struct EndpointHeadersOut {
     pub sensitive: Vec<String>,
 }
 
+/// An attempt's request headers (credentials listed in `sensitive`, their
+/// values not kept) and its response's headers, in the order received.
+#[derive(Serialize, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAttemptHeadersOut {
+    pub sent_headers: BTreeMap<String, String>,
+    pub response_headers: Option<Vec<[String; 2]>>,
+    pub sensitive: Vec<String>,
+}
+
+impl From<hookd_store::AttemptHeaders> for MessageAttemptHeadersOut {
+    fn from(h: hookd_store::AttemptHeaders) -> Self {
+        let sent: BTreeMap<String, Option<String>> =
+            h.sent.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+        let (shown, sensitive): (BTreeMap<_, _>, BTreeMap<_, _>) = sent.into_iter().partition(|(_, v)| v.is_some());
+        MessageAttemptHeadersOut {
+            sent_headers: shown.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect(),
+            response_headers: h.received.and_then(|r| serde_json::from_str(&r).ok()),
+            sensitive: sensitive.into_keys().collect(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {

@@ -4,11 +4,13 @@
 //!
 //! Nothing here does I/O; every other crate builds on these types.
 
+pub mod headers;
 pub mod id;
 pub mod jwe;
 pub mod net;
 pub mod policy;
 pub mod schedule;
+pub mod schema;
 pub mod signing;
 pub mod status;
 pub mod text;

@@ -52,6 +52,7 @@ pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, next: NextState, 
             response_duration_ms: result.duration.as_millis() as i64,
             trigger: job.trigger,
             created_at: now,
+            headers: Some(result.headers.clone()),
         }),
         next,
         attempts,
@@ -104,6 +105,7 @@ fn refused(o: &Outcome, reason: &str, schedule: &RetrySchedule) -> Option<Outcom
             response_duration_ms: a.response_duration_ms,
             trigger: a.trigger,
             created_at: a.created_at,
+            headers: None,
         }),
         next: after_failure(schedule, o.attempts),
         attempts: o.attempts,
@@ -197,6 +199,7 @@ mod tests {
             response_duration_ms: 5,
             trigger: AttemptTrigger::Scheduled,
             created_at: 1,
+            headers: None,
         };
         let o =
             Outcome { delivery_id: 7, lease_token: 3, attempt: Some(attempt), next: NextState::Succeeded, attempts: 1 };

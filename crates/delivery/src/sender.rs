@@ -8,9 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookd_core::headers::is_sensitive;
 use hookd_core::signing::signature_header;
 use hookd_core::text::storable;
-use hookd_store::DeliveryJob;
+use hookd_store::{AttemptHeaders, DeliveryJob};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use crate::ssrf::{check_literal, check_resolved, GuardedResolver};
@@ -20,6 +21,9 @@ use std::sync::Mutex;
 
 /// Most response body bytes kept per attempt.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Most response headers kept per attempt, and most bytes of each value.
+const MAX_RESPONSE_HEADERS: usize = 64;
+const MAX_HEADER_VALUE_BYTES: usize = 1024;
 const USER_AGENT_VALUE: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone)]
@@ -47,6 +51,9 @@ pub struct SendResult {
     pub retry_after: Option<Duration>,
     /// What the response's `webhook-delivery` header asks for.
     pub signal: Option<ReceiverSignal>,
+    /// The request's and the response's headers as stored with the attempt
+    /// (`sent` is `None` when no request was made).
+    pub headers: AttemptHeaders,
 }
 
 /// A receiver's request in the `webhook-delivery` response header (Standard
@@ -209,9 +216,11 @@ impl HttpSender {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
+        let sent = Some(sent_headers_json(&headers, body.len()));
         let response = client.post(url).headers(headers).body(bytes::Bytes::from_owner(body)).send().await;
         match response {
             Ok(mut resp) => {
+                let received = Some(response_headers_json(resp.headers()));
                 let status = resp.status().as_u16();
                 let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let retry_after =
@@ -240,9 +249,21 @@ impl HttpSender {
                 if timed_out {
                     body.push_str(" [hookd: timed out reading the rest of the response body]");
                 }
-                SendResult { status: Some(status), body, duration: started.elapsed(), timed_out, retry_after, signal }
+                SendResult {
+                    status: Some(status),
+                    body,
+                    duration: started.elapsed(),
+                    timed_out,
+                    retry_after,
+                    signal,
+                    headers: AttemptHeaders { sent, received },
+                }
             }
-            Err(e) => SendResult { timed_out: e.is_timeout(), ..failed(describe(&e)) },
+            Err(e) => SendResult {
+                timed_out: e.is_timeout(),
+                headers: AttemptHeaders { sent, received: None },
+                ..failed(describe(&e))
+            },
         }
     }
 }
@@ -299,6 +320,36 @@ fn build_headers(
     Ok(h)
 }
 
+/// The request's headers as a JSON object, `content-length` included (the
+/// client sets it from the body); a credential's value is `null`, never stored.
+fn sent_headers_json(headers: &HeaderMap, body_len: usize) -> String {
+    let mut map = serde_json::Map::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        let value = if is_sensitive(name.as_str()) {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::String(storable(value.as_bytes()))
+        };
+        map.insert(name.as_str().to_string(), value);
+    }
+    map.insert("content-length".into(), body_len.to_string().into());
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The response's headers as a JSON array of `[name, value]` pairs, in the
+/// order received, bounded in count and value length.
+fn response_headers_json(headers: &HeaderMap) -> String {
+    let pairs: Vec<[String; 2]> = headers
+        .iter()
+        .take(MAX_RESPONSE_HEADERS)
+        .map(|(name, value)| {
+            let v = value.as_bytes();
+            [name.as_str().to_string(), storable(&v[..v.len().min(MAX_HEADER_VALUE_BYTES)])]
+        })
+        .collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
+}
+
 /// A readable reason for a failed request, including the SSRF guard's refusal.
 fn describe(e: &reqwest::Error) -> String {
     let mut msg = if e.is_timeout() {
@@ -331,6 +382,27 @@ mod tests {
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn stored_headers_leave_credentials_out_and_are_bounded() {
+        let mut h = HeaderMap::new();
+        h.insert("webhook-id", HeaderValue::from_static("msg_1"));
+        h.insert("authorization", HeaderValue::from_static("Bearer sk_live_1"));
+        h.insert("x-api-key", HeaderValue::from_static("k"));
+        let sent: serde_json::Value = serde_json::from_str(&sent_headers_json(&h, 12)).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"webhook-id": "msg_1", "authorization": null, "x-api-key": null, "content-length": "12"})
+        );
+        let mut r = HeaderMap::new();
+        for i in 0..100 {
+            r.append(HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(), HeaderValue::from_static("v"));
+        }
+        r.insert("x-long", HeaderValue::from_str(&"a".repeat(5000)).unwrap());
+        let received: Vec<[String; 2]> = serde_json::from_str(&response_headers_json(&r)).unwrap();
+        assert_eq!(received.len(), MAX_RESPONSE_HEADERS);
+        assert!(received.iter().all(|[_, v]| v.len() <= MAX_HEADER_VALUE_BYTES));
     }
 
     #[test]

@@ -261,6 +261,18 @@ pub async fn retention(opts: RetentionBenchOptions) -> anyhow::Result<()> {
             enqueue_many(&store, chunk, move || message(&o, &a, "e0", &p, now_millis() - 1), Some(lease.clone()))
                 .await?;
         let response = "r".repeat(256);
+        // What a delivery stores: its request's and response's headers.
+        let headers = hookd_store::AttemptHeaders {
+            sent: Some(format!(
+                r#"{{"content-type":"application/json","user-agent":"hookd","webhook-id":"msg_x","webhook-timestamp":"1","webhook-signature":"v1,{sig}","svix-id":"msg_x","svix-timestamp":"1","svix-signature":"v1,{sig}","content-length":"{}"}}"#,
+                payload.len(),
+                sig = "s".repeat(44)
+            )),
+            received: Some(
+                r#"[["content-type","text/plain"],["content-length","2"],["date","Sat, 05 Dec 2026 08:00:00 GMT"]]"#
+                    .into(),
+            ),
+        };
         let outcomes: Vec<Outcome> = jobs
             .iter()
             .map(|j| Outcome {
@@ -279,6 +291,7 @@ pub async fn retention(opts: RetentionBenchOptions) -> anyhow::Result<()> {
                     response_duration_ms: 3,
                     trigger: AttemptTrigger::Scheduled,
                     created_at: now_millis(),
+                    headers: Some(headers.clone()),
                 }),
                 next: NextState::Succeeded,
                 attempts: 1,

@@ -183,6 +183,15 @@ pub trait Resources: Send + Sync + 'static {
         page: &Page,
     ) -> Result<Vec<Attempt>>;
     async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt>;
+    /// An attempt's headers (both `None` for an attempt stored before hookd
+    /// kept them); `NotFound` when there is no such attempt.
+    async fn get_attempt_headers(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<AttemptHeaders>;
     /// Deliveries of one message, with their endpoints.
     async fn list_message_destinations(
         &self,

@@ -432,6 +432,20 @@ pub struct Attempt {
     pub response_duration_ms: i64,
     pub trigger: AttemptTrigger,
     pub created_at: i64,
+    /// The request's and the response's headers, written with the attempt.
+    /// Reads of attempts leave this `None`: `get_attempt_headers` reads it.
+    pub headers: Option<AttemptHeaders>,
+}
+
+/// The headers of one attempt, as JSON text (stored as written).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptHeaders {
+    /// The request's headers, a JSON object of names to values; a credential's
+    /// value is `null` (never stored; see `hookd_core::headers::is_sensitive`).
+    pub sent: Option<String>,
+    /// The response's headers, a JSON array of `[name, value]` pairs; `None`
+    /// when no response came back.
+    pub received: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

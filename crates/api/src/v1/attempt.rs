@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
 use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
-use crate::wire::{EndpointMessageOut, MessageAttemptOut, MessageEndpointOut, MessageOut};
+use crate::wire::{EndpointMessageOut, MessageAttemptHeadersOut, MessageAttemptOut, MessageEndpointOut, MessageOut};
 use crate::AppState;
 
 fn status_filter(q: &QueryParams) -> ApiResult<Option<MessageStatus>> {
@@ -91,6 +91,17 @@ pub async fn get(
 ) -> ApiResult<Json<MessageAttemptOut>> {
     let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, &msg.id, &attempt_id).await?.into()))
+}
+
+/// The headers an attempt's request carried and its response came back with.
+pub async fn headers(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<MessageAttemptHeadersOut>> {
+    let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
+    let headers = state.resources.get_attempt_headers(auth.org_id(), &auth.app.id, &msg.id, &attempt_id).await?;
+    Ok(Json(headers.into()))
 }
 
 /// The endpoints a message went to, with each delivery's state.

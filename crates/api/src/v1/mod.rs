@@ -68,6 +68,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{msg}/content"), delete(message::expunge_content))
         .route(&format!("{msg}/cancel"), post(message::cancel))
         .route(&format!("{msg}/attempt/{{attempt_id}}"), get(attempt::get))
+        .route(&format!("{msg}/attempt/{{attempt_id}}/headers"), get(attempt::headers))
         .route(&format!("{msg}/endpoint"), get(attempt::list_attempted_destinations))
         .route(&format!("{msg}/endpoint/{{endpoint_id}}/resend"), post(attempt::resend))
         .route(&format!("{app}/attempt/endpoint/{{endpoint_id}}"), get(attempt::list_by_endpoint))

@@ -219,3 +219,56 @@ async fn recover_resends_deliveries_that_failed() {
     assert_eq!(attempts[0]["responseStatusCode"], 200);
     assert_eq!(attempts[0]["status"], 0);
 }
+
+#[tokio::test]
+async fn an_attempts_headers_are_what_was_sent_and_received_without_credentials() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    sink.reply(&[crate::support::Reply::new(202, &[("x-receiver", "r1")])]);
+    let app = server.create_app("Acme").await;
+    let body = json!({
+        "url": sink.url("/hook"),
+        "headers": {"x-tenant": "t1", "authorization": "Bearer sk_live_secret", "x-api-key": "k1"}
+    });
+    server.create_endpoint(&app, body).await;
+    let msg = text(&server.send_message(&app, "invoice.paid", json!({"amount": 1})).await["id"]);
+    let attempt = wait_for_attempts(&server, &app, &msg, 1).await.remove(0);
+    let got = sink.received().remove(0);
+
+    let path = format!("/api/v1/app/{app}/msg/{msg}/attempt/{}/headers", text(&attempt["id"]));
+    let (status, h) = server.get(&path).await;
+    assert_eq!(status, 200, "{h}");
+    let sent = h["sentHeaders"].as_object().unwrap();
+    // Exactly what the receiver got, the signature included.
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature", "svix-id", "content-type", "x-tenant"] {
+        assert_eq!(sent[name], got.header(name), "{name}: {h}");
+    }
+    assert_eq!(sent["webhook-id"], msg.as_str());
+    assert_eq!(sent["content-length"], got.body.len().to_string());
+    // Credentials: named, never stored or shown.
+    assert_eq!(h["sensitive"], json!(["authorization", "x-api-key"]), "{h}");
+    assert!(!h.to_string().contains("sk_live_secret") && !h.to_string().contains("\"k1\""), "{h}");
+    let received: Vec<(String, String)> =
+        serde_json::from_value(h["responseHeaders"].clone()).expect("[name, value] pairs");
+    assert!(received.contains(&("x-receiver".into(), "r1".into())), "{h}");
+
+    let (status, _) =
+        server.get(&format!("/api/v1/app/{app}/msg/{msg}/attempt/atmpt_2mXsYe2kTuyvCDhTMjwQwfvDQdP/headers")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_attempt_without_a_response_has_sent_headers_and_no_response_headers() {
+    let server = TestServer::spawn().await;
+    let app = server.create_app("Acme").await;
+    // Nothing listens there: the request is made, no response comes back.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    server.create_endpoint(&app, json!({"url": format!("http://{closed}/hook")})).await;
+    let msg = text(&server.send_message(&app, "invoice.paid", json!({"amount": 1})).await["id"]);
+    let attempt = wait_for_attempts(&server, &app, &msg, 1).await.remove(0);
+    let path = format!("/api/v1/app/{app}/msg/{msg}/attempt/{}/headers", text(&attempt["id"]));
+    let (status, h) = server.get(&path).await;
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(h["sentHeaders"]["webhook-id"], msg.as_str());
+    assert_eq!(h["responseHeaders"], Value::Null, "{h}");
+}

@@ -64,6 +64,26 @@ pub async fn get_attempt(
     Ok(rows::attempt(&row)?)
 }
 
+pub async fn get_attempt_headers(
+    c: &mut PgConnection,
+    org_id: &str,
+    app_id: &str,
+    msg_id: &str,
+    attempt_id: &str,
+) -> Result<AttemptHeaders> {
+    let (sent, received) = sqlx::query_as(
+        "SELECT sent_headers, response_headers FROM attempt
+         WHERE org_id = $1 AND app_id = $2 AND msg_id = $3 AND id = $4",
+    )
+    .bind(org_id)
+    .bind(app_id)
+    .bind(msg_id)
+    .bind(attempt_id)
+    .fetch_one(c)
+    .await?;
+    Ok(AttemptHeaders { sent, received })
+}
+
 pub async fn message_destinations(
     c: &mut PgConnection,
     org_id: &str,

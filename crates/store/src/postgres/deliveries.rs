@@ -133,6 +133,11 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
         outcomes.iter().filter_map(|o| o.attempt.as_ref().map(|a| (a, o.delivery_id, o.lease_token))).collect();
     let col =
         |f: fn(&Attempt) -> &str| attempts.iter().map(|(a, _, _)| storable_str(f(a)).into_owned()).collect::<Vec<_>>();
+    let header_col = |f: fn(&AttemptHeaders) -> Option<&str>| {
+        let text =
+            |(a, _, _): &(&Attempt, i64, i64)| a.headers.as_ref().and_then(f).map(|t| storable_str(t).into_owned());
+        attempts.iter().map(text).collect::<Vec<Option<String>>>()
+    };
 
     sqlx::query(
         "WITH o AS (
@@ -173,14 +178,15 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
              RETURNING d.id, o.token
          )
          INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
-             response_duration_ms, trigger_type, created_at)
+             response_duration_ms, trigger_type, created_at, sent_headers, response_headers)
          SELECT a.id, a.org_id, a.app_id, a.msg_id, a.endpoint_id, a.url, a.status, a.response_status_code,
-                a.response, a.response_duration_ms, a.trigger_type, a.created_at
+                a.response, a.response_duration_ms, a.trigger_type, a.created_at, a.sent_headers, a.response_headers
          FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::smallint[],
                      $14::integer[], $15::text[], $16::bigint[], $17::smallint[], $18::bigint[], $19::bigint[],
-                     $20::bigint[])
+                     $20::bigint[], $21::text[], $22::text[])
                   AS a(id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
-                       response_duration_ms, trigger_type, created_at, delivery_id, token)
+                       response_duration_ms, trigger_type, created_at, delivery_id, token, sent_headers,
+                       response_headers)
          WHERE (a.delivery_id, a.token) IN (SELECT id, token FROM updated)
          ON CONFLICT (id) DO NOTHING",
     )
@@ -204,6 +210,8 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
     .bind(attempts.iter().map(|(a, _, _)| a.created_at).collect::<Vec<i64>>())
     .bind(attempts.iter().map(|(_, d, _)| *d).collect::<Vec<i64>>())
     .bind(attempts.iter().map(|(_, _, t)| *t).collect::<Vec<i64>>())
+    .bind(header_col(|h| h.sent.as_deref()))
+    .bind(header_col(|h| h.received.as_deref()))
     .execute(c)
     .await?;
     Ok(())

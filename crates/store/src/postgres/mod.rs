@@ -47,6 +47,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_status_tracking", include_str!("../../migrations/postgres/0008_status_tracking.sql")),
     ("0009_source_schedule", include_str!("../../migrations/postgres/0009_source_schedule.sql")),
     ("0010_one_time_token", include_str!("../../migrations/postgres/0010_one_time_token.sql")),
+    ("0011_attempt_headers", include_str!("../../migrations/postgres/0011_attempt_headers.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -212,6 +212,7 @@ pub fn attempt(r: &PgRow) -> RowResult<Attempt> {
         response_duration_ms: r.try_get(9)?,
         trigger: AttemptTrigger::from_i64(r.try_get::<i16, _>(10)?.into()).unwrap_or(AttemptTrigger::Scheduled),
         created_at: r.try_get(11)?,
+        headers: None,
     })
 }
 

@@ -235,6 +235,16 @@ impl Resources for PostgresStore {
         attempts::get_attempt(&mut *self.conn().await?, org_id, app_id, msg_id, attempt_id).await
     }
 
+    async fn get_attempt_headers(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<AttemptHeaders> {
+        attempts::get_attempt_headers(&mut *self.conn().await?, org_id, app_id, msg_id, attempt_id).await
+    }
+
     async fn list_message_destinations(
         &self,
         org_id: &str,

@@ -58,6 +58,22 @@ pub fn get_attempt(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, att
     .query_row(params![org_id, app_id, msg_id, attempt_id], rows::attempt)?)
 }
 
+pub fn get_attempt_headers(
+    c: &Connection,
+    org_id: &str,
+    app_id: &str,
+    msg_id: &str,
+    attempt_id: &str,
+) -> Result<AttemptHeaders> {
+    Ok(c.prepare_cached(
+        "SELECT sent_headers, response_headers FROM attempt
+         WHERE org_id = ?1 AND app_id = ?2 AND msg_id = ?3 AND id = ?4",
+    )?
+    .query_row(params![org_id, app_id, msg_id, attempt_id], |r| {
+        Ok(AttemptHeaders { sent: r.get(0)?, received: r.get(1)? })
+    })?)
+}
+
 pub fn message_destinations(
     c: &Connection,
     org_id: &str,

@@ -110,8 +110,8 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
     // An attempt already stored is skipped: recording a batch again is harmless.
     let mut insert = c.prepare_cached(
         "INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
-             response_duration_ms, trigger_type, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING",
+             response_duration_ms, trigger_type, created_at, sent_headers, response_headers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING",
     )?;
     for o in outcomes {
         let n = update.execute(params![
@@ -140,7 +140,9 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
                 storable_str(&a.response),
                 a.response_duration_ms,
                 a.trigger as i64,
-                a.created_at
+                a.created_at,
+                a.headers.as_ref().and_then(|h| h.sent.as_deref()).map(storable_str),
+                a.headers.as_ref().and_then(|h| h.received.as_deref()).map(storable_str)
             ])?;
         }
     }

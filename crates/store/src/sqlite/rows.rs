@@ -200,6 +200,7 @@ pub fn attempt(r: &Row) -> rusqlite::Result<Attempt> {
         response_duration_ms: r.get(9)?,
         trigger: hookd_core::AttemptTrigger::from_i64(r.get(10)?).unwrap_or(hookd_core::AttemptTrigger::Scheduled),
         created_at: r.get(11)?,
+        headers: None,
     })
 }
 

@@ -254,6 +254,17 @@ impl Resources for SqliteStore {
         self.read(move |c| attempts::get_attempt(c, &org, &app, &msg, &id)).await
     }
 
+    async fn get_attempt_headers(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<AttemptHeaders> {
+        let (org, app, msg, id) = (s(org_id), s(app_id), s(msg_id), s(attempt_id));
+        self.read(move |c| attempts::get_attempt_headers(c, &org, &app, &msg, &id)).await
+    }
+
     async fn list_message_destinations(
         &self,
         org_id: &str,

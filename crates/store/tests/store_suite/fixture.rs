@@ -171,6 +171,7 @@ impl Fixture {
             response_duration_ms: 3,
             trigger: hookd_core::AttemptTrigger::Scheduled,
             created_at: now_millis(),
+            headers: None,
         }
     }
 }

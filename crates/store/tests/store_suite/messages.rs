@@ -198,6 +198,10 @@ pub async fn attempts_list_by_filter(f: Fixture) {
         let delivery = destinations(m).await.into_iter().find(|(_, e)| e.id == ep.id).unwrap().0;
         let mut attempt = f.attempt(&m.id, ep, *code);
         attempt.created_at = base + 10 * i as i64;
+        if i == 1 {
+            let sent = Some(r#"{"webhook-id":"msg_1","authorization":null}"#.to_string());
+            attempt.headers = Some(AttemptHeaders { sent, received: Some(r#"[["x-r","1"]]"#.into()) });
+        }
         made.push(attempt.clone());
         let next = if *code == 200 { NextState::Succeeded } else { NextState::Failed };
         outcomes.push(Outcome { delivery_id: delivery.id, lease_token: 1, attempt: Some(attempt), next, attempts: 1 });
@@ -255,6 +259,15 @@ pub async fn attempts_list_by_filter(f: Fixture) {
     assert_eq!((got.url.as_str(), got.response_duration_ms, got.created_at), (b.url.as_str(), 3, base + 10));
     let wrong_message = f.store.get_attempt(&f.org, &f.app, &m2.id, &made[1].id).await;
     assert!(matches!(wrong_message, Err(StoreError::NotFound)), "{wrong_message:?}");
+
+    // Headers are written with the attempt and read on their own.
+    assert!(got.headers.is_none(), "reads of attempts leave the headers out");
+    let headers = f.store.get_attempt_headers(&f.org, &f.app, &m1.id, &made[1].id).await.unwrap();
+    assert_eq!(Some(headers), made[1].headers);
+    let none = f.store.get_attempt_headers(&f.org, &f.app, &m1.id, &made[0].id).await.unwrap();
+    assert_eq!(none, AttemptHeaders::default());
+    let elsewhere = f.store.get_attempt_headers("org_other", &f.app, &m1.id, &made[1].id).await;
+    assert!(matches!(elsewhere, Err(StoreError::NotFound)), "{elsewhere:?}");
 }
 
 pub async fn deliveries_list_by_message_and_by_endpoint(f: Fixture) {

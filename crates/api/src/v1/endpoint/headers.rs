@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
+use hookd_core::headers::is_sensitive;
 use hookd_store::EndpointChange;
 
 use super::{change_endpoint, load_endpoint, validate_headers};
@@ -29,14 +30,6 @@ pub struct EndpointHeadersPatchIn {
     pub headers: BTreeMap<String, Option<String>>,
     #[serde(default)]
     pub delete_headers: Vec<String>,
-}
-
-/// Headers whose values are credentials: listed as sensitive, values not shown.
-fn is_sensitive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "authorization"
-        || n == "cookie"
-        || ["token", "secret", "key", "password", "auth"].iter().any(|w| n.contains(w))
 }
 
 pub async fn get(

@@ -124,11 +124,7 @@ async fn example_payload(state: &AppState, org_id: &str, input: &EventExampleIn)
     };
     let schemas: serde_json::Value =
         et.schemas.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-    let newest = schemas
-        .as_object()
-        .and_then(|m| m.iter().max_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0)).map(|(_, v)| v.clone()));
-    let example = newest
-        .as_ref()
+    let example = hookd_core::schema::latest(&schemas)
         .and_then(|s| s.get("examples"))
         .and_then(|e| e.get(input.example_index.unwrap_or(0)))
         .filter(|e| e.is_object())
