@@ -105,6 +105,10 @@ pub trait Resources: Send + Sync + 'static {
     async fn get_org(&self, id: &str) -> Result<Organization>;
     async fn insert_org(&self, org: Organization) -> Result<()>;
     async fn update_org(&self, org: Organization) -> Result<()>;
+    /// The organisation's portal settings (JSON), `None` when never set;
+    /// `NotFound` when there is no such organisation.
+    async fn get_portal_settings(&self, org_id: &str) -> Result<Option<String>>;
+    async fn set_portal_settings(&self, org_id: &str, settings: Option<String>) -> Result<()>;
     /// Removes the organisation with everything in it (its operational
     /// webhooks too); the audit trail keeps its entries.
     async fn delete_org(&self, id: &str) -> Result<()>;

@@ -10,6 +10,7 @@ pub mod management;
 pub mod message;
 pub mod operational;
 pub mod portal;
+pub mod settings;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -105,6 +106,8 @@ pub fn router() -> Router<AppState> {
             get(management::get_token).put(management::update_token).patch(management::update_token),
         )
         .route("/api/v1/management/authentication/{env_id}/api-token/{key_id}/expire", post(management::expire_token))
+        .route("/api/v1/management/environment-settings", get(settings::get).put(settings::put).patch(settings::patch))
+        .route("/api/v1/environment/settings", get(settings::environment))
         .route("/api/v1/background-task", get(background_task::list))
         .route("/api/v1/background-task/{task_id}", get(background_task::get))
 }

@@ -48,6 +48,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_source_schedule", include_str!("../../migrations/postgres/0009_source_schedule.sql")),
     ("0010_one_time_token", include_str!("../../migrations/postgres/0010_one_time_token.sql")),
     ("0011_attempt_headers", include_str!("../../migrations/postgres/0011_attempt_headers.sql")),
+    ("0012_portal_settings", include_str!("../../migrations/postgres/0012_portal_settings.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -70,6 +70,14 @@ impl Resources for PostgresStore {
         tokens::insert_org(&mut *self.conn().await?, &org).await
     }
 
+    async fn get_portal_settings(&self, org_id: &str) -> Result<Option<String>> {
+        tokens::get_portal_settings(&mut *self.conn().await?, org_id).await
+    }
+
+    async fn set_portal_settings(&self, org_id: &str, settings: Option<String>) -> Result<()> {
+        tokens::set_portal_settings(&mut *self.conn().await?, org_id, settings.as_deref()).await
+    }
+
     async fn update_org(&self, org: Organization) -> Result<()> {
         tokens::update_org(&mut *self.conn().await?, &org).await
     }

@@ -157,6 +157,24 @@ pub async fn get_org(c: &mut PgConnection, id: &str) -> Result<Organization> {
     Ok(org_row(&row)?)
 }
 
+pub async fn get_portal_settings(c: &mut PgConnection, org_id: &str) -> Result<Option<String>> {
+    let settings =
+        sqlx::query_scalar("SELECT portal_settings FROM organization WHERE id = $1").bind(org_id).fetch_one(c).await?;
+    Ok(settings)
+}
+
+pub async fn set_portal_settings(c: &mut PgConnection, org_id: &str, settings: Option<&str>) -> Result<()> {
+    let done = sqlx::query("UPDATE organization SET portal_settings = $2 WHERE id = $1")
+        .bind(org_id)
+        .bind(settings)
+        .execute(c)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 pub async fn insert_org(c: &mut PgConnection, o: &Organization) -> Result<()> {
     sqlx::query(&format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
         .bind(&o.id)

@@ -45,6 +45,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_source_schedule", include_str!("../../migrations/sqlite/0009_source_schedule.sql")),
     ("0010_one_time_token", include_str!("../../migrations/sqlite/0010_one_time_token.sql")),
     ("0011_attempt_headers", include_str!("../../migrations/sqlite/0011_attempt_headers.sql")),
+    ("0012_portal_settings", include_str!("../../migrations/sqlite/0012_portal_settings.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

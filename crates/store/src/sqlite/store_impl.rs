@@ -55,6 +55,15 @@ impl Resources for SqliteStore {
         self.write(move |c| tokens::insert_org(c, &org)).await
     }
 
+    async fn get_portal_settings(&self, org_id: &str) -> Result<Option<String>> {
+        self.read_point(|c| tokens::get_portal_settings(c, org_id))
+    }
+
+    async fn set_portal_settings(&self, org_id: &str, settings: Option<String>) -> Result<()> {
+        let org = s(org_id);
+        self.write(move |c| tokens::set_portal_settings(c, &org, settings.as_deref())).await
+    }
+
     async fn update_org(&self, org: Organization) -> Result<()> {
         self.write(move |c| tokens::update_org(c, &org)).await
     }

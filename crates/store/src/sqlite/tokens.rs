@@ -141,6 +141,18 @@ pub fn get_org(c: &Connection, id: &str) -> Result<Organization> {
     Ok(c.prepare_cached(&format!("SELECT {ORG_COLUMNS} FROM organization WHERE id = ?1"))?.query_row([id], org_row)?)
 }
 
+pub fn get_portal_settings(c: &Connection, org_id: &str) -> Result<Option<String>> {
+    Ok(c.prepare_cached("SELECT portal_settings FROM organization WHERE id = ?1")?.query_row([org_id], |r| r.get(0))?)
+}
+
+pub fn set_portal_settings(c: &Connection, org_id: &str, settings: Option<&str>) -> Result<()> {
+    let n = c.execute("UPDATE organization SET portal_settings = ?2 WHERE id = ?1", params![org_id, settings])?;
+    if n == 0 {
+        return Err(crate::StoreError::NotFound);
+    }
+    Ok(())
+}
+
 pub fn insert_org(c: &Connection, o: &Organization) -> Result<()> {
     c.execute(
         &format!("INSERT INTO organization ({ORG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
