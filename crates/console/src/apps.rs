@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::seg;
-use crate::html::{act, can_write, csrf, failed, iterator_query, page, pager, text};
+use crate::html::{act, can_write, csrf, failed, iterator_query, may, page, pager, text, MANAGE_ENDPOINT};
 use crate::session::Session;
 use crate::Console;
 
@@ -174,7 +174,7 @@ pub async fn detail(
                 button type="submit" class="secondary" { "Save" }
             }
         }
-        @if can_write(&s) {
+        @if may(&s, MANAGE_ENDPOINT) {
             form method="post" action={ (base) "/endpoints" } class="card" {
                 h2 { "New endpoint" }
                 (csrf(&s))

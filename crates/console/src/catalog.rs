@@ -1,5 +1,4 @@
-//! Event types (with their schemas and examples), the audit log, and
-//! inbound sources with their request log: read-only pages.
+//! The audit log, and inbound sources with their request log: read-only pages.
 
 use std::collections::HashMap;
 
@@ -8,47 +7,11 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use crate::client::seg;
-use crate::html::{failed, iterator_query, page, pager, pretty, text};
+use crate::html::{failed, iterator_query, page, pager, text};
 use crate::session::Session;
 use crate::Console;
 
 const PAGE: usize = 50;
-
-pub async fn event_types(State(c): State<Console>, s: Session, Query(q): Query<HashMap<String, String>>) -> Response {
-    let types =
-        c.api.get(&s, &format!("/api/v1/event-type?limit={PAGE}&with_content=true{}", iterator_query(&q))).await;
-    if !types.ok() {
-        return failed(&s, "Event types", &types);
-    }
-    let body = html! {
-        h1 { "Event types" }
-        @for t in types.body["data"].as_array().into_iter().flatten() {
-            section class="card" aria-labelledby={ "t-" (text(t, "name")) } {
-                h2 id={ "t-" (text(t, "name")) } { code { (text(t, "name")) } @if t["archived"] == true { " " span class="badge" { "archived" } } }
-                p { (text(t, "description")) }
-                @if let Some(schemas) = t["schemas"].as_object().filter(|m| !m.is_empty()) {
-                    @for (version, schema) in schemas {
-                        details {
-                            summary { "Schema, version " (version) }
-                            pre { (pretty(schema)) }
-                        }
-                        @if let Some(example) = schema["examples"].as_array().and_then(|e| e.first()) {
-                            details {
-                                summary { "Example, version " (version) }
-                                pre { (pretty(example)) }
-                            }
-                        }
-                    }
-                } @else {
-                    p class="help" { "No schema." }
-                }
-            }
-        }
-        @if types.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No event types." } }
-        (pager(&types.body, &format!("{}/event-types", s.base), q.contains_key("iterator")))
-    };
-    page(&s, "Event types", None, body).into_response()
-}
 
 pub async fn audit(State(c): State<Console>, s: Session, Query(q): Query<HashMap<String, String>>) -> Response {
     let entries = c.api.get(&s, &format!("/api/v1/audit?limit={PAGE}{}", iterator_query(&q))).await;

@@ -13,7 +13,9 @@ use serde_json::{json, Map, Value};
 
 use crate::apps::event_types;
 use crate::client::seg;
-use crate::html::{act, can_write, csrf, failed, page, text, Flash};
+use crate::html::{
+    act, csrf, failed, may, page, text, Flash, CREATE_ATTEMPTS, MANAGE_ENDPOINT, MANAGE_SECRET, VIEW_SECRET,
+};
 use crate::session::Session;
 use crate::Console;
 
@@ -62,7 +64,6 @@ fn done_flash(q: &HashMap<String, String>) -> Option<Flash> {
         "rotated" => "The secret was rotated; the previous one stays valid for 24 hours.",
         "enabled" => "The endpoint is enabled.",
         "disabled" => "The endpoint is disabled: messages wait for it.",
-        "sent" => "A test event was sent; its attempt appears below.",
         "saved" => "Saved.",
         _ => return None,
     }))
@@ -79,6 +80,7 @@ pub async fn detail(
     if !ep.ok() {
         return failed(&s, "Endpoint", &ep);
     }
+    let can_view_secret = may(&s, VIEW_SECRET) || (s.role == "read-only" && s.app.is_none());
     let secret = if q.contains_key("reveal") { Some(c.api.get(&s, &format!("{path}/secret")).await) } else { None };
     let attempts = c.api.get(&s, &format!("/api/v1/app/{}/attempt/endpoint/{}?limit=20", seg(&app), seg(&ep_id))).await;
     let types = event_types(&c, &s).await;
@@ -107,24 +109,29 @@ pub async fn detail(
                         @match &secret {
                             Some(a) if a.ok() => { code { (text(&a.body, "key")) } }
                             Some(a) => { (a.detail()) }
-                            None => { a href={ (base) "?reveal=1" } { "Reveal" } }
+                            None if can_view_secret => { a href={ (base) "?reveal=1" } { "Reveal" } }
+                            None => { span class="help" { "hidden" } }
                         }
                     }
                 }
             }
         }
-        @if can_write(&s) {
-            div class="actions" {
+        div class="actions" {
+            @if may(&s, MANAGE_SECRET) {
                 form method="post" action={ (base) "/rotate" } class="inline" {
                     (csrf(&s)) button type="submit" class="secondary" { "Rotate secret" }
                 }
                 " "
+            }
+            @if may(&s, MANAGE_ENDPOINT) {
                 form method="post" action={ (base) "/toggle" } class="inline" {
                     (csrf(&s))
                     input type="hidden" name="disabled" value=(if disabled { "false" } else { "true" });
                     button type="submit" class="secondary" { @if disabled { "Enable" } @else { "Disable" } }
                 }
             }
+        }
+        @if may(&s, CREATE_ATTEMPTS) {
             form method="post" action={ (base) "/test" } class="card" {
                 h2 { "Send a test event" }
                 (csrf(&s))
@@ -134,11 +141,12 @@ pub async fn detail(
                 }
                 @if types.is_empty() { p class="help" { "Define an event type first: a test event is one of its examples." } }
                 button type="submit" { "Send example" }
+                p { a href={ (base) "/testing" } { "Testing console" } ": edit the payload and check it against the event type's schema first." }
             }
         }
-        @if can_write(&s) { (edit_forms(&s, &base, e, &types, &headers.body)) }
+        @if may(&s, MANAGE_ENDPOINT) { (edit_forms(&s, &base, e, &types, &headers.body)) }
         @if stats.ok() { (stats_chart(&stats.body)) }
-        @if can_write(&s) {
+        @if may(&s, CREATE_ATTEMPTS) {
             div class="card" {
                 h2 { "Recover and replay" }
                 p class="help" { "Times are UTC. Recover resends every message that failed to reach this endpoint since then; replay sends the ones it never got." }
@@ -234,16 +242,14 @@ pub async fn send_test(
         return r.into_response();
     }
     let path = format!("/api/v1/app/{}/endpoint/{}/send-example", seg(&app), seg(&ep));
-    act(
-        &c,
-        &s,
-        Method::POST,
-        &path,
-        &json!({ "eventType": one(&f, "eventType") }),
-        "The test event was not sent",
-        format!("{}/apps/{}/endpoints/{}?done=sent", s.base, seg(&app), seg(&ep)),
-    )
-    .await
+    let sent = c.api.send(&s, Method::POST, &path, &json!({ "eventType": one(&f, "eventType") })).await;
+    if !sent.ok() {
+        return failed(&s, "The test event was not sent", &sent);
+    }
+    // The message page follows the attempt as it arrives.
+    let msg = seg(text(&sent.body, "id"));
+    Redirect::to(&format!("{}/apps/{}/msgs/{msg}?watch={}", s.base, seg(&app), crate::testing::WATCH_RELOADS))
+        .into_response()
 }
 
 /// The endpoint's deliveries by state, as bars (SVG: no inline styles, which

@@ -23,19 +23,32 @@ impl Flash {
     }
 }
 
-fn shell(base: &str, title: &str, nav: Markup, flash: Option<Flash>, body: Markup) -> Markup {
+/// What a page may add to its `head`.
+#[derive(Default)]
+pub struct Head {
+    /// Reload the page (or go to this URL) after a second: how a page follows
+    /// something happening without scripts.
+    pub reload: Option<String>,
+    /// A portal's theme (its organisation's portal settings): its stylesheet,
+    /// logo and display name.
+    pub theme: Option<Value>,
+}
+
+fn shell(base: &str, title: &str, nav: Markup, flash: Option<Flash>, body: Markup, extra: Head) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(url) = &extra.reload { meta http-equiv="refresh" content={ "1; url=" (url) }; }
                 title { (title) " · hookd" }
                 link rel="stylesheet" href={ (base) "/style.css" };
+                @if extra.theme.is_some() { link rel="stylesheet" href="/portal/theme.css"; }
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }
-                header { span class="brand" { "hookd" } (nav) }
+                header { (brand(extra.theme.as_ref())) (nav) }
                 main id="main" {
                     @if let Some(f) = flash {
                         p class=(if f.error { "flash error" } else { "flash done" }) role=(if f.error { "alert" } else { "status" }) {
@@ -49,12 +62,30 @@ fn shell(base: &str, title: &str, nav: Markup, flash: Option<Flash>, body: Marku
     }
 }
 
+/// The header's name: a portal's logo and display name, else hookd's.
+fn brand(theme: Option<&Value>) -> Markup {
+    let theme = theme.unwrap_or(&Value::Null);
+    let name = theme["displayName"].as_str().filter(|n| !n.is_empty());
+    let logo = theme["logoUrl"].as_str().filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+    html! {
+        span class="brand" {
+            @if let Some(logo) = logo { img class="logo" src=(logo) alt=(if name.is_some() { "" } else { "Logo" }); }
+            (name.unwrap_or(if logo.is_some() { "" } else { "hookd" }))
+        }
+    }
+}
+
 pub fn page_signed_out(base: &str, title: &str, flash: Option<Flash>, body: Markup) -> Markup {
-    shell(base, title, html! {}, flash, body)
+    shell(base, title, html! {}, flash, body, Head::default())
 }
 
 pub fn page(session: &Session, title: &str, flash: Option<Flash>, body: Markup) -> Markup {
+    page_with(session, title, flash, body, Head::default())
+}
+
+pub fn page_with(session: &Session, title: &str, flash: Option<Flash>, body: Markup, mut extra: Head) -> Markup {
     if let Some(app) = &session.app {
+        extra.theme = Some(session.theme.clone());
         let app = crate::client::seg(app);
         let nav = html! {
             nav aria-label="Main" {
@@ -67,7 +98,7 @@ pub fn page(session: &Session, title: &str, flash: Option<Flash>, body: Markup) 
                 }
             }
         };
-        return shell(session.base, title, nav, flash, body);
+        return shell(session.base, title, nav, flash, body, extra);
     }
     let nav = html! {
         nav aria-label="Main" {
@@ -81,7 +112,7 @@ pub fn page(session: &Session, title: &str, flash: Option<Flash>, body: Markup) 
             }
         }
     };
-    shell(session.base, title, nav, flash, body)
+    shell(session.base, title, nav, flash, body, extra)
 }
 
 /// The hidden CSRF field of a form.
@@ -94,6 +125,18 @@ pub fn csrf(session: &Session) -> Markup {
 pub fn can_write(session: &Session) -> bool {
     session.role != "read-only"
 }
+
+/// Whether the session may change things and holds one of `caps` (a portal
+/// session's capabilities; an organisation's session holds them all).
+pub fn may(session: &Session, caps: &[&str]) -> bool {
+    can_write(session)
+        && session.capabilities.as_ref().is_none_or(|held| caps.iter().any(|c| held.iter().any(|h| h == c)))
+}
+
+pub const MANAGE_ENDPOINT: &[&str] = &["ManageEndpoint"];
+pub const MANAGE_SECRET: &[&str] = &["ManageEndpointSecret", "ManageEndpoint"];
+pub const VIEW_SECRET: &[&str] = &["ViewEndpointSecret", "ManageEndpointSecret", "ManageEndpoint"];
+pub const CREATE_ATTEMPTS: &[&str] = &["CreateAttempts"];
 
 /// An API error as a page.
 pub fn failed(session: &Session, what: &str, answer: &Answer) -> Response {
@@ -171,23 +214,23 @@ const STYLE: &str = r#"
 :root { --fg: #1b1f24; --muted: #4a5260; --bg: #ffffff; --line: #d0d7de; --accent: #0b57d0; --bad: #a40e26; --good: #116329; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg); }
-header { display: flex; align-items: center; gap: 2rem; padding: .6rem 1.5rem; border-bottom: 1px solid var(--line); }
+header { display: flex; align-items: center; gap: 2rem; padding: .6rem 1.5rem; border-bottom: 2px solid var(--nav, var(--line)); }
 .brand { font-weight: 700; }
 header nav { display: flex; gap: 1.2rem; align-items: center; flex: 1; }
 header nav form { margin-left: auto; }
 main { max-width: 72rem; margin: 0 auto; padding: 1.5rem; }
-a { color: var(--accent); }
+a { color: var(--link, var(--accent)); }
 a:focus, button:focus, input:focus, select:focus, textarea:focus { outline: 3px solid #f0b400; outline-offset: 2px; }
 .skip { position: absolute; left: -10000px; }
 .skip:focus { left: 1rem; top: .5rem; background: #fff; padding: .3rem; }
 table { width: 100%; border-collapse: collapse; margin: 1rem 0; }
 th, td { text-align: left; padding: .45rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
-.card { border: 1px solid var(--line); border-radius: 6px; padding: 1rem 1.2rem; margin: 1rem 0; max-width: 44rem; }
+.card { border: 1px solid var(--line); border-radius: var(--radius-card, 6px); padding: 1rem 1.2rem; margin: 1rem 0; max-width: 44rem; }
 label { display: block; font-weight: 600; margin: .6rem 0 .2rem; }
-input, select, textarea { font: inherit; padding: .35rem .5rem; border: 1px solid #8c959f; border-radius: 4px; width: 100%; max-width: 36rem; }
+input, select, textarea { font: inherit; padding: .35rem .5rem; border: 1px solid #8c959f; border-radius: var(--radius-input, 4px); width: 100%; max-width: 36rem; }
 textarea { min-height: 8rem; font-family: ui-monospace, monospace; }
-button { font: inherit; padding: .4rem .9rem; margin-top: .8rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; border-radius: 4px; cursor: pointer; }
+button { font: inherit; padding: .4rem .9rem; margin-top: .8rem; border: 1px solid var(--button, var(--accent)); background: var(--button, var(--accent)); color: #fff; border-radius: var(--radius-button, 4px); cursor: pointer; }
 button.secondary { background: #fff; color: var(--accent); }
 button.link { background: none; border: none; color: var(--accent); padding: 0; margin: 0; text-decoration: underline; }
 form.inline { display: inline; }
@@ -201,9 +244,10 @@ td form.inline button { margin-top: 0; }
 .flash.error { background: #ffebe9; color: var(--bad); border: 1px solid #ff8182; }
 .flash.done { background: #dafbe1; color: var(--good); border: 1px solid #4ac26b; }
 .pager { display: flex; gap: 1.5rem; }
-pre { background: #f6f8fa; padding: .8rem; overflow: auto; border-radius: 4px; }
+pre { background: var(--bg2, #f6f8fa); padding: .8rem; overflow: auto; border-radius: 4px; }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: .85em; border: 1px solid var(--line); }
 .badge.bad { color: var(--bad); border-color: var(--bad); }
 .badge.good { color: var(--good); border-color: var(--good); }
 code { font-family: ui-monospace, monospace; }
+.brand img.logo { height: 1.8rem; vertical-align: middle; margin-right: .5rem; }
 "#;

@@ -2,7 +2,9 @@
 //! management API. Every page calls the API in-process with the signed-in
 //! token, so what the console shows and changes is exactly what that token may
 //! see and change through the API (organisation isolation, roles, validation,
-//! the audit trail). No page needs JavaScript.
+//! the audit trail). No page needs JavaScript. One signs in with an API token,
+//! or through an OpenID Connect provider ([`oidc`]), which yields a short-lived
+//! token of the organisation and role one's groups map to.
 //!
 //! Security: the session cookie is httpOnly, `SameSite=Strict`, limited to
 //! `/console` (and `Secure` behind an https public URL); every form carries a
@@ -13,10 +15,14 @@ mod apps;
 mod catalog;
 mod client;
 mod endpoints;
+mod event_types;
 mod html;
 mod messages;
+pub mod oidc;
 mod session;
 mod tasks;
+mod testing;
+mod theme;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -28,7 +34,8 @@ use axum::Router;
 pub use client::Api;
 
 /// What the console needs: the API router it calls, whether cookies must be
-/// `Secure` (the public URL is https), and who may frame the portal.
+/// `Secure` (the public URL is https), who may frame the portal, and single
+/// sign-on when it is set up.
 #[derive(Clone)]
 pub struct Console {
     pub api: Api,
@@ -36,6 +43,8 @@ pub struct Console {
     /// The portal's CSP `frame-ancestors` (e.g. `https://app.example.com`);
     /// `'none'` forbids embedding it.
     pub portal_frame_ancestors: String,
+    /// Single sign-on with an OpenID Connect provider, when set up.
+    pub sso: Option<std::sync::Arc<oidc::Sso>>,
 }
 
 pub fn router(console: Console) -> Router {
@@ -44,9 +53,14 @@ pub fn router(console: Console) -> Router {
         .route("/console/style.css", get(html::stylesheet))
         .route("/console/login", get(session::login_page).post(session::login))
         .route("/console/logout", post(session::logout))
+        .route("/console/oidc/login", get(oidc::login))
+        .route("/console/oidc/callback", get(oidc::callback))
         .route("/console/apps", get(apps::list).post(apps::create))
         .route("/console/apps/find", get(apps::find))
         .route("/console/apps/{app}/edit", post(apps::rename))
+        .route("/console/event-types", post(event_types::create))
+        .route("/console/event-types/{name}", get(event_types::edit_page).post(event_types::save))
+        .route("/console/event-types/{name}/archive", post(event_types::archive))
         .route("/console/audit", get(catalog::audit))
         .route("/console/sources", get(catalog::sources))
         .route("/console/sources/{src}", get(catalog::source))
@@ -54,6 +68,7 @@ pub fn router(console: Console) -> Router {
         // The application portal: the same pages for one application, opened
         // through a portal link.
         .route("/portal/style.css", get(html::stylesheet))
+        .route("/portal/theme.css", get(theme::stylesheet))
         .route("/portal/login", get(session::portal_login))
         .route("/portal/logout", post(session::portal_logout))
         .route("/portal/apps", get(apps::list))
@@ -73,6 +88,7 @@ fn application_routes(base: &str) -> Router<Console> {
         .route(&format!("{ep}/rotate"), post(endpoints::rotate))
         .route(&format!("{ep}/toggle"), post(endpoints::toggle))
         .route(&format!("{ep}/test"), post(endpoints::send_test))
+        .route(&format!("{ep}/testing"), get(testing::form).post(testing::submit))
         .route(&format!("{ep}/edit"), post(endpoints::edit))
         .route(&format!("{ep}/headers"), post(endpoints::set_headers))
         .route(&format!("{ep}/recover"), post(tasks::recover))
@@ -80,8 +96,9 @@ fn application_routes(base: &str) -> Router<Console> {
         .route(&format!("{app}/msgs"), get(messages::list))
         .route(&format!("{app}/msgs/{{msg}}"), get(messages::detail))
         .route(&format!("{app}/msgs/{{msg}}/resend/{{ep}}"), post(messages::resend))
+        .route(&format!("{app}/msgs/{{msg}}/attempts/{{attempt}}"), get(messages::attempt))
         .route(&format!("{base}/tasks/{{task}}"), get(tasks::task))
-        .route(&format!("{base}/event-types"), get(catalog::event_types))
+        .route(&format!("{base}/event-types"), get(event_types::list))
 }
 
 /// A form posted from another site's page (its `Origin` is not this host) is
@@ -99,10 +116,15 @@ async fn security_headers(
     let mut resp = next.run(req).await.into_response();
     let h = resp.headers_mut();
     let frame_ancestors = if portal { console.portal_frame_ancestors.as_str() } else { "'none'" };
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-         frame-ancestors {frame_ancestors}; base-uri 'none'"
-    );
+    // A portal's theme may load its logo, font stylesheet and fonts from the
+    // organisation's https hosts; scripts stay forbidden everywhere.
+    let assets = if portal {
+        "style-src 'self' https:; img-src 'self' data: https:; font-src https:"
+    } else {
+        "style-src 'self'; img-src 'self' data:"
+    };
+    let csp =
+        format!("default-src 'none'; {assets}; form-action 'self'; frame-ancestors {frame_ancestors}; base-uri 'none'");
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }

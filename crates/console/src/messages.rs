@@ -10,9 +10,12 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use crate::client::seg;
-use crate::html::{act, can_write, csrf, failed, iterator_query, page, pager, pretty, text, Flash};
+use crate::client::{seg, Answer};
+use crate::html::{
+    act, csrf, failed, iterator_query, may, page, page_with, pager, pretty, text, Flash, Head, CREATE_ATTEMPTS,
+};
 use crate::session::Session;
+use crate::testing::WATCH_RELOADS;
 use crate::Console;
 
 const PAGE: usize = 50;
@@ -99,9 +102,27 @@ pub async fn detail(
         return failed(&s, "Message", &msg);
     }
     let destinations = c.api.get(&s, &format!("{path}/endpoint?limit=100")).await;
-    let attempts = c.api.get(&s, &format!("/api/v1/app/{}/attempt/msg/{}?limit=100", seg(&app), seg(&msg_id))).await;
+    let attempts_path =
+        format!("/api/v1/app/{}/attempt/msg/{}?limit={PAGE}{}", seg(&app), seg(&msg_id), iterator_query(&q));
+    let attempts = c.api.get(&s, &attempts_path).await;
     let m = &msg.body;
-    let flash = q.get("done").filter(|d| *d == "resent").map(|_| Flash::done("Sent again; the attempt appears below."));
+    let here = format!("{}/apps/{}/msgs/{}", s.base, seg(&app), seg(&msg_id));
+    let listed = |a: &Answer| a.body["data"].as_array().cloned().unwrap_or_default();
+    let (destinations_list, attempts_list) = (listed(&destinations), listed(&attempts));
+    // Following a test event: reload until its first attempt is in (or a minute).
+    let watch = q.get("watch").and_then(|w| w.parse::<u32>().ok()).unwrap_or(0).min(WATCH_RELOADS);
+    let waiting =
+        attempts_list.is_empty() && destinations_list.iter().any(|d| matches!(d["status"].as_i64(), Some(1 | 3)));
+    let reload = (watch > 0 && waiting).then(|| format!("{here}?watch={}", watch - 1));
+    let flash = if reload.is_some() {
+        Some(Flash::done("Sent. Waiting for the attempt: this page reloads every second."))
+    } else if q.contains_key("watch") && !attempts_list.is_empty() {
+        Some(Flash::done("The attempt is in: see it below."))
+    } else if q.contains_key("watch") {
+        Some(Flash::error("No attempt yet: the endpoint may be disabled or held back. Reload to look again."))
+    } else {
+        q.get("done").filter(|d| *d == "resent").map(|_| Flash::done("Sent again; the attempt appears below."))
+    };
     let body = html! {
         p { @if s.app.is_none() { a href={ (s.base) "/apps" } { "Applications" } " / " } a href={ (s.base) "/apps/" (seg(&app)) "/msgs" } { "Messages" } " / " (msg_id) }
         h1 { (text(m, "eventType")) }
@@ -112,14 +133,14 @@ pub async fn detail(
         table {
             thead { tr { th scope="col" { "Endpoint" } th scope="col" { "Status" } th scope="col" { "Next attempt" } th scope="col" { span class="visually-hidden" { "Actions" } } } }
             tbody {
-                @for d in destinations.body["data"].as_array().into_iter().flatten() {
+                @for d in &destinations_list {
                     tr {
                         td { a href={ (s.base) "/apps/" (seg(&app)) "/endpoints/" (seg(text(d, "id"))) } { (text(d, "url")) } }
                         td { (attempt_status(d)) }
                         td { (text(d, "nextAttempt")) }
                         td {
-                            @if can_write(&s) {
-                                form method="post" action={ (s.base) "/apps/" (seg(&app)) "/msgs/" (seg(&msg_id)) "/resend/" (seg(text(d, "id"))) } class="inline" {
+                            @if may(&s, CREATE_ATTEMPTS) {
+                                form method="post" action={ (here) "/resend/" (seg(text(d, "id"))) } class="inline" {
                                     (csrf(&s)) button type="submit" class="secondary" { "Resend" }
                                 }
                             }
@@ -128,16 +149,87 @@ pub async fn detail(
                 }
             }
         }
+        @if destinations.body["done"] == false { p class="help" { "The first 100 destinations are shown." } }
         h2 { "Attempts" }
-        @for a in attempts.body["data"].as_array().into_iter().flatten() {
-            section class="card" aria-label={ "Attempt " (text(a, "id")) } {
-                p { (attempt_status(a)) " " (a["responseStatusCode"].as_i64().unwrap_or(0)) " · " (text(a, "timestamp")) " · " (text(a, "url")) " · " (a["responseDurationMs"].as_i64().unwrap_or(0)) " ms" }
-                pre { (text(a, "response")) }
+        table {
+            thead { tr { th scope="col" { "Attempt" } th scope="col" { "Status" } th scope="col" { "Code" } th scope="col" { "When" } th scope="col" { "Endpoint" } th scope="col" { "Duration" } } }
+            tbody {
+                @for a in &attempts_list {
+                    tr {
+                        td { a href={ (here) "/attempts/" (seg(text(a, "id"))) } { code { (text(a, "id")) } } }
+                        td { (attempt_status(a)) }
+                        td { (a["responseStatusCode"].as_i64().unwrap_or(0)) }
+                        td { (text(a, "timestamp")) }
+                        td { (text(a, "url")) }
+                        td { (a["responseDurationMs"].as_i64().unwrap_or(0)) " ms" }
+                    }
+                }
             }
         }
-        @if attempts.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No attempts yet." } }
+        @if attempts_list.is_empty() { p { "No attempts yet." } }
+        (pager(&attempts.body, &here, q.contains_key("iterator")))
     };
-    page(&s, "Message", flash, body).into_response()
+    page_with(&s, "Message", flash, body, Head { reload, ..Head::default() }).into_response()
+}
+
+/// One attempt: the request as sent (headers and body) and the response.
+pub async fn attempt(
+    State(c): State<Console>,
+    s: Session,
+    Path((app, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> Response {
+    let msg_path = format!("/api/v1/app/{}/msg/{}", seg(&app), seg(&msg_id));
+    let path = format!("{msg_path}/attempt/{}", seg(&attempt_id));
+    let attempt = c.api.get(&s, &path).await;
+    if !attempt.ok() {
+        return failed(&s, "Attempt", &attempt);
+    }
+    let headers = c.api.get(&s, &format!("{path}/headers")).await;
+    let msg = c.api.get(&s, &msg_path).await;
+    let (a, h) = (&attempt.body, &headers.body);
+    let sent: Vec<(String, String)> = h["sentHeaders"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+        .unwrap_or_default();
+    let received: Vec<(String, String)> = serde_json::from_value(h["responseHeaders"].clone()).unwrap_or_default();
+    let sensitive: Vec<&str> = h["sensitive"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let header_table = |rows: &[(String, String)], caption: &str| {
+        html! {
+            table {
+                caption class="visually-hidden" { (caption) }
+                thead { tr { th scope="col" { "Header" } th scope="col" { "Value" } } }
+                tbody { @for (k, v) in rows { tr { td { code { (k) } } td { code { (v) } } } } }
+            }
+        }
+    };
+    let body = html! {
+        p { a href={ (s.base) "/apps/" (seg(&app)) "/msgs/" (seg(&msg_id)) } { "Message" } " / attempt" }
+        h1 { "Attempt " code { (text(a, "id")) } }
+        table {
+            tbody {
+                tr { th scope="row" { "Status" } td { (attempt_status(a)) " " (a["responseStatusCode"].as_i64().unwrap_or(0)) } }
+                tr { th scope="row" { "When" } td { (text(a, "timestamp")) } }
+                tr { th scope="row" { "Endpoint" } td { a href={ (s.base) "/apps/" (seg(&app)) "/endpoints/" (seg(text(a, "endpointId"))) } { (text(a, "url")) } } }
+                tr { th scope="row" { "Duration" } td { (a["responseDurationMs"].as_i64().unwrap_or(0)) " ms" } }
+                tr { th scope="row" { "Trigger" } td { (if a["triggerType"] == 1 { "manual" } else { "scheduled" }) } }
+            }
+        }
+        h2 { "Request" }
+        @if sent.is_empty() {
+            p class="help" { "No request headers were kept for this attempt (no request was made, or it predates them)." }
+        } @else {
+            (header_table(&sent, "Request headers"))
+        }
+        @if !sensitive.is_empty() {
+            p class="help" { "Credentials sent and not kept: " @for (i, n) in sensitive.iter().enumerate() { @if i > 0 { ", " } code { (n) } } "." }
+        }
+        @if msg.ok() { pre { (pretty(&msg.body["payload"])) } }
+        h2 { "Response" }
+        @if received.is_empty() { p class="help" { "No response headers (no response came back, or the attempt predates them)." } }
+        @else { (header_table(&received, "Response headers")) }
+        pre { (text(a, "response")) }
+    };
+    page(&s, "Attempt", None, body).into_response()
 }
 
 pub async fn resend(

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::html::{page_signed_out, Flash};
 use crate::Console;
 
-const COOKIE: &str = "hookd_console";
+pub(crate) const COOKIE: &str = "hookd_console";
 /// The application portal's session cookie (an app-scoped portal token).
 const PORTAL_COOKIE: &str = "hookd_portal";
 
@@ -33,6 +33,11 @@ pub struct Session {
     pub base: &'static str,
     /// A portal session's one application.
     pub app: Option<String>,
+    /// A portal session's theme: its organisation's portal settings
+    /// (`EnvironmentSettingsOut`); `Null` in the console.
+    pub theme: serde_json::Value,
+    /// A portal session's capabilities (`None`: an organisation token's, all).
+    pub capabilities: Option<Vec<String>>,
 }
 
 impl Session {
@@ -66,7 +71,8 @@ fn csrf_of(token: &str) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of the request's cookie `name`, as sent.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -75,7 +81,10 @@ fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-        .filter(|t| valid_token(t))
+}
+
+fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie(headers, name).filter(|t| valid_token(t))
 }
 
 /// Token characters only: nothing that could end a header or a cookie.
@@ -100,19 +109,33 @@ impl FromRequestParts<Console> for Session {
         }
         let role = me.body["role"].as_str().unwrap_or_default().to_string();
         let app = me.body["appId"].as_str().map(str::to_string);
-        Ok(Session { token, peer, role, base: if portal { "/portal" } else { "/console" }, app })
+        let theme = if portal {
+            console.api.call(&token, peer, Method::GET, "/api/v1/environment/settings", None).await.body
+        } else {
+            serde_json::Value::Null
+        };
+        let capabilities = me.body["capabilities"]
+            .as_array()
+            .map(|caps| caps.iter().filter_map(|c| c.as_str().map(str::to_string)).collect());
+        Ok(Session { token, peer, role, base: if portal { "/portal" } else { "/console" }, app, theme, capabilities })
     }
 }
 
-pub async fn login_page(uri: axum::http::Uri) -> Response {
+pub async fn login_page(State(console): State<Console>, uri: axum::http::Uri) -> Response {
     let expired = uri.query().is_some_and(|q| q.contains("expired"));
     let flash = expired.then(|| Flash::error("Your session has ended: sign in again."));
-    login_form(StatusCode::OK, flash)
+    login_form(&console, StatusCode::OK, flash)
 }
 
-fn login_form(status: StatusCode, flash: Option<Flash>) -> Response {
+fn login_form(console: &Console, status: StatusCode, flash: Option<Flash>) -> Response {
     let body = html! {
         h1 { "Sign in to hookd" }
+        @if console.sso.is_some() {
+            p class="card" {
+                a href="/console/oidc/login" { "Sign in with single sign-on" }
+                span class="help" { " (your organisation's identity provider)" }
+            }
+        }
         form method="post" action="/console/login" class="card" {
             label for="token" { "API token" }
             input id="token" name="token" type="password" autocomplete="current-password" required
@@ -139,15 +162,16 @@ pub async fn login(
 ) -> Response {
     let token = form.token.trim().to_string();
     if !valid_token(&token) {
-        return login_form(StatusCode::UNAUTHORIZED, Some(Flash::error("That is not an API token.")));
+        return login_form(&console, StatusCode::UNAUTHORIZED, Some(Flash::error("That is not an API token.")));
     }
     let me = console.api.call(&token, peer.map(|c| c.0 .0), Method::GET, "/api/v1/auth/whoami", None).await;
     if !me.ok() {
-        return login_form(StatusCode::UNAUTHORIZED, Some(Flash::error("That token is not valid (or has expired).")));
+        let flash = Flash::error("That token is not valid (or has expired).");
+        return login_form(&console, StatusCode::UNAUTHORIZED, Some(flash));
     }
     if me.body["role"] == "portal" {
         let msg = "An application portal token opens the portal, not the console.";
-        return login_form(StatusCode::FORBIDDEN, Some(Flash::error(msg)));
+        return login_form(&console, StatusCode::FORBIDDEN, Some(Flash::error(msg)));
     }
     let secure = if console.secure_cookies { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console{secure}");
@@ -230,9 +254,14 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-pub async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Response {
+pub async fn logout(State(console): State<Console>, session: Session, Form(form): Form<CsrfForm>) -> Response {
     if let Err(r) = session.check(&form.csrf) {
         return r.into_response();
+    }
+    // A session that single sign-on started ends its token too: it was made
+    // for this browser alone. A pasted API token lives on.
+    if let Some(sso) = &console.sso {
+        sso.end_session(&session.token, session.peer).await;
     }
     let mut resp = Redirect::to("/console/login").into_response();
     let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0");
@@ -256,8 +285,15 @@ mod tests {
 
     #[test]
     fn the_csrf_token_is_the_sessions_own() {
-        let session =
-            |t: &str| Session { token: t.into(), peer: None, role: "admin".into(), base: "/console", app: None };
+        let session = |t: &str| Session {
+            token: t.into(),
+            peer: None,
+            role: "admin".into(),
+            base: "/console",
+            app: None,
+            theme: serde_json::Value::Null,
+            capabilities: None,
+        };
         let (a, b) = (session("sk_a"), session("sk_b"));
         assert!(a.check(&a.csrf()).is_ok());
         assert!(a.check(&b.csrf()).is_err());

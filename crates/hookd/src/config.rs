@@ -119,6 +119,41 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_PORTAL_FRAME_ANCESTORS")]
     pub portal_frame_ancestors: Option<String>,
 
+    /// Single sign-on for the console: the OpenID Connect provider's issuer URL
+    /// (https; http on loopback only). Sign-on is on when this and
+    /// --oidc-client-id are set.
+    #[arg(long, env = "HOOKD_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// The client id registered at the provider for this server.
+    #[arg(long, env = "HOOKD_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// The client's secret (sent with HTTP Basic to the token endpoint).
+    #[arg(long, env = "HOOKD_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+
+    /// Scopes asked for, space-separated; must hold `openid` [default: openid email profile].
+    #[arg(long, env = "HOOKD_OIDC_SCOPES")]
+    pub oidc_scopes: Option<String>,
+
+    /// The ID token claim listing the user's groups (a dotted path reaches
+    /// into objects, e.g. `realm_access.roles`) [default: groups].
+    #[arg(long, env = "HOOKD_OIDC_GROUPS_CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+
+    /// `GROUP=ORG_ID:ROLE`: members of GROUP sign in to organisation ORG_ID
+    /// (`org_…`, or `default`) as ROLE (`admin` or `read-only`). Repeatable;
+    /// the first mapping (in this order) that matches one of the user's groups
+    /// wins. In the environment, separate mappings with `;`.
+    #[arg(long = "oidc-map", env = "HOOKD_OIDC_MAP", value_delimiter = ';')]
+    pub oidc_map: Option<Vec<String>>,
+
+    /// How long a console session started by single sign-on lasts; its API
+    /// token expires then, or at sign-out [default: 8h].
+    #[arg(long, env = "HOOKD_OIDC_SESSION_TTL")]
+    pub oidc_session_ttl: Option<String>,
+
     /// What this node does: `all` (API and delivery), `api` (accept and store only)
     /// or `worker` (deliver only; serves health and metrics) [default: all].
     #[arg(long, env = "HOOKD_ROLE")]
@@ -235,6 +270,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<Network>,
     pub portal_frame_ancestors: String,
+    /// Single sign-on for the console, when set up.
+    pub oidc: Option<hookd_console::oidc::Settings>,
     pub role: Role,
     pub log: String,
     pub payload_retention: Duration,
@@ -337,6 +374,13 @@ impl ServeOptions {
                 public_url,
                 trusted_proxies,
                 portal_frame_ancestors,
+                oidc_issuer,
+                oidc_client_id,
+                oidc_client_secret,
+                oidc_scopes,
+                oidc_groups_claim,
+                oidc_map,
+                oidc_session_ttl,
                 role,
                 log,
                 payload_retention,
@@ -357,6 +401,7 @@ impl ServeOptions {
                 clock_offset
             );
         }
+        let oidc = self.oidc()?;
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8071".into());
         if listen.parse::<SocketAddr>().is_err() {
             bail!("--listen: `{listen}` is not an address like 127.0.0.1:8071");
@@ -443,6 +488,7 @@ impl ServeOptions {
             public_url: self.public_url,
             trusted_proxies: networks("trusted-proxies", self.trusted_proxies)?,
             portal_frame_ancestors: frame_ancestors(self.portal_frame_ancestors)?,
+            oidc,
             role: match self.role.as_deref() {
                 None | Some("") | Some("all") => Role::All,
                 Some("api") => Role::Api,
@@ -468,6 +514,57 @@ impl ServeOptions {
                 .collect(),
             clock_offset_ms: self.clock_offset.as_deref().map(signed_millis).transpose()?,
         })
+    }
+}
+
+impl ServeOptions {
+    /// The `--oidc-*` flags, checked: `None` unless issuer and client id are set.
+    fn oidc(&mut self) -> anyhow::Result<Option<hookd_console::oidc::Settings>> {
+        use hookd_console::oidc::{check_issuer, Mapping, Settings};
+        let given = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let (issuer, client_id) = (given(self.oidc_issuer.take()), given(self.oidc_client_id.take()));
+        let (Some(issuer), Some(client_id)) = (issuer.clone(), client_id.clone()) else {
+            let mapped = self.oidc_map.as_ref().is_some_and(|m| m.iter().any(|m| !m.trim().is_empty()));
+            if issuer.is_some() || client_id.is_some() || self.oidc_client_secret.is_some() || mapped {
+                bail!("single sign-on needs both --oidc-issuer and --oidc-client-id");
+            }
+            return Ok(None);
+        };
+        check_issuer(&issuer).map_err(|e| anyhow::anyhow!("--oidc-issuer: {e}"))?;
+        let client_secret = self.oidc_client_secret.take().filter(|s| !s.is_empty()).context(
+            "single sign-on needs --oidc-client-secret (or HOOKD_OIDC_CLIENT_SECRET): the token endpoint is \
+             called with client_secret_basic",
+        )?;
+        let scopes = self.oidc_scopes.take().unwrap_or_else(|| "openid email profile".into());
+        let scopes = scopes.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !scopes.split(' ').any(|s| s == "openid") {
+            bail!("--oidc-scopes must hold `openid` (without it there is no ID token)");
+        }
+        let groups_claim = self.oidc_groups_claim.take().map(|c| c.trim().to_string()).unwrap_or_default();
+        let mappings = self
+            .oidc_map
+            .take()
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| !m.trim().is_empty())
+            .map(|m| Mapping::parse(m).map_err(|e| anyhow::anyhow!("--oidc-map: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if mappings.is_empty() {
+            bail!("single sign-on needs at least one --oidc-map GROUP=ORG_ID:ROLE (else nobody could sign in)");
+        }
+        let session_ttl = positive_duration("oidc-session-ttl", self.oidc_session_ttl.take(), "8h")?;
+        if !(Duration::from_secs(300)..=Duration::from_secs(7 * 86_400)).contains(&session_ttl) {
+            bail!("--oidc-session-ttl is 5m to 7d");
+        }
+        Ok(Some(Settings {
+            issuer,
+            client_id,
+            client_secret,
+            scopes,
+            groups_claim: if groups_claim.is_empty() { "groups".into() } else { groups_claim },
+            mappings,
+            session_ttl,
+        }))
     }
 }
 
@@ -537,6 +634,49 @@ mod tests {
         for opts in bad {
             assert!(opts.resolve().is_err());
         }
+    }
+
+    #[test]
+    fn single_sign_on_needs_issuer_client_and_mappings() {
+        let sso = |f: fn(&mut ServeOptions)| {
+            let mut opts = ServeOptions {
+                oidc_issuer: Some("https://id.example.com/realms/main".into()),
+                oidc_client_id: Some("hookd".into()),
+                oidc_client_secret: Some("s3cret".into()),
+                oidc_map: Some(vec!["ops=org_1:admin".into(), "auditors=default:read-only".into()]),
+                ..Default::default()
+            };
+            f(&mut opts);
+            opts.resolve()
+        };
+        let cfg = sso(|_| {}).unwrap();
+        let s = cfg.oidc.expect("single sign-on is on");
+        assert_eq!((s.scopes.as_str(), s.groups_claim.as_str()), ("openid email profile", "groups"));
+        assert_eq!((s.mappings.len(), s.session_ttl), (2, Duration::from_secs(8 * 3600)));
+        assert!(!format!("{s:?}").contains("s3cret"), "the secret is not printed");
+        assert!(ServeOptions::default().resolve().unwrap().oidc.is_none());
+        let refused: [fn(&mut ServeOptions); 7] = [
+            |o| o.oidc_client_id = None,
+            |o| o.oidc_client_secret = None,
+            |o| o.oidc_map = None,
+            |o| o.oidc_issuer = Some("http://id.example.com".into()),
+            |o| o.oidc_scopes = Some("email profile".into()),
+            |o| o.oidc_map = Some(vec!["ops=org_1:server".into()]),
+            |o| o.oidc_session_ttl = Some("30s".into()),
+        ];
+        for f in refused {
+            assert!(sso(f).is_err());
+        }
+
+        // In a file, the mappings are a list, kept in order.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookd.toml");
+        let toml = "oidc-issuer = \"http://127.0.0.1:5556/dex\"\noidc-client-id = \"hookd\"\n\
+                    oidc-client-secret = \"x\"\noidc-map = [\"b=default:read-only\", \"a=org_1:admin\"]\n";
+        std::fs::write(&path, toml).unwrap();
+        let s = ServeOptions { config: Some(path), ..Default::default() }.resolve().unwrap().oidc.unwrap();
+        let groups: Vec<&str> = s.mappings.iter().map(|m| m.group.as_str()).collect();
+        assert_eq!(groups, ["b", "a"]);
     }
 
     #[test]

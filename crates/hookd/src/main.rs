@@ -11,6 +11,7 @@ mod config;
 mod keys;
 mod prune;
 mod serve;
+mod sso;
 mod tenancy;
 
 use clap::{Parser, Subcommand};

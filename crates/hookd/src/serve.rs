@@ -136,12 +136,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let secure_cookies = state.config.public_url.starts_with("https://");
     let app = if cfg.role.serves_api() {
+        let sso = match &cfg.oidc {
+            Some(settings) => Some(single_sign_on(settings, &state).await?),
+            None => None,
+        };
         let api = hookd_api::router(state);
         // The console calls the API in-process with the signed-in token.
         let console = hookd_console::Console {
             api: hookd_console::Api(api.clone()),
             secure_cookies,
             portal_frame_ancestors: cfg.portal_frame_ancestors.clone(),
+            sso,
         };
         api.merge(hookd_console::router(console))
     } else {
@@ -185,6 +190,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     deliveries.shutdown(cfg.shutdown_timeout).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The console's single sign-on, over this server's store and keyring.
+async fn single_sign_on(
+    settings: &hookd_console::oidc::Settings,
+    state: &AppState,
+) -> anyhow::Result<Arc<hookd_console::oidc::Sso>> {
+    let server = crate::sso::StoreSessions::new(state.clone())?;
+    server.check_mappings(&settings.mappings).await;
+    let sso = hookd_console::oidc::Sso::new(settings.clone(), &state.config.public_url, Arc::new(server))
+        .map_err(|e| anyhow::anyhow!("single sign-on: {e}"))?;
+    tracing::info!(issuer = %settings.issuer, redirect_uri = %sso.redirect_uri(), "console single sign-on is on; register the redirect URI at the provider");
+    Ok(Arc::new(sso))
 }
 
 async fn shutdown_signal() {

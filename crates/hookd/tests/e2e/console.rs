@@ -381,3 +381,222 @@ async fn a_portal_link_opens_one_application_once() {
     let (status, _) = server.post("/api/v1/auth/one-time-token", json!({"oneTimeToken": "ott_nope"})).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn the_testing_console_checks_a_payload_sends_it_and_follows_the_attempt() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let schema = json!({
+        "type": "object",
+        "required": ["amount"],
+        "properties": {"amount": {"type": "integer"}},
+        "examples": [{"amount": 5}]
+    });
+    let (status, _) = server
+        .post("/api/v1/event-type", json!({"name": "invoice.paid", "description": "Paid", "schemas": {"1": schema}}))
+        .await;
+    assert_eq!(status, 201);
+    let app = server.create_app("Billing").await;
+    let headers = json!({"x-tenant": "t1", "authorization": "Bearer s3cr3t-value"});
+    let ep = server.create_endpoint(&app, json!({"url": sink.url("/hook"), "headers": headers})).await;
+    let ep_page = format!("/console/apps/{app}/endpoints/{}", ep["id"].as_str().unwrap());
+    let mut b = Browser::new(&server);
+    assert_eq!(b.post("/console/login", &[("token", &server.token)]).await.status, 303);
+
+    // The form starts from the event type's example.
+    let form = b.get(&format!("{ep_page}/testing?eventType=invoice.paid")).await;
+    assert_eq!(form.status, 200, "{}", form.html);
+    assert!(form.html.contains("&quot;amount&quot;: 5"), "{}", form.html);
+    let testing = format!("{ep_page}/testing");
+    let csrf = form.csrf();
+    // The inspector: checked against the schema, where it fails said; not sent.
+    let checked = test_form(&mut b, &testing, &csrf, "check", r#"{"amount": "five"}"#).await;
+    assert_eq!(checked.status, 422);
+    assert!(
+        checked.html.contains("Does not match") && checked.html.contains("<code>/amount</code>"),
+        "{}",
+        checked.html
+    );
+    let not_json = test_form(&mut b, &testing, &csrf, "check", r#"{"amount": "#).await;
+    assert!(not_json.status == 422 && not_json.html.contains("Not JSON"), "{}", not_json.html);
+    let refused = test_form(&mut b, &testing, &csrf, "send", r#"{"amount": "five"}"#).await;
+    assert!(refused.status == 422 && refused.html.contains("Not sent"), "{}", refused.html);
+    let ok = test_form(&mut b, &testing, &csrf, "check", r#"{"amount": 7}"#).await;
+    assert!(ok.status == 200 && ok.html.contains("Matches the event type"), "{}", ok.html);
+    assert_eq!(sink.count(), 0, "checking sends nothing");
+
+    // Sent: the message page reloads itself until the attempt is in (the
+    // receiver takes its time, so the first page waits).
+    sink.set_delay(Some(Duration::from_millis(400)));
+    let sent = test_form(&mut b, &testing, &csrf, "send", r#"{"amount": 7}"#).await;
+    assert_eq!(sent.status, 303, "{}", sent.html);
+    assert!(sent.location.contains("/msgs/msg_") && sent.location.ends_with("?watch=60"), "{}", sent.location);
+    let mut url = sent.location.clone();
+    let mut arrived = None;
+    for _ in 0..50 {
+        let page = b.get(&url).await;
+        if page.html.contains("The attempt is in") {
+            arrived = Some(page);
+            break;
+        }
+        let reload = "http-equiv=\"refresh\" content=\"1; url=";
+        let at = page.html.find(reload).expect("waiting pages reload") + reload.len();
+        url = page.html[at..].split('"').next().unwrap().to_string();
+        assert!(url.contains("watch=") && !url.ends_with("watch=60"), "counts down: {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let arrived = arrived.expect("the attempt arrives");
+    assert_ne!(url, sent.location, "the page reloaded itself at least once");
+    assert!(!arrived.html.contains("http-equiv=\"refresh\""), "no reload once it is in");
+    assert_eq!(sink.received()[0].json(), json!({"amount": 7}));
+
+    // The attempt: the request's headers as sent, credentials named only.
+    let at = arrived.html.find("/attempts/atmpt_").expect("the attempt is linked") + 10;
+    let attempt_page = format!("{}/attempts/{}", url.split('?').next().unwrap(), &arrived.html[at..at + 33]);
+    let attempt = b.get(&attempt_page).await;
+    assert_eq!(attempt.status, 200, "{}", attempt.html);
+    let got = &sink.received()[0];
+    for value in [got.header("webhook-signature"), got.header("webhook-id"), "x-tenant", "t1"] {
+        assert!(attempt.html.contains(value), "{value}: {}", attempt.html);
+    }
+    assert!(attempt.html.contains("not kept: <code>authorization</code>"), "{}", attempt.html);
+    assert!(!attempt.html.contains("s3cr3t"), "credentials are never shown");
+}
+
+/// The testing console's form, posted with `action` (`check` or `send`).
+async fn test_form(b: &mut Browser, path: &str, csrf: &str, action: &str, payload: &str) -> Page {
+    b.post(path, &[("csrf", csrf), ("eventType", "invoice.paid"), ("payload", payload), ("action", action)]).await
+}
+
+#[tokio::test]
+async fn event_types_are_added_versioned_and_archived_in_the_console() {
+    let server = TestServer::spawn().await;
+    let mut b = Browser::new(&server);
+    assert_eq!(b.post("/console/login", &[("token", &server.token)]).await.status, 303);
+    let list = b.get("/console/event-types").await;
+    assert!(list.html.contains("Add an event type"), "{}", list.html);
+    let csrf = list.csrf();
+
+    // A schema that is not one is refused before anything is saved.
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("name", "order.shipped"),
+        ("description", "Shipped"),
+        ("schema", r#"{"type": "nope"}"#),
+    ];
+    let refused = b.post("/console/event-types", &bad).await;
+    assert!(refused.status == 422 && refused.html.contains("not a usable JSON Schema"), "{}", refused.html);
+    assert_eq!(server.get("/api/v1/event-type/order.shipped").await.0, 404);
+
+    let v1 = r#"{"type": "object", "required": ["id"]}"#;
+    let made = b
+        .post(
+            "/console/event-types",
+            &[("csrf", &csrf), ("name", "order.shipped"), ("description", "Shipped"), ("schema", v1)],
+        )
+        .await;
+    assert_eq!((made.status, made.location.as_str()), (303, "/console/event-types/order%2Eshipped?done=added"));
+    let (_, et) = server.get("/api/v1/event-type/order.shipped").await;
+    assert_eq!(et["schemas"], json!({"1": {"type": "object", "required": ["id"]}}));
+
+    // Saved as a new version, then the latest version edited in place.
+    let v2 = r#"{"type": "object", "required": ["id", "carrier"]}"#;
+    let edit = b.get("/console/event-types/order.shipped").await;
+    assert!(edit.html.contains("version 1"), "{}", edit.html);
+    let path = "/console/event-types/order.shipped";
+    let saved = b
+        .post(path, &[("csrf", &csrf), ("description", "Left the warehouse"), ("schema", v2), ("newVersion", "on")])
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+    let v2b = r#"{"type": "object", "required": ["carrier"]}"#;
+    let saved = b.post(path, &[("csrf", &csrf), ("description", "Left the warehouse"), ("schema", v2b)]).await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+    let (_, et) = server.get("/api/v1/event-type/order.shipped").await;
+    assert_eq!(et["description"], "Left the warehouse");
+    assert_eq!(et["schemas"]["1"]["required"], json!(["id"]), "{et}");
+    assert_eq!(et["schemas"]["2"]["required"], json!(["carrier"]), "{et}");
+
+    let archived = b.post(&format!("{path}/archive"), &[("csrf", &csrf), ("archived", "true")]).await;
+    assert_eq!(archived.status, 303);
+    assert_eq!(server.get("/api/v1/event-type/order.shipped").await.1["archived"], true);
+    assert!(b.get(&archived.location).await.html.contains("badge\">archived"));
+
+    let restored = b.post(&format!("{path}/archive"), &[("csrf", &csrf), ("archived", "false")]).await;
+    assert_eq!(restored.status, 303);
+    assert_eq!(server.get("/api/v1/event-type/order.shipped").await.1["archived"], false);
+
+    // A read-only session sees the catalog and no forms.
+    let (_, me) = server.get("/api/v1/auth/whoami").await;
+    let tokens = format!("/api/v1/management/authentication/{}/api-token", me["envId"].as_str().unwrap());
+    let (_, tok) = server.post(&tokens, json!({"name": "ro", "scopes": ["read-only"]})).await;
+    let mut ro = Browser::new(&server);
+    let signed_in = ro.post("/console/login", &[("token", tok["token"].as_str().unwrap_or(""))]).await;
+    assert_eq!(signed_in.status, 303, "{tok}");
+    let page = ro.get("/console/event-types").await;
+    assert!(page.html.contains("order.shipped") && !page.html.contains("Add an event type"), "{}", page.html);
+}
+
+#[tokio::test]
+async fn a_portal_wears_its_organisations_theme_and_sends_examples_only() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let theme = json!({
+        "customColor": "#0a7f5a",
+        "logoUrl": "https://cdn.example.com/acme.svg",
+        "displayName": "Acme webhooks",
+        "customFontFamily": "Inter",
+        "customThemeOverride": {"borderRadius": {"button": "full"}}
+    });
+    assert_eq!(server.put("/api/v1/management/environment-settings", theme).await.0, 200);
+    let schema = json!({"type": "object", "examples": [{"invoice": "in_1"}]});
+    server
+        .post("/api/v1/event-type", json!({"name": "invoice.paid", "description": "Paid", "schemas": {"1": schema}}))
+        .await;
+    let app = server.create_app("Customer").await;
+    let ep = server.create_endpoint(&app, json!({"url": sink.url("/hook")})).await;
+    let caps = json!({"capabilities": ["ViewBase", "CreateAttempts"]});
+    let (_, access) = server.post(&format!("/api/v1/auth/app-portal-access/{app}"), caps).await;
+    let link = access["url"].as_str().unwrap();
+    let mut b = Browser::new(&server);
+    assert_eq!(b.get(&link[link.find("/portal/").unwrap()..]).await.status, 303);
+
+    // The portal's pages carry the theme: its stylesheet, logo and name.
+    let page = b.get(&format!("/portal/apps/{app}")).await;
+    assert!(page.html.contains("href=\"/portal/theme.css\""), "{}", page.html);
+    assert!(page.html.contains("src=\"https://cdn.example.com/acme.svg\"") && page.html.contains("Acme webhooks"));
+    let css = b.client.get(format!("{}/portal/theme.css", server.base)).header("cookie", b.cookie.clone().unwrap());
+    let resp = css.send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("img-src 'self' data: https:") && !csp.contains("script-src"), "{csp}");
+    let css = resp.text().await.unwrap();
+    assert!(css.contains("--accent: #0a7f5a;") && css.contains("--radius-button: 999px;"), "{css}");
+    assert!(css.contains("font-family: \"Inter\""), "{css}");
+    // The console keeps hookd's own look.
+    let mut op = Browser::new(&server);
+    op.post("/console/login", &[("token", &server.token)]).await;
+    assert!(!op.get("/console/apps").await.html.contains("theme.css"));
+
+    // Forms follow the capabilities: this session may send, not manage.
+    let ep_page = b.get(&format!("/portal/apps/{app}/endpoints/{}", ep["id"].as_str().unwrap())).await;
+    assert!(ep_page.html.contains("Send example"), "{}", ep_page.html);
+    for absent in ["Rotate secret", "Disable", "Reveal", "/edit\"", "/headers\""] {
+        assert!(!ep_page.html.contains(absent), "{absent}: {}", ep_page.html);
+    }
+    assert!(!page.html.contains("Add endpoint"), "{}", page.html);
+
+    // The testing console in the portal: the example, read-only, sent as it is.
+    let testing = format!("/portal/apps/{app}/endpoints/{}/testing", ep["id"].as_str().unwrap());
+    let form = b.get(&format!("{testing}?eventType=invoice.paid")).await;
+    assert!(form.html.contains("readonly") && form.html.contains("in_1"), "{}", form.html);
+    let fields = [
+        ("csrf", form.csrf()),
+        ("eventType", "invoice.paid".into()),
+        ("payload", "{\"forged\": true}".into()),
+        ("action", "send".into()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sent = b.post(&testing, &fields).await;
+    assert_eq!(sent.status, 303, "{}", sent.html);
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json(), json!({"invoice": "in_1"}), "the example, not what the form was given");
+}

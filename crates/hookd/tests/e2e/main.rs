@@ -19,5 +19,7 @@ mod event_types;
 mod inbound;
 mod lifecycle;
 mod messages;
+mod oidc;
 mod postgres;
 mod security;
+mod settings;
