@@ -311,7 +311,12 @@ consoleTest("the endpoint page: reveal and rotate the secret, send a test event"
   const form = page.locator("form").filter({ has: page.getByRole("heading", { name: "Send a test event" }) });
   await form.getByLabel("Event type").selectOption(EVENT_TYPE);
   await submit(page, form.getByRole("button", { name: "Send example" }));
-  await page.getByRole("status").filter({ hasText: "A test event was sent" }).waitFor();
+  // The message's page follows the attempt: it reloads itself (no script)
+  // until the attempt is in.
+  await heading(page, EVENT_TYPE).waitFor();
+  await page.getByRole("status").filter({ hasText: "The attempt is in" }).waitFor({ timeout: DELIVERY_TIMEOUT_MS });
+  assert.equal(await page.locator("meta[http-equiv=refresh]").count(), 0, "no more reloads once it is in");
+  await page.goto(made.endpointUrl);
 
   // The sink got it, signed with the new secret.
   const delivered = (await sink.waitFor(seen + 1))[seen];
@@ -350,20 +355,76 @@ consoleTest("resending a failed message from its page", async (page) => {
 
   const destination = page.getByRole("row").filter({ has: page.getByRole("link", { name: sinkUrl }) });
   await reloadUntilVisible(page, destination.filter({ hasText: "failed" }), "the delivery to be marked failed");
-  const attempts = page.getByRole("region", { name: /^Attempt / });
+  const attempts = page.getByRole("table", { name: "Attempts" }).getByRole("row").filter({ has: page.getByRole("link", { name: /^atmpt_/ }) });
   assert.equal(await attempts.count(), 3, "three attempts");
   for (const a of await attempts.all()) {
-    assert.match(await a.innerText(), /^failed 500 · [^\n]* ms\n+failing on purpose$/);
+    assert.match(await a.innerText(), /\bfailed\s+500\b/);
   }
 
   await submit(page, destination.getByRole("button", { name: "Resend" }));
   await page.getByRole("status").filter({ hasText: "Sent again" }).waitFor();
   const resent = (await sink.waitFor(seen + 4))[seen + 3];
   assert.equal(resent.headers["webhook-id"], msg.id, "the same message, sent again");
-  await reloadUntilVisible(page, attempts.filter({ hasText: /^succeeded 200/ }), "the resent attempt to succeed");
+  await reloadUntilVisible(page, attempts.filter({ hasText: "succeeded" }), "the resent attempt to succeed");
   await reloadUntilVisible(page, destination.filter({ hasText: "succeeded" }), "the delivery to be marked succeeded");
   assert.equal(await attempts.count(), 4);
   await screenshot(page, "message");
+
+  // A failed attempt's page: the request as sent, the receiver's answer.
+  await attempts.filter({ hasText: "failed" }).first().getByRole("link").click();
+  await page.getByRole("heading", { level: 1, name: /^Attempt atmpt_/ }).waitFor();
+  const sent = page.getByRole("table", { name: "Request headers" });
+  assert.equal(await sent.getByRole("row").filter({ hasText: "webhook-id" }).getByRole("cell").nth(1).innerText(), msg.id);
+  await page.getByText("failing on purpose").waitFor();
+  assert.equal(await page.getByRole("table", { name: "Response headers" }).getByRole("row").filter({ hasText: "content-type" }).count(), 1);
+  await screenshot(page, "attempt");
+});
+
+consoleTest("an event type gets a schema and is archived and restored", async (page) => {
+  needs("signedIn", "signing in: a wrong token is refused, the admin token opens Applications");
+  await page.goto(`${hookd.base}/console/event-types`);
+  await page.getByRole("link", { name: EVENT_TYPE }).click();
+  await heading(page, EVENT_TYPE).waitFor();
+  const schema = { type: "object", required: ["invoice"], properties: { invoice: { type: "string" }, amountDue: { type: "integer" } } };
+  await page.getByLabel("JSON Schema").fill(JSON.stringify(schema));
+  await page.getByLabel("Description").fill("An invoice was paid in full");
+  await submit(page, page.getByRole("button", { name: "Save" }));
+  await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+  const et = await api("GET", `/api/v1/event-type/${EVENT_TYPE}`);
+  assert.deepEqual(et.schemas["1"], schema, "its first schema, version 1");
+  assert.equal(et.description, "An invoice was paid in full");
+  await screenshot(page, "event-type");
+
+  await submit(page, page.getByRole("button", { name: "Archive" }));
+  await page.getByRole("status").filter({ hasText: "Archived" }).waitFor();
+  await page.getByRole("link", { name: EVENT_TYPE }).click();
+  await submit(page, page.getByRole("button", { name: "Restore" }));
+  assert.equal((await api("GET", `/api/v1/event-type/${EVENT_TYPE}`)).archived, false);
+});
+
+consoleTest("the testing console: a payload checked against the schema, sent, and followed live", async (page) => {
+  const endpointUrl = needs("endpointUrl", "adding an endpoint for invoice.paid");
+  await page.goto(endpointUrl);
+  await page.getByRole("link", { name: "Testing console" }).click();
+  await heading(page, "Send a test event").waitFor();
+  const payload = page.getByLabel(/^Payload of/);
+
+  // The inspector names where the payload breaks the event type's schema.
+  await payload.fill(JSON.stringify({ invoice: 42 }));
+  assert.equal((await submit(page, page.getByRole("button", { name: "Check" }))).status(), 422);
+  const verdict = page.locator("#inspector");
+  await verdict.getByText("Does not match the event type's schema").waitFor();
+  assert.match(await verdict.getByRole("row").filter({ hasText: "/invoice" }).innerText(), /\/invoice\s+42 is not of type "string"/);
+  await screenshot(page, "testing");
+
+  const seen = sink.requests.length;
+  await payload.fill(JSON.stringify({ invoice: "in_2002", amountDue: 100 }));
+  await submit(page, page.getByRole("button", { name: "Check" }));
+  await verdict.getByText("Matches the event type's schema.").waitFor();
+  await submit(page, page.getByRole("button", { name: "Send", exact: true }));
+  await page.getByRole("status").filter({ hasText: "The attempt is in" }).waitFor({ timeout: DELIVERY_TIMEOUT_MS });
+  const delivered = (await sink.waitFor(seen + 1))[seen];
+  assert.deepEqual(JSON.parse(delivered.body), { invoice: "in_2002", amountDue: 100 });
 });
 
 consoleTest("keyboard: the first Tab on a page focuses the visible Skip to content link", async (page) => {
@@ -425,6 +486,9 @@ consoleTest("a portal link opens one application; an endpoint is added there; an
   const billing = appUrl.split("/").pop();
   const customer = await api("POST", "/api/v1/app", { name: "Portal customer" });
   const capabilities = ["ViewBase", "ManageEndpoint", "ViewEndpointSecret", "CreateAttempts"];
+  // The organisation's theme: the portal wears it, the console does not.
+  const theme = { customColor: "#0a7f5a", displayName: "Acme webhooks", customThemeOverride: { borderRadius: { button: "full" } } };
+  await api("PUT", "/api/v1/management/environment-settings", theme);
   const access = await api("POST", `/api/v1/auth/app-portal-access/${customer.id}`, { capabilities });
   assert.ok(access.url, "a portal link");
 
@@ -436,8 +500,13 @@ consoleTest("a portal link opens one application; an endpoint is added there; an
     assert.equal(pathOf(page), `/portal/apps/${customer.id}`);
     assert.equal(await mainNav(page).getByRole("link", { name: "Applications" }).count(), 0, "one application only");
 
+    await page.getByText("Acme webhooks").first().waitFor();
+    const add = page.getByRole("button", { name: "Add endpoint" });
+    const look = await add.evaluate((el) => [getComputedStyle(el).backgroundColor, getComputedStyle(el).borderRadius]);
+    assert.deepEqual(look, ["rgb(10, 127, 90)", "999px"], "the theme's colour and button radius");
+
     await page.getByLabel("URL", { exact: true }).fill(`${sink.base}/portal`);
-    await submit(page, page.getByRole("button", { name: "Add endpoint" }));
+    await submit(page, add);
     await page.getByRole("heading", { level: 1, name: `${sink.base}/portal` }).waitFor();
     await page.goto(`${hookd.base}/portal/apps/${customer.id}`);
     await screenshot(page, "portal");

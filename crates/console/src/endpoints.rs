@@ -12,6 +12,7 @@ use maud::html;
 use serde_json::{json, Map, Value};
 
 use crate::apps::event_types;
+use crate::charts;
 use crate::client::seg;
 use crate::html::{
     act, csrf, failed, may, page, text, Flash, CREATE_ATTEMPTS, MANAGE_ENDPOINT, MANAGE_SECRET, VIEW_SECRET,
@@ -82,7 +83,9 @@ pub async fn detail(
     }
     let can_view_secret = may(&s, VIEW_SECRET) || (s.role == "read-only" && s.app.is_none());
     let secret = if q.contains_key("reveal") { Some(c.api.get(&s, &format!("{path}/secret")).await) } else { None };
-    let attempts = c.api.get(&s, &format!("/api/v1/app/{}/attempt/endpoint/{}?limit=20", seg(&app), seg(&ep_id))).await;
+    // One bounded read: the chart's last 250 attempts, the table's first 20.
+    let recent = c.api.get(&s, &format!("/api/v1/app/{}/attempt/endpoint/{}?limit=250", seg(&app), seg(&ep_id))).await;
+    let latest: Vec<Value> = recent.body["data"].as_array().into_iter().flatten().take(20).cloned().collect();
     let types = event_types(&c, &s).await;
     let stats = c.api.get(&s, &format!("{path}/stats")).await;
     let headers = c.api.get(&s, &format!("{path}/headers")).await;
@@ -145,7 +148,8 @@ pub async fn detail(
             }
         }
         @if may(&s, MANAGE_ENDPOINT) { (edit_forms(&s, &base, e, &types, &headers.body)) }
-        @if stats.ok() { (stats_chart(&stats.body)) }
+        @if stats.ok() { (charts::stats_chart(&stats.body)) }
+        @if recent.ok() { (charts::attempts_chart(&recent.body)) }
         @if may(&s, CREATE_ATTEMPTS) {
             div class="card" {
                 h2 { "Recover and replay" }
@@ -168,17 +172,18 @@ pub async fn detail(
         table {
             thead { tr { th scope="col" { "When" } th scope="col" { "Message" } th scope="col" { "Status" } th scope="col" { "Response" } } }
             tbody {
-                @for a in attempts.body["data"].as_array().into_iter().flatten() {
+                @for a in &latest {
+                    @let msg = format!("{}/apps/{}/msgs/{}", s.base, seg(&app), seg(text(a, "msgId")));
                     tr {
-                        td { (text(a, "timestamp")) }
-                        td { a href={ (s.base) "/apps/" (seg(&app)) "/msgs/" (seg(text(a, "msgId"))) } { code { (text(a, "msgId")) } } }
+                        td { a href={ (msg) "/attempts/" (seg(text(a, "id"))) } { (text(a, "timestamp")) } }
+                        td { a href=(msg) { code { (text(a, "msgId")) } } }
                         td { (crate::messages::attempt_status(a)) }
                         td { (a["responseStatusCode"].as_i64().unwrap_or(0)) }
                     }
                 }
             }
         }
-        @if attempts.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No attempts yet." } }
+        @if latest.is_empty() { p { "No attempts yet." } }
     };
     page(&s, "Endpoint", done_flash(&q), body).into_response()
 }
@@ -250,34 +255,6 @@ pub async fn send_test(
     let msg = seg(text(&sent.body, "id"));
     Redirect::to(&format!("{}/apps/{}/msgs/{msg}?watch={}", s.base, seg(&app), crate::testing::WATCH_RELOADS))
         .into_response()
-}
-
-/// The endpoint's deliveries by state, as bars (SVG: no inline styles, which
-/// the CSP forbids), with the numbers as text for screen readers.
-fn stats_chart(stats: &Value) -> maud::Markup {
-    let rows = [
-        ("succeeded", "success", "#116329"),
-        ("failed", "fail", "#a40e26"),
-        ("sending", "sending", "#0b57d0"),
-        ("pending", "pending", "#6e7781"),
-    ];
-    let max = rows.iter().map(|(_, k, _)| stats[*k].as_u64().unwrap_or(0)).max().unwrap_or(0).max(1);
-    maud::html! {
-        h2 { "Deliveries" }
-        figure {
-            svg width="420" height=(rows.len() * 26 + 4) role="img" aria-labelledby="stats-caption" {
-                @for (i, (label, key, colour)) in rows.iter().enumerate() {
-                    @let n = stats[*key].as_u64().unwrap_or(0);
-                    text x="0" y=(i * 26 + 17) font-size="13" { (label) }
-                    rect x="90" y=(i * 26 + 4) height="18" width=(n.saturating_mul(260) / max) fill=(colour) {}
-                    text x=(94 + n.saturating_mul(260) / max) y=(i * 26 + 17) font-size="13" { (n) }
-                }
-            }
-            figcaption id="stats-caption" {
-                @for (label, key, _) in rows { (label) ": " (stats[key].as_u64().unwrap_or(0)) ". " }
-            }
-        }
-    }
 }
 
 /// The forms that change an endpoint: its settings, and its custom headers.

@@ -13,6 +13,7 @@
 
 mod apps;
 mod catalog;
+mod charts;
 mod client;
 mod endpoints;
 mod event_types;

@@ -129,8 +129,8 @@ pub async fn detail(
         p { "Message " code { (text(m, "id")) } " · created " (text(m, "timestamp")) }
         h2 { "Payload" }
         pre { (pretty(&m["payload"])) }
-        h2 { "Destinations" }
-        table {
+        h2 id="destinations" { "Destinations" }
+        table aria-labelledby="destinations" {
             thead { tr { th scope="col" { "Endpoint" } th scope="col" { "Status" } th scope="col" { "Next attempt" } th scope="col" { span class="visually-hidden" { "Actions" } } } }
             tbody {
                 @for d in &destinations_list {
@@ -150,8 +150,8 @@ pub async fn detail(
             }
         }
         @if destinations.body["done"] == false { p class="help" { "The first 100 destinations are shown." } }
-        h2 { "Attempts" }
-        table {
+        h2 id="attempts" { "Attempts" }
+        table aria-labelledby="attempts" {
             thead { tr { th scope="col" { "Attempt" } th scope="col" { "Status" } th scope="col" { "Code" } th scope="col" { "When" } th scope="col" { "Endpoint" } th scope="col" { "Duration" } } }
             tbody {
                 @for a in &attempts_list {

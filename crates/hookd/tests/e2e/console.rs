@@ -230,6 +230,13 @@ async fn the_console_shows_event_types_audit_inbound_stats_and_runs_recovery() {
     let ep_page = format!("/console/apps/{app}/endpoints/{ep_id}");
     let page = b.get(&ep_page).await;
     assert!(page.html.contains("succeeded: 1."), "{}", page.html);
+    // Recent attempts over time, with their latency percentiles.
+    assert!(
+        page.html.contains("The last 1 attempts") && page.html.contains("1 succeeded (green), 0 failed"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("<th scope=\"col\">p99</th>"), "{}", page.html);
     // As a datetime-local field sends it: minutes, no zone (UTC).
     let since = hookd_core::timefmt::format_millis(hookd_core::timefmt::now_millis() - 3_600_000)[..16].to_string();
     let started = b.post(&format!("{ep_page}/recover"), &[("csrf", &page.csrf()), ("since", &since)]).await;
