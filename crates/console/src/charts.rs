@@ -39,11 +39,14 @@ pub fn stats_chart(stats: &Value) -> Markup {
 
 /// A bar's width in words: `250 ms`, `12 s`, `5 min`, `3 h`.
 fn duration(ms: i64) -> String {
-    match ms {
-        ..1_000 => format!("{ms} ms"),
-        ..60_000 => format!("{} s", ms / 1_000),
-        ..3_600_000 => format!("{} min", ms / 60_000),
-        _ => format!("{} h", ms / 3_600_000),
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{} s", ms / 1_000)
+    } else if ms < 3_600_000 {
+        format!("{} min", ms / 60_000)
+    } else {
+        format!("{} h", ms / 3_600_000)
     }
 }
 

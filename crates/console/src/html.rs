@@ -196,6 +196,16 @@ pub fn iterator_query(q: &std::collections::HashMap<String, String>) -> String {
         .unwrap_or_default()
 }
 
+/// A `datetime-local` field's value (UTC, as the forms say) as RFC 3339.
+pub fn utc_datetime(value: &str) -> String {
+    let v = value.trim();
+    match v.len() {
+        16 => format!("{v}:00Z"),
+        19 => format!("{v}Z"),
+        _ => v.to_string(),
+    }
+}
+
 pub fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }

@@ -1,4 +1,4 @@
-//! Messages: the list (by event type and channel, paged), one message with its
+//! Messages: the list (by event type, channel, tag and time, paged), one message with its
 //! payload, where it went and every attempt, and resending it to an endpoint.
 
 use std::collections::HashMap;
@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use crate::client::{seg, Answer};
 use crate::html::{
-    act, csrf, failed, iterator_query, may, page, page_with, pager, pretty, text, Flash, Head, CREATE_ATTEMPTS,
+    act, csrf, failed, iterator_query, may, page, page_with, pager, pretty, text, utc_datetime, Flash, Head,
+    CREATE_ATTEMPTS,
 };
 use crate::session::Session;
 use crate::testing::WATCH_RELOADS;
@@ -38,17 +39,23 @@ pub async fn list(
     Path(app): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let event_type = q.get("event_type").map(|t| t.trim()).filter(|t| !t.is_empty());
-    let channel = q.get("channel").map(|t| t.trim()).filter(|t| !t.is_empty());
+    // Each search field: its form name, the API's query name, and how a value
+    // is passed on (times from `datetime-local` fields are UTC).
+    let field = |name: &str| q.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let mut filters = String::new();
     let mut base = format!("{}/apps/{}/msgs?", s.base, seg(&app));
-    if let Some(t) = event_type {
-        filters.push_str(&format!("&event_types={}", seg(t)));
-        base.push_str(&format!("event_type={}&", seg(t)));
-    }
-    if let Some(ch) = channel {
-        filters.push_str(&format!("&channel={}", seg(ch)));
-        base.push_str(&format!("channel={}&", seg(ch)));
+    for (form, api) in [
+        ("event_type", "event_types"),
+        ("channel", "channel"),
+        ("tag", "tag"),
+        ("after", "after"),
+        ("before", "before"),
+    ] {
+        if let Some(v) = field(form) {
+            let value = if matches!(form, "after" | "before") { utc_datetime(v) } else { v.to_string() };
+            filters.push_str(&format!("&{api}={}", seg(&value)));
+            base.push_str(&format!("{form}={}&", seg(v)));
+        }
     }
     let base = base.trim_end_matches(['&', '?']).to_string();
     let msgs = c
@@ -66,9 +73,15 @@ pub async fn list(
         h1 { "Messages" }
         form method="get" action={ (s.base) "/apps/" (seg(&app)) "/msgs" } class="card" role="search" {
             label for="event_type" { "Event type" }
-            input id="event_type" name="event_type" value=(event_type.unwrap_or(""));
+            input id="event_type" name="event_type" value=(field("event_type").unwrap_or(""));
             label for="channel" { "Channel" }
-            input id="channel" name="channel" value=(channel.unwrap_or(""));
+            input id="channel" name="channel" value=(field("channel").unwrap_or(""));
+            label for="tag" { "Tag" }
+            input id="tag" name="tag" value=(field("tag").unwrap_or(""));
+            label for="after" { "Created after (UTC)" }
+            input id="after" name="after" type="datetime-local" step="1" value=(field("after").unwrap_or(""));
+            label for="before" { "Created before (UTC)" }
+            input id="before" name="before" type="datetime-local" step="1" value=(field("before").unwrap_or(""));
             button type="submit" { "Search" }
         }
         table {

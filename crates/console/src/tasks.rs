@@ -10,19 +10,10 @@ use maud::html;
 use serde_json::json;
 
 use crate::client::seg;
+use crate::html::utc_datetime;
 use crate::html::{failed, page, text};
 use crate::session::Session;
 use crate::Console;
-
-/// A `datetime-local` value (UTC, as the form says) as RFC 3339.
-fn since(value: &str) -> String {
-    let v = value.trim();
-    match v.len() {
-        16 => format!("{v}:00Z"),
-        19 => format!("{v}Z"),
-        _ => v.to_string(),
-    }
-}
 
 async fn start(c: &Console, s: &Session, app: &str, ep: &str, what: &str, body: &[u8]) -> Response {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
@@ -31,7 +22,7 @@ async fn start(c: &Console, s: &Session, app: &str, ep: &str, what: &str, body: 
         return r.into_response();
     }
     let path = format!("/api/v1/app/{}/endpoint/{}/{what}", seg(app), seg(ep));
-    let task = c.api.send(s, Method::POST, &path, &json!({ "since": since(field("since")) })).await;
+    let task = c.api.send(s, Method::POST, &path, &json!({ "since": utc_datetime(field("since")) })).await;
     if !task.ok() {
         return failed(s, "The task was not started", &task);
     }

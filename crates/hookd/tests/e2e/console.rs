@@ -607,3 +607,29 @@ async fn a_portal_wears_its_organisations_theme_and_sends_examples_only() {
     let got = sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].json(), json!({"invoice": "in_1"}), "the example, not what the form was given");
 }
+
+#[tokio::test]
+async fn messages_are_found_by_tag_and_time_in_the_console() {
+    let server = TestServer::spawn().await;
+    let app = server.create_app("Billing").await;
+    let tagged = json!({"eventType": "invoice.paid", "payload": {}, "tags": ["vip"]});
+    let (_, vip) = server.post(&format!("/api/v1/app/{app}/msg"), tagged).await;
+    let plain = server.send_message(&app, "invoice.paid", json!({})).await;
+    let (vip, plain) = (vip["id"].as_str().unwrap().to_string(), plain["id"].as_str().unwrap().to_string());
+    let mut b = Browser::new(&server);
+    b.post("/console/login", &[("token", &server.token)]).await;
+    let msgs = format!("/console/apps/{app}/msgs");
+
+    let by_tag = b.get(&format!("{msgs}?tag=vip")).await;
+    assert!(by_tag.html.contains(&vip) && !by_tag.html.contains(&plain), "{}", by_tag.html);
+    assert!(by_tag.html.contains("name=\"tag\" value=\"vip\""), "the search is kept in the form");
+    // Times as a datetime-local field sends them (UTC, to the minute).
+    let minute = |ms: i64| hookd_core::timefmt::format_millis(ms)[..16].to_string();
+    let now = hookd_core::timefmt::now_millis();
+    let recent = b.get(&format!("{msgs}?after={}", minute(now - 3_600_000))).await;
+    assert!(recent.html.contains(&vip) && recent.html.contains(&plain), "{}", recent.html);
+    let later = b.get(&format!("{msgs}?after={}", minute(now + 3_600_000))).await;
+    assert!(later.html.contains("No messages."), "{}", later.html);
+    let earlier = b.get(&format!("{msgs}?before={}", minute(now - 3_600_000))).await;
+    assert!(earlier.html.contains("No messages."), "{}", earlier.html);
+}
