@@ -220,15 +220,33 @@ pub struct MessageAttemptHeadersOut {
     pub sensitive: Vec<String>,
 }
 
-impl From<hookd_store::AttemptHeaders> for MessageAttemptHeadersOut {
-    fn from(h: hookd_store::AttemptHeaders) -> Self {
-        let sent: BTreeMap<String, Option<String>> =
+impl MessageAttemptHeadersOut {
+    /// The stored headers of attempt `attempt_id`: values stored as `null`
+    /// (credentials, never kept) are listed in `sensitive`; the `svix-*`
+    /// headers, sent alongside the `webhook-*` ones, shown again; the
+    /// response's headers opened when they were sealed.
+    pub fn from_stored(h: hookd_store::AttemptHeaders, attempt_id: &str) -> Self {
+        let mut sent: BTreeMap<String, Option<String>> =
             h.sent.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
-        let (shown, sensitive): (BTreeMap<_, _>, BTreeMap<_, _>) = sent.into_iter().partition(|(_, v)| v.is_some());
+        for part in ["id", "timestamp", "signature"] {
+            if let Some(v) = sent.get(&format!("webhook-{part}")).cloned() {
+                sent.entry(format!("svix-{part}")).or_insert(v);
+            }
+        }
+        let received: Option<Vec<(String, Option<String>)>> = h.received.and_then(|r| {
+            let text = hookd_store::crypt::open_text(&r, &format!("{attempt_id}:response-headers"));
+            serde_json::from_str(&text).ok()
+        });
+        let mut sensitive: Vec<String> = sent.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
+        for (name, value) in received.iter().flatten() {
+            if value.is_none() && !sensitive.contains(name) {
+                sensitive.push(name.clone());
+            }
+        }
         MessageAttemptHeadersOut {
-            sent_headers: shown.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect(),
-            response_headers: h.received.and_then(|r| serde_json::from_str(&r).ok()),
-            sensitive: sensitive.into_keys().collect(),
+            sent_headers: sent.into_iter().filter_map(|(k, v)| Some((k, v?))).collect(),
+            response_headers: received.map(|pairs| pairs.into_iter().filter_map(|(k, v)| Some([k, v?])).collect()),
+            sensitive,
         }
     }
 }

@@ -81,7 +81,7 @@ pub async fn detail(
     if !ep.ok() {
         return failed(&s, "Endpoint", &ep);
     }
-    let can_view_secret = may(&s, VIEW_SECRET) || (s.role == "read-only" && s.app.is_none());
+    let can_view_secret = may(&s, VIEW_SECRET);
     let secret = if q.contains_key("reveal") { Some(c.api.get(&s, &format!("{path}/secret")).await) } else { None };
     // One bounded read: the chart's last 250 attempts, the table's first 20.
     let recent = c.api.get(&s, &format!("/api/v1/app/{}/attempt/endpoint/{}?limit=250", seg(&app), seg(&ep_id))).await;

@@ -145,7 +145,9 @@ pub async fn edit_page(
     };
     let et = &t.body;
     let latest = schema::latest(&et["schemas"]).map(pretty).unwrap_or_default();
-    let versions = et["schemas"].as_object().map_or(0, |m| m.len());
+    // The highest version number (versions need not be numbered 1, 2, 3…).
+    let versions =
+        et["schemas"].as_object().map_or(0, |m| m.keys().filter_map(|v| v.parse::<u64>().ok()).max().unwrap_or(0));
     let base = format!("/console/event-types/{}", seg(&name));
     let archived = et["archived"] == true;
     let body = html! {

@@ -66,7 +66,7 @@ fn shell(base: &str, title: &str, nav: Markup, flash: Option<Flash>, body: Marku
 fn brand(theme: Option<&Value>) -> Markup {
     let theme = theme.unwrap_or(&Value::Null);
     let name = theme["displayName"].as_str().filter(|n| !n.is_empty());
-    let logo = theme["logoUrl"].as_str().filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+    let logo = theme["logoUrl"].as_str().filter(|u| u.starts_with("https://"));
     html! {
         span class="brand" {
             @if let Some(logo) = logo { img class="logo" src=(logo) alt=(if name.is_some() { "" } else { "Logo" }); }

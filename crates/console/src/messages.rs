@@ -228,13 +228,16 @@ pub async fn attempt(
             }
         }
         h2 { "Request" }
+        @if !sent.is_empty() {
+            p class="help" { "Signatures are shown by their first characters." }
+        }
         @if sent.is_empty() {
             p class="help" { "No request headers were kept for this attempt (no request was made, or it predates them)." }
         } @else {
             (header_table(&sent, "Request headers"))
         }
         @if !sensitive.is_empty() {
-            p class="help" { "Credentials sent and not kept: " @for (i, n) in sensitive.iter().enumerate() { @if i > 0 { ", " } code { (n) } } "." }
+            p class="help" { "The endpoint's custom headers and credentials were sent and not kept: " @for (i, n) in sensitive.iter().enumerate() { @if i > 0 { ", " } code { (n) } } "." }
         }
         @if msg.ok() { pre { (pretty(&msg.body["payload"])) } }
         h2 { "Response" }

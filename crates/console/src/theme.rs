@@ -29,7 +29,7 @@ fn font_name(v: &Value) -> Option<&str> {
 
 fn url(v: &Value) -> Option<&str> {
     let u = v.as_str()?;
-    let scheme = u.starts_with("https://") || u.starts_with("http://");
+    let scheme = u.starts_with("https://");
     let plain = !u.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\<>()".contains(c));
     (scheme && plain && u.len() <= 2048).then_some(u)
 }

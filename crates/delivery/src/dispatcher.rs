@@ -522,7 +522,7 @@ impl Dispatcher {
                     } else {
                         self.after_attempt(&job, &result, now).await
                     };
-                    let mut outcome = attempt_outcome(&job, &result, next, now);
+                    let mut outcome = attempt_outcome(&job, result, next, now);
                     if let (Some(note), Some(a)) = (note, outcome.attempt.as_mut()) {
                         // What hookd did about the answer, recorded with it.
                         a.response.push_str(note);
@@ -531,6 +531,14 @@ impl Dispatcher {
                         let context = format!("{}:response", a.id);
                         if let Some(sealed) = hookd_store::crypt::seal_body(a.response.as_bytes(), &context) {
                             a.response = String::from_utf8(sealed).unwrap_or_default();
+                        }
+                        // The receiver's headers are sealed like its body.
+                        let received = a.headers.as_mut().and_then(|h| h.received.as_mut());
+                        if let Some(received) = received {
+                            let context = format!("{}:response-headers", a.id);
+                            if let Some(sealed) = hookd_store::crypt::seal_body(received.as_bytes(), &context) {
+                                *received = String::from_utf8(sealed).unwrap_or_default();
+                            }
                         }
                     }
                     self.attempt_events(&job, &outcome);

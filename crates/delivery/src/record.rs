@@ -33,7 +33,7 @@ fn after_failure(schedule: &RetrySchedule, attempts: u32) -> NextState {
 }
 
 /// The outcome of one attempt of `job`, going `next`.
-pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, next: NextState, now: i64) -> Outcome {
+pub fn attempt_outcome(job: &DeliveryJob, result: SendResult, next: NextState, now: i64) -> Outcome {
     let attempts = job.attempts + 1;
     let success = result.is_success();
     Outcome {
@@ -48,11 +48,11 @@ pub fn attempt_outcome(job: &DeliveryJob, result: &SendResult, next: NextState, 
             url: job.endpoint.url.clone(),
             status: if success { MessageStatus::Success } else { MessageStatus::Fail },
             response_status_code: result.status.map(i32::from).unwrap_or(0),
-            response: result.body.clone(),
+            response: result.body,
             response_duration_ms: result.duration.as_millis() as i64,
             trigger: job.trigger,
             created_at: now,
-            headers: Some(result.headers.clone()),
+            headers: Some(result.headers),
         }),
         next,
         attempts,

@@ -16,14 +16,20 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGE
 
 use crate::ssrf::{check_literal, check_resolved, GuardedResolver};
 use hookd_core::policy::{DestinationPolicy, OrgPolicy};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 /// Most response body bytes kept per attempt.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// Most response headers kept per attempt, and most bytes of each value.
+/// Most response headers kept per attempt, most bytes of a name and of a
+/// value, and most bytes in all.
 const MAX_RESPONSE_HEADERS: usize = 64;
+const MAX_HEADER_NAME_BYTES: usize = 128;
 const MAX_HEADER_VALUE_BYTES: usize = 1024;
+const MAX_RESPONSE_HEADER_BYTES: usize = 8 * 1024;
+/// Characters of each signature kept with an attempt: enough to compare with
+/// one's own, too few to replay the request.
+const SIGNATURE_PREFIX_CHARS: usize = 8;
 const USER_AGENT_VALUE: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone)]
@@ -216,7 +222,7 @@ impl HttpSender {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
-        let sent = Some(sent_headers_json(&headers, body.len()));
+        let sent = Some(sent_headers_json(&headers, body.len(), &job.endpoint.headers));
         let response = client.post(url).headers(headers).body(bytes::Bytes::from_owner(body)).send().await;
         match response {
             Ok(mut resp) => {
@@ -320,33 +326,91 @@ fn build_headers(
     Ok(h)
 }
 
-/// The request's headers as a JSON object, `content-length` included (the
-/// client sets it from the body); a credential's value is `null`, never stored.
-fn sent_headers_json(headers: &HeaderMap, body_len: usize) -> String {
-    let mut map = serde_json::Map::with_capacity(headers.len() + 1);
+/// The request's headers as stored with the attempt: a JSON object of hookd's
+/// own headers with their values (`content-length` included, which the client
+/// sets from the body; each signature cut to its first characters, so what is
+/// kept cannot be replayed) and the endpoint's custom headers by name only, with
+/// a `null` value: they carry credentials, which are sealed at rest with the
+/// endpoint and never copied out. The `svix-*` three repeat the `webhook-*`
+/// ones and are left out (the API shows them again).
+fn sent_headers_json(headers: &HeaderMap, body_len: usize, custom: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(384);
+    out.push('{');
+    let mut entry = |name: &str, value: Option<&str>| {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        push_json_str(&mut out, name);
+        out.push(':');
+        match value {
+            Some(v) => push_json_str(&mut out, v),
+            None => out.push_str("null"),
+        }
+    };
     for (name, value) in headers {
-        let value = if is_sensitive(name.as_str()) {
-            serde_json::Value::Null
+        let name = name.as_str();
+        if custom.keys().any(|k| k.eq_ignore_ascii_case(name)) || is_sensitive(name) {
+            entry(name, None);
+        } else if name.starts_with("svix-") {
+            continue;
+        } else if name == "webhook-signature" {
+            entry(name, Some(&signature_prefixes(&String::from_utf8_lossy(value.as_bytes()))));
         } else {
-            serde_json::Value::String(storable(value.as_bytes()))
-        };
-        map.insert(name.as_str().to_string(), value);
+            entry(name, Some(&String::from_utf8_lossy(value.as_bytes())));
+        }
     }
-    map.insert("content-length".into(), body_len.to_string().into());
-    serde_json::Value::Object(map).to_string()
+    entry("content-length", Some(&body_len.to_string()));
+    out.push('}');
+    out
+}
+
+/// `v1,AbCdEfGh… v1a,…` from a signature header: each signature's first characters.
+fn signature_prefixes(header: &str) -> String {
+    let cut = |sig: &str| match sig.split_once(',') {
+        Some((scheme, s)) if s.len() > SIGNATURE_PREFIX_CHARS => format!("{scheme},{}…", &s[..SIGNATURE_PREFIX_CHARS]),
+        _ => sig.to_string(),
+    };
+    header.split(' ').map(cut).collect::<Vec<_>>().join(" ")
+}
+
+/// `s` as a JSON string, appended (`s` is header text: Latin-1 at most).
+fn push_json_str(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The response's headers as a JSON array of `[name, value]` pairs, in the
-/// order received, bounded in count and value length.
+/// order received, bounded (count, name and value length, total); a credential
+/// (`set-cookie`, `www-authenticate`, or a name that looks like one) keeps its
+/// name with a `null` value.
 fn response_headers_json(headers: &HeaderMap) -> String {
-    let pairs: Vec<[String; 2]> = headers
-        .iter()
-        .take(MAX_RESPONSE_HEADERS)
-        .map(|(name, value)| {
-            let v = value.as_bytes();
-            [name.as_str().to_string(), storable(&v[..v.len().min(MAX_HEADER_VALUE_BYTES)])]
-        })
-        .collect();
+    let mut pairs: Vec<(&str, Option<String>)> = Vec::with_capacity(headers.len().min(MAX_RESPONSE_HEADERS));
+    let mut total = 0;
+    for (name, value) in headers {
+        let name = name.as_str();
+        if pairs.len() == MAX_RESPONSE_HEADERS || name.len() > MAX_HEADER_NAME_BYTES {
+            continue;
+        }
+        let v = value.as_bytes();
+        let credential = is_sensitive(name) || name == "set-cookie" || name == "www-authenticate";
+        let kept = (!credential).then(|| storable(&v[..v.len().min(MAX_HEADER_VALUE_BYTES)]));
+        total += name.len() + kept.as_ref().map_or(0, String::len);
+        if total > MAX_RESPONSE_HEADER_BYTES {
+            break;
+        }
+        pairs.push((name, kept));
+    }
     serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
 }
 
@@ -385,24 +449,50 @@ mod tests {
     }
 
     #[test]
-    fn stored_headers_leave_credentials_out_and_are_bounded() {
+    fn stored_request_headers_keep_no_credential_and_no_whole_signature() {
         let mut h = HeaderMap::new();
         h.insert("webhook-id", HeaderValue::from_static("msg_1"));
+        h.insert("svix-id", HeaderValue::from_static("msg_1"));
+        h.insert("webhook-signature", HeaderValue::from_static("v1,AbCdEfGhIjKlMnOp= v1a,QrStUvWxYz"));
+        h.insert("x-quoted", HeaderValue::from_static("a\"b\\c"));
         h.insert("authorization", HeaderValue::from_static("Bearer sk_live_1"));
-        h.insert("x-api-key", HeaderValue::from_static("k"));
-        let sent: serde_json::Value = serde_json::from_str(&sent_headers_json(&h, 12)).unwrap();
-        assert_eq!(
-            sent,
-            serde_json::json!({"webhook-id": "msg_1", "authorization": null, "x-api-key": null, "content-length": "12"})
-        );
+        h.insert("x-tenant", HeaderValue::from_static("t1"));
+        let custom = BTreeMap::from([("X-Tenant".to_string(), "t1".to_string())]);
+        let sent: serde_json::Value = serde_json::from_str(&sent_headers_json(&h, 12, &custom)).unwrap();
+        let want = serde_json::json!({
+            "webhook-id": "msg_1",
+            "webhook-signature": "v1,AbCdEfGh… v1a,QrStUvWx…",
+            "x-quoted": "a\"b\\c",
+            "authorization": null,
+            "x-tenant": null,
+            "content-length": "12"
+        });
+        assert_eq!(sent, want);
+    }
+
+    #[test]
+    fn stored_response_headers_are_bounded_and_keep_no_cookie() {
         let mut r = HeaderMap::new();
+        r.insert("x-long", HeaderValue::from_str(&"a".repeat(5000)).unwrap());
+        r.insert("set-cookie", HeaderValue::from_static("session=s3cr3t"));
+        r.insert(HeaderName::from_bytes("x-".repeat(100).as_bytes()).unwrap(), HeaderValue::from_static("v"));
         for i in 0..100 {
             r.append(HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(), HeaderValue::from_static("v"));
         }
-        r.insert("x-long", HeaderValue::from_str(&"a".repeat(5000)).unwrap());
-        let received: Vec<[String; 2]> = serde_json::from_str(&response_headers_json(&r)).unwrap();
-        assert_eq!(received.len(), MAX_RESPONSE_HEADERS);
-        assert!(received.iter().all(|[_, v]| v.len() <= MAX_HEADER_VALUE_BYTES));
+        let received: Vec<(String, Option<String>)> = serde_json::from_str(&response_headers_json(&r)).unwrap();
+        assert_eq!(received.len(), MAX_RESPONSE_HEADERS, "the over-long name is left out, the count bounded");
+        let long = received.iter().find(|(n, _)| n == "x-long").expect("kept, cut");
+        assert_eq!(long.1.as_deref().map(str::len), Some(MAX_HEADER_VALUE_BYTES));
+        assert!(received.contains(&("set-cookie".into(), None)), "{received:?}");
+        assert!(received.iter().all(|(n, _)| n.len() <= MAX_HEADER_NAME_BYTES));
+
+        let mut big = HeaderMap::new();
+        for i in 0..20 {
+            let name = HeaderName::from_bytes(format!("x-big{i}").as_bytes()).unwrap();
+            big.insert(name, HeaderValue::from_str(&"b".repeat(1000)).unwrap());
+        }
+        let kept = response_headers_json(&big);
+        assert!(kept.len() <= MAX_RESPONSE_HEADER_BYTES + 20 * 8, "{}", kept.len());
     }
 
     #[test]

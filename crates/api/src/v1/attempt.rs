@@ -101,7 +101,7 @@ pub async fn headers(
 ) -> ApiResult<Json<MessageAttemptHeadersOut>> {
     let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
     let headers = state.resources.get_attempt_headers(auth.org_id(), &auth.app.id, &msg.id, &attempt_id).await?;
-    Ok(Json(headers.into()))
+    Ok(Json(MessageAttemptHeadersOut::from_stored(headers, &attempt_id)))
 }
 
 /// The endpoints a message went to, with each delivery's state.

@@ -6,7 +6,7 @@
 //! `GET /api/v1/environment/settings` (`EnvironmentSettingsOut`).
 //!
 //! Every value ends up in a stylesheet or a page, so each is held to a strict
-//! form: colours are hex, fonts are names, URLs are http(s) with nothing that
+//! form: colours are hex, fonts are names, URLs are https with nothing that
 //! could close a CSS string. Fields Svix has that hookd does not act on are
 //! refused by name rather than silently kept.
 
@@ -165,11 +165,12 @@ fn is_colour(c: &str) -> bool {
     matches!(hex.len(), 3 | 4 | 6 | 8) && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// An http(s) URL that can sit inside a quoted CSS `url("…")` or an attribute.
+/// An https URL that can sit inside a quoted CSS `url("…")` or an attribute.
 fn safe_url(field: &str, u: &str) -> ApiResult<()> {
     let parsed = url::Url::parse(u).map_err(|e| ApiError::body_field(field, format!("not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(ApiError::body_field(field, "must be an https (or http) URL"));
+    // The portal's CSP loads images, styles and fonts from https hosts only.
+    if parsed.scheme() != "https" {
+        return Err(ApiError::body_field(field, "must be an https URL"));
     }
     if u.len() > MAX_URL || u.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\<>()".contains(c)) {
         return Err(ApiError::body_field(
@@ -281,27 +282,43 @@ pub async fn put(
     store(&state, &auth.org_id, &settings).await
 }
 
-/// `PATCH`: the fields given are set (`null` clears one); the rest stay.
+/// `PATCH`: a JSON merge patch (RFC 7396): the fields given are set, within
+/// objects too (`colorPaletteDark.primary` alone changes only that colour);
+/// `null` clears one; the rest stay.
 pub async fn patch(
     State(state): State<AppState>,
     auth: OrgAuth,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<PortalSettings>> {
-    let changes: Map<String, Value> = parse_json(&body)?;
+    let mut changes: Map<String, Value> = parse_json(&body)?;
+    // `logoUrl` is another name for `customLogoUrl`.
+    if let Some(logo) = changes.remove("logoUrl") {
+        changes.insert("customLogoUrl".into(), logo);
+    }
     let current = load(&state, &auth.org_id).await?;
-    let mut merged = match serde_json::to_value(current) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
+    let mut merged = serde_json::to_value(current).map_err(|e| ApiError::Internal(e.to_string()))?;
+    merge_patch(&mut merged, Value::Object(changes));
+    let settings: PortalSettings = parse_json(merged.to_string().as_bytes())?;
+    store(&state, &auth.org_id, &settings).await
+}
+
+/// RFC 7396: `patch` applied to `target`.
+fn merge_patch(target: &mut Value, patch: Value) {
+    let Value::Object(changes) = patch else {
+        *target = patch;
+        return;
     };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(fields) = target else { return };
     for (k, v) in changes {
         if v.is_null() {
-            merged.remove(&k);
+            fields.remove(&k);
         } else {
-            merged.insert(k, v);
+            merge_patch(fields.entry(k).or_insert(Value::Null), v);
         }
     }
-    let settings: PortalSettings = parse_json(Value::Object(merged).to_string().as_bytes())?;
-    store(&state, &auth.org_id, &settings).await
 }
 
 /// `GET /api/v1/environment/settings` (`EnvironmentSettingsOut`): what a portal
@@ -363,6 +380,16 @@ mod tests {
         ] {
             assert!(settings(bad.clone()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_patch_merges_within_objects_and_null_clears() {
+        let mut target = json!({"a": 1, "p": {"x": "#111", "y": "#222"}, "gone": true});
+        merge_patch(&mut target, json!({"p": {"y": "#333", "z": "#444"}, "gone": null, "b": 2}));
+        assert_eq!(target, json!({"a": 1, "b": 2, "p": {"x": "#111", "y": "#333", "z": "#444"}}));
+        let mut scalar = json!(1);
+        merge_patch(&mut scalar, json!({"a": {"b": null, "c": 1}}));
+        assert_eq!(scalar, json!({"a": {"c": 1}}));
     }
 
     #[test]

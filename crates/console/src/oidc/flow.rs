@@ -71,14 +71,17 @@ impl Sso {
         let code = q.code.as_deref().filter(|c| !c.is_empty()).ok_or(Refusal::BadState("no code came back"))?;
         let id_token = self.provider.exchange(code, &pending.verifier).await?;
         let claims = self.provider.verify(&id_token, &pending.nonce).await?;
-        let who = ["email", "sub"]
-            .iter()
-            .find_map(|c| claims.get(*c).and_then(Value::as_str).filter(|s| !s.is_empty()))
-            .unwrap_or("unknown")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect::<String>();
+        // An email names the person only when the provider vouches for it.
+        let claim = |c: &str| claims.get(c).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let verified = claims.get("email_verified").is_some_and(|v| v == true || v == "true");
+        let who = match (claim("email"), claim("sub")) {
+            (Some(email), _) if verified => email.to_string(),
+            (Some(email), Some(sub)) => format!("{sub} ({email}, unverified)"),
+            (None, Some(sub)) => sub.to_string(),
+            (Some(email), None) => format!("{email} (unverified)"),
+            (None, None) => "unknown".to_string(),
+        };
+        let who = who.chars().filter(|c| !c.is_control()).take(200).collect::<String>();
         let groups = groups(&claims, &self.settings.groups_claim);
         let Some(m) = self.settings.mappings.iter().find(|m| groups.contains(&m.group)) else {
             return Err(Refusal::NotMapped(who));

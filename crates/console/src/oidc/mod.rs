@@ -125,13 +125,7 @@ impl fmt::Debug for Settings {
 /// only, for a provider on the same machine), or that carries a query or fragment.
 pub fn check_issuer(issuer: &str) -> Result<(), String> {
     let url = url::Url::parse(issuer).map_err(|e| format!("`{issuer}` is not a URL: {e}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        None => false,
-    };
-    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+    if !secure(&url) {
         return Err(format!("`{issuer}` is not an https URL (plain http is for a provider on loopback only)"));
     }
     if url.query().is_some() || url.fragment().is_some() {
@@ -140,13 +134,26 @@ pub fn check_issuer(issuer: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// https, or plain http to a provider on loopback: where the client secret and
+/// the tokens may travel.
+pub fn secure(url: &url::Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
 /// A sign-in the provider vouched for and a mapping matched.
 #[derive(Debug, Clone)]
 pub struct Grant {
     /// The organisation as mapped (`org_…`, or `default`).
     pub org: String,
     pub role: Role,
-    /// Who signed in: the email claim, else the subject.
+    /// Who signed in: the email claim when the provider says it is verified,
+    /// else the subject (with an unverified email noted as such).
     pub who: String,
     /// How long the session's token lasts.
     pub ttl: Duration,

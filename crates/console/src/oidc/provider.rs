@@ -122,9 +122,13 @@ impl Client {
             ("token_endpoint", &endpoints.token_endpoint),
             ("jwks_uri", &endpoints.jwks_uri),
         ] {
-            let ok = url::Url::parse(endpoint).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http");
+            // The client secret and the tokens travel there: https only (or
+            // plain http on loopback, as for the issuer).
+            let ok = url::Url::parse(endpoint).is_ok_and(|u| super::secure(&u));
             if !ok {
-                return Err(Failure::Unreachable(format!("its discovery document's {what} is not a URL")));
+                return Err(Failure::Unreachable(format!(
+                    "its discovery document's {what} is not an https URL (plain http is for loopback only)"
+                )));
             }
         }
         let endpoints = Arc::new(endpoints);

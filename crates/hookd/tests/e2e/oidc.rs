@@ -187,6 +187,7 @@ fn id_token(issuer: &str, issued: &Issued) -> String {
         "iat": now,
         "nonce": issued.nonce,
         "email": user.email,
+        "email_verified": true,
         "groups": user.groups,
     });
     for (k, v) in user.overrides.as_object().unwrap() {
@@ -689,3 +690,21 @@ Pbvdj9OCKaGDbcUd481i9zqfO3P0TIUzSadMrxoxEh5583dx3Ts5nw3fgs/BWjAg\
 Z5uy/Vpj3gYzY+3Vw93zhkPlCnsEruxVyQlfog0hsmhdQH+h9vln";
 const ED25519_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIINQD2A1rkeHU42NetoMQCjXOKB5zNpNQKZIAdYmlUSX";
 const ED25519_X: &str = "yGqUFV9otARSkqBWULveJ46PJOTqSEfdL-UjXZCapfc";
+
+#[tokio::test]
+async fn an_email_the_provider_does_not_vouch_for_does_not_name_the_user() {
+    let idp = Provider::start().await;
+    let (hookd, acme, _) = hookd_with_sso(&idp).await;
+    let mut dave = Browser::new(&hookd);
+    let overrides = json!({"email_verified": false, "email": "ceo@example.com"});
+    idp.next(NextUser { overrides, ..NextUser::new("dave@example.com", json!(["ops"])) });
+    let start = dave.get("/console/oidc/login").await;
+    let back = dave.get(&start.location).await;
+    assert_eq!(dave.get(&back.location).await.status, 200);
+    let (_, tokens) = hookd.get(&format!("/api/v1/management/authentication/{acme}/api-token")).await;
+    let names: Vec<&str> = tokens["data"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(
+        names.contains(&"console sso: user-dave@example.com (ceo@example.com, unverified)"),
+        "named by the subject, the unverified email only noted: {names:?}"
+    );
+}

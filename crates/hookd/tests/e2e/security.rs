@@ -578,6 +578,7 @@ async fn an_organisations_payloads_and_responses_are_sealed_at_rest() {
     let mut server = TestServer::spawn_in(dir.clone(), ServerOptions::default()).await;
     let sink = Sink::start().await;
     sink.set_body(b"receiver-answer-9f3c2e");
+    sink.reply(&[crate::support::Reply::new(200, &[("x-receiver-note", "header-answer-6b0d13")])]);
     let (status, env) = server
         .post(
             "/api/v1/management/environment",
@@ -628,6 +629,10 @@ async fn an_organisations_payloads_and_responses_are_sealed_at_rest() {
         .await
         .expect("the attempt was recorded");
     assert_eq!(attempts[0]["response"], "receiver-answer-9f3c2e", "{attempts:?}");
+    let headers = format!("/api/v1/app/{app}/msg/{msg}/attempt/{}/headers", text(&attempts[0]["id"]));
+    let (_, headers) = call(reqwest::Method::GET, &headers, None).await;
+    let note = json!(["x-receiver-note", "header-answer-6b0d13"]);
+    assert!(headers["responseHeaders"].as_array().unwrap().contains(&note), "{headers}");
 
     server.sigterm();
     let _ = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await;
@@ -636,4 +641,5 @@ async fn an_organisations_payloads_and_responses_are_sealed_at_rest() {
     assert!(!contains(&bytes, b"sealed-payload-7d41a9"), "a sealed organisation's payload is in the database files");
     assert!(contains(&bytes, b"plain-answer-2c8e51"), "the control answer is stored plain");
     assert!(!contains(&bytes, b"receiver-answer-9f3c2e"), "a sealed organisation's answer is in the database files");
+    assert!(!contains(&bytes, b"header-answer-6b0d13"), "a sealed organisation's answer's headers are in the files");
 }

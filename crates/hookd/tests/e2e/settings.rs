@@ -53,10 +53,29 @@ async fn portal_settings_are_set_patched_validated_and_read_by_the_portal() {
     assert_eq!(patched.get("customColor"), None);
     assert_eq!((patched["displayName"].clone(), patched["customFontFamily"].clone()), (json!("Acme"), json!("Inter")));
 
+    // A merge patch: within a palette only the colour named changes; the
+    // logo by either of its names.
+    let (status, patched) = server
+        .patch(
+            SETTINGS,
+            json!({"colorPaletteDark": {"primary": "#ffffff"}, "logoUrl": "https://cdn.example.com/new.svg"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let dark = json!({"backgroundPrimary": "#101418", "textPrimary": "#e6edf3", "primary": "#ffffff"});
+    assert_eq!(
+        (patched["colorPaletteDark"].clone(), patched["customLogoUrl"].clone()),
+        (dark, json!("https://cdn.example.com/new.svg"))
+    );
+    let (_, cleared) = server.patch(SETTINGS, json!({"logoUrl": null})).await;
+    assert_eq!(cleared.get("customLogoUrl"), None, "{cleared}");
+    server.patch(SETTINGS, json!({"customLogoUrl": "https://cdn.example.com/acme.svg"})).await;
+
     // Values that could escape a stylesheet, and fields hookd does not act on.
     for (bad, field) in [
         (json!({"customColor": "red;} body{display:none"}), "customColor"),
         (json!({"customLogoUrl": "javascript:alert(1)"}), "customLogoUrl"),
+        (json!({"customLogoUrl": "http://cdn.example.com/x.svg"}), "customLogoUrl"),
         (json!({"colorPaletteLight": {"primary": "blue"}}), "colorPaletteLight.primary"),
         (json!({"customFontFamily": "Inter\"}"}), "customFontFamily"),
         (json!({"enableTransformations": true}), "enableTransformations"),

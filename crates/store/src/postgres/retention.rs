@@ -26,11 +26,15 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
             .execute(&mut *c)
             .await?
             .rows_affected();
-        report.attempts = sqlx::query("UPDATE attempt SET response = '' WHERE msg_id = ANY($1) AND response <> ''")
-            .bind(&ids)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+        // The response's body and both headers go with the payload.
+        report.attempts = sqlx::query(
+            "UPDATE attempt SET response = '', sent_headers = NULL, response_headers = NULL
+             WHERE msg_id = ANY($1) AND (response <> '' OR sent_headers IS NOT NULL OR response_headers IS NOT NULL)",
+        )
+        .bind(&ids)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
         report.canceled = sqlx::query(
             "WITH waiting AS MATERIALIZED (
                  SELECT id FROM delivery WHERE msg_id = ANY($1) AND state IN ('scheduled', 'paused')

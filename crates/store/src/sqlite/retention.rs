@@ -19,7 +19,11 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
     };
     let mut report = PruneReport::default();
     let mut expunge = c.prepare_cached("UPDATE message SET payload = NULL WHERE id = ?1")?;
-    let mut clear = c.prepare_cached("UPDATE attempt SET response = '' WHERE msg_id = ?1 AND response <> ''")?;
+    // The response's body and both headers go with the payload.
+    let mut clear = c.prepare_cached(
+        "UPDATE attempt SET response = '', sent_headers = NULL, response_headers = NULL
+         WHERE msg_id = ?1 AND (response <> '' OR sent_headers IS NOT NULL OR response_headers IS NOT NULL)",
+    )?;
     let mut cancel = c.prepare_cached(
         "UPDATE delivery SET state = 'canceled', due_at = NULL, updated_at = ?2
          WHERE msg_id = ?1 AND state IN ('scheduled', 'paused')",

@@ -306,7 +306,7 @@ pub async fn a_task_resumes_from_its_cursor_after_its_node_dies(f: Fixture) {
 }
 
 /// The retention sweep expunges payloads past their expiry in batches, clears
-/// their attempts' response bodies, cancels what still waited for them, and
+/// their attempts' response bodies and headers, cancels what still waited for them, and
 /// leaves everything younger alone.
 pub async fn retention_expunges_expired_payloads_in_batches(f: Fixture) {
     let ep = f.endpoint(None, None).await;
@@ -317,6 +317,8 @@ pub async fn retention_expunges_expired_payloads_in_batches(f: Fixture) {
         let jobs = f.store.enqueue(msg.clone(), None, Some(lease("n1", 60_000)), None).await.unwrap();
         let mut a = f.attempt(&msg.id, &ep, 500);
         a.response = "a large response body".into();
+        let received = Some(r#"[["x-r","1"]]"#.to_string());
+        a.headers = Some(AttemptHeaders { sent: Some(r#"{"webhook-id":"m"}"#.into()), received });
         let next = if i == 0 { NextState::Retry { after_ms: 3_600_000 } } else { NextState::Failed };
         f.store.record_outcomes(Arc::from(vec![outcome(&jobs[0], Some(a), next, 1)])).await.unwrap();
         expired.push(msg);
@@ -335,6 +337,10 @@ pub async fn retention_expunges_expired_payloads_in_batches(f: Fixture) {
     assert!(f.store.get_message(&f.org, &f.app, &young.id).await.unwrap().payload.is_some());
     let attempts = f.store.list_attempts(&f.org, &f.app, &AttemptFilter::default(), &page(10)).await.unwrap();
     assert!(attempts.iter().all(|a| a.response.is_empty()), "response bodies expire with the payload");
+    for a in &attempts {
+        let headers = f.store.get_attempt_headers(&f.org, &f.app, &a.msg_id, &a.id).await.unwrap();
+        assert_eq!(headers, AttemptHeaders::default(), "and so do the attempt's headers");
+    }
     assert_eq!(f.delivery(&expired[0].id, &ep.id).await.state, DeliveryState::Canceled);
     assert_eq!(f.delivery(&young.id, &ep.id).await.state, DeliveryState::Scheduled);
     f.store.reclaim_space(1000).await.unwrap();
