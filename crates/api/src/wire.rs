@@ -105,6 +105,12 @@ pub struct EndpointOut {
     /// Extension: the public JWK payloads are encrypted to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<serde_json::Value>,
+    /// Extension: the endpoint's own attempt timeout, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationWire>,
+    /// Extension: `gzip` when request bodies are compressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<&'static str>,
     /// Extension: its circuit breaker and throttling, as the node delivering to
     /// it last reported (absent until something was).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,6 +204,8 @@ impl From<&Endpoint> for EndpointOut {
                 .map(|ms| ms.iter().map(|d| DurationWire::from_millis(*d)).collect()),
             max_concurrency: e.control.max_concurrency,
             encryption_key: e.control.encryption_key.clone(),
+            timeout: e.control.timeout_ms.map(DurationWire::from_millis),
+            compression: e.control.gzip.then_some("gzip"),
             health: e.health.as_ref().map(EndpointHealthOut::from),
             public_key: e.secret.public_key(),
         }

@@ -17,6 +17,7 @@ pub mod control;
 pub mod dispatcher;
 mod held;
 pub mod metrics;
+mod oauth;
 pub mod operational;
 pub mod orgs;
 pub mod record;

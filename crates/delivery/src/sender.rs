@@ -8,11 +8,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use hookd_core::headers::is_sensitive;
 use hookd_core::signing::signature_header;
 use hookd_core::text::storable;
 use hookd_store::{AttemptHeaders, DeliveryJob};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 
 use crate::ssrf::{check_literal, check_resolved, GuardedResolver};
 use hookd_core::policy::{DestinationPolicy, OrgPolicy};
@@ -116,6 +117,8 @@ pub struct HttpSender {
     client: reqwest::Client,
     policy: Arc<DestinationPolicy>,
     narrowed: Arc<Mutex<HashMap<OrgPolicy, PolicyClient>>>,
+    /// OAuth2 access tokens, per endpoint.
+    oauth: Arc<crate::oauth::TokenCache>,
 }
 
 impl HttpSender {
@@ -126,6 +129,7 @@ impl HttpSender {
             config: Arc::new(config.clone()),
             policy,
             narrowed: Arc::default(),
+            oauth: Arc::default(),
         })
     }
 
@@ -218,12 +222,56 @@ impl HttpSender {
             },
         };
         let timestamp = now_millis / 1000;
-        let headers = match build_headers(job, &body, content_type, timestamp, now_millis) {
+        let mut headers = match build_headers(job, &body, content_type, timestamp, now_millis) {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
-        let sent = Some(sent_headers_json(&headers, body.len(), &job.endpoint.headers));
-        let response = client.post(url).headers(headers).body(bytes::Bytes::from_owner(body)).send().await;
+        let timeout = job.endpoint.control.timeout_ms.map(Duration::from_millis).unwrap_or(self.config.timeout);
+        // Signed as it is, sent compressed when the endpoint asks (the receiver
+        // verifies after decompressing).
+        let wire = if job.endpoint.control.gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            match gzip(&body) {
+                Ok(z) => Arc::from(z),
+                Err(e) => return failed(format!("compressing the body failed: {e}")),
+            }
+        } else {
+            body
+        };
+        // The receiver's own credentials: an OAuth2 access token, basic or bearer.
+        let auth = &job.endpoint.auth;
+        if let Some(oauth) = &auth.oauth {
+            match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, false).await {
+                Ok(token) => set_authorization(&mut headers, &format!("Bearer {token}")),
+                Err(e) => return failed(e),
+            }
+        } else if let Some(b) = &auth.basic {
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", b.username, b.password));
+            set_authorization(&mut headers, &format!("Basic {pair}"));
+        } else if let Some(token) = &auth.bearer {
+            set_authorization(&mut headers, &format!("Bearer {token}"));
+        }
+        let sent = Some(sent_headers_json(&headers, wire.len(), &job.endpoint.headers));
+        let post = |headers: HeaderMap| {
+            let body = bytes::Bytes::from_owner(wire.clone());
+            client.post(url.clone()).headers(headers).timeout(timeout).body(body).send()
+        };
+        let mut response = post(headers.clone()).await;
+        let mut note = None;
+        // A 401 with an OAuth token: the token may have been revoked early. A
+        // fresh one, and the request once more, within this attempt.
+        if let (Some(oauth), Ok(resp)) = (&auth.oauth, &response) {
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+                match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, true).await {
+                    Ok(token) => {
+                        set_authorization(&mut headers, &format!("Bearer {token}"));
+                        response = post(headers).await;
+                        note = Some(" [hookd: got a new OAuth token after a 401 and sent the request again]".into());
+                    }
+                    Err(e) => note = Some(format!(" [hookd: after a 401, {e}]")),
+                }
+            }
+        }
         match response {
             Ok(mut resp) => {
                 let received = Some(response_headers_json(resp.headers()));
@@ -255,6 +303,9 @@ impl HttpSender {
                 if timed_out {
                     body.push_str(" [hookd: timed out reading the rest of the response body]");
                 }
+                if let Some(note) = note {
+                    body.push_str(&note);
+                }
                 SendResult {
                     status: Some(status),
                     body,
@@ -272,6 +323,22 @@ impl HttpSender {
             },
         }
     }
+}
+
+/// Sets `Authorization` (a credential: never stored with the attempt).
+fn set_authorization(headers: &mut HeaderMap, value: &str) {
+    if let Ok(mut v) = HeaderValue::from_str(value) {
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
+    }
+}
+
+/// `body` gzip-compressed.
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2 + 64), flate2::Compression::fast());
+    z.write_all(body)?;
+    z.finish()
 }
 
 /// A client held to `policy`: its resolver vets every address it connects to.
@@ -415,7 +482,7 @@ fn response_headers_json(headers: &HeaderMap) -> String {
 }
 
 /// A readable reason for a failed request, including the SSRF guard's refusal.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut msg = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {

@@ -118,6 +118,7 @@ async fn app_with_endpoints(store: &dyn Store, n: usize) -> anyhow::Result<(Stri
             updated_at: t,
             revision: 0,
             control: Default::default(),
+            auth: Default::default(),
             health: None,
         };
         eps.push(store.create_endpoint(ep, None).await?);

@@ -14,6 +14,9 @@ use crate::StoreError;
 /// Most rotated-out secrets kept signing at once.
 pub const MAX_RETIRED_SECRETS: usize = 10;
 
+// One change at a time passes through here (never held in bulk): its size
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum EndpointChange {
     /// Settings (PUT gives them all, PATCH some).
@@ -22,6 +25,17 @@ pub enum EndpointChange {
     Headers { set: BTreeMap<String, String>, remove: Vec<String>, replace: bool },
     /// A new signing secret; the current one keeps signing for `grace_ms`.
     RotateSecret { secret: Secret, grace_ms: i64 },
+    /// The credentials towards the receiver (OAuth2, basic, bearer).
+    Auth(AuthChange),
+}
+
+/// A change to one kind of an endpoint's credentials.
+#[derive(Debug, Clone)]
+pub enum AuthChange {
+    Oauth(Option<Box<crate::model::OauthConfig>>),
+    /// HTTP basic or bearer (setting one clears the other).
+    Basic(Option<crate::model::BasicAuth>),
+    Bearer(Option<String>),
 }
 
 /// The endpoint's settings; `None` leaves one as it is. For nullable settings,
@@ -42,6 +56,9 @@ pub struct EndpointSettings {
     pub max_concurrency: Option<Option<u32>>,
     /// The JWK payloads are encrypted to.
     pub encryption_key: Option<Option<serde_json::Value>>,
+    /// The endpoint's own attempt timeout, and gzip request bodies.
+    pub timeout_ms: Option<Option<u64>>,
+    pub gzip: Option<bool>,
 }
 
 /// Which group of columns a change writes.
@@ -50,6 +67,7 @@ pub enum Columns {
     Settings,
     Headers,
     Secrets,
+    Auth,
 }
 
 impl EndpointChange {
@@ -58,6 +76,7 @@ impl EndpointChange {
             EndpointChange::Settings(_) => Columns::Settings,
             EndpointChange::Headers { .. } => Columns::Headers,
             EndpointChange::RotateSecret { .. } => Columns::Secrets,
+            EndpointChange::Auth(_) => Columns::Auth,
         }
     }
 
@@ -102,6 +121,12 @@ impl EndpointChange {
                 if let Some(v) = s.encryption_key {
                     ep.control.encryption_key = v;
                 }
+                if let Some(v) = s.timeout_ms {
+                    ep.control.timeout_ms = v;
+                }
+                if let Some(v) = s.gzip {
+                    ep.control.gzip = v;
+                }
             }
             EndpointChange::Headers { set, remove, replace } => {
                 if *replace {
@@ -126,6 +151,17 @@ impl EndpointChange {
                     ep.retired_secrets.truncate(MAX_RETIRED_SECRETS);
                 }
             }
+            EndpointChange::Auth(change) => match change.clone() {
+                AuthChange::Oauth(o) => ep.auth.oauth = o.map(|o| *o),
+                AuthChange::Basic(b) => {
+                    ep.auth.bearer = None;
+                    ep.auth.basic = b;
+                }
+                AuthChange::Bearer(t) => {
+                    ep.auth.basic = None;
+                    ep.auth.bearer = t;
+                }
+            },
         }
         ep.updated_at = now;
         ep.revision += 1;

@@ -49,6 +49,18 @@ pub fn headers_from_db(id: &str, s: &str) -> Result<BTreeMap<String, String>, De
     parse(&crypt::open(s, &format!("{id}:headers"))?)
 }
 
+/// Endpoint `id`'s credentials, sealed; `None` when it has none.
+pub fn auth_to_db(id: &str, auth: &crate::model::EndpointAuth) -> Option<String> {
+    (!auth.is_empty()).then(|| crypt::seal(&json(auth), &format!("{id}:auth")))
+}
+
+pub fn auth_from_db(id: &str, s: Option<&str>) -> Result<crate::model::EndpointAuth, DecodeError> {
+    match s {
+        None => Ok(Default::default()),
+        Some(s) => parse(&crypt::open(s, &format!("{id}:auth"))?),
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredRetired {
     secret: String,

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use audit::{AuditCheck, AuditEntry, AuditEvent, AuditHead};
-pub use change::{EndpointChange, EndpointSettings, EndpointUpdated};
+pub use change::{AuthChange, EndpointChange, EndpointSettings, EndpointUpdated};
 pub use hookd_core::{DeliveryState, MessageStatus};
 pub use inbound::{
     Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, ObjectStatus, Source, SourceSchedule,

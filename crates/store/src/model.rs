@@ -157,6 +157,8 @@ pub struct Endpoint {
     pub revision: i64,
     /// The endpoint's own delivery settings (extension fields).
     pub control: DeliveryControl,
+    /// Its credentials towards the receiver (sealed at rest).
+    pub auth: EndpointAuth,
     /// What the node delivering to it last reported; `None` before anything was.
     pub health: Option<EndpointHealth>,
 }
@@ -175,12 +177,97 @@ pub struct DeliveryControl {
     /// A P-256 public JWK: payloads go to the endpoint encrypted to it (JWE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<serde_json::Value>,
+    /// How long an attempt may take (instead of the server's `--timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Request bodies go gzip-compressed (`content-encoding: gzip`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gzip: bool,
 }
 
 impl DeliveryControl {
     pub fn is_default(&self) -> bool {
         *self == DeliveryControl::default()
     }
+}
+
+/// How hookd authenticates to an endpoint's receiver, beside the signature:
+/// an OAuth2 client (Svix's `EndpointOauthConfigIn`), HTTP basic, or a bearer
+/// token. At most one applies: OAuth2, else basic, else bearer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OauthConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+}
+
+impl EndpointAuth {
+    pub fn is_empty(&self) -> bool {
+        *self == EndpointAuth::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// Svix's `Oauth2GrantTypeInOut`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OauthGrant {
+    ClientCredentials,
+    RefreshToken,
+}
+
+/// Svix's `Oauth2AuthMethodInOut`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OauthAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    ClientSecretJwt,
+}
+
+/// Svix's `ClientSecretJwtParamsIn`: the RS256 key (base64 of its PKCS#1 DER)
+/// the client assertion is signed with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthJwtParams {
+    pub secret_base64: String,
+    pub signing_algorithm: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expiry_secs: Option<u64>,
+}
+
+/// An endpoint's OAuth2 client: how hookd gets the access token it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthConfig {
+    pub grant_type: OauthGrant,
+    pub auth_method: OauthAuthMethod,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub token_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_params: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_params: Option<OauthJwtParams>,
 }
 
 /// The circuit breaker's state.

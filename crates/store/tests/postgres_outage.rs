@@ -102,6 +102,7 @@ async fn app_with_endpoint(store: &dyn Store) -> (String, String) {
                 updated_at: t,
                 revision: 0,
                 control: Default::default(),
+                auth: Default::default(),
                 health: None,
             },
             None,

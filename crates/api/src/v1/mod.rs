@@ -57,6 +57,15 @@ pub fn router() -> Router<AppState> {
             &format!("{ep}/headers"),
             get(endpoint::headers::get).put(endpoint::headers::update).patch(endpoint::headers::patch),
         )
+        .route(
+            &format!("{ep}/oauth"),
+            get(endpoint::auth::get_oauth).put(endpoint::auth::put_oauth).delete(endpoint::auth::delete_oauth),
+        )
+        .route(&format!("{ep}/oauth-config"), get(endpoint::auth::get_oauth))
+        .route(
+            &format!("{ep}/auth"),
+            get(endpoint::auth::get_auth).put(endpoint::auth::put_auth).delete(endpoint::auth::delete_auth),
+        )
         .route(&format!("{ep}/send-example"), post(endpoint::recovery::send_example))
         .route(&format!("{ep}/recover"), post(endpoint::recovery::recover))
         .route(&format!("{ep}/replay-missing"), post(endpoint::recovery::replay_missing))

@@ -23,3 +23,4 @@ mod oidc;
 mod postgres;
 mod security;
 mod settings;
+mod transports;

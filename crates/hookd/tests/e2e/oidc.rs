@@ -635,7 +635,7 @@ async fn an_unreachable_provider_answers_502_and_no_provider_404() {
 /// Test keys made for these tests only (`openssl genrsa 2048`, PKCS#1; `openssl
 /// genpkey -algorithm ed25519`, PKCS#8), base64 DER. The provider signs with
 /// `RSA_KEY` (JWKS `k1`) and `ED25519_KEY` (JWKS `k2`); `STRANGER_KEY` is in no JWKS.
-const RSA_KEY: &str = "\
+pub const RSA_KEY: &str = "\
 MIIEogIBAAKCAQEAmWhPZIvReUhqJqDHRS1gxZxsIheDjrAcV3TTPcJV1Ci4fIgD\
 E/D1AMJ0EhmkpKm7hMZv1wpAhQSd8g8hm4/TzU3FmKmvtFdOVKlDw4kWwY9WNNOi\
 h9IOvtFDaG1Mi/XexIUQ/RoxRdoS5xuK9KprJrtWu6eoZwdWfyca4onhinthcgjm\
@@ -661,7 +661,7 @@ bqgTf1TlCZeIiF8i9ayCPI+gp++2aCBbG69fN8wj/1ujLTl/lfJBjHvO63r5TCVC\
 G4QBAoGADvtsAYiwOux8bsegXmbdHQQbqdZ8TqI4GPSml52dkGhnGlJwHxDo3WW/\
 wBlCW+sJkj/54hkvJWrGEkL5vecG2S2iG+Ne/LAuDMUbjSitkSui7yZcxTjtu5vF\
 DSKE5F8gK5rNZDkzyqSPlIdFKL5J6vSERMQrqJlNcD7EPr/AlhU=";
-const RSA_N: &str = "mWhPZIvReUhqJqDHRS1gxZxsIheDjrAcV3TTPcJV1Ci4fIgDE_D1AMJ0EhmkpKm7hMZv1wpAhQSd8g8hm4_TzU3FmKmvtFdOVKlDw4kWwY9WNNOih9IOvtFDaG1Mi_XexIUQ_RoxRdoS5xuK9KprJrtWu6eoZwdWfyca4onhinthcgjmV4j2i53ddv-Qv3-XVm3N2uab7sh_luPfx_Uzbc2WreApkUvpEe09_cutr-gHp0JXIN7DUjkcMOj3kK3Ju3DXWm6qcA-N1bodMGUgvvafhV3OxHpZZQgCynUcx0ZaOsmPrUSWoXlGaQW4DUSZUkdX3oaUEJRNXis_T15iNw";
+pub const RSA_N: &str = "mWhPZIvReUhqJqDHRS1gxZxsIheDjrAcV3TTPcJV1Ci4fIgDE_D1AMJ0EhmkpKm7hMZv1wpAhQSd8g8hm4_TzU3FmKmvtFdOVKlDw4kWwY9WNNOih9IOvtFDaG1Mi_XexIUQ_RoxRdoS5xuK9KprJrtWu6eoZwdWfyca4onhinthcgjmV4j2i53ddv-Qv3-XVm3N2uab7sh_luPfx_Uzbc2WreApkUvpEe09_cutr-gHp0JXIN7DUjkcMOj3kK3Ju3DXWm6qcA-N1bodMGUgvvafhV3OxHpZZQgCynUcx0ZaOsmPrUSWoXlGaQW4DUSZUkdX3oaUEJRNXis_T15iNw";
 const STRANGER_KEY: &str = "\
 MIIEowIBAAKCAQEAztlOy0viJCP8OuXX/L8GBU4v1wXzU65sB1LaFoTH2pSc4LOu\
 5/xuu2Dpdru9c0DIx9VCCfq5+JRQZz7Ydka7ciQeGt9eS4yVquQ3erBVGMCyoTuu\

@@ -69,6 +69,14 @@ async fn secrets_and_headers_are_sealed_at_rest() {
         )
         .await;
     let ep = text(&ep["id"]);
+    // A second endpoint's OAuth client secret (its token server is not there:
+    // nothing reaches the sink from it).
+    let client_secret = format!("oauth-secret-{}", rand::random::<u64>());
+    let other =
+        text(&server.create_endpoint(&app, json!({"url": sink.url("/other"), "filterTypes": ["x.y"]})).await["id"]);
+    let oauth = json!({"grantType": "clientCredentials", "authMethod": "clientSecretBasic", "clientId": "c",
+                       "clientSecret": client_secret, "tokenUrl": "http://127.0.0.1:9/token"});
+    assert_eq!(server.put(&format!("/api/v1/app/{app}/endpoint/{other}/oauth"), oauth).await.0, 204);
     server.send_message(&app, "a.b", json!({"n": 1})).await;
     let got = sink.wait_for(1, Duration::from_secs(10)).await;
     assert!(verify_standard_webhook(&secret, &got[0]));
@@ -83,6 +91,7 @@ async fn secrets_and_headers_are_sealed_at_rest() {
         assert!(!contains(&bytes, needle), "{what} is in the database files");
     }
     assert!(!contains(&bytes, token.as_bytes()), "a header value is in the database files");
+    assert!(!contains(&bytes, client_secret.as_bytes()), "an OAuth client secret is in the database files");
 
     // After a restart (same key file) it all reads back, and still signs.
     let server = TestServer::spawn_in(dir.clone(), ServerOptions::default()).await;
@@ -92,6 +101,8 @@ async fn secrets_and_headers_are_sealed_at_rest() {
     let got = sink.wait_for(2, Duration::from_secs(10)).await;
     assert!(verify_standard_webhook(&secret, &got[1]));
     assert_eq!(got[1].header("authorization"), token);
+    let (status, oauth) = server.get(&format!("/api/v1/app/{app}/endpoint/{other}/oauth")).await;
+    assert_eq!((status, oauth["clientId"].clone()), (200, json!("c")), "the sealed OAuth config reads back");
 }
 
 /// A rotation: the new key current and the old one readable, then

@@ -66,8 +66,8 @@ const UID_TAKEN: &str = "an endpoint with this uid";
 pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     sqlx::query(
         "INSERT INTO endpoint (org_id, app_id, id, uid, url, description, version, disabled, event_types, channels,
-         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision, control)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision, control, auth)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(&e.org_id)
     .bind(&e.app_id)
@@ -88,6 +88,7 @@ pub async fn insert(c: &mut PgConnection, e: &Endpoint) -> Result<()> {
     .bind(e.updated_at)
     .bind(e.revision)
     .bind(control_to_db(&e.control))
+    .bind(crate::codec::auth_to_db(&e.id, &e.auth))
     .execute(c)
     .await
     .map_err(|err| rows::unique_violation(err, UID_TAKEN))?;
@@ -143,6 +144,15 @@ pub async fn update(
             .execute(&mut *c)
             .await
             .map_err(|err| rows::unique_violation(err, UID_TAKEN))?;
+        }
+        Columns::Auth => {
+            sqlx::query("UPDATE endpoint SET auth = $2, updated_at = $3, revision = $4 WHERE id = $1")
+                .bind(&ep.id)
+                .bind(crate::codec::auth_to_db(&ep.id, &ep.auth))
+                .bind(ep.updated_at)
+                .bind(ep.revision)
+                .execute(&mut *c)
+                .await?;
         }
         Columns::Headers => {
             sqlx::query("UPDATE endpoint SET headers = $2, updated_at = $3, revision = $4 WHERE id = $1")
@@ -260,29 +270,33 @@ pub async fn set_health(c: &mut PgConnection, endpoint_id: &str, health: &Endpoi
 pub async fn reseal(c: &mut PgConnection, batch: usize) -> Result<u64> {
     let Some(ring) = crate::crypt::keyring() else { return Ok(0) };
     let current = format!("enc1:{}:%", ring.current_id());
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT id, secret, retired_secrets, headers FROM endpoint
-         WHERE secret NOT LIKE $1 OR headers NOT LIKE $1 LIMIT $2",
+    type Sealed = (String, String, String, String, Option<String>);
+    let rows: Vec<Sealed> = sqlx::query_as(
+        "SELECT id, secret, retired_secrets, headers, auth FROM endpoint
+         WHERE secret NOT LIKE $1 OR headers NOT LIKE $1 OR auth NOT LIKE $1 LIMIT $2",
     )
     .bind(&current)
     .bind(batch as i64)
     .fetch_all(&mut *c)
     .await?;
-    for (id, secret, retired, headers) in &rows {
+    for (id, secret, retired, headers, auth) in &rows {
         let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
         let new_secret = rows::secret_to_db(id, &crate::codec::secret_from_db(id, secret).map_err(bad)?);
         let new_retired = rows::retired_to_db(id, &crate::codec::retired_from_db(id, retired).map_err(bad)?);
         let new_headers = rows::headers_to_db(id, &crate::codec::headers_from_db(id, headers).map_err(bad)?);
+        let new_auth = crate::codec::auth_to_db(id, &crate::codec::auth_from_db(id, auth.as_deref()).map_err(bad)?);
         sqlx::query(
-            "UPDATE endpoint SET secret = $2, retired_secrets = $3, headers = $4
-             WHERE id = $1 AND secret = $5 AND headers = $6",
+            "UPDATE endpoint SET secret = $2, retired_secrets = $3, headers = $4, auth = $5
+             WHERE id = $1 AND secret = $6 AND headers = $7 AND auth IS NOT DISTINCT FROM $8",
         )
         .bind(id)
         .bind(new_secret)
         .bind(new_retired)
         .bind(new_headers)
+        .bind(new_auth)
         .bind(secret)
         .bind(headers)
+        .bind(auth)
         .execute(&mut *c)
         .await?;
     }

@@ -49,6 +49,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_one_time_token", include_str!("../../migrations/postgres/0010_one_time_token.sql")),
     ("0011_attempt_headers", include_str!("../../migrations/postgres/0011_attempt_headers.sql")),
     ("0012_portal_settings", include_str!("../../migrations/postgres/0012_portal_settings.sql")),
+    ("0014_endpoint_auth", include_str!("../../migrations/postgres/0014_endpoint_auth.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

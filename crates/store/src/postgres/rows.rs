@@ -75,8 +75,8 @@ pub fn event_type(r: &PgRow) -> RowResult<EventType> {
 
 pub const ENDPOINT_COLUMNS: &str = "e.org_id, e.app_id, e.id, e.uid, e.url, e.description, e.version, e.disabled, \
      e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision, \
-     e.control, e.health";
-pub const ENDPOINT_COLUMN_COUNT: usize = 20;
+     e.control, e.health, e.auth";
+pub const ENDPOINT_COLUMN_COUNT: usize = 21;
 
 /// Maps the endpoint columns starting at `at`.
 pub fn endpoint_at(r: &PgRow, at: usize) -> RowResult<Endpoint> {
@@ -101,6 +101,7 @@ pub fn endpoint_at(r: &PgRow, at: usize) -> RowResult<Endpoint> {
         revision: r.try_get(at + 17)?,
         control: json_opt_at(r, at + 18)?.unwrap_or_default(),
         health: json_opt_at(r, at + 19)?,
+        auth: decoded(codec::auth_from_db(r.try_get(at + 2)?, r.try_get::<Option<&str>, _>(at + 20)?))?,
     })
 }
 

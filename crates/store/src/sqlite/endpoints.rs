@@ -36,8 +36,8 @@ pub fn get(c: &Connection, org_id: &str, app_id: &str, id_or_uid: &str) -> Resul
 pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO endpoint (org_id, app_id, id, uid, url, description, version, disabled, event_types, channels,
-         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision, control)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         rate_limit, metadata, headers, secret, retired_secrets, created_at, updated_at, revision, control, auth)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?
     .execute(params![
         e.org_id,
@@ -58,7 +58,8 @@ pub fn insert(c: &Connection, e: &Endpoint) -> Result<()> {
         e.created_at,
         e.updated_at,
         e.revision,
-        control_to_db(&e.control)
+        control_to_db(&e.control),
+        crate::codec::auth_to_db(&e.id, &e.auth)
     ])
     .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?;
     Ok(())
@@ -101,6 +102,9 @@ pub fn update(
                 control_to_db(&ep.control)
             ])
             .map_err(|err| rows::unique_violation(err, "an endpoint with this uid"))?,
+        Columns::Auth => c
+            .prepare_cached("UPDATE endpoint SET auth = ?2, updated_at = ?3, revision = ?4 WHERE id = ?1")?
+            .execute(params![ep.id, crate::codec::auth_to_db(&ep.id, &ep.auth), ep.updated_at, ep.revision])?,
         Columns::Headers => c
             .prepare_cached("UPDATE endpoint SET headers = ?2, updated_at = ?3, revision = ?4 WHERE id = ?1")?
             .execute(params![ep.id, rows::headers_to_db(&ep.id, &ep.headers), ep.updated_at, ep.revision])?,
@@ -190,24 +194,28 @@ pub fn set_health(c: &Connection, endpoint_id: &str, health: &EndpointHealth) ->
 pub fn reseal(c: &Connection, batch: usize) -> Result<u64> {
     let Some(ring) = crate::crypt::keyring() else { return Ok(0) };
     let current = format!("enc1:{}:%", ring.current_id());
-    let rows: Vec<(String, String, String, String)> = {
+    type Sealed = (String, String, String, String, Option<String>);
+    let rows: Vec<Sealed> = {
         let mut stmt = c.prepare_cached(
-            "SELECT id, secret, retired_secrets, headers FROM endpoint
-             WHERE secret NOT LIKE ?1 OR headers NOT LIKE ?1 LIMIT ?2",
+            "SELECT id, secret, retired_secrets, headers, auth FROM endpoint
+             WHERE secret NOT LIKE ?1 OR headers NOT LIKE ?1 OR auth NOT LIKE ?1 LIMIT ?2",
         )?;
-        let rows =
-            stmt.query_map(params![current, batch as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map(params![current, batch as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut update = c.prepare_cached(
-        "UPDATE endpoint SET secret = ?2, retired_secrets = ?3, headers = ?4 WHERE id = ?1 AND secret = ?5 AND headers = ?6",
+        "UPDATE endpoint SET secret = ?2, retired_secrets = ?3, headers = ?4, auth = ?5
+         WHERE id = ?1 AND secret = ?6 AND headers = ?7 AND auth IS ?8",
     )?;
-    for (id, secret, retired, headers) in &rows {
+    for (id, secret, retired, headers, auth) in &rows {
         let bad = |e: crate::codec::DecodeError| StoreError::Internal(format!("endpoint {id}: {e}"));
         let new_secret = rows::secret_to_db(id, &crate::codec::secret_from_db(id, secret).map_err(bad)?);
         let new_retired = rows::retired_to_db(id, &crate::codec::retired_from_db(id, retired).map_err(bad)?);
         let new_headers = rows::headers_to_db(id, &crate::codec::headers_from_db(id, headers).map_err(bad)?);
-        update.execute(params![id, new_secret, new_retired, new_headers, secret, headers])?;
+        let new_auth = crate::codec::auth_to_db(id, &crate::codec::auth_from_db(id, auth.as_deref()).map_err(bad)?);
+        update.execute(params![id, new_secret, new_retired, new_headers, new_auth, secret, headers, auth])?;
     }
     Ok(rows.len() as u64)
 }

@@ -70,7 +70,7 @@ pub fn event_type(r: &Row) -> rusqlite::Result<EventType> {
 
 pub const ENDPOINT_COLUMNS: &str = "e.org_id, e.app_id, e.id, e.uid, e.url, e.description, e.version, e.disabled, \
      e.event_types, e.channels, e.rate_limit, e.metadata, e.headers, e.secret, e.retired_secrets, e.created_at, e.updated_at, e.revision, \
-     e.control, e.health";
+     e.control, e.health, e.auth";
 
 /// Maps the endpoint columns starting at `at`.
 pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
@@ -96,6 +96,8 @@ pub fn endpoint_at(r: &Row, at: usize) -> rusqlite::Result<Endpoint> {
         revision: r.get(at + 17)?,
         control: parse_opt(r.get(at + 18)?)?.unwrap_or_default(),
         health: parse_opt(r.get(at + 19)?)?,
+        auth: codec::auth_from_db(&r.get::<_, String>(at + 2)?, r.get::<_, Option<String>>(at + 20)?.as_deref())
+            .map_err(decode_failure)?,
     })
 }
 

@@ -15,11 +15,24 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
         retry_schedule_ms: Some(vec![1_000, 60_000]),
         max_concurrency: Some(3),
         encryption_key: Some(serde_json::json!({"kty": "EC"})),
+        timeout_ms: Some(2_500),
+        gzip: true,
     };
+    row.auth = EndpointAuth { bearer: Some("bt-1".into()), ..Default::default() };
     let ep = f.store.create_endpoint(row, None).await.unwrap();
     let read = f.store.get_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
     assert_eq!(read.control, ep.control);
+    assert_eq!(read.auth.bearer.as_deref(), Some("bt-1"));
     assert_eq!(read.health, None);
+
+    // Credentials change on their own, each kind replacing the other.
+    let basic = BasicAuth { username: "u".into(), password: "p".into() };
+    let change = EndpointChange::Auth(AuthChange::Basic(Some(basic.clone())));
+    let updated = f.store.update_endpoint(&f.org, &f.app, &ep.id, change, None).await.unwrap();
+    assert_eq!((updated.endpoint.auth.basic.as_ref(), updated.endpoint.auth.bearer.as_ref()), (Some(&basic), None));
+    assert!(updated.endpoint.revision > ep.revision, "nodes delivering to it reload it");
+    let read = f.store.get_endpoint(&f.org, &f.app, &ep.id).await.unwrap();
+    assert_eq!((read.auth.basic, read.control.clone()), (Some(basic), ep.control.clone()));
 
     // A PATCH of other settings keeps them; one naming them changes them.
     let rename = EndpointSettings { description: Some("renamed".into()), ..Default::default() };
@@ -33,7 +46,9 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
         DeliveryControl {
             retry_schedule_ms: None,
             max_concurrency: Some(3),
-            encryption_key: Some(serde_json::json!({"kty": "EC"}))
+            encryption_key: Some(serde_json::json!({"kty": "EC"})),
+            timeout_ms: Some(2_500),
+            gzip: true,
         }
     );
 

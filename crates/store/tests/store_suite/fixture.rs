@@ -119,6 +119,7 @@ impl Fixture {
             updated_at: t,
             revision: 0,
             control: Default::default(),
+            auth: Default::default(),
             health: None,
         }
     }

@@ -59,6 +59,12 @@ pub struct EndpointIn {
     /// Extension: a P-256 public JWK to encrypt payloads to (JWE).
     #[serde(default)]
     pub encryption_key: Option<serde_json::Value>,
+    /// Extension: the endpoint's own attempt timeout.
+    #[serde(default)]
+    pub timeout: Option<DurationWire>,
+    /// Extension: `gzip` to compress request bodies.
+    #[serde(default)]
+    pub compression: Option<String>,
     /// Extension: the kind of secret generated when `secret` is left out:
     /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
     /// `v1a` signatures).
@@ -93,6 +99,22 @@ pub struct EndpointPatch {
     pub max_concurrency: Option<Option<u32>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub encryption_key: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub timeout: Option<Option<DurationWire>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub compression: Option<Option<String>>,
+}
+
+/// Longest attempt timeout an endpoint may ask for.
+const MAX_TIMEOUT_MS: u64 = 300_000;
+
+/// `compression` from the wire: `gzip`, or none.
+fn gzip(field: Option<&str>) -> ApiResult<bool> {
+    match field {
+        None | Some("none") => Ok(false),
+        Some("gzip") => Ok(true),
+        Some(other) => Err(ApiError::body_field("compression", format!("`{other}` is not `gzip` (or null)"))),
+    }
 }
 
 /// Most requests in flight an endpoint may ask for.
@@ -179,6 +201,11 @@ pub fn validate_settings(state: &AppState, s: &EndpointSettings) -> ApiResult<()
     if let Some(Some(jwk)) = &s.encryption_key {
         hookd_core::jwe::EncryptionKey::from_jwk(jwk).map_err(|e| ApiError::body_field("encryptionKey", e))?;
     }
+    if let Some(Some(ms)) = s.timeout_ms {
+        if ms == 0 || ms > MAX_TIMEOUT_MS {
+            return Err(ApiError::body_field("timeout", format!("between 1 ms and {} s", MAX_TIMEOUT_MS / 1000)));
+        }
+    }
     if let Some(Some(ms)) = &s.retry_schedule_ms {
         hookd_core::RetrySchedule::from_millis(ms).map_err(|e| ApiError::body_field("retrySchedule", e.to_string()))?;
     }
@@ -206,6 +233,8 @@ fn settings_of(ep: &Endpoint) -> EndpointSettings {
         retry_schedule_ms: Some(ep.control.retry_schedule_ms.clone()),
         max_concurrency: Some(ep.control.max_concurrency),
         encryption_key: Some(ep.control.encryption_key.clone()),
+        timeout_ms: Some(ep.control.timeout_ms),
+        gzip: Some(ep.control.gzip),
     }
 }
 
@@ -245,7 +274,10 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
             retry_schedule_ms: retry_schedule_ms("retrySchedule", input.retry_schedule)?,
             max_concurrency: input.max_concurrency,
             encryption_key: input.encryption_key,
+            timeout_ms: input.timeout.map(DurationWire::millis),
+            gzip: gzip(input.compression.as_deref())?,
         },
+        auth: Default::default(),
         health: None,
     })
 }
@@ -328,6 +360,8 @@ pub async fn upsert(
                 retry_schedule_ms: Some(retry_schedule_ms("retrySchedule", input.retry_schedule)?),
                 max_concurrency: Some(input.max_concurrency),
                 encryption_key: Some(input.encryption_key),
+                timeout_ms: Some(input.timeout.map(DurationWire::millis)),
+                gzip: Some(gzip(input.compression.as_deref())?),
             };
             validate_settings(&state, &settings)?;
             check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
@@ -374,6 +408,11 @@ pub async fn patch(
         },
         max_concurrency: p.max_concurrency,
         encryption_key: p.encryption_key,
+        timeout_ms: p.timeout.map(|t| t.map(DurationWire::millis)),
+        gzip: match p.compression {
+            Some(c) => Some(gzip(c.as_deref())?),
+            None => None,
+        },
     };
     validate_settings(&state, &settings)?;
     check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;

@@ -1,6 +1,7 @@
 //! Endpoints of an application: `/api/v1/app/{app}/endpoint`, with their
 //! secret, headers, recovery and stats sub-resources.
 
+pub mod auth;
 pub mod control;
 pub mod crud;
 pub mod headers;

@@ -1,0 +1,210 @@
+//! OAuth2 access tokens for endpoints whose receivers want one (Svix's endpoint
+//! OAuth): fetched from the endpoint's token URL with its client credentials or
+//! refresh token (RFC 6749 §4.4, §6), authenticated by `client_secret_basic`,
+//! `client_secret_post` or an RS256 client assertion (RFC 7523), and cached per
+//! endpoint until shortly before they expire. A receiver's 401 asks for a
+//! fresh one (see the sender). The token request goes through the same client,
+//! and so the same destination policy, as deliveries. Nothing here logs or
+//! reports a secret or a token.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hookd_store::{OauthAuthMethod, OauthConfig, OauthGrant};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT};
+use serde::Deserialize;
+
+/// Most bytes of a token endpoint's answer read.
+const MAX_TOKEN_ANSWER: usize = 64 * 1024;
+/// A token without `expires_in` is kept this long.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Most tokens cached (one per endpoint); past it the cache starts again.
+const MAX_CACHED: usize = 10_000;
+/// A client assertion lasts this long unless the config says.
+const ASSERTION_LIFETIME_SECS: u64 = 300;
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+struct Cached {
+    /// The config the token was got with: a changed config is a new token.
+    config: u64,
+    token: String,
+    renew_at: Instant,
+    /// A refresh token the provider gave in place of the configured one.
+    refresh_token: Option<String>,
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    tokens: Mutex<HashMap<String, Cached>>,
+}
+
+fn fingerprint(config: &OauthConfig) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    config.hash(&mut h);
+    h.finish()
+}
+
+/// When to get a new token: a little before it expires (a tenth of its life,
+/// at most a minute), so a request never carries one about to lapse.
+fn renew_after(lifetime: Duration) -> Duration {
+    lifetime - (lifetime / 10).min(Duration::from_secs(60))
+}
+
+impl TokenCache {
+    /// The endpoint's access token: the cached one, or (when there is none,
+    /// it is due for renewal, or `fresh`) a new one from the token endpoint.
+    pub async fn token(
+        &self,
+        client: &reqwest::Client,
+        endpoint_id: &str,
+        config: &OauthConfig,
+        timeout: Duration,
+        fresh: bool,
+    ) -> Result<String, String> {
+        let print = fingerprint(config);
+        let rotated_refresh = {
+            let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            match tokens.get(endpoint_id).filter(|c| c.config == print) {
+                Some(c) if !fresh && Instant::now() < c.renew_at => return Ok(c.token.clone()),
+                Some(c) => c.refresh_token.clone(),
+                None => None,
+            }
+        };
+        let answer = request(client, config, rotated_refresh.as_deref(), timeout).await?;
+        let lifetime = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_LIFETIME);
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if tokens.len() >= MAX_CACHED {
+            tokens.clear();
+        }
+        let refresh_token = answer.refresh_token.or(rotated_refresh);
+        let cached = Cached {
+            config: print,
+            token: answer.access_token.clone(),
+            renew_at: Instant::now() + renew_after(lifetime),
+            refresh_token,
+        };
+        tokens.insert(endpoint_id.to_string(), cached);
+        Ok(answer.access_token)
+    }
+}
+
+/// One token request; the error says what went wrong without a secret.
+async fn request(
+    client: &reqwest::Client,
+    config: &OauthConfig,
+    rotated_refresh: Option<&str>,
+    timeout: Duration,
+) -> Result<TokenAnswer, String> {
+    let failed = |why: String| format!("the OAuth token request to {} failed: {why}", config.token_url);
+    let mut form: Vec<(String, String)> = Vec::new();
+    match config.grant_type {
+        OauthGrant::ClientCredentials => form.push(("grant_type".into(), "client_credentials".into())),
+        OauthGrant::RefreshToken => {
+            let token = rotated_refresh.or(config.refresh_token.as_deref()).unwrap_or_default();
+            form.push(("grant_type".into(), "refresh_token".into()));
+            form.push(("refresh_token".into(), token.into()));
+        }
+    }
+    if let Some(scopes) = config.scopes.as_ref().filter(|s| !s.is_empty()) {
+        form.push(("scope".into(), scopes.join(" ")));
+    }
+    for (k, v) in config.extra_params.iter().flatten() {
+        form.push((k.clone(), v.clone()));
+    }
+    let secret = config.client_secret.as_deref().unwrap_or_default();
+    let mut req = client.post(&config.token_url).header(ACCEPT, "application/json").timeout(timeout);
+    match config.auth_method {
+        OauthAuthMethod::ClientSecretBasic => {
+            // RFC 6749 §2.3.1: id and secret form-encoded before Basic.
+            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            req = req.basic_auth(enc(&config.client_id), Some(enc(secret)));
+        }
+        OauthAuthMethod::ClientSecretPost => {
+            form.push(("client_id".into(), config.client_id.clone()));
+            form.push(("client_secret".into(), secret.into()));
+        }
+        OauthAuthMethod::ClientSecretJwt => {
+            form.push(("client_id".into(), config.client_id.clone()));
+            form.push((
+                "client_assertion_type".into(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ));
+            form.push(("client_assertion".into(), assertion(config).map_err(failed)?));
+        }
+    }
+    for (k, v) in config.extra_headers.iter().flatten() {
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| failed(format!("header name `{k}` is not valid")))?;
+        let value = HeaderValue::from_str(v).map_err(|_| failed(format!("the value of header `{k}` is not valid")))?;
+        req = req.header(name, value);
+    }
+    let mut resp = req.form(&form).send().await.map_err(|e| failed(crate::sender::describe(&e)))?;
+    let status = resp.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| failed(crate::sender::describe(&e)))? {
+        if body.len() + chunk.len() > MAX_TOKEN_ANSWER {
+            return Err(failed(format!("the answer is larger than {} KiB", MAX_TOKEN_ANSWER / 1024)));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        // RFC 6749 §5.2: `error` names the failure; nothing else is repeated.
+        let error = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(|e| e.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()))
+            .unwrap_or_else(|| "no error code".to_string());
+        return Err(failed(format!("{status} ({error})")));
+    }
+    let answer: TokenAnswer =
+        serde_json::from_slice(&body).map_err(|_| failed("the answer has no usable access_token".into()))?;
+    if answer.access_token.is_empty() || HeaderValue::from_str(&format!("Bearer {}", answer.access_token)).is_err() {
+        return Err(failed("the access token is empty or not a header value".into()));
+    }
+    Ok(answer)
+}
+
+/// The RS256 client assertion (RFC 7523 §2.2) for `clientSecretJwt`.
+fn assertion(config: &OauthConfig) -> Result<String, String> {
+    let params = config.jwt_params.as_ref().ok_or("`clientSecretJwt` needs `jwtParams`")?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(params.secret_base64.trim())
+        .map_err(|_| "`jwtParams.secretBase64` is not base64".to_string())?;
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(&der);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let claims = serde_json::json!({
+        "iss": config.client_id,
+        "sub": config.client_id,
+        "aud": config.token_url,
+        "iat": now,
+        "exp": now + params.token_expiry_secs.unwrap_or(ASSERTION_LIFETIME_SECS),
+        "jti": format!("{:032x}", rand::random::<u128>()),
+    });
+    let header = jsonwebtoken::Header {
+        kid: params.secret_id.clone(),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256)
+    };
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|_| "the RS256 key in `jwtParams` cannot sign".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        assert_eq!(renew_after(Duration::from_secs(3600)), Duration::from_secs(3540));
+        assert_eq!(renew_after(Duration::from_secs(100)), Duration::from_secs(90));
+        assert_eq!(renew_after(Duration::ZERO), Duration::ZERO);
+    }
+}
