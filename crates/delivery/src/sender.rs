@@ -119,6 +119,9 @@ pub struct HttpSender {
     narrowed: Arc<Mutex<HashMap<OrgPolicy, PolicyClient>>>,
     /// OAuth2 access tokens, per endpoint.
     oauth: Arc<crate::oauth::TokenCache>,
+    /// Clients of endpoints with TLS settings of their own, by endpoint (with
+    /// a fingerprint of the settings and policy they were built with).
+    tls_clients: Arc<Mutex<HashMap<String, (u64, reqwest::Client)>>>,
 }
 
 impl HttpSender {
@@ -130,6 +133,7 @@ impl HttpSender {
             policy,
             narrowed: Arc::default(),
             oauth: Arc::default(),
+            tls_clients: Arc::default(),
         })
     }
 
@@ -149,6 +153,49 @@ impl HttpSender {
         }
         narrowed.insert(org.clone(), (c.clone(), policy.clone()));
         Ok((c, policy))
+    }
+
+    /// The client of an endpoint with TLS settings of its own (`None`: it has
+    /// none), built once per endpoint, settings and policy.
+    fn tls_client(
+        &self,
+        job: &DeliveryJob,
+        policy: &Arc<DestinationPolicy>,
+    ) -> Result<Option<reqwest::Client>, String> {
+        let auth = &job.endpoint.auth;
+        if auth.mtls_identity.is_none() && auth.server_ca.is_none() {
+            return Ok(None);
+        }
+        let print = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&auth.mtls_identity, &auth.server_ca, Arc::as_ptr(policy)).hash(&mut h);
+            h.finish()
+        };
+        let mut clients = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, c)) = clients.get(&job.endpoint.id) {
+            if *p == print {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let mut builder =
+            client_builder(&self.config, policy).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        if let Some(pem) = &auth.mtls_identity {
+            let identity = reqwest::Identity::from_pem(pem.as_bytes())
+                .map_err(|_| "the endpoint's mTLS identity is not a usable PEM key and certificate".to_string())?;
+            builder = builder.identity(identity);
+        }
+        if let Some(pem) = &auth.server_ca {
+            let ca = reqwest::Certificate::from_pem(pem.as_bytes())
+                .map_err(|_| "the endpoint's CA is not a usable PEM certificate".to_string())?;
+            builder = builder.tls_built_in_root_certs(false).add_root_certificate(ca);
+        }
+        let c = builder.build().map_err(|e| format!("cannot build the endpoint's TLS client: {e}"))?;
+        if clients.len() >= MAX_NARROWED_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(job.endpoint.id.clone(), (print, c.clone()));
+        Ok(Some(c))
     }
 
     /// A GET of `url` (a polled source's status URL) under the same policy as
@@ -202,6 +249,13 @@ impl HttpSender {
         };
         let (client, policy) = match self.client_for(org) {
             Ok(c) => c,
+            Err(e) => return failed(e),
+        };
+        // An endpoint with its own TLS settings (a client identity, a CA) has a
+        // client of its own, under the same policy.
+        let client = match self.tls_client(job, &policy) {
+            Ok(Some(c)) => c,
+            Ok(None) => client,
             Err(e) => return failed(e),
         };
         if let Err(refused) = check_literal(&policy, &url) {
@@ -343,6 +397,13 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// A client held to `policy`: its resolver vets every address it connects to.
 fn client(config: &SenderConfig, policy: &Arc<DestinationPolicy>) -> Result<reqwest::Client, reqwest::Error> {
+    client_builder(config, policy)?.build()
+}
+
+fn client_builder(
+    config: &SenderConfig,
+    policy: &Arc<DestinationPolicy>,
+) -> Result<reqwest::ClientBuilder, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
         .timeout(config.timeout)
         .connect_timeout(config.timeout.min(Duration::from_secs(10)))
@@ -361,7 +422,7 @@ fn client(config: &SenderConfig, policy: &Arc<DestinationPolicy>) -> Result<reqw
     if policy.checks_addresses() && config.egress_proxy.is_none() {
         builder = builder.dns_resolver(Arc::new(GuardedResolver(policy.clone())));
     }
-    builder.build()
+    Ok(builder)
 }
 
 fn build_headers(

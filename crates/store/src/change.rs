@@ -36,6 +36,10 @@ pub enum AuthChange {
     /// HTTP basic or bearer (setting one clears the other).
     Basic(Option<crate::model::BasicAuth>),
     Bearer(Option<String>),
+    /// The mutual-TLS client identity (PEM).
+    Mtls(Option<String>),
+    /// The receiver's CA (PEM); `None`: the standard roots.
+    ServerCa(Option<String>),
 }
 
 /// The endpoint's settings; `None` leaves one as it is. For nullable settings,
@@ -161,6 +165,8 @@ impl EndpointChange {
                     ep.auth.basic = None;
                     ep.auth.bearer = t;
                 }
+                AuthChange::Mtls(identity) => ep.auth.mtls_identity = identity,
+                AuthChange::ServerCa(ca) => ep.auth.server_ca = ca,
             },
         }
         ep.updated_at = now;

@@ -193,7 +193,9 @@ impl DeliveryControl {
 
 /// How hookd authenticates to an endpoint's receiver, beside the signature:
 /// an OAuth2 client (Svix's `EndpointOauthConfigIn`), HTTP basic, or a bearer
-/// token. At most one applies: OAuth2, else basic, else bearer.
+/// token (at most one applies: OAuth2, else basic, else bearer); and on the
+/// TLS level, a client identity and the CA the receiver's certificate is
+/// checked against.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointAuth {
@@ -203,6 +205,14 @@ pub struct EndpointAuth {
     pub basic: Option<BasicAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer: Option<String>,
+    /// The client identity for mutual TLS: a PEM private key and certificate
+    /// (chain), Svix's `EndpointMtlsConfigIn.identity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls_identity: Option<String>,
+    /// The CA (PEM) the receiver's certificate must chain to, instead of the
+    /// standard roots (Svix's `EndpointServerCaIn.cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ca: Option<String>,
 }
 
 impl EndpointAuth {

@@ -63,6 +63,12 @@ pub fn router() -> Router<AppState> {
         )
         .route(&format!("{ep}/oauth-config"), get(endpoint::auth::get_oauth))
         .route(
+            &format!("{ep}/mtls"),
+            get(endpoint::auth::get_mtls).put(endpoint::auth::put_mtls).delete(endpoint::auth::delete_mtls),
+        )
+        .route(&format!("{ep}/mtls-config"), get(endpoint::auth::get_mtls))
+        .route(&format!("{ep}/ca"), get(endpoint::auth::get_ca).put(endpoint::auth::put_ca))
+        .route(
             &format!("{ep}/auth"),
             get(endpoint::auth::get_auth).put(endpoint::auth::put_auth).delete(endpoint::auth::delete_auth),
         )

@@ -268,3 +268,154 @@ async fn a_client_assertion_is_signed_with_the_configured_rsa_key() {
     assert_eq!(claims.claims["sub"], "c-jwt");
     assert_eq!(claims.header.kid.as_deref(), Some("k1"));
 }
+
+/// A real TLS receiver on loopback that requires a client certificate issued
+/// by its CA, and counts the requests that got through.
+struct MtlsReceiver {
+    url: String,
+    served: Arc<Mutex<usize>>,
+}
+
+/// Certificates made for one test: a CA, the receiver's certificate (for
+/// 127.0.0.1), and client identities (PEM key and certificate).
+struct Pki {
+    ca_pem: String,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    server: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
+    client_identity: String,
+    stranger_identity: String,
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "hookd test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .unwrap();
+    let identity = |issuer: &rcgen::Certificate, issuer_key: &KeyPair| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "hookd sender");
+        let cert = params.signed_by(&key, issuer, issuer_key).unwrap();
+        format!("{}{}", key.serialize_pem(), cert.pem())
+    };
+    let client_identity = identity(&ca_cert, &ca_key);
+    let other_key = KeyPair::generate().unwrap();
+    let mut other = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other_ca = other.self_signed(&other_key).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_cert.der().clone(),
+        server: (server_cert.der().clone(), server_key.serialize_der()),
+        client_identity,
+        stranger_identity: identity(&other_ca, &other_key),
+    }
+}
+
+impl MtlsReceiver {
+    async fn start(pki: &Pki) -> MtlsReceiver {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca_der.clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(pki.server.1.clone().into());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![pki.server.0.clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        let served: Arc<Mutex<usize>> = Arc::default();
+        let count = served.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let (acceptor, count) = (acceptor.clone(), count.clone());
+                tokio::spawn(async move {
+                    // A handshake without the right client certificate fails here.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                        *count.lock().unwrap() += 1;
+                        async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from_static(b"mtls ok"),
+                            )))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(tls);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        MtlsReceiver { url, served }
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_presents_the_endpoints_identity_to_a_receiver_that_requires_one() {
+    let server = TestServer::spawn().await;
+    let pki = pki();
+    let receiver = MtlsReceiver::start(&pki).await;
+    let app = server.create_app("Acme").await;
+    let ep = text(&server.create_endpoint(&app, json!({"url": receiver.url, "retrySchedule": []})).await["id"]);
+    let base = format!("/api/v1/app/{app}/endpoint/{ep}");
+    let attempt_of = |payload: Value| {
+        let (server, app) = (&server, app.clone());
+        async move {
+            let msg = text(&server.send_message(&app, "a.b", payload).await["id"]);
+            wait_for_attempts(server, &app, &msg, 1).await.remove(0)
+        }
+    };
+
+    // The receiver's certificate is from a private CA: refused until it is trusted.
+    let refused = attempt_of(json!({"n": 1})).await;
+    assert_eq!(refused["responseStatusCode"], 0, "{refused}");
+    assert_eq!(server.get(&format!("{base}/ca")).await.1, json!({"cert": null}));
+    assert_eq!(server.put(&format!("{base}/ca"), json!({"cert": pki.ca_pem})).await.0, 204);
+    assert_eq!(server.get(&format!("{base}/ca")).await.1["cert"], pki.ca_pem.as_str());
+
+    // Trusted, but without a client certificate the receiver refuses the handshake.
+    let no_identity = attempt_of(json!({"n": 2})).await;
+    assert_eq!(no_identity["responseStatusCode"], 0, "{no_identity}");
+    assert_eq!(*receiver.served.lock().unwrap(), 0);
+
+    // With the identity its CA issued: delivered.
+    assert_eq!(server.get(&format!("{base}/mtls")).await.0, 404);
+    let (status, body) = server.put(&format!("{base}/mtls"), json!({"identity": pki.client_identity})).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(server.get(&format!("{base}/mtls")).await, (200, json!({})), "the private key never comes back");
+    let delivered = attempt_of(json!({"n": 3})).await;
+    assert_eq!(
+        (delivered["responseStatusCode"].clone(), delivered["response"].clone()),
+        (json!(200), json!("mtls ok"))
+    );
+    assert_eq!(*receiver.served.lock().unwrap(), 1);
+
+    // Another CA's identity is refused by the receiver.
+    assert_eq!(server.put(&format!("{base}/mtls"), json!({"identity": pki.stranger_identity})).await.0, 204);
+    let stranger = attempt_of(json!({"n": 4})).await;
+    assert_eq!(stranger["responseStatusCode"], 0, "{stranger}");
+    assert_eq!(*receiver.served.lock().unwrap(), 1);
+
+    for (path, bad) in [
+        ("mtls", json!({"identity": "not a pem"})),
+        ("ca", json!({"cert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"})),
+    ] {
+        let (status, err) = server.put(&format!("{base}/{path}"), bad).await;
+        assert_eq!(status, 422, "{path}: {err}");
+    }
+    assert_eq!(server.delete(&format!("{base}/mtls")).await.0, 204);
+    assert_eq!(server.get(&format!("{base}/mtls")).await.0, 404);
+}

@@ -1,6 +1,8 @@
 //! How hookd authenticates to an endpoint's receiver, beside the signature:
-//! Svix's OAuth2 client (`…/endpoint/{id}/oauth`, `EndpointOauthConfigIn`/`Out`)
-//! and the extension `…/endpoint/{id}/auth` for HTTP basic or a bearer token.
+//! Svix's OAuth2 client (`…/endpoint/{id}/oauth`, `EndpointOauthConfigIn`/`Out`),
+//! the extension `…/endpoint/{id}/auth` for HTTP basic or a bearer token, and
+//! on the TLS level Svix's mutual-TLS identity (`…/mtls`) and the receiver's
+//! CA (`…/ca`).
 //! Credentials are sealed at rest with the endpoint and never come back: the
 //! answers name what is set, not its secrets.
 
@@ -187,7 +189,8 @@ pub async fn put_oauth(
         .await
         .map_err(|_| ApiError::body_field("tokenUrl", "the destination policy does not allow this address"))?;
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
-    change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(AuthChange::Oauth(Some(Box::new(config)))), None).await?;
+    change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(AuthChange::Oauth(Some(Box::new(config)))), None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,5 +270,96 @@ pub async fn delete_auth(
 ) -> ApiResult<StatusCode> {
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(AuthChange::Basic(None)), None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Most bytes of a PEM identity or CA.
+const MAX_PEM: usize = 64 * 1024;
+
+/// Svix's `EndpointMtlsConfigIn`.
+#[derive(Debug, Deserialize)]
+pub struct MtlsIn {
+    identity: String,
+}
+
+/// `GET …/mtls`: `EndpointMtlsConfigOut` (an empty object: the identity, a
+/// private key, never comes back); 404 when none is set.
+pub async fn get_mtls(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    ep.auth.mtls_identity.ok_or(ApiError::NotFound)?;
+    Ok(Json(serde_json::json!({})))
+}
+
+pub async fn put_mtls(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> ApiResult<StatusCode> {
+    let input: MtlsIn = parse_json(&body)?;
+    let usable = input.identity.len() <= MAX_PEM
+        && reqwest::Identity::from_pem(input.identity.as_bytes())
+            .is_ok_and(|id| reqwest::Client::builder().identity(id).build().is_ok());
+    if !usable {
+        return Err(ApiError::body_field(
+            "identity",
+            "a PEM private key (PKCS#8, PKCS#1 or SEC1) followed by its certificate (chain), at most 64 KiB",
+        ));
+    }
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(AuthChange::Mtls(Some(input.identity))), None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn delete_mtls(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(AuthChange::Mtls(None)), None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Svix's `EndpointServerCaIn` / `Out`: `null` is the standard roots.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ServerCa {
+    #[serde(default)]
+    cert: Option<String>,
+}
+
+pub async fn get_ca(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<Json<ServerCa>> {
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    Ok(Json(ServerCa { cert: ep.auth.server_ca }))
+}
+
+pub async fn put_ca(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> ApiResult<StatusCode> {
+    let input: ServerCa = parse_json(&body)?;
+    if let Some(pem) = &input.cert {
+        // Parsed as the client will: a trust anchor it can build with.
+        let usable = pem.len() <= MAX_PEM
+            && pem.contains("-----BEGIN CERTIFICATE-----")
+            && reqwest::Certificate::from_pem(pem.as_bytes()).is_ok_and(|ca| {
+                reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().is_ok()
+            });
+        if !usable {
+            return Err(ApiError::body_field("cert", "a PEM X.509 certificate of at most 64 KiB (or null)"));
+        }
+    }
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(AuthChange::ServerCa(input.cert)), None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
