@@ -16,6 +16,7 @@ pub mod claim;
 pub mod control;
 pub mod dispatcher;
 mod held;
+pub mod jwt;
 pub mod metrics;
 mod oauth;
 pub mod operational;

@@ -283,6 +283,7 @@ impl HttpSender {
         let timeout = job.endpoint.control.timeout_ms.map(Duration::from_millis).unwrap_or(self.config.timeout);
         // Signed as it is, sent compressed when the endpoint asks (the receiver
         // verifies after decompressing).
+        let body_signed = body.clone();
         let wire = if job.endpoint.control.gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             match gzip(&body) {
@@ -296,6 +297,12 @@ impl HttpSender {
         let auth = &job.endpoint.auth;
         if let Some(oauth) = &auth.oauth {
             match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, false).await {
+                Ok(token) => set_authorization(&mut headers, &format!("Bearer {token}")),
+                Err(e) => return failed(e),
+            }
+        } else if let Some(jwt) = &auth.jwt {
+            let now = (now_millis / 1000).max(0) as u64;
+            match crate::jwt::token(jwt, &job.msg_id, &body_signed, now, rand::random()) {
                 Ok(token) => set_authorization(&mut headers, &format!("Bearer {token}")),
                 Err(e) => return failed(e),
             }

@@ -33,9 +33,11 @@ pub enum EndpointChange {
 #[derive(Debug, Clone)]
 pub enum AuthChange {
     Oauth(Option<Box<crate::model::OauthConfig>>),
-    /// HTTP basic or bearer (setting one clears the other).
+    /// HTTP basic, bearer or a JWT: setting one clears the others.
     Basic(Option<crate::model::BasicAuth>),
     Bearer(Option<String>),
+    /// A JWT per request (setting it clears basic and bearer).
+    Jwt(Option<Box<crate::model::JwtAuth>>),
     /// The mutual-TLS client identity (PEM).
     Mtls(Option<String>),
     /// The receiver's CA (PEM); `None`: the standard roots.
@@ -158,12 +160,16 @@ impl EndpointChange {
             EndpointChange::Auth(change) => match change.clone() {
                 AuthChange::Oauth(o) => ep.auth.oauth = o.map(|o| *o),
                 AuthChange::Basic(b) => {
-                    ep.auth.bearer = None;
+                    (ep.auth.bearer, ep.auth.jwt) = (None, None);
                     ep.auth.basic = b;
                 }
                 AuthChange::Bearer(t) => {
-                    ep.auth.basic = None;
+                    (ep.auth.basic, ep.auth.jwt) = (None, None);
                     ep.auth.bearer = t;
+                }
+                AuthChange::Jwt(j) => {
+                    (ep.auth.basic, ep.auth.bearer) = (None, None);
+                    ep.auth.jwt = j.map(|j| *j);
                 }
                 AuthChange::Mtls(identity) => ep.auth.mtls_identity = identity,
                 AuthChange::ServerCa(ca) => ep.auth.server_ca = ca,

@@ -205,6 +205,9 @@ pub struct EndpointAuth {
     pub basic: Option<BasicAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer: Option<String>,
+    /// A JWT signed for each request, sent as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtAuth>,
     /// The client identity for mutual TLS: a PEM private key and certificate
     /// (chain), Svix's `EndpointMtlsConfigIn.identity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +229,28 @@ impl EndpointAuth {
 pub struct BasicAuth {
     pub username: String,
     pub password: String,
+}
+
+/// Signs a JWT per request (an extension): the key, and the claims it carries
+/// besides the ones hookd sets (`iat`, `exp`, `jti`, `webhook_id`,
+/// `body_sha256`, and `iss`/`aud` when given).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtAuth {
+    /// `HS256`, `RS256` or `EdDSA`.
+    pub algorithm: String,
+    /// The HS256 secret, or the base64 of the private key's DER (RS256:
+    /// PKCS#1; EdDSA: PKCS#8).
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    pub lifetime_secs: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, serde_json::Value>,
 }
 
 /// Svix's `Oauth2GrantTypeInOut`.

@@ -688,8 +688,8 @@ cQjERufNiXwQdjuP4x8jz7Df73xwvdKit3e70NJB2Mxw6v3/TUTeoycExcB06uJx\
 zhcAwQKBgDqpYHIpuoQAUM2HAfWwpxs0RLo9dT4RK7nJgEzDYG+CPFjirGH96vkK\
 Pbvdj9OCKaGDbcUd481i9zqfO3P0TIUzSadMrxoxEh5583dx3Ts5nw3fgs/BWjAg\
 Z5uy/Vpj3gYzY+3Vw93zhkPlCnsEruxVyQlfog0hsmhdQH+h9vln";
-const ED25519_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIINQD2A1rkeHU42NetoMQCjXOKB5zNpNQKZIAdYmlUSX";
-const ED25519_X: &str = "yGqUFV9otARSkqBWULveJ46PJOTqSEfdL-UjXZCapfc";
+pub const ED25519_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIINQD2A1rkeHU42NetoMQCjXOKB5zNpNQKZIAdYmlUSX";
+pub const ED25519_X: &str = "yGqUFV9otARSkqBWULveJ46PJOTqSEfdL-UjXZCapfc";
 
 #[tokio::test]
 async fn an_email_the_provider_does_not_vouch_for_does_not_name_the_user() {

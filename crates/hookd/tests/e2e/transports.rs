@@ -419,3 +419,64 @@ async fn mutual_tls_presents_the_endpoints_identity_to_a_receiver_that_requires_
     assert_eq!(server.delete(&format!("{base}/mtls")).await.0, 204);
     assert_eq!(server.get(&format!("{base}/mtls")).await.0, 404);
 }
+
+#[tokio::test]
+async fn a_jwt_signed_for_each_request_binds_the_message_and_its_body() {
+    use sha2::Digest;
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let (app, ep) = endpoint(&server, &sink, json!({})).await;
+    let auth = format!("/api/v1/app/{app}/endpoint/{ep}/auth");
+    let rs256 = json!({"type": "jwt", "algorithm": "RS256", "key": crate::oidc::RSA_KEY, "keyId": "k1",
+                       "issuer": "hookd", "audience": "https://receiver.example", "lifetimeSecs": 120,
+                       "claims": {"tenant": "acme"}});
+    let (status, body) = server.put(&auth, rs256).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, shown) = server.get(&auth).await;
+    assert_eq!((shown["type"].clone(), shown["algorithm"].clone()), (json!("jwt"), json!("RS256")));
+    assert!(shown.get("key").is_none(), "the key never comes back: {shown}");
+
+    let msg = text(&server.send_message(&app, "a.b", json!({"n": 1})).await["id"]);
+    let got = sink.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    let jwt = got.header("authorization").strip_prefix("Bearer ").expect("a bearer JWT").to_string();
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(crate::oidc::RSA_N, "AQAB").unwrap();
+    let mut check = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    check.set_audience(&["https://receiver.example"]);
+    check.set_issuer(&["hookd"]);
+    let token = jsonwebtoken::decode::<Value>(&jwt, &key, &check).expect("a valid JWT");
+    let c = &token.claims;
+    assert_eq!((c["webhook_id"].as_str(), c["tenant"].as_str()), (Some(msg.as_str()), Some("acme")));
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&got.body));
+    assert_eq!(c["body_sha256"], digest, "bound to the body received");
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 120);
+    assert!(verify_standard_webhook(&secret_of(&server, &app, &ep).await, &got), "the signature stays");
+
+    // EdDSA too; each request its own token.
+    let eddsa = json!({"type": "jwt", "algorithm": "EdDSA", "key": crate::oidc::ED25519_KEY});
+    assert_eq!(server.put(&auth, eddsa).await.0, 204);
+    server.send_message(&app, "a.b", json!({"n": 2})).await;
+    server.send_message(&app, "a.b", json!({"n": 3})).await;
+    let got = sink.wait_for(3, Duration::from_secs(10)).await;
+    let key = jsonwebtoken::DecodingKey::from_ed_components(crate::oidc::ED25519_X).unwrap();
+    let mut check = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    check.set_required_spec_claims(&["exp"]);
+    let jtis: Vec<String> = got[1..]
+        .iter()
+        .map(|r| {
+            let jwt = r.header("authorization").strip_prefix("Bearer ").unwrap();
+            jsonwebtoken::decode::<Value>(jwt, &key, &check).expect("EdDSA").claims["jti"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_ne!(jtis[0], jtis[1]);
+
+    for (bad, field) in [
+        (json!({"type": "jwt", "algorithm": "none", "key": "k"}), "algorithm"),
+        (json!({"type": "jwt", "algorithm": "RS256", "key": "bm90IGEga2V5"}), "key"),
+        (json!({"type": "jwt", "algorithm": "HS256", "key": "k", "claims": {"exp": 1}}), "claims"),
+        (json!({"type": "jwt", "algorithm": "HS256", "key": "k", "lifetimeSecs": 0}), "lifetimeSecs"),
+    ] {
+        let (status, err) = server.put(&auth, bad.clone()).await;
+        assert_eq!(status, 422, "{bad}: {err}");
+        assert!(err.to_string().contains(field), "{bad}: {err}");
+    }
+}

@@ -204,22 +204,58 @@ pub async fn delete_oauth(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Extension: `{"type": "basic", "username", "password"}` or
-/// `{"type": "bearer", "token"}`.
+/// Extension: `{"type": "basic", "username", "password"}`,
+/// `{"type": "bearer", "token"}`, or `{"type": "jwt", "algorithm", "key", …}`
+/// (a JWT signed for each request).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthIn {
-    Basic { username: String, password: String },
-    Bearer { token: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Jwt {
+        algorithm: String,
+        key: String,
+        #[serde(default)]
+        key_id: Option<String>,
+        #[serde(default)]
+        issuer: Option<String>,
+        #[serde(default)]
+        audience: Option<String>,
+        #[serde(default)]
+        lifetime_secs: Option<u64>,
+        #[serde(default)]
+        claims: BTreeMap<String, serde_json::Value>,
+    },
 }
 
 /// What is set, without its secret.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum AuthOut {
-    Basic { username: String },
+    Basic {
+        username: String,
+    },
     Bearer {},
+    #[serde(rename_all = "camelCase")]
+    Jwt {
+        algorithm: String,
+        key_id: Option<String>,
+        issuer: Option<String>,
+        audience: Option<String>,
+        lifetime_secs: u64,
+        claims: BTreeMap<String, serde_json::Value>,
+    },
 }
+
+/// A JWT lasts 5 minutes unless set, at most an hour.
+const JWT_LIFETIME_SECS: u64 = 300;
+const MAX_JWT_LIFETIME_SECS: u64 = 3600;
 
 pub async fn get_auth(
     State(state): State<AppState>,
@@ -227,10 +263,18 @@ pub async fn get_auth(
     Path((_, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<AuthOut>> {
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
-    match (ep.auth.basic, ep.auth.bearer) {
-        (Some(b), _) => Ok(Json(AuthOut::Basic { username: b.username })),
-        (None, Some(_)) => Ok(Json(AuthOut::Bearer {})),
-        (None, None) => Err(ApiError::NotFound),
+    match (ep.auth.basic, ep.auth.bearer, ep.auth.jwt) {
+        (Some(b), _, _) => Ok(Json(AuthOut::Basic { username: b.username })),
+        (None, Some(_), _) => Ok(Json(AuthOut::Bearer {})),
+        (None, None, Some(j)) => Ok(Json(AuthOut::Jwt {
+            algorithm: j.algorithm,
+            key_id: j.key_id,
+            issuer: j.issuer,
+            audience: j.audience,
+            lifetime_secs: j.lifetime_secs,
+            claims: j.claims,
+        })),
+        (None, None, None) => Err(ApiError::NotFound),
     }
 }
 
@@ -256,6 +300,31 @@ pub async fn put_auth(
                 return Err(ApiError::body_field("token", "a non-empty header value of at most 8 KiB"));
             }
             AuthChange::Bearer(Some(token))
+        }
+        AuthIn::Jwt { algorithm, key, key_id, issuer, audience, lifetime_secs, claims } => {
+            bounded("key", &key, MAX_SECRET)?;
+            for (field, v) in [("keyId", &key_id), ("issuer", &issuer), ("audience", &audience)] {
+                if let Some(v) = v {
+                    bounded(field, v, MAX_TEXT)?;
+                }
+            }
+            let lifetime_secs = lifetime_secs.unwrap_or(JWT_LIFETIME_SECS);
+            if !(1..=MAX_JWT_LIFETIME_SECS).contains(&lifetime_secs) {
+                return Err(ApiError::body_field("lifetimeSecs", format!("from 1 to {MAX_JWT_LIFETIME_SECS}")));
+            }
+            if let Some(c) = claims.keys().find(|c| hookd_delivery::jwt::RESERVED_CLAIMS.contains(&c.as_str())) {
+                return Err(ApiError::body_field("claims", format!("`{c}` is set by hookd")));
+            }
+            if claims.len() > MAX_ENTRIES || serde_json::to_string(&claims).map_or(0, |c| c.len()) > MAX_SECRET {
+                return Err(ApiError::body_field("claims", format!("at most {MAX_ENTRIES} claims, 8 KiB in all")));
+            }
+            let config = hookd_store::JwtAuth { algorithm, key, key_id, issuer, audience, lifetime_secs, claims };
+            // It must sign now, not fail every attempt later.
+            hookd_delivery::jwt::token(&config, "msg_probe", b"", 0, 0).map_err(|e| {
+                let field = if e.contains("HS256, RS256 or EdDSA") { "algorithm" } else { "key" };
+                ApiError::body_field(field, e)
+            })?;
+            AuthChange::Jwt(Some(Box::new(config)))
         }
     };
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
