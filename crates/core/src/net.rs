@@ -70,6 +70,17 @@ pub(crate) fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     None
 }
 
+/// The URL's host when it is a literal IP address. Hosts of schemes the URL
+/// standard does not know (`redis:`, `nats:`) are kept as text: they are read
+/// here too, so `nats://127.0.0.1/…` is an address like `http://127.0.0.1/`.
+pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(v4.into()),
+        url::Host::Ipv6(v6) => Some(v6.into()),
+        url::Host::Domain(d) => d.trim_start_matches('[').trim_end_matches(']').parse().ok(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,6 @@
 //! Validated values parsed at the API edge. Each parser returns a readable reason
 //! that the API turns into a 422 naming the field.
 
-use std::net::IpAddr;
-
 /// Longest endpoint URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_UID_LEN: usize = 256;
@@ -28,9 +26,8 @@ impl EndpointUrl {
             return Err(format!("URL is longer than {MAX_URL_LEN} characters"));
         }
         let url = url::Url::parse(s).map_err(|e| format!("not a valid URL: {e}"))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err("URL scheme must be http or https".into());
-        }
+        // http(s), or a broker (see `broker`).
+        crate::broker::BrokerTarget::parse(&url)?;
         let Some(host) = url.host() else {
             return Err("URL must have a host".into());
         };
@@ -38,12 +35,8 @@ impl EndpointUrl {
             return Err("URL must not carry credentials; use endpoint headers instead".into());
         }
         if !allow_private {
-            let ip: Option<IpAddr> = match host {
-                url::Host::Ipv4(v4) => Some(v4.into()),
-                url::Host::Ipv6(v6) => Some(v6.into()),
-                url::Host::Domain(_) => None,
-            };
-            if ip.is_some_and(crate::net::is_forbidden) {
+            let _ = host;
+            if crate::net::literal_ip(&url).is_some_and(crate::net::is_forbidden) {
                 return Err("URL points to a private, loopback or otherwise non-public address".into());
             }
         }
@@ -141,6 +134,10 @@ mod tests {
             ("https://example.com/hook", false, true),
             ("http://example.com:8080/a?b=c", false, true),
             ("ftp://example.com/", false, false),
+            ("redis://cache.example.com/0?stream=hooks", false, true),
+            ("nats://nats.example.com/orders.created", false, true),
+            ("redis://cache.example.com/0", false, false),
+            ("nats://127.0.0.1/a.b", false, false),
             ("not a url", false, false),
             ("https://user:pw@example.com/", false, false),
             ("http://127.0.0.1:9000/", false, false),

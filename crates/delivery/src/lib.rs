@@ -26,6 +26,7 @@ pub mod retention;
 pub mod sender;
 pub mod ssrf;
 pub mod tasks;
+pub mod transport;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

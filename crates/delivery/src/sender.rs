@@ -16,6 +16,8 @@ use hookd_store::{AttemptHeaders, DeliveryJob};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 
 use crate::ssrf::{check_literal, check_resolved, GuardedResolver};
+use crate::transport::{BrokerAuth, Brokers, Publication};
+use hookd_core::broker::BrokerTarget;
 use hookd_core::policy::{DestinationPolicy, OrgPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -122,6 +124,8 @@ pub struct HttpSender {
     /// Clients of endpoints with TLS settings of their own, by endpoint (with
     /// a fingerprint of the settings and policy they were built with).
     tls_clients: Arc<Mutex<HashMap<String, (u64, reqwest::Client)>>>,
+    /// Connections to broker endpoints.
+    brokers: Arc<Brokers>,
 }
 
 impl HttpSender {
@@ -134,6 +138,7 @@ impl HttpSender {
             narrowed: Arc::default(),
             oauth: Arc::default(),
             tls_clients: Arc::default(),
+            brokers: Arc::default(),
         })
     }
 
@@ -281,6 +286,40 @@ impl HttpSender {
             Err(e) => return failed(e),
         };
         let timeout = job.endpoint.control.timeout_ms.map(Duration::from_millis).unwrap_or(self.config.timeout);
+        // A broker endpoint: published, not POSTed.
+        match BrokerTarget::parse(&url) {
+            Ok(Some(target)) => {
+                let publication = Publication {
+                    headers: ["content-type", "webhook-id", "webhook-timestamp", "webhook-signature"]
+                        .into_iter()
+                        .filter_map(|n| Some((n, headers.get(n)?.to_str().ok()?.to_string())))
+                        .collect(),
+                    body: &body,
+                };
+                let auth = &job.endpoint.auth;
+                let broker_auth = BrokerAuth {
+                    user: auth.basic.as_ref().map(|b| b.username.clone()),
+                    password: auth.basic.as_ref().map(|b| b.password.clone()),
+                    token: auth.bearer.clone(),
+                };
+                let sent = sent_headers_json(&headers, body.len(), &job.endpoint.headers);
+                let published = self.brokers.publish(&target, &broker_auth, &policy, &publication, timeout).await;
+                let headers = AttemptHeaders { sent: Some(sent), received: None };
+                return match published {
+                    // The broker's acknowledgement, recorded as 202 Accepted.
+                    Ok(ack) => SendResult {
+                        status: Some(202),
+                        body: storable(ack.as_bytes()),
+                        duration: started.elapsed(),
+                        headers,
+                        ..Default::default()
+                    },
+                    Err(e) => SendResult { timed_out: e == "timed out", headers, ..failed(e) },
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return failed(e),
+        }
         // Signed as it is, sent compressed when the endpoint asks (the receiver
         // verifies after decompressing).
         let body_signed = body.clone();

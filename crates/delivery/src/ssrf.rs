@@ -8,7 +8,7 @@
 //! through an egress proxy, [`check_resolved`] vets the destination before the
 //! proxy is asked to connect.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hookd_core::policy::DestinationPolicy;
@@ -25,7 +25,11 @@ pub struct Refused(pub String);
 /// `host`'s addresses, all allowed by `policy`: a name that resolves to any
 /// forbidden address is refused outright (not narrowed to its allowed ones): it
 /// is pointed at the inside on purpose, or soon will be.
-async fn resolve_vetted(policy: &DestinationPolicy, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
+pub(crate) async fn resolve_vetted(
+    policy: &DestinationPolicy,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Refused> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| Refused(format!("cannot resolve {host}: {e}")))?
@@ -61,12 +65,7 @@ impl Resolve for GuardedResolver {
 /// Refuses a URL whose scheme, or literal IP host, the policy forbids.
 pub fn check_literal(policy: &DestinationPolicy, url: &reqwest::Url) -> Result<(), Refused> {
     policy.check_scheme(url.scheme()).map_err(Refused)?;
-    let ip: Option<IpAddr> = match url.host() {
-        Some(url::Host::Ipv4(v4)) => Some(v4.into()),
-        Some(url::Host::Ipv6(v6)) => Some(v6.into()),
-        _ => None,
-    };
-    match ip {
+    match hookd_core::net::literal_ip(url) {
         Some(ip) => policy.check_ip(ip).map_err(Refused),
         None => Ok(()),
     }

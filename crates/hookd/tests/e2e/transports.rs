@@ -480,3 +480,117 @@ async fn a_jwt_signed_for_each_request_binds_the_message_and_its_body() {
         assert!(err.to_string().contains(field), "{bad}: {err}");
     }
 }
+
+/// A name no other test run uses, for streams and subjects on the shared brokers.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{:016x}", rand::random::<u64>())
+}
+
+#[tokio::test]
+async fn a_redis_stream_endpoint_gets_each_message_as_an_entry() {
+    use redis::AsyncCommands;
+    let server = TestServer::spawn().await;
+    let app = server.create_app("Acme").await;
+    let stream = unique("hookd-test-");
+    let url = format!("redis://127.0.0.1:6379/0?stream={stream}&maxlen=100");
+    let ep = text(&server.create_endpoint(&app, json!({"url": url})).await["id"]);
+    let msg = text(&server.send_message(&app, "invoice.paid", json!({"amount": 42})).await["id"]);
+    let attempt = wait_for_attempts(&server, &app, &msg, 1).await.remove(0);
+    assert_eq!(attempt["responseStatusCode"], 202, "{attempt}");
+    assert!(text(&attempt["response"]).contains(&format!("redis stream {stream}: entry ")), "{attempt}");
+
+    let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let entries: redis::streams::StreamRangeReply = conn.xrange_all(&stream).await.unwrap();
+    let _: () = conn.del(&stream).await.unwrap();
+    assert_eq!(entries.ids.len(), 1);
+    let field = |k: &str| -> String { entries.ids[0].get(k).unwrap_or_default() };
+    assert_eq!(field("webhook-id"), msg);
+    // The entry verifies like an HTTP delivery does.
+    let mut headers = axum::http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, field(name).parse().unwrap());
+    }
+    let body = bytes::Bytes::from(field("body"));
+    let received = crate::support::Received { path: String::new(), headers, body, at: std::time::Instant::now() };
+    assert_eq!(received.json(), json!({"amount": 42}));
+    assert!(verify_standard_webhook(&secret_of(&server, &app, &ep).await, &received));
+
+    // Nothing listening: the attempt fails and says why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app2 = server.create_app("Down").await;
+    server.create_endpoint(&app2, json!({"url": format!("redis://{closed}/0?stream={stream}")})).await;
+    let msg = text(&server.send_message(&app2, "a.b", json!({})).await["id"]);
+    let failed = wait_for_attempts(&server, &app2, &msg, 1).await.remove(0);
+    assert_eq!(failed["responseStatusCode"], 0, "{failed}");
+    assert!(text(&failed["response"]).contains("redis"), "{failed}");
+}
+
+#[tokio::test]
+async fn a_nats_jetstream_endpoint_is_acknowledged_by_its_stream() {
+    let server = TestServer::spawn().await;
+    let nats = async_nats::connect("127.0.0.1:4222").await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let name = unique("HOOKD_TEST_");
+    let subject = format!("hookd.test.{}", name.to_lowercase());
+    let mut stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let app = server.create_app("Acme").await;
+    let ep =
+        text(&server.create_endpoint(&app, json!({"url": format!("nats://127.0.0.1:4222/{subject}")})).await["id"]);
+    let msg = text(&server.send_message(&app, "invoice.paid", json!({"amount": 7})).await["id"]);
+    let attempt = wait_for_attempts(&server, &app, &msg, 1).await.remove(0);
+    assert_eq!(attempt["responseStatusCode"], 202, "{attempt}");
+    assert!(text(&attempt["response"]).contains(&format!("nats stream {name}: sequence 1")), "{attempt}");
+
+    let stored = stream.get_raw_message(1).await.unwrap();
+    let header = |k: &str| stored.headers.get(k).map(|v| v.as_str().to_string()).unwrap_or_default();
+    assert_eq!((header("webhook-id"), header("Nats-Msg-Id")), (msg.clone(), msg.clone()));
+    let mut headers = axum::http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, header(name).parse().unwrap());
+    }
+    let received = crate::support::Received {
+        path: String::new(),
+        headers,
+        body: stored.payload.clone(),
+        at: std::time::Instant::now(),
+    };
+    assert_eq!(received.json(), json!({"amount": 7}));
+    assert!(verify_standard_webhook(&secret_of(&server, &app, &ep).await, &received));
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+
+    // A subject no stream captures: no acknowledgement, the attempt fails.
+    let app2 = server.create_app("Nowhere").await;
+    let nowhere = format!("nats://127.0.0.1:4222/hookd.nowhere.{}", name.to_lowercase());
+    server.create_endpoint(&app2, json!({"url": nowhere, "timeout": 2})).await;
+    let msg = text(&server.send_message(&app2, "a.b", json!({})).await["id"]);
+    let failed = wait_for_attempts(&server, &app2, &msg, 1).await.remove(0);
+    assert_eq!(failed["responseStatusCode"], 0, "{failed}");
+    assert!(text(&failed["response"]).contains("nats"), "{failed}");
+    js.delete_stream(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn broker_urls_are_checked_and_held_to_the_destination_policy() {
+    let server =
+        TestServer::spawn_with(crate::support::ServerOptions { allow_private: false, ..Default::default() }).await;
+    let app = server.create_app("Acme").await;
+    for (url, why) in [
+        ("redis://cache.example.com/0", "stream"),
+        ("nats://nats.example.com/orders.*", "subject"),
+        ("nats://127.0.0.1:4222/orders", "private"),
+        ("redis://user:pw@cache.example.com/0?stream=s", "credentials"),
+        ("mqtt://broker.example.com/t", "scheme"),
+    ] {
+        let (status, err) = server.post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": url})).await;
+        assert_eq!(status, 422, "{url}: {err}");
+        assert!(err.to_string().contains(why), "{url}: {err}");
+    }
+}

@@ -147,12 +147,7 @@ pub async fn check_destination(state: &AppState, org_id: &str, url: Option<&str>
     };
     let policy = state.config.destination.narrowed(&org);
     policy.check_scheme(parsed.scheme()).map_err(|e| ApiError::body_field("url", e))?;
-    let ip: Option<std::net::IpAddr> = match parsed.host() {
-        Some(url::Host::Ipv4(v4)) => Some(v4.into()),
-        Some(url::Host::Ipv6(v6)) => Some(v6.into()),
-        _ => None,
-    };
-    if let Some(ip) = ip {
+    if let Some(ip) = hookd_core::net::literal_ip(&parsed) {
         policy.check_ip(ip).map_err(|e| ApiError::body_field("url", e))?;
     }
     Ok(())
