@@ -6,16 +6,20 @@
 //!   (trimmed to about `maxlen` entries when given).
 //! - `nats://host:port/SUBJECT`: a JetStream publish to `SUBJECT`, acknowledged
 //!   by the stream that captures it.
+//! - `amqp://host:port/VHOST?exchange=X&routingKey=K`: a persistent publish to
+//!   an exchange (the default one when `exchange` is left out), confirmed by
+//!   the broker and refused when no queue is bound (mandatory).
 
 /// Where a broker endpoint delivers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BrokerTarget {
     Redis { host: String, port: u16, db: i64, stream: String, maxlen: Option<u64> },
     Nats { host: String, port: u16, subject: String },
+    Amqp { host: String, port: u16, vhost: String, exchange: String, routing_key: String },
 }
 
 /// The URL schemes of broker endpoints.
-pub const BROKER_SCHEMES: [&str; 2] = ["redis", "nats"];
+pub const BROKER_SCHEMES: [&str; 3] = ["redis", "nats", "amqp"];
 
 const MAX_NAME: usize = 256;
 
@@ -53,10 +57,43 @@ impl BrokerTarget {
                 }
                 Ok(Some(BrokerTarget::Nats { host: host()?, port: url.port().unwrap_or(4222), subject }))
             }
+            "amqp" => {
+                let query = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+                let path = url.path().trim_start_matches('/');
+                let vhost = percent_decode(path).ok_or("the path is the virtual host (percent-encoded)")?;
+                let vhost = if vhost.is_empty() { "/".to_string() } else { vhost };
+                let exchange = query("exchange").unwrap_or_default();
+                if !exchange.is_empty() && !name_ok(&exchange) {
+                    return Err("`exchange` is an exchange name".into());
+                }
+                let routing_key =
+                    query("routingKey").filter(|k| name_ok(k)).ok_or("`?routingKey=KEY` is the routing key")?;
+                Ok(Some(BrokerTarget::Amqp {
+                    host: host()?,
+                    port: url.port().unwrap_or(5672),
+                    vhost,
+                    exchange,
+                    routing_key,
+                }))
+            }
             "http" | "https" => Ok(None),
-            other => Err(format!("`{other}` is not a scheme hookd delivers to (http, https, redis, nats)")),
+            other => Err(format!("`{other}` is not a scheme hookd delivers to (http, https, redis, nats, amqp)")),
         }
     }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -83,6 +120,20 @@ mod tests {
             parse("nats://127.0.0.1/orders.created").unwrap(),
             Some(BrokerTarget::Nats { host: "127.0.0.1".into(), port: 4222, subject: "orders.created".into() })
         );
+        assert_eq!(
+            parse("amqp://rabbit:5673/%2Fprod?exchange=hooks&routingKey=orders.created").unwrap(),
+            Some(BrokerTarget::Amqp {
+                host: "rabbit".into(),
+                port: 5673,
+                vhost: "/prod".into(),
+                exchange: "hooks".into(),
+                routing_key: "orders.created".into()
+            })
+        );
+        let default = parse("amqp://rabbit/?routingKey=q").unwrap();
+        assert!(
+            matches!(default, Some(BrokerTarget::Amqp { ref vhost, ref exchange, .. }) if vhost == "/" && exchange.is_empty())
+        );
         assert_eq!(parse("https://example.com/x").unwrap(), None);
         for bad in [
             "redis://h/0",
@@ -91,6 +142,8 @@ mod tests {
             "nats://h/",
             "nats://h/a.*",
             "nats://h/a..b",
+            "amqp://h/",
+            "amqp://h/%zz?routingKey=q",
             "ftp://h/x",
         ] {
             assert!(parse(bad).is_err(), "{bad}");

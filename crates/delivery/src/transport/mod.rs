@@ -9,6 +9,7 @@
 //! made to an address vetted by the destination policy (resolved here, like
 //! the HTTP client's guarded resolver) and kept per broker and credentials.
 
+mod amqp;
 mod nats;
 mod redis;
 
@@ -91,7 +92,9 @@ impl Brokers {
             return Ok(b.clone());
         }
         let (host, port) = match target {
-            BrokerTarget::Redis { host, port, .. } | BrokerTarget::Nats { host, port, .. } => (host, *port),
+            BrokerTarget::Redis { host, port, .. }
+            | BrokerTarget::Nats { host, port, .. }
+            | BrokerTarget::Amqp { host, port, .. } => (host, *port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let addr: SocketAddr = *crate::ssrf::resolve_vetted(policy, host, port)
@@ -102,6 +105,7 @@ impl Brokers {
         let broker: Arc<dyn Broker> = match target {
             BrokerTarget::Redis { db, .. } => Arc::new(redis::RedisBroker::connect(addr, *db, auth).await?),
             BrokerTarget::Nats { .. } => Arc::new(nats::NatsBroker::connect(addr, auth, timeout).await?),
+            BrokerTarget::Amqp { vhost, .. } => Arc::new(amqp::AmqpBroker::connect(addr, vhost, auth).await?),
         };
         if connections.len() >= MAX_CONNECTIONS {
             connections.clear();
@@ -121,5 +125,12 @@ fn connection_key(target: &BrokerTarget) -> BrokerTarget {
         BrokerTarget::Nats { host, port, .. } => {
             BrokerTarget::Nats { host: host.clone(), port: *port, subject: String::new() }
         }
+        BrokerTarget::Amqp { host, port, vhost, .. } => BrokerTarget::Amqp {
+            host: host.clone(),
+            port: *port,
+            vhost: vhost.clone(),
+            exchange: String::new(),
+            routing_key: String::new(),
+        },
     }
 }

@@ -594,3 +594,55 @@ async fn broker_urls_are_checked_and_held_to_the_destination_policy() {
         assert!(err.to_string().contains(why), "{url}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_rabbitmq_endpoint_publishes_persistently_with_confirms() {
+    use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    let server = TestServer::spawn().await;
+    let rabbit =
+        lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = rabbit.create_channel().await.unwrap();
+    let queue = unique("hookd-test-");
+    let options = QueueDeclareOptions { auto_delete: true, ..Default::default() };
+    channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await.unwrap();
+
+    let app = server.create_app("Acme").await;
+    let url = format!("amqp://127.0.0.1:5672/?routingKey={queue}");
+    let ep = text(&server.create_endpoint(&app, json!({"url": url})).await["id"]);
+    let msg = text(&server.send_message(&app, "invoice.paid", json!({"amount": 9})).await["id"]);
+    let attempt = wait_for_attempts(&server, &app, &msg, 1).await.remove(0);
+    assert_eq!(attempt["responseStatusCode"], 202, "{attempt}");
+    assert!(text(&attempt["response"]).contains("confirmed"), "{attempt}");
+
+    let got =
+        channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().expect("a message");
+    let props = &got.delivery.properties;
+    assert_eq!(props.message_id().as_ref().map(|m| m.to_string()), Some(msg.clone()));
+    assert_eq!(*props.delivery_mode(), Some(2), "persistent");
+    let table = props.headers().clone().unwrap_or_default();
+    let header = |k: &str| match table.inner().get(k) {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("{k}: {other:?}"),
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, header(name).parse().unwrap());
+    }
+    let body = bytes::Bytes::from(got.delivery.data.clone());
+    let received = crate::support::Received { path: String::new(), headers, body, at: std::time::Instant::now() };
+    assert_eq!(received.json(), json!({"amount": 9}));
+    assert!(verify_standard_webhook(&secret_of(&server, &app, &ep).await, &received));
+
+    // No queue bound to the key: returned, not confirmed; the attempt fails.
+    let app2 = server.create_app("Nowhere").await;
+    let nowhere = format!("amqp://127.0.0.1:5672/?routingKey={}", unique("hookd-nowhere-"));
+    server.create_endpoint(&app2, json!({"url": nowhere})).await;
+    let msg = text(&server.send_message(&app2, "a.b", json!({})).await["id"]);
+    let failed = wait_for_attempts(&server, &app2, &msg, 1).await.remove(0);
+    assert_eq!(failed["responseStatusCode"], 0, "{failed}");
+    assert!(text(&failed["response"]).contains("unroutable"), "{failed}");
+    channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
+}
