@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -44,9 +44,13 @@ struct Cached {
     refresh_token: Option<String>,
 }
 
+/// One endpoint's token, behind a lock held while it is fetched: deliveries
+/// that find none wait for the one request rather than each making their own.
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: Mutex<HashMap<String, Cached>>,
+    tokens: Mutex<HashMap<String, Slot>>,
 }
 
 fn fingerprint(config: &OauthConfig) -> u64 {
@@ -63,38 +67,42 @@ fn renew_after(lifetime: Duration) -> Duration {
 
 impl TokenCache {
     /// The endpoint's access token: the cached one, or (when there is none,
-    /// it is due for renewal, or `fresh`) a new one from the token endpoint.
+    /// it is due for renewal, or it is the `rejected` one a receiver just
+    /// answered 401 to) a new one from the token endpoint.
     pub async fn token(
         &self,
         client: &reqwest::Client,
         endpoint_id: &str,
         config: &OauthConfig,
         timeout: Duration,
-        fresh: bool,
+        rejected: Option<&str>,
     ) -> Result<String, String> {
         let print = fingerprint(config);
-        let rotated_refresh = {
-            let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            match tokens.get(endpoint_id).filter(|c| c.config == print) {
-                Some(c) if !fresh && Instant::now() < c.renew_at => return Ok(c.token.clone()),
-                Some(c) => c.refresh_token.clone(),
-                None => None,
+        let slot = {
+            let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            if tokens.len() >= MAX_CACHED && !tokens.contains_key(endpoint_id) {
+                tokens.clear();
             }
+            tokens.entry(endpoint_id.to_string()).or_default().clone()
+        };
+        let mut cached = slot.lock().await;
+        let rotated_refresh = match cached.as_ref().filter(|c| c.config == print) {
+            // Still good, and not the one refused (or another delivery has
+            // replaced that one meanwhile).
+            Some(c) if Instant::now() < c.renew_at && rejected != Some(c.token.as_str()) => {
+                return Ok(c.token.clone());
+            }
+            Some(c) => c.refresh_token.clone(),
+            None => None,
         };
         let answer = request(client, config, rotated_refresh.as_deref(), timeout).await?;
         let lifetime = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_LIFETIME);
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if tokens.len() >= MAX_CACHED {
-            tokens.clear();
-        }
-        let refresh_token = answer.refresh_token.or(rotated_refresh);
-        let cached = Cached {
+        *cached = Some(Cached {
             config: print,
             token: answer.access_token.clone(),
             renew_at: Instant::now() + renew_after(lifetime),
-            refresh_token,
-        };
-        tokens.insert(endpoint_id.to_string(), cached);
+            refresh_token: answer.refresh_token.or(rotated_refresh),
+        });
         Ok(answer.access_token)
     }
 }

@@ -334,9 +334,13 @@ impl HttpSender {
         };
         // The receiver's own credentials: an OAuth2 access token, basic or bearer.
         let auth = &job.endpoint.auth;
+        let mut oauth_token = None;
         if let Some(oauth) = &auth.oauth {
-            match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, false).await {
-                Ok(token) => set_authorization(&mut headers, &format!("Bearer {token}")),
+            match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, None).await {
+                Ok(token) => {
+                    set_authorization(&mut headers, &format!("Bearer {token}"));
+                    oauth_token = Some(token);
+                }
                 Err(e) => return failed(e),
             }
         } else if let Some(jwt) = &auth.jwt {
@@ -362,7 +366,7 @@ impl HttpSender {
         // fresh one, and the request once more, within this attempt.
         if let (Some(oauth), Ok(resp)) = (&auth.oauth, &response) {
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-                match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, true).await {
+                match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, oauth_token.as_deref()).await {
                     Ok(token) => {
                         set_authorization(&mut headers, &format!("Bearer {token}"));
                         response = post(headers).await;
