@@ -2,9 +2,10 @@
 //! made through the API — who (the token's id), what (method and route), on
 //! which path, the answer, from which address — once the change has answered
 //! successfully, and every failed authentication (at most 10 a second). Message
-//! sends are deliveries, not changes, and are not recorded. Entries are chained
-//! in the store (`hookd_store::audit`); `GET /api/v1/audit` lists an
-//! organisation's; `hookd audit verify` checks the chain.
+//! sends are deliveries, not changes, and are not recorded; nor are a polling
+//! endpoint's commits. Entries are chained in the store (`hookd_store::audit`);
+//! `GET /api/v1/audit` lists an organisation's; `hookd audit verify` checks
+//! the chain.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -41,11 +42,15 @@ const UNAUTHENTICATED_PER_SECOND: u32 = 10;
 /// The route of message sends: not changes, and the hot path, so the layer
 /// does as little as it can for them.
 const SEND_ROUTE: &str = "/api/v1/app/{app_id}/msg";
+/// A polling endpoint's commits: a consumer's progress, not a change, and as
+/// frequent as its reads.
+const COMMIT_ROUTE: &str = "/api/v1/app/{app_id}/polling-endpoint/{sink_id}/consumer/{consumer_id}/commit";
 
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let is_send = method == Method::POST && route.as_ref().is_some_and(|r| r.as_str() == SEND_ROUTE);
+    let is_send = method == Method::POST
+        && route.as_ref().is_some_and(|r| r.as_str() == SEND_ROUTE || r.as_str() == COMMIT_ROUTE);
     let changes = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) && !is_send;
     // Only a change needs to know who made it; anything may fail to authenticate.
     let slot = changes.then(ActorSlot::default);

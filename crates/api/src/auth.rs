@@ -1,6 +1,9 @@
 //! Bearer-token authentication and the permission extractors. Tokens are stored
 //! as SHA-256 hashes; a token is either an organisation admin token or scoped to
-//! one application (app portal access). A token never sees another
+//! one application (app portal access). A poller token (`sk_poll_…`, made per
+//! poller sink) is narrower still: it reads its one sink and moves that sink's
+//! consumers, and acts as a portal token with no capabilities everywhere
+//! else (403 on its application, 404 beyond). A token never sees another
 //! organisation's objects: lookups are scoped by organisation and answer 404.
 //!
 //! Handlers state what they need in their signature, so a forgotten check is a
@@ -19,7 +22,7 @@ use axum::http::Method;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 pub use hookd_store::TokenRole;
-use hookd_store::{ApiToken, Application};
+use hookd_store::{ApiToken, Application, PollerToken};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -46,6 +49,9 @@ pub struct Auth {
     /// it may not: refused (403) once the application is known to be its own,
     /// so a foreign application still answers 404.
     pub denied: Option<String>,
+    /// Set for a poller token: the one poller sink it may read (the poller
+    /// routes check it; any other sink is not found).
+    pub poller_sink: Option<String>,
 }
 
 impl Auth {
@@ -63,6 +69,21 @@ impl Auth {
 
     pub fn is_server_admin(&self) -> bool {
         self.role == TokenRole::Server
+    }
+
+    /// A poller token calling `route`: to the rest of the API, a portal token
+    /// of its application with no capabilities.
+    fn poller(t: PollerToken, route: &str) -> Auth {
+        Auth {
+            org_id: t.org_id,
+            app_id: Some(t.app_id),
+            token_id: t.id,
+            role: TokenRole::Portal,
+            capabilities: Capabilities::of(&[]),
+            session_id: None,
+            denied: poller_denial(route),
+            poller_sink: Some(t.sink_id),
+        }
     }
 }
 
@@ -137,6 +158,23 @@ impl Capabilities {
     }
 }
 
+/// What a poller token starts with (as Svix's); only such a token is looked up
+/// among poller tokens.
+pub const POLLER_TOKEN_PREFIX: &str = "sk_poll_";
+/// The routes that show and rotate a sink's poller token.
+const POLLER_TOKEN_ROUTE: &str = "/api/v1/auth/app/{app_id}/poller/";
+
+/// Why a poller token may not call `route`, if it may not: it reads its sink
+/// (v1 and v2 polls) and moves its consumers (seek, commit), nothing else. Its
+/// own sink is checked by the poller routes.
+fn poller_denial(route: &str) -> Option<String> {
+    const READS: [&str; 2] = ["/api/v1/app/{app_id}/poller/", "/api/v1/app/{app_id}/polling-endpoint/"];
+    if READS.iter().any(|r| route.starts_with(r)) {
+        return None;
+    }
+    Some("a poller token can only read its polling endpoint".to_string())
+}
+
 /// Why a portal token holding `caps` may not call `method` on `route` (the
 /// router's path template), if it may not. What no capability names is
 /// refused: a new route is closed to portal tokens until it is listed here.
@@ -145,7 +183,17 @@ fn portal_denial(method: &Method, route: &str, caps: Capabilities) -> Option<Str
     const APP: &str = "/api/v1/app/{app_id}";
     const EP: &str = "/api/v1/app/{app_id}/endpoint/{endpoint_id}";
     let attempts = ["/send-example", "/recover", "/replay-missing", "/bulk-replay", "/resend"];
-    let need: &[Capability] = if !route.starts_with(APP) && !route.starts_with("/api/v1/event-type") {
+    // Reading a poller sink and moving one's consumers in it are reads; the
+    // sinks themselves are managed as endpoints are, their tokens as secrets.
+    let poll = [format!("{APP}/poller/"), format!("{APP}/polling-endpoint/")];
+    let sinks = [format!("{APP}/stream/sink"), format!("{APP}/destination")];
+    let need: &[Capability] = if route.starts_with(POLLER_TOKEN_ROUTE) {
+        if *method == Method::GET {
+            &[ViewEndpointSecret, ManageEndpointSecret, ManageEndpoint]
+        } else {
+            &[ManageEndpointSecret, ManageEndpoint]
+        }
+    } else if !route.starts_with(APP) && !route.starts_with("/api/v1/event-type") {
         // Organisation-wide routes (background tasks, whoami) read; OrgAuth
         // refuses the rest.
         &[ViewBase]
@@ -162,6 +210,10 @@ fn portal_denial(method: &Method, route: &str, caps: Capabilities) -> Option<Str
     } else if route.contains("/transformation") {
         &[ManageTransformations]
     } else if route == format!("{APP}/endpoint") || route.starts_with(EP) {
+        &[ManageEndpoint]
+    } else if poll.iter().any(|p| route.starts_with(p.as_str())) {
+        &[ViewBase]
+    } else if sinks.iter().any(|p| route.starts_with(p.as_str())) {
         &[ManageEndpoint]
     } else {
         &[]
@@ -198,6 +250,7 @@ impl OrgAuth {
             capabilities: Capabilities::all(),
             session_id: None,
             denied: None,
+            poller_sink: None,
         }
     }
 }
@@ -368,16 +421,29 @@ impl FromRequestParts<AppState> for Auth {
                 capabilities: Capabilities::all(),
                 session_id: None,
                 denied: None,
+                poller_sink: None,
             });
         }
         let now = hookd_core::timefmt::now_millis();
         let token = match state.tokens.get(&hash) {
             Some(t) => t,
-            None => {
-                let t = state.resources.token_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
-                state.tokens.put(hash, t.clone());
-                t
-            }
+            None => match state.resources.token_by_hash(&hash).await? {
+                Some(t) => {
+                    state.tokens.put(hash, t.clone());
+                    t
+                }
+                None if token.starts_with(POLLER_TOKEN_PREFIX) => {
+                    let t = state.resources.poller_token_by_hash(&hash).await?.ok_or(ApiError::Unauthorized)?;
+                    if t.expires_at.is_some_and(|exp| exp <= now) {
+                        return Err(ApiError::Unauthorized);
+                    }
+                    noted(&t.org_id, &t.id);
+                    within_rate(state, &t.id)?;
+                    let route = parts.extensions.get::<MatchedPath>().map_or("", |m| m.as_str());
+                    return Ok(Auth::poller(t, route));
+                }
+                None => return Err(ApiError::Unauthorized),
+            },
         };
         if token.expires_at.is_some_and(|exp| exp <= now) {
             return Err(ApiError::Unauthorized);
@@ -398,6 +464,10 @@ impl FromRequestParts<AppState> for Auth {
             if route.ends_with("/secret") {
                 return Err(ApiError::Forbidden("a read-only token cannot read signing secrets".into()));
             }
+            // A poller token outlives the token that read it.
+            if route.starts_with(POLLER_TOKEN_ROUTE) {
+                return Err(ApiError::Forbidden("a read-only token cannot read poller tokens".into()));
+            }
         }
         let (capabilities, denied) = match token.role {
             TokenRole::Portal => {
@@ -415,6 +485,7 @@ impl FromRequestParts<AppState> for Auth {
             capabilities,
             session_id: token.session_id,
             denied,
+            poller_sink: None,
         })
     }
 }

@@ -24,6 +24,8 @@ pub enum IdPrefix {
     Source,
     /// A request received by an inbound source.
     InboundRequest,
+    /// A poller sink (a polling endpoint; `sink_`, as Svix).
+    Sink,
 }
 
 impl IdPrefix {
@@ -39,6 +41,7 @@ impl IdPrefix {
             IdPrefix::Task => "qtask_",
             IdPrefix::Source => "src_",
             IdPrefix::InboundRequest => "req_",
+            IdPrefix::Sink => "sink_",
         }
     }
 }

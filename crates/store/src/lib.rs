@@ -1,7 +1,8 @@
 //! hookd's storage, as two interfaces every backend implements:
 //!
 //! - [`Resources`]: what the API reads and edits — organisations and tokens,
-//!   applications, event types, endpoints, messages, attempts, background tasks.
+//!   applications, event types, endpoints, messages, attempts, background tasks,
+//!   and poller sinks with their log, consumers and tokens ([`poller`]).
 //! - [`Queue`]: the delivery pipeline — enqueueing a message's fan-out, leasing
 //!   due deliveries, renewing and rescuing leases, recording outcomes, running
 //!   background tasks and the retention sweep.
@@ -22,6 +23,7 @@ pub mod crypt;
 pub mod inbound;
 pub mod model;
 pub mod ownership;
+pub mod poller;
 pub mod postgres;
 pub mod sqlite;
 pub mod states;
@@ -39,6 +41,7 @@ pub use inbound::{
     TrackedObject,
 };
 pub use model::*;
+pub use poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
 pub use task::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +74,11 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 14] = [
+pub(crate) const ORG_TABLES: [&str; 18] = [
+    "poller_token",
+    "poller_consumer",
+    "poller_log",
+    "poller_sink",
     "one_time_token",
     "ingest_schedule",
     "ingest_object",
@@ -269,6 +276,49 @@ pub trait Resources: Send + Sync + 'static {
         now: i64,
         result: serde_json::Value,
     ) -> Result<()>;
+
+    // Poller sinks (polling endpoints): an application's messages read in
+    // pages by offset ([`poller`]).
+    async fn list_poller_sinks(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<PollerSink>>;
+    async fn get_poller_sink(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<PollerSink>;
+    /// Stores a new sink, starting at the end of its application's log (it
+    /// shows what is logged from now on), with its first token.
+    async fn create_poller_sink(
+        &self,
+        sink: PollerSink,
+        token: PollerToken,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<PollerSink>;
+    /// Stores the sink's settings; where it starts stays.
+    async fn update_poller_sink(&self, sink: PollerSink) -> Result<PollerSink>;
+    /// Removes the sink with its consumers and tokens.
+    async fn delete_poller_sink(&self, org_id: &str, app_id: &str, sink_id: &str) -> Result<()>;
+    /// Up to `limit` messages the sink shows (and `only` lets through) after
+    /// offset `after`, in offset order.
+    async fn read_poller(&self, sink: &PollerSink, after: i64, only: &PollOnly, limit: usize) -> Result<PollPage>;
+    /// The offset to read the sink after to see the messages created after
+    /// `after_ms` (and any committed later).
+    async fn poller_offset_after(&self, sink: &PollerSink, after_ms: i64) -> Result<i64>;
+    /// The consumer, made at `start` when new; `Invalid` (`consumer_id`) when
+    /// the sink has [`poller::MAX_CONSUMERS`] already.
+    async fn poller_consumer(&self, sink: &PollerSink, consumer_id: &str, start: StartAt) -> Result<PollerConsumer>;
+    /// Puts the consumer at `position` (made there when new) and ends its
+    /// lease: a v1 read moving on, or a seek.
+    async fn move_poller_consumer(&self, sink: &PollerSink, consumer_id: &str, position: i64) -> Result<()>;
+    /// Takes a v2 batch for a consumer still at the claim's `from` that holds no
+    /// live lease (by the database's clock); false when another read won.
+    async fn claim_poller_batch(&self, sink: &PollerSink, consumer_id: &str, claim: PollerClaim) -> Result<bool>;
+    /// Records that the consumer is done with every offset up to `offset` (it
+    /// never moves back); a commit covering its leased batch ends the lease.
+    /// `NotFound` for a consumer that never read, `Invalid` (`offset`) past
+    /// what it was shown.
+    async fn commit_poller_consumer(&self, sink: &PollerSink, consumer_id: &str, offset: i64) -> Result<()>;
+    /// The sink's newest token.
+    async fn current_poller_token(&self, org_id: &str, sink_id: &str) -> Result<Option<PollerToken>>;
+    /// Stores a new token of its sink; the sink's others expire at
+    /// `others_expire_at` unless they expire sooner.
+    async fn rotate_poller_token(&self, token: PollerToken, others_expire_at: i64) -> Result<()>;
+    async fn poller_token_by_hash(&self, hash: &str) -> Result<Option<PollerToken>>;
 
     async fn ping(&self) -> Result<()>;
 

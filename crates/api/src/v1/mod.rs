@@ -9,6 +9,7 @@ pub mod health;
 pub mod management;
 pub mod message;
 pub mod operational;
+pub mod poller;
 pub mod portal;
 pub mod settings;
 
@@ -89,6 +90,26 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{msg}/endpoint/{{endpoint_id}}/resend"), post(attempt::resend))
         .route(&format!("{app}/attempt/endpoint/{{endpoint_id}}"), get(attempt::list_by_endpoint))
         .route(&format!("{app}/attempt/msg/{{msg_id}}"), get(attempt::list_by_msg))
+        .route(&format!("{app}/stream/sink"), get(poller::sink::list).post(poller::sink::create))
+        .route(
+            &format!("{app}/stream/sink/{{sink_id}}"),
+            get(poller::sink::get).put(poller::sink::upsert).patch(poller::sink::patch).delete(poller::sink::delete),
+        )
+        .route(&format!("{app}/destination"), get(poller::sink::list).post(poller::sink::create))
+        .route(
+            &format!("{app}/destination/{{sink_id}}"),
+            get(poller::sink::get).put(poller::sink::upsert).patch(poller::sink::patch).delete(poller::sink::delete),
+        )
+        .route(&format!("{app}/poller/{{sink_id}}"), get(poller::consume::poll))
+        .route(&format!("{app}/poller/{{sink_id}}/consumer/{{consumer_id}}"), get(poller::consume::consumer_poll))
+        .route(&format!("{app}/poller/{{sink_id}}/consumer/{{consumer_id}}/seek"), post(poller::consume::consumer_seek))
+        .route(&format!("{app}/polling-endpoint/{{sink_id}}/consumer/{{consumer_id}}"), get(poller::consume::v2_poll))
+        .route(
+            &format!("{app}/polling-endpoint/{{sink_id}}/consumer/{{consumer_id}}/commit"),
+            post(poller::consume::v2_commit),
+        )
+        .route("/api/v1/auth/app/{app_id}/poller/{sink_id}/token", get(poller::token::get))
+        .route("/api/v1/auth/app/{app_id}/poller/{sink_id}/token/rotate", post(poller::token::rotate))
         .route("/api/v1/auth/app-portal-access/{app_id}", post(portal::app_portal_access))
         .route("/api/v1/auth/whoami", get(portal::whoami))
         .route("/api/v1/auth/one-time-token", post(portal::exchange_one_time_token))

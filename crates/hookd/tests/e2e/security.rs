@@ -498,6 +498,9 @@ async fn every_application_route_is_isolated() {
     }
     let (x_app, ..) = ids["X"].clone();
     let (y_app, y_ep, y_msg, y_attempt) = ids["Y"].clone();
+    let (status, y_sink) = server.post(&format!("/api/v1/app/{y_app}/stream/sink"), json!({"type": "poller"})).await;
+    assert_eq!(status, 201, "{y_sink}");
+    let y_sink = text(&y_sink["id"]);
     let (_, portal) = server.post(&format!("/api/v1/auth/app-portal-access/{x_app}"), json!({})).await;
     let x_token = text(&portal["token"]);
 
@@ -510,7 +513,9 @@ async fn every_application_route_is_isolated() {
             .replace("{app_id}", &y_app)
             .replace("{endpoint_id}", &y_ep)
             .replace("{msg_id}", &y_msg)
-            .replace("{attempt_id}", &y_attempt);
+            .replace("{attempt_id}", &y_attempt)
+            .replace("{sink_id}", &y_sink)
+            .replace("{consumer_id}", "y-consumer");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {
             let resp = server

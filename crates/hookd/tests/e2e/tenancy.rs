@@ -316,6 +316,9 @@ async fn every_route_is_isolated_between_organisations() {
         .await
         .unwrap();
     let b_req = received.headers()["x-hookd-request-id"].to_str().unwrap().to_string();
+    let (status, sink_b) = b.post(&format!("/api/v1/app/{b_app}/stream/sink"), json!({"type": "poller"})).await;
+    assert_eq!(status, 201, "{sink_b}");
+    let b_sink = text(&sink_b["id"]);
     let (_, toks) = b.get(&format!("/api/v1/management/authentication/{env_b}/api-token")).await;
     let b_key = text(&toks["data"][0]["id"]);
     // Attempts are listed through B's token; the server admin's default organisation has none.
@@ -361,7 +364,9 @@ async fn every_route_is_isolated_between_organisations() {
             .replace("{key_id}", &b_key)
             .replace("{source_id}", &b_src)
             .replace("{request_id}", &b_req)
-            .replace("{object_id}", "sms_b");
+            .replace("{object_id}", "sms_b")
+            .replace("{sink_id}", &b_sink)
+            .replace("{consumer_id}", "b-consumer");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {
             let body = json!({"url": "http://127.0.0.1:9/z", "eventType": "a.b", "payload": {}, "name": "x",
@@ -388,7 +393,7 @@ async fn every_route_is_isolated_between_organisations() {
         let (status, out) = a.get(list).await;
         assert_eq!(status, 200, "{list}: {out}");
         let seen = out.to_string();
-        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req] {
+        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req, &b_sink] {
             assert!(!seen.contains(id.as_str()), "{list} shows B's {id}");
         }
     }

@@ -22,6 +22,7 @@ mod inbound;
 mod messages;
 mod notify;
 mod owners;
+mod poller;
 mod retention;
 mod rows;
 mod store_impl;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_one_time_token", include_str!("../../migrations/postgres/0010_one_time_token.sql")),
     ("0011_attempt_headers", include_str!("../../migrations/postgres/0011_attempt_headers.sql")),
     ("0012_portal_settings", include_str!("../../migrations/postgres/0012_portal_settings.sql")),
+    ("0013_poller", include_str!("../../migrations/postgres/0013_poller.sql")),
     ("0014_endpoint_auth", include_str!("../../migrations/postgres/0014_endpoint_auth.sql")),
 ];
 

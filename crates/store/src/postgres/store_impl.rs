@@ -10,13 +10,14 @@ use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
 use super::{
-    apps, attempts, audit, batch, deliveries, endpoints, event_types, inbound, messages, owners, retention, tasks,
-    tokens,
+    apps, attempts, audit, batch, deliveries, endpoints, event_types, inbound, messages, owners, poller, retention,
+    tasks, tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::inbound::*;
 use crate::model::*;
+use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
 
@@ -376,6 +377,92 @@ impl Resources for PostgresStore {
         result: serde_json::Value,
     ) -> Result<()> {
         inbound::finish_run(&mut *self.conn().await?, source_id, due_at, lease_until, next_due_at, now, &result).await
+    }
+
+    async fn list_poller_sinks(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<PollerSink>> {
+        poller::list(&mut *self.conn().await?, org_id, app_id, page).await
+    }
+
+    async fn get_poller_sink(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<PollerSink> {
+        poller::get(&mut *self.conn().await?, org_id, app_id, id_or_uid).await
+    }
+
+    async fn create_poller_sink(
+        &self,
+        sink: PollerSink,
+        token: PollerToken,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<PollerSink> {
+        poller::settle(&self.pool).await?;
+        let created = transaction!(self, |tx| {
+            tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
+            poller::insert(&mut tx, &sink, &token).await?
+        });
+        match created {
+            Ok(sink) => Ok(sink),
+            Err(e) => Err(poller::uid_conflict(&self.pool, e, &sink).await),
+        }
+    }
+
+    async fn update_poller_sink(&self, sink: PollerSink) -> Result<PollerSink> {
+        match poller::update(&mut *self.conn().await?, &sink).await {
+            Ok(()) => Ok(sink),
+            Err(e) => Err(poller::uid_conflict(&self.pool, e, &sink).await),
+        }
+    }
+
+    async fn delete_poller_sink(&self, org_id: &str, app_id: &str, sink_id: &str) -> Result<()> {
+        transaction!(self, |tx| { poller::delete(&mut tx, org_id, app_id, sink_id).await? })
+    }
+
+    async fn read_poller(&self, sink: &PollerSink, after: i64, only: &PollOnly, limit: usize) -> Result<PollPage> {
+        poller::settle(&self.pool).await?;
+        poller::read(&mut *self.conn().await?, sink, after, only, limit).await
+    }
+
+    async fn poller_offset_after(&self, sink: &PollerSink, after_ms: i64) -> Result<i64> {
+        poller::settle(&self.pool).await?;
+        let offset = poller::offset_after(&mut *self.conn().await?, &sink.org_id, &sink.app_id, after_ms).await?;
+        Ok(offset.max(sink.start_offset))
+    }
+
+    async fn poller_consumer(&self, sink: &PollerSink, consumer_id: &str, start: StartAt) -> Result<PollerConsumer> {
+        let mut c = self.conn().await?;
+        if let Some(found) = poller::consumer(&mut c, &sink.org_id, &sink.id, consumer_id).await? {
+            return Ok(found);
+        }
+        let position = match start {
+            StartAt::Earliest => sink.start_offset,
+            StartAt::Latest => {
+                poller::settle(&self.pool).await?;
+                poller::log_end(&mut c, &sink.org_id, &sink.app_id).await?.max(sink.start_offset)
+            }
+        };
+        poller::ensure_consumer(&mut c, &sink.org_id, &sink.id, consumer_id, position).await
+    }
+
+    async fn move_poller_consumer(&self, sink: &PollerSink, consumer_id: &str, position: i64) -> Result<()> {
+        poller::move_consumer(&mut *self.conn().await?, &sink.org_id, &sink.id, consumer_id, position).await
+    }
+
+    async fn claim_poller_batch(&self, sink: &PollerSink, consumer_id: &str, claim: PollerClaim) -> Result<bool> {
+        poller::claim(&mut *self.conn().await?, &sink.org_id, &sink.id, consumer_id, claim).await
+    }
+
+    async fn commit_poller_consumer(&self, sink: &PollerSink, consumer_id: &str, offset: i64) -> Result<()> {
+        transaction!(self, |tx| { poller::commit(&mut tx, &sink.org_id, &sink.id, consumer_id, offset).await? })
+    }
+
+    async fn current_poller_token(&self, org_id: &str, sink_id: &str) -> Result<Option<PollerToken>> {
+        poller::current_token(&mut *self.conn().await?, org_id, sink_id).await
+    }
+
+    async fn rotate_poller_token(&self, token: PollerToken, others_expire_at: i64) -> Result<()> {
+        transaction!(self, |tx| { poller::rotate_token(&mut tx, &token, others_expire_at).await? })
+    }
+
+    async fn poller_token_by_hash(&self, hash: &str) -> Result<Option<PollerToken>> {
+        poller::token_by_hash(&mut *self.conn().await?, hash).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -15,6 +15,7 @@ mod fanout;
 mod inbound;
 mod messages;
 mod owners;
+mod poller;
 mod retention;
 mod rows;
 mod store_impl;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_one_time_token", include_str!("../../migrations/sqlite/0010_one_time_token.sql")),
     ("0011_attempt_headers", include_str!("../../migrations/sqlite/0011_attempt_headers.sql")),
     ("0012_portal_settings", include_str!("../../migrations/sqlite/0012_portal_settings.sql")),
+    ("0013_poller", include_str!("../../migrations/sqlite/0013_poller.sql")),
     ("0014_endpoint_auth", include_str!("../../migrations/sqlite/0014_endpoint_auth.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full

@@ -9,13 +9,14 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::{
-    apps, attempts, audit, deliveries, endpoints, event_types, inbound, messages, owners, retention, tasks, tokens,
-    SqliteStore,
+    apps, attempts, audit, deliveries, endpoints, event_types, inbound, messages, owners, poller, retention, tasks,
+    tokens, SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::inbound::*;
 use crate::model::*;
+use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
 
@@ -420,6 +421,91 @@ impl Resources for SqliteStore {
     ) -> Result<()> {
         let source_id = source_id.to_string();
         self.write(move |c| inbound::finish_run(c, &source_id, due_at, lease_until, next_due_at, now, &result)).await
+    }
+
+    async fn list_poller_sinks(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<PollerSink>> {
+        let (org, app, page) = (s(org_id), s(app_id), page.clone());
+        self.read(move |c| poller::list(c, &org, &app, &page)).await
+    }
+
+    async fn get_poller_sink(&self, org_id: &str, app_id: &str, id_or_uid: &str) -> Result<PollerSink> {
+        self.read_point(|c| poller::get(c, org_id, app_id, id_or_uid))
+    }
+
+    async fn create_poller_sink(
+        &self,
+        sink: PollerSink,
+        token: PollerToken,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<PollerSink> {
+        self.write(move |c| {
+            tokens::maybe_idempotency(c, idem.as_ref())?;
+            poller::insert(c, &sink, &token)
+        })
+        .await
+    }
+
+    async fn update_poller_sink(&self, sink: PollerSink) -> Result<PollerSink> {
+        self.write(move |c| poller::update(c, &sink).map(|()| sink.clone())).await
+    }
+
+    async fn delete_poller_sink(&self, org_id: &str, app_id: &str, sink_id: &str) -> Result<()> {
+        let (org, app, id) = (s(org_id), s(app_id), s(sink_id));
+        self.write(move |c| poller::delete(c, &org, &app, &id)).await
+    }
+
+    async fn read_poller(&self, sink: &PollerSink, after: i64, only: &PollOnly, limit: usize) -> Result<PollPage> {
+        let (sink, only) = (sink.clone(), only.clone());
+        self.read(move |c| poller::read(c, &sink, after, &only, limit)).await
+    }
+
+    async fn poller_offset_after(&self, sink: &PollerSink, after_ms: i64) -> Result<i64> {
+        let (org, app, start) = (sink.org_id.clone(), sink.app_id.clone(), sink.start_offset);
+        self.read(move |c| Ok(poller::offset_after(c, &org, &app, after_ms)?.max(start))).await
+    }
+
+    async fn poller_consumer(&self, sink: &PollerSink, consumer_id: &str, start: StartAt) -> Result<PollerConsumer> {
+        if let Some(found) =
+            self.read_point(|c| poller::consumer(c, &sink.org_id, &sink.id, consumer_id, now_millis()))?
+        {
+            return Ok(found);
+        }
+        let (sink, consumer) = (sink.clone(), s(consumer_id));
+        self.write(move |c| {
+            let position = match start {
+                StartAt::Earliest => sink.start_offset,
+                StartAt::Latest => poller::log_end(c, &sink.org_id, &sink.app_id)?.max(sink.start_offset),
+            };
+            poller::ensure_consumer(c, &sink.org_id, &sink.id, &consumer, position, now_millis())
+        })
+        .await
+    }
+
+    async fn move_poller_consumer(&self, sink: &PollerSink, consumer_id: &str, position: i64) -> Result<()> {
+        let (org, id, consumer) = (sink.org_id.clone(), sink.id.clone(), s(consumer_id));
+        self.write(move |c| poller::move_consumer(c, &org, &id, &consumer, position, now_millis())).await
+    }
+
+    async fn claim_poller_batch(&self, sink: &PollerSink, consumer_id: &str, claim: PollerClaim) -> Result<bool> {
+        let (org, id, consumer) = (sink.org_id.clone(), sink.id.clone(), s(consumer_id));
+        self.write(move |c| poller::claim(c, &org, &id, &consumer, claim, now_millis())).await
+    }
+
+    async fn commit_poller_consumer(&self, sink: &PollerSink, consumer_id: &str, offset: i64) -> Result<()> {
+        let (org, id, consumer) = (sink.org_id.clone(), sink.id.clone(), s(consumer_id));
+        self.write(move |c| poller::commit(c, &org, &id, &consumer, offset, now_millis())).await
+    }
+
+    async fn current_poller_token(&self, org_id: &str, sink_id: &str) -> Result<Option<PollerToken>> {
+        self.read_point(|c| poller::current_token(c, org_id, sink_id))
+    }
+
+    async fn rotate_poller_token(&self, token: PollerToken, others_expire_at: i64) -> Result<()> {
+        self.write(move |c| poller::rotate_token(c, &token, others_expire_at)).await
+    }
+
+    async fn poller_token_by_hash(&self, hash: &str) -> Result<Option<PollerToken>> {
+        self.read_point(|c| poller::token_by_hash(c, hash))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -87,6 +87,14 @@ impl Fixture {
         }
     }
 
+    /// The PostgreSQL schema the case runs in, if this is that backend.
+    pub fn schema(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Postgres { schema, .. } => Some(schema),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
     /// A second store on the same database, as another node would open it. The
     /// embedded store admits one process per file, so there it is the same store
     /// (still used by another owner, as a second claim loop would).

@@ -9,6 +9,7 @@ mod fixture;
 mod inbound;
 mod lifecycle;
 mod messages;
+mod poller;
 mod queue;
 mod resources;
 
@@ -100,9 +101,13 @@ suite! {
         resources::event_types_list_in_byte_order_and_hide_archived,
         resources::tokens_and_the_default_organisation,
         resources::organisations_are_created_changed_and_deleted_whole,
+        poller::poller_sinks_read_what_is_logged_after_them_in_order,
+        poller::poller_consumers_lease_commit_and_see_again_what_they_did_not_commit,
+        poller::poller_tokens_rotate_and_go_with_their_sink,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,
         resources::several_nodes_start_at_once_on_a_new_schema,
+        poller::a_poller_never_passes_a_message_committed_late,
     ],
 }
