@@ -35,15 +35,9 @@ CREATE TABLE poller_log (
 );
 CREATE INDEX poller_log_app ON poller_log(app_id, seq);
 
--- Every way a message is made (the API, inbound sources, operational
--- webhooks) inserts it here, so the log is written in the same transaction
--- without the send path knowing. An application without poller sinks costs one
--- index probe per message.
-CREATE TRIGGER poller_log_append AFTER INSERT ON message
-WHEN EXISTS (SELECT 1 FROM poller_sink WHERE app_id = NEW.app_id)
-BEGIN
-    INSERT INTO poller_log (org_id, app_id, msg_id) VALUES (NEW.org_id, NEW.app_id, NEW.id);
-END;
+-- The trigger that feeds the log (`poller_log_append`) is made with the first
+-- poller sink (see the store's poller.rs): until then a message insert runs no
+-- trigger at all.
 
 -- A named reader of a sink: the last offset it is done with (`position`), the
 -- furthest it was shown (`read_end`: a commit may not pass it), and the batch

@@ -57,8 +57,20 @@ pub fn get(c: &Connection, org_id: &str, app_id: &str, id_or_uid: &str) -> Resul
     .query_row(params![org_id, app_id, id_or_uid], sink)?)
 }
 
+/// Every way a message is made (the API, inbound sources, operational
+/// webhooks) logs it here, in the same transaction, without the send path
+/// knowing. Made with the first sink, so a store without poller sinks runs no
+/// trigger per message; after that, an application without sinks costs one
+/// index probe per message.
+const LOG_TRIGGER: &str = "CREATE TRIGGER IF NOT EXISTS poller_log_append AFTER INSERT ON message
+     WHEN EXISTS (SELECT 1 FROM poller_sink WHERE app_id = NEW.app_id)
+     BEGIN
+         INSERT INTO poller_log (org_id, app_id, msg_id) VALUES (NEW.org_id, NEW.app_id, NEW.id);
+     END";
+
 /// Stores a new sink, starting at the log's end, with its first token.
 pub fn insert(c: &Connection, s: &PollerSink, token: &PollerToken) -> Result<PollerSink> {
+    c.execute_batch(LOG_TRIGGER)?;
     let mut s = s.clone();
     s.start_offset = log_end(c, &s.org_id, &s.app_id)?;
     c.prepare_cached(&format!(
