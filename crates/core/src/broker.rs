@@ -9,6 +9,8 @@
 //! - `amqp://host:port/VHOST?exchange=X&routingKey=K`: a persistent publish to
 //!   an exchange (the default one when `exchange` is left out), confirmed by
 //!   the broker and refused when no queue is bound (mandatory).
+//! - `mqtt://host:port/TOPIC`: an MQTT 5 publish at QoS 1 to `TOPIC` (which may
+//!   hold `/`), the webhook headers as user properties, acknowledged by PUBACK.
 
 /// Where a broker endpoint delivers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -16,10 +18,11 @@ pub enum BrokerTarget {
     Redis { host: String, port: u16, db: i64, stream: String, maxlen: Option<u64> },
     Nats { host: String, port: u16, subject: String },
     Amqp { host: String, port: u16, vhost: String, exchange: String, routing_key: String },
+    Mqtt { host: String, port: u16, topic: String },
 }
 
 /// The URL schemes of broker endpoints.
-pub const BROKER_SCHEMES: [&str; 3] = ["redis", "nats", "amqp"];
+pub const BROKER_SCHEMES: [&str; 4] = ["redis", "nats", "amqp", "mqtt"];
 
 const MAX_NAME: usize = 256;
 
@@ -31,6 +34,9 @@ impl BrokerTarget {
     /// The broker target of `url`; `Ok(None)` for an http(s) URL.
     pub fn parse(url: &url::Url) -> Result<Option<BrokerTarget>, String> {
         let host = || url.host_str().map(str::to_string).ok_or_else(|| "the URL must have a host".to_string());
+        if url.fragment().is_some() && url.scheme() != "http" && url.scheme() != "https" {
+            return Err("a broker URL has no fragment (`#`)".into());
+        }
         match url.scheme() {
             "redis" => {
                 let db = match url.path().trim_start_matches('/') {
@@ -76,8 +82,20 @@ impl BrokerTarget {
                     routing_key,
                 }))
             }
+            "mqtt" => {
+                let topic = percent_decode(url.path().trim_start_matches('/')).unwrap_or_default();
+                let ok = !topic.is_empty()
+                    && topic.len() <= MAX_NAME
+                    && !topic.contains(['+', '#'])
+                    && !topic.chars().any(char::is_control)
+                    && url.query().is_none();
+                if !ok {
+                    return Err("the path is the MQTT topic (no wildcards `+`, `#`)".into());
+                }
+                Ok(Some(BrokerTarget::Mqtt { host: host()?, port: url.port().unwrap_or(1883), topic }))
+            }
             "http" | "https" => Ok(None),
-            other => Err(format!("`{other}` is not a scheme hookd delivers to (http, https, redis, nats, amqp)")),
+            other => Err(format!("`{other}` is not a scheme hookd delivers to (http, https, redis, nats, amqp, mqtt)")),
         }
     }
 }
@@ -130,6 +148,10 @@ mod tests {
                 routing_key: "orders.created".into()
             })
         );
+        assert_eq!(
+            parse("mqtt://broker:1884/acme/orders").unwrap(),
+            Some(BrokerTarget::Mqtt { host: "broker".into(), port: 1884, topic: "acme/orders".into() })
+        );
         let default = parse("amqp://rabbit/?routingKey=q").unwrap();
         assert!(
             matches!(default, Some(BrokerTarget::Amqp { ref vhost, ref exchange, .. }) if vhost == "/" && exchange.is_empty())
@@ -143,6 +165,9 @@ mod tests {
             "nats://h/a.*",
             "nats://h/a..b",
             "amqp://h/",
+            "mqtt://h/",
+            "mqtt://h/a/+/b",
+            "mqtt://h/a/#",
             "amqp://h/%zz?routingKey=q",
             "ftp://h/x",
         ] {

@@ -10,6 +10,7 @@
 //! the HTTP client's guarded resolver) and kept per broker and credentials.
 
 mod amqp;
+mod mqtt;
 mod nats;
 mod redis;
 
@@ -94,7 +95,8 @@ impl Brokers {
         let (host, port) = match target {
             BrokerTarget::Redis { host, port, .. }
             | BrokerTarget::Nats { host, port, .. }
-            | BrokerTarget::Amqp { host, port, .. } => (host, *port),
+            | BrokerTarget::Amqp { host, port, .. }
+            | BrokerTarget::Mqtt { host, port, .. } => (host, *port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let addr: SocketAddr = *crate::ssrf::resolve_vetted(policy, host, port)
@@ -106,6 +108,7 @@ impl Brokers {
             BrokerTarget::Redis { db, .. } => Arc::new(redis::RedisBroker::connect(addr, *db, auth).await?),
             BrokerTarget::Nats { .. } => Arc::new(nats::NatsBroker::connect(addr, auth, timeout).await?),
             BrokerTarget::Amqp { vhost, .. } => Arc::new(amqp::AmqpBroker::connect(addr, vhost, auth).await?),
+            BrokerTarget::Mqtt { .. } => Arc::new(mqtt::MqttBroker::connect(addr, auth, timeout).await?),
         };
         if connections.len() >= MAX_CONNECTIONS {
             connections.clear();
@@ -132,5 +135,8 @@ fn connection_key(target: &BrokerTarget) -> BrokerTarget {
             exchange: String::new(),
             routing_key: String::new(),
         },
+        BrokerTarget::Mqtt { host, port, .. } => {
+            BrokerTarget::Mqtt { host: host.clone(), port: *port, topic: String::new() }
+        }
     }
 }

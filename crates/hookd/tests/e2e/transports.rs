@@ -646,3 +646,69 @@ async fn a_rabbitmq_endpoint_publishes_persistently_with_confirms() {
     assert!(text(&failed["response"]).contains("unroutable"), "{failed}");
     channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_mqtt_endpoint_publishes_at_qos_1_with_the_headers_as_user_properties() {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let server = TestServer::spawn().await;
+    let topic = format!("hookd/test/{}", unique(""));
+    // A subscriber on the broker, as a receiver would be.
+    let (subscriber, mut events) = AsyncClient::new(MqttOptions::new(unique("sub-"), "127.0.0.1", 1883), 16);
+    subscriber.subscribe(topic.clone(), QoS::AtLeastOnce).await.unwrap();
+    let (tx, mut published) = tokio::sync::mpsc::unbounded_channel();
+    let (suback_tx, suback) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut suback_tx = Some(suback_tx);
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(t) = suback_tx.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let _ = tx.send(p);
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), suback).await.unwrap().unwrap();
+
+    let app = server.create_app("Acme").await;
+    let ep = text(&server.create_endpoint(&app, json!({"url": format!("mqtt://127.0.0.1:1883/{topic}")})).await["id"]);
+    let msg = text(&server.send_message(&app, "invoice.paid", json!({"amount": 3})).await["id"]);
+    let attempt = wait_for_attempts(&server, &app, &msg, 1).await.remove(0);
+    assert_eq!(attempt["responseStatusCode"], 202, "{attempt}");
+    assert!(text(&attempt["response"]).contains("PUBACK"), "{attempt}");
+
+    let got = tokio::time::timeout(Duration::from_secs(10), published.recv()).await.unwrap().unwrap();
+    assert_eq!(got.topic, topic.as_bytes());
+    let props = got.properties.clone().expect("user properties");
+    assert_eq!(props.content_type.as_deref(), Some("application/json"));
+    let prop = |k: &str| props.user_properties.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let mut headers = axum::http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, prop(name).parse().unwrap());
+    }
+    assert_eq!(prop("webhook-id"), msg);
+    let received = crate::support::Received {
+        path: String::new(),
+        headers,
+        body: got.payload.clone(),
+        at: std::time::Instant::now(),
+    };
+    assert_eq!(received.json(), json!({"amount": 3}));
+    assert!(verify_standard_webhook(&secret_of(&server, &app, &ep).await, &received));
+
+    // Nothing listening there: the attempt fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app2 = server.create_app("Down").await;
+    server.create_endpoint(&app2, json!({"url": format!("mqtt://{closed}/t"), "timeout": 2})).await;
+    let msg = text(&server.send_message(&app2, "a.b", json!({})).await["id"]);
+    let failed = wait_for_attempts(&server, &app2, &msg, 1).await.remove(0);
+    assert_eq!(failed["responseStatusCode"], 0, "{failed}");
+    assert!(text(&failed["response"]).contains("mqtt"), "{failed}");
+}
