@@ -587,7 +587,8 @@ async fn broker_urls_are_checked_and_held_to_the_destination_policy() {
         ("nats://nats.example.com/orders.*", "subject"),
         ("nats://127.0.0.1:4222/orders", "private"),
         ("redis://user:pw@cache.example.com/0?stream=s", "credentials"),
-        ("mqtt://broker.example.com/t", "scheme"),
+        ("kafka://broker.example.com/t", "scheme"),
+        ("mqtt://broker.example.com/a/+/b", "topic"),
     ] {
         let (status, err) = server.post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": url})).await;
         assert_eq!(status, 422, "{url}: {err}");
