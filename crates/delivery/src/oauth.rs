@@ -3,9 +3,10 @@
 //! refresh token (RFC 6749 §4.4, §6), authenticated by `client_secret_basic`,
 //! `client_secret_post` or an RS256 client assertion (RFC 7523), and cached per
 //! endpoint until shortly before they expire. A receiver's 401 asks for a
-//! fresh one (see the sender). The token request goes through the same client,
-//! and so the same destination policy, as deliveries. Nothing here logs or
-//! reports a secret or a token.
+//! fresh one (see the sender). The token request is held to the delivery's
+//! destination policy (its client resolves through the guarded resolver, and
+//! the URL is checked here like an endpoint's). Nothing here logs or reports
+//! a secret, a token, or the token URL's query.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use hookd_core::policy::DestinationPolicy;
 use hookd_store::{OauthAuthMethod, OauthConfig, OauthGrant};
 use reqwest::header::{HeaderName, HeaderValue, ACCEPT};
 use serde::Deserialize;
@@ -21,6 +23,8 @@ use serde::Deserialize;
 const MAX_TOKEN_ANSWER: usize = 64 * 1024;
 /// A token without `expires_in` is kept this long.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// A token is kept at most this long, whatever its `expires_in`.
+const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 /// Most tokens cached (one per endpoint); past it the cache starts again.
 const MAX_CACHED: usize = 10_000;
 /// A client assertion lasts this long unless the config says.
@@ -29,8 +33,9 @@ const ASSERTION_LIFETIME_SECS: u64 = 300;
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
+    /// A number, or (from some providers) a string holding one.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
     #[serde(default)]
     refresh_token: Option<String>,
 }
@@ -68,10 +73,11 @@ fn renew_after(lifetime: Duration) -> Duration {
 impl TokenCache {
     /// The endpoint's access token: the cached one, or (when there is none,
     /// it is due for renewal, or it is the `rejected` one a receiver just
-    /// answered 401 to) a new one from the token endpoint.
+    /// answered 401 to) a new one from the token endpoint, within `timeout`
+    /// (waiting for another delivery's request included).
     pub async fn token(
         &self,
-        client: &reqwest::Client,
+        to: &TokenEndpoint<'_>,
         endpoint_id: &str,
         config: &OauthConfig,
         timeout: Duration,
@@ -85,7 +91,10 @@ impl TokenCache {
             }
             tokens.entry(endpoint_id.to_string()).or_default().clone()
         };
-        let mut cached = slot.lock().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Ok(mut cached) = tokio::time::timeout_at(deadline, slot.lock()).await else {
+            return Err("timed out waiting for the OAuth token another delivery is getting".into());
+        };
         let rotated_refresh = match cached.as_ref().filter(|c| c.config == print) {
             // Still good, and not the one refused (or another delivery has
             // replaced that one meanwhile).
@@ -95,8 +104,9 @@ impl TokenCache {
             Some(c) => c.refresh_token.clone(),
             None => None,
         };
-        let answer = request(client, config, rotated_refresh.as_deref(), timeout).await?;
-        let lifetime = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_LIFETIME);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let answer = request(to, config, rotated_refresh.as_deref(), left).await?;
+        let lifetime = lifetime(answer.expires_in.as_ref());
         *cached = Some(Cached {
             config: print,
             token: answer.access_token.clone(),
@@ -107,14 +117,53 @@ impl TokenCache {
     }
 }
 
+/// How long a token is kept: its `expires_in` (a number or a numeric string),
+/// at most a day; without one, an hour.
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Duration {
+    let secs = match expires_in {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    secs.map(Duration::from_secs).unwrap_or(DEFAULT_LIFETIME).min(MAX_LIFETIME)
+}
+
+/// Where token requests go: the delivery's client (without the endpoint's own
+/// TLS settings, which are for the receiver) and its policy.
+pub struct TokenEndpoint<'a> {
+    pub client: &'a reqwest::Client,
+    pub policy: &'a DestinationPolicy,
+    /// Whether an egress proxy connects (so names are vetted here).
+    pub proxied: bool,
+}
+
+/// The token URL as errors show it: scheme, host, port and path.
+fn shown(token_url: &str) -> String {
+    match reqwest::Url::parse(token_url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "the token URL".into(),
+    }
+}
+
 /// One token request; the error says what went wrong without a secret.
 async fn request(
-    client: &reqwest::Client,
+    to: &TokenEndpoint<'_>,
     config: &OauthConfig,
     rotated_refresh: Option<&str>,
     timeout: Duration,
 ) -> Result<TokenAnswer, String> {
-    let failed = |why: String| format!("the OAuth token request to {} failed: {why}", config.token_url);
+    let failed = |why: String| format!("the OAuth token request to {} failed: {why}", shown(&config.token_url));
+    let url = reqwest::Url::parse(&config.token_url).map_err(|_| failed("the token URL is not valid".into()))?;
+    crate::ssrf::check_literal(to.policy, &url).map_err(|r| failed(r.0))?;
+    if to.proxied && to.policy.checks_addresses() {
+        crate::ssrf::check_resolved(to.policy, &url).await.map_err(|r| failed(r.0))?;
+    }
     let mut form: Vec<(String, String)> = Vec::new();
     match config.grant_type {
         OauthGrant::ClientCredentials => form.push(("grant_type".into(), "client_credentials".into())),
@@ -131,7 +180,7 @@ async fn request(
         form.push((k.clone(), v.clone()));
     }
     let secret = config.client_secret.as_deref().unwrap_or_default();
-    let mut req = client.post(&config.token_url).header(ACCEPT, "application/json").timeout(timeout);
+    let mut req = to.client.post(url).header(ACCEPT, "application/json").timeout(timeout);
     match config.auth_method {
         OauthAuthMethod::ClientSecretBasic => {
             // RFC 6749 §2.3.1: id and secret form-encoded before Basic.
@@ -208,6 +257,22 @@ fn assertion(config: &OauthConfig) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_lifetimes_are_read_leniently_and_bounded() {
+        use serde_json::json;
+        assert_eq!(lifetime(Some(&json!(120))), Duration::from_secs(120));
+        assert_eq!(lifetime(Some(&json!("120"))), Duration::from_secs(120));
+        assert_eq!(lifetime(None), DEFAULT_LIFETIME);
+        assert_eq!(lifetime(Some(&json!("soon"))), DEFAULT_LIFETIME);
+        assert_eq!(lifetime(Some(&json!(u64::MAX))), MAX_LIFETIME);
+    }
+
+    #[test]
+    fn token_urls_are_shown_without_query_or_user() {
+        assert_eq!(shown("https://u:p@auth.example/token?key=secret#x"), "https://auth.example/token");
+        assert_eq!(shown("not a url"), "the token URL");
+    }
 
     #[test]
     fn tokens_are_renewed_before_they_expire() {

@@ -177,12 +177,12 @@ impl HttpSender {
             (&auth.mtls_identity, &auth.server_ca, Arc::as_ptr(policy)).hash(&mut h);
             h.finish()
         };
-        let mut clients = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((p, c)) = clients.get(&job.endpoint.id) {
+        if let Some((p, c)) = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner()).get(&job.endpoint.id) {
             if *p == print {
                 return Ok(Some(c.clone()));
             }
         }
+        // Built without the cache locked (loading keys takes a while).
         let mut builder =
             client_builder(&self.config, policy).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         if let Some(pem) = &auth.mtls_identity {
@@ -196,6 +196,7 @@ impl HttpSender {
             builder = builder.tls_built_in_root_certs(false).add_root_certificate(ca);
         }
         let c = builder.build().map_err(|e| format!("cannot build the endpoint's TLS client: {e}"))?;
+        let mut clients = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
         if clients.len() >= MAX_NARROWED_CLIENTS {
             clients.clear();
         }
@@ -258,10 +259,16 @@ impl HttpSender {
         };
         // An endpoint with its own TLS settings (a client identity, a CA) has a
         // client of its own, under the same policy.
+        let plain_client = client.clone();
         let client = match self.tls_client(job, &policy) {
             Ok(Some(c)) => c,
             Ok(None) => client,
             Err(e) => return failed(e),
+        };
+        let token_endpoint = crate::oauth::TokenEndpoint {
+            client: &plain_client,
+            policy: &policy,
+            proxied: self.config.egress_proxy.is_some(),
         };
         if let Err(refused) = check_literal(&policy, &url) {
             return failed(refused.0);
@@ -336,7 +343,7 @@ impl HttpSender {
         let auth = &job.endpoint.auth;
         let mut oauth_token = None;
         if let Some(oauth) = &auth.oauth {
-            match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, None).await {
+            match self.oauth.token(&token_endpoint, &job.endpoint.id, oauth, timeout, None).await {
                 Ok(token) => {
                     set_authorization(&mut headers, &format!("Bearer {token}"));
                     oauth_token = Some(token);
@@ -366,7 +373,8 @@ impl HttpSender {
         // fresh one, and the request once more, within this attempt.
         if let (Some(oauth), Ok(resp)) = (&auth.oauth, &response) {
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-                match self.oauth.token(&client, &job.endpoint.id, oauth, timeout, oauth_token.as_deref()).await {
+                match self.oauth.token(&token_endpoint, &job.endpoint.id, oauth, timeout, oauth_token.as_deref()).await
+                {
                     Ok(token) => {
                         set_authorization(&mut headers, &format!("Bearer {token}"));
                         response = post(headers).await;

@@ -29,8 +29,9 @@ pub enum EndpointChange {
     Auth(AuthChange),
 }
 
-/// A change to one kind of an endpoint's credentials.
-#[derive(Debug, Clone)]
+/// A change to one kind of an endpoint's credentials. Its `Debug` names the
+/// kind and whether it is set or cleared, nothing more.
+#[derive(Clone)]
 pub enum AuthChange {
     Oauth(Option<Box<crate::model::OauthConfig>>),
     /// HTTP basic, bearer or a JWT: setting one clears the others.
@@ -42,6 +43,20 @@ pub enum AuthChange {
     Mtls(Option<String>),
     /// The receiver's CA (PEM); `None`: the standard roots.
     ServerCa(Option<String>),
+}
+
+impl std::fmt::Debug for AuthChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, set) = match self {
+            AuthChange::Oauth(o) => ("Oauth", o.is_some()),
+            AuthChange::Basic(o) => ("Basic", o.is_some()),
+            AuthChange::Bearer(o) => ("Bearer", o.is_some()),
+            AuthChange::Jwt(o) => ("Jwt", o.is_some()),
+            AuthChange::Mtls(o) => ("Mtls", o.is_some()),
+            AuthChange::ServerCa(o) => ("ServerCa", o.is_some()),
+        };
+        write!(f, "{kind}({})", if set { "set" } else { "cleared" })
+    }
 }
 
 /// The endpoint's settings; `None` leaves one as it is. For nullable settings,

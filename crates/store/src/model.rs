@@ -196,7 +196,7 @@ impl DeliveryControl {
 /// token (at most one applies: OAuth2, else basic, else bearer); and on the
 /// TLS level, a client identity and the CA the receiver's certificate is
 /// checked against.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,7 +224,7 @@ impl EndpointAuth {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuth {
     pub username: String,
@@ -234,7 +234,7 @@ pub struct BasicAuth {
 /// Signs a JWT per request (an extension): the key, and the claims it carries
 /// besides the ones hookd sets (`iat`, `exp`, `jti`, `webhook_id`,
 /// `body_sha256`, and `iss`/`aud` when given).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JwtAuth {
     /// `HS256`, `RS256` or `EdDSA`.
@@ -272,7 +272,7 @@ pub enum OauthAuthMethod {
 
 /// Svix's `ClientSecretJwtParamsIn`: the RS256 key (base64 of its PKCS#1 DER)
 /// the client assertion is signed with.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthJwtParams {
     pub secret_base64: String,
@@ -284,7 +284,7 @@ pub struct OauthJwtParams {
 }
 
 /// An endpoint's OAuth2 client: how hookd gets the access token it sends.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthConfig {
     pub grant_type: OauthGrant,
@@ -303,6 +303,73 @@ pub struct OauthConfig {
     pub refresh_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_params: Option<OauthJwtParams>,
+}
+
+/// What `Debug` shows of a credential: whether it is set, never what it is.
+fn set<T>(o: &Option<T>) -> Option<&'static str> {
+    o.as_ref().map(|_| "…")
+}
+
+impl std::fmt::Debug for EndpointAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointAuth")
+            .field("oauth", &self.oauth)
+            .field("basic", &self.basic)
+            .field("bearer", &set(&self.bearer))
+            .field("jwt", &self.jwt)
+            .field("mtls_identity", &set(&self.mtls_identity))
+            .field("server_ca", &self.server_ca.as_ref().map(|c| c.len()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth").field("username", &self.username).field("password", &"…").finish()
+    }
+}
+
+impl std::fmt::Debug for JwtAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("algorithm", &self.algorithm)
+            .field("key", &"…")
+            .field("key_id", &self.key_id)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("lifetime_secs", &self.lifetime_secs)
+            .field("claims", &self.claims.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OauthJwtParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OauthJwtParams")
+            .field("secret_base64", &"…")
+            .field("signing_algorithm", &self.signing_algorithm)
+            .field("secret_id", &self.secret_id)
+            .field("token_expiry_secs", &self.token_expiry_secs)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OauthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = |m: &Option<BTreeMap<String, String>>| m.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>());
+        f.debug_struct("OauthConfig")
+            .field("grant_type", &self.grant_type)
+            .field("auth_method", &self.auth_method)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &set(&self.client_secret))
+            .field("token_url", &set(&Some(&self.token_url)))
+            .field("scopes", &self.scopes)
+            .field("extra_params", &keys(&self.extra_params))
+            .field("extra_headers", &keys(&self.extra_headers))
+            .field("refresh_token", &set(&self.refresh_token))
+            .field("jwt_params", &self.jwt_params)
+            .finish()
+    }
 }
 
 /// The circuit breaker's state.
@@ -622,4 +689,51 @@ pub struct IdempotencyRecord {
     pub status: u16,
     pub resource_id: Option<String>,
     pub expires_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show_in_debug_output() {
+        let oauth = OauthConfig {
+            grant_type: OauthGrant::RefreshToken,
+            auth_method: OauthAuthMethod::ClientSecretJwt,
+            client_id: "client-1".into(),
+            client_secret: Some("S-client".into()),
+            token_url: "https://auth.example/token?key=S-query".into(),
+            scopes: None,
+            extra_params: Some([("audience".to_string(), "S-param".to_string())].into()),
+            extra_headers: Some([("x-key".to_string(), "S-header".to_string())].into()),
+            refresh_token: Some("S-refresh".into()),
+            jwt_params: Some(OauthJwtParams {
+                secret_base64: "S-rsa".into(),
+                signing_algorithm: "RS256".into(),
+                secret_id: None,
+                token_expiry_secs: None,
+            }),
+        };
+        let auth = EndpointAuth {
+            oauth: Some(oauth),
+            basic: Some(BasicAuth { username: "user-1".into(), password: "S-password".into() }),
+            bearer: Some("S-bearer".into()),
+            jwt: Some(JwtAuth {
+                algorithm: "HS256".into(),
+                key: "S-hmac".into(),
+                key_id: None,
+                issuer: None,
+                audience: None,
+                lifetime_secs: 60,
+                claims: Default::default(),
+            }),
+            mtls_identity: Some("S-identity".into()),
+            server_ca: Some("CA".into()),
+        };
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("client-1") && shown.contains("user-1") && shown.contains("x-key"), "{shown}");
+        assert!(!shown.contains("S-"), "{shown}");
+        let change = crate::change::AuthChange::Bearer(Some("S-bearer".into()));
+        assert_eq!(format!("{change:?}"), "Bearer(set)");
+    }
 }

@@ -79,4 +79,9 @@ impl Broker for AmqpBroker {
             Confirmation::NotRequested => Err("amqp: the broker gave no confirmation".into()),
         }
     }
+
+    /// A channel error (a missing exchange, say) closes the channel.
+    fn usable(&self) -> bool {
+        self.channel.status().connected()
+    }
 }

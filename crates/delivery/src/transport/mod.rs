@@ -31,12 +31,22 @@ pub struct Publication<'a> {
 }
 
 /// Credentials for a broker: the endpoint's basic (user and password) or
-/// bearer (a token) credentials.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+/// bearer (a token) credentials. Its `Debug` names which are set, never them.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct BrokerAuth {
     pub user: Option<String>,
     pub password: Option<String>,
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for BrokerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerAuth")
+            .field("user", &self.user.as_ref().map(|_| "…"))
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// One broker connection.
@@ -45,16 +55,29 @@ pub trait Broker: Send + Sync {
     /// Publishes and waits for the broker's acknowledgement; `Ok` says what
     /// acknowledged it (kept as the attempt's response).
     async fn publish(&self, target: &BrokerTarget, message: &Publication<'_>) -> Result<String, String>;
+
+    /// Whether the connection can still be used: after a failed publish, a
+    /// connection that is not is dropped and made anew next time (one that is
+    /// stays: a refusal of one message says nothing about the next).
+    fn usable(&self) -> bool;
 }
 
 type Key = (BrokerTarget, BrokerAuth);
+
+/// A connection and the address it was made to (checked again against the
+/// policy of each delivery that reuses it).
+#[derive(Clone)]
+struct Connection {
+    broker: Arc<dyn Broker>,
+    addr: SocketAddr,
+}
 
 /// Most broker connections kept.
 const MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Default)]
 pub struct Brokers {
-    connections: Mutex<HashMap<Key, Arc<dyn Broker>>>,
+    connections: Mutex<HashMap<Key, Connection>>,
 }
 
 impl Brokers {
@@ -68,29 +91,42 @@ impl Brokers {
         message: &Publication<'_>,
         timeout: Duration,
     ) -> Result<String, String> {
-        let work = async {
-            let broker = self.connection(target, auth, policy, timeout).await?;
-            let result = broker.publish(target, message).await;
-            if result.is_err() {
-                // A broken connection is made anew next time.
-                self.connections.lock().await.remove(&(connection_key(target), auth.clone()));
-            }
-            result
+        let deadline = tokio::time::Instant::now() + timeout;
+        let key = (connection_key(target), auth.clone());
+        let connection =
+            match tokio::time::timeout_at(deadline, self.connection(&key, target, auth, policy, timeout)).await {
+                Ok(c) => c?,
+                Err(_) => return Err("timed out".to_string()),
+            };
+        let result = match tokio::time::timeout_at(deadline, connection.broker.publish(target, message)).await {
+            Ok(Ok(ack)) => return Ok(ack),
+            Ok(Err(e)) if connection.broker.usable() => return Err(e),
+            Ok(Err(e)) => Err(e),
+            // Whatever the broker says later about this message is not
+            // waited for: the connection goes with it.
+            Err(_) => Err("timed out".to_string()),
         };
-        tokio::time::timeout(timeout, work).await.unwrap_or_else(|_| Err("timed out".to_string()))
+        let mut connections = self.connections.lock().await;
+        if connections.get(&key).is_some_and(|c| Arc::ptr_eq(&c.broker, &connection.broker)) {
+            connections.remove(&key);
+        }
+        result
     }
 
     async fn connection(
         &self,
+        key: &Key,
         target: &BrokerTarget,
         auth: &BrokerAuth,
         policy: &DestinationPolicy,
         timeout: Duration,
-    ) -> Result<Arc<dyn Broker>, String> {
-        let key = (connection_key(target), auth.clone());
-        let mut connections = self.connections.lock().await;
-        if let Some(b) = connections.get(&key) {
-            return Ok(b.clone());
+    ) -> Result<Connection, String> {
+        if let Some(c) = self.connections.lock().await.get(key) {
+            // Made under another delivery's policy, perhaps: reused only when
+            // this one allows its address too.
+            if !policy.checks_addresses() || policy.check_ip(c.addr.ip()).is_ok() {
+                return Ok(c.clone());
+            }
         }
         let (host, port) = match target {
             BrokerTarget::Redis { host, port, .. }
@@ -104,22 +140,28 @@ impl Brokers {
             .map_err(|r| r.0)?
             .first()
             .ok_or_else(|| format!("{host} resolves to no address"))?;
+        // Connected without the map locked: a slow broker holds up only its
+        // own deliveries.
         let broker: Arc<dyn Broker> = match target {
-            BrokerTarget::Redis { db, .. } => Arc::new(redis::RedisBroker::connect(addr, *db, auth).await?),
+            BrokerTarget::Redis { db, .. } => Arc::new(redis::RedisBroker::connect(addr, *db, auth, timeout).await?),
             BrokerTarget::Nats { .. } => Arc::new(nats::NatsBroker::connect(addr, auth, timeout).await?),
             BrokerTarget::Amqp { vhost, .. } => Arc::new(amqp::AmqpBroker::connect(addr, vhost, auth).await?),
             BrokerTarget::Mqtt { .. } => Arc::new(mqtt::MqttBroker::connect(addr, auth, timeout).await?),
         };
+        let connection = Connection { broker, addr };
+        let mut connections = self.connections.lock().await;
         if connections.len() >= MAX_CONNECTIONS {
             connections.clear();
         }
-        connections.insert(key, broker.clone());
-        Ok(broker)
+        connections.insert(key.clone(), connection.clone());
+        Ok(connection)
     }
 }
 
-/// A target without what varies per message (one connection per broker,
-/// database and credentials, whatever the stream or subject).
+/// A target without what varies per message: one connection per broker,
+/// database and credentials whatever the stream, subject or topic. AMQP keeps
+/// the exchange: a publish to a missing exchange closes its channel, and that
+/// should cost no other exchange its channel.
 fn connection_key(target: &BrokerTarget) -> BrokerTarget {
     match target {
         BrokerTarget::Redis { host, port, db, .. } => {
@@ -128,11 +170,11 @@ fn connection_key(target: &BrokerTarget) -> BrokerTarget {
         BrokerTarget::Nats { host, port, .. } => {
             BrokerTarget::Nats { host: host.clone(), port: *port, subject: String::new() }
         }
-        BrokerTarget::Amqp { host, port, vhost, .. } => BrokerTarget::Amqp {
+        BrokerTarget::Amqp { host, port, vhost, exchange, .. } => BrokerTarget::Amqp {
             host: host.clone(),
             port: *port,
             vhost: vhost.clone(),
-            exchange: String::new(),
+            exchange: exchange.clone(),
             routing_key: String::new(),
         },
         BrokerTarget::Mqtt { host, port, .. } => {

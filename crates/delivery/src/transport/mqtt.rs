@@ -1,9 +1,13 @@
 //! MQTT 5: a publish at QoS 1 with the webhook headers as user properties and
 //! `content-type` set, acknowledged by the broker's PUBACK. One publish is in
 //! flight per connection (its PUBACK is matched to it by packet id); a PUBACK
-//! with a failure reason fails the attempt.
+//! with a failure reason fails the attempt, and so does "no matching
+//! subscribers": the broker dropped the message. A connection whose event loop
+//! failed, or whose publish gave up before its PUBACK, is not used again.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookd_core::broker::BrokerTarget;
@@ -18,8 +22,11 @@ use super::{Broker, BrokerAuth, Publication};
 
 pub struct MqttBroker {
     client: AsyncClient,
-    /// The event loop's events (or its errors), read by one publish at a time.
-    events: Mutex<mpsc::UnboundedReceiver<Result<Event, String>>>,
+    /// The event loop's events (or its error), read by one publish at a time;
+    /// bounded: while no publish reads, what does not fit is dropped.
+    events: Mutex<mpsc::Receiver<Result<Event, String>>>,
+    /// Set when the event loop failed (it then ends).
+    dead: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -38,17 +45,26 @@ impl MqttBroker {
             options.set_credentials(user.clone(), password.clone());
         }
         let (client, mut eventloop) = AsyncClient::new(options, 64);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            loop {
-                let event = eventloop.poll().await.map_err(|e| e.to_string());
-                let failed = event.is_err();
-                if tx.send(event).is_err() {
-                    return;
-                }
-                if failed {
-                    // The event loop reconnects on the next poll; not in a spin.
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+        let (tx, mut rx) = mpsc::channel(256);
+        let dead = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let dead = dead.clone();
+            async move {
+                loop {
+                    match eventloop.poll().await {
+                        Ok(event) => {
+                            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(event)) {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            // No reconnecting here: the next delivery makes a
+                            // new connection (to an address vetted again).
+                            dead.store(true, Ordering::Relaxed);
+                            let _ = tx.send(Err(e.to_string())).await;
+                            return;
+                        }
+                    }
                 }
             }
         });
@@ -69,7 +85,7 @@ impl MqttBroker {
             task.abort();
             return Err(e);
         }
-        Ok(MqttBroker { client, events: Mutex::new(rx), task })
+        Ok(MqttBroker { client, events: Mutex::new(rx), dead, task })
     }
 }
 
@@ -78,13 +94,18 @@ impl Broker for MqttBroker {
     async fn publish(&self, target: &BrokerTarget, message: &Publication<'_>) -> Result<String, String> {
         let BrokerTarget::Mqtt { topic, .. } = target else { return Err("not an MQTT target".into()) };
         let mut events = self.events.lock().await;
-        // Events left over from an earlier publish that gave up are not ours.
-        while events.try_recv().is_ok() {}
+        // Events from before this publish (pings, say) are not its own.
+        while let Ok(event) = events.try_recv() {
+            event.map_err(|e| format!("mqtt: connection failed: {e}"))?;
+        }
         let properties = PublishProperties {
             content_type: message.headers.iter().find(|(n, _)| *n == "content-type").map(|(_, v)| v.clone()),
             user_properties: message.headers.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
             ..Default::default()
         };
+        // Given up before the PUBACK (the caller's timeout), the connection
+        // is not used again: that PUBACK could be taken for the next one's.
+        let mut abandoned = Abandoned(Some(&self.dead));
         let payload = bytes::Bytes::copy_from_slice(message.body);
         self.client
             .publish_bytes_with_properties(topic.clone(), QoS::AtLeastOnce, false, payload, properties)
@@ -95,10 +116,11 @@ impl Broker for MqttBroker {
             match event.map_err(|e| format!("mqtt: connection failed: {e}"))? {
                 Event::Outgoing(Outgoing::Publish(id)) if pkid.is_none() => pkid = Some(id),
                 Event::Incoming(Packet::PubAck(ack)) if Some(ack.pkid) == pkid => {
+                    abandoned.0 = None;
                     return match ack.reason {
                         PubAckReason::Success => Ok(format!("mqtt topic {topic}: PUBACK {}", ack.pkid)),
                         PubAckReason::NoMatchingSubscribers => {
-                            Ok(format!("mqtt topic {topic}: PUBACK {} (no matching subscribers)", ack.pkid))
+                            Err(format!("mqtt: no subscriber matches topic {topic}; the broker dropped the message"))
                         }
                         other => Err(format!("mqtt: the broker refused the message ({other:?})")),
                     };
@@ -107,5 +129,20 @@ impl Broker for MqttBroker {
             }
         }
         Err("mqtt: the connection ended before the PUBACK".into())
+    }
+
+    fn usable(&self) -> bool {
+        !self.dead.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks the connection dead when dropped still armed.
+struct Abandoned<'a>(Option<&'a AtomicBool>);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(dead) = self.0 {
+            dead.store(true, Ordering::Relaxed);
+        }
     }
 }

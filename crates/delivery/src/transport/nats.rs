@@ -12,21 +12,28 @@ use hookd_core::broker::BrokerTarget;
 use super::{Broker, BrokerAuth, Publication};
 
 pub struct NatsBroker {
+    client: async_nats::Client,
     js: jetstream::Context,
 }
 
 impl NatsBroker {
     pub async fn connect(addr: SocketAddr, auth: &BrokerAuth, timeout: Duration) -> Result<NatsBroker, String> {
-        let mut options = async_nats::ConnectOptions::new().connection_timeout(timeout).name("hookd");
+        // Only the vetted address: servers a cluster announces are not
+        // followed (they were never checked against the destination policy).
+        let mut options = async_nats::ConnectOptions::new()
+            .connection_timeout(timeout)
+            .ignore_discovered_servers()
+            .max_reconnects(Some(10))
+            .name("hookd");
         if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
             options = options.user_and_password(user.clone(), password.clone());
         } else if let Some(token) = &auth.token {
             options = options.token(token.clone());
         }
         let client = options.connect(addr.to_string()).await.map_err(|e| format!("nats: cannot connect: {e}"))?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(timeout);
-        Ok(NatsBroker { js })
+        Ok(NatsBroker { client, js })
     }
 }
 
@@ -51,5 +58,11 @@ impl Broker for NatsBroker {
             .map_err(|e| format!("nats: no JetStream acknowledgement: {e}"))?;
         let duplicate = if ack.duplicate { ", a duplicate" } else { "" };
         Ok(format!("nats stream {}: sequence {}{duplicate}", ack.stream, ack.sequence))
+    }
+
+    /// The client reconnects by itself; one that is disconnected is
+    /// replaced all the same (it may have given up).
+    fn usable(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 }

@@ -158,6 +158,8 @@ async fn plain_text_secrets_are_sealed_on_the_first_start_with_a_key() {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     assert!(column("secret").starts_with("whsec_"), "plain text without a key");
+    let basic = json!({"type": "basic", "username": "hookd", "password": "pw-123"});
+    assert_eq!(server.put(&format!("/api/v1/app/{app}/endpoint/{ep}/auth"), basic).await.0, 204);
     server.sigterm();
     let _ = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await;
 
@@ -165,6 +167,7 @@ async fn plain_text_secrets_are_sealed_on_the_first_start_with_a_key() {
     let server = TestServer::spawn_with(with_args(&["--database-url", &db.url, "--encryption-key", &key])).await;
     assert!(column("secret").starts_with("enc1:"), "{}", column("secret"));
     assert!(column("headers").starts_with("enc1:") && !column("headers").contains("k-123"));
+    assert!(column("auth").starts_with("enc1:") && !column("auth").contains("pw-123"), "{}", column("auth"));
     let (_, after) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}/secret")).await;
     assert_eq!(after, before);
 

@@ -26,8 +26,8 @@ const MAX_TEXT: usize = 1024;
 const MAX_SECRET: usize = 8 * 1024;
 const MAX_ENTRIES: usize = 20;
 
-/// Svix's `EndpointOauthConfigIn`.
-#[derive(Debug, Deserialize)]
+/// Svix's `EndpointOauthConfigIn` (no `Debug`: it holds secrets).
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthConfigIn {
     grant_type: OauthGrant,
@@ -103,6 +103,13 @@ fn checked(input: OauthConfigIn) -> ApiResult<OauthConfig> {
         if params.signing_algorithm != "RS256" {
             return Err(ApiError::body_field("jwtParams.signingAlgorithm", "only RS256"));
         }
+        if params.token_expiry_secs.is_some_and(|s| !(1..=3600).contains(&s)) {
+            return Err(ApiError::body_field("jwtParams.tokenExpirySecs", "from 1 to 3600"));
+        }
+        if let Some(id) = &params.secret_id {
+            bounded("jwtParams.secretId", id, MAX_TEXT)?;
+        }
+        bounded("jwtParams.secretBase64", &params.secret_base64, MAX_SECRET)?;
         let der = base64::engine::general_purpose::STANDARD
             .decode(params.secret_base64.trim())
             .map_err(|_| ApiError::body_field("jwtParams.secretBase64", "not base64"))?;
@@ -303,6 +310,10 @@ pub async fn put_auth(
         }
         AuthIn::Jwt { algorithm, key, key_id, issuer, audience, lifetime_secs, claims } => {
             bounded("key", &key, MAX_SECRET)?;
+            // RFC 7518 §3.2: an HS256 key at least as long as the hash.
+            if algorithm == "HS256" && key.len() < 32 {
+                return Err(ApiError::body_field("key", "an HS256 key of at least 32 bytes"));
+            }
             for (field, v) in [("keyId", &key_id), ("issuer", &issuer), ("audience", &audience)] {
                 if let Some(v) = v {
                     bounded(field, v, MAX_TEXT)?;
