@@ -111,6 +111,9 @@ pub struct EndpointOut {
     /// Extension: `gzip` when request bodies are compressed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<&'static str>,
+    /// Extension: ordered delivery, when it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<hookd_core::ordering::Ordering>,
     /// Extension: its circuit breaker and throttling, as the node delivering to
     /// it last reported (absent until something was).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,6 +209,7 @@ impl From<&Endpoint> for EndpointOut {
             encryption_key: e.control.encryption_key.clone(),
             timeout: e.control.timeout_ms.map(DurationWire::from_millis),
             compression: e.control.gzip.then_some("gzip"),
+            ordering: e.control.ordering.clone(),
             health: e.health.as_ref().map(EndpointHealthOut::from),
             public_key: e.secret.public_key(),
         }

@@ -9,6 +9,7 @@ pub mod headers;
 pub mod id;
 pub mod jwe;
 pub mod net;
+pub mod ordering;
 pub mod policy;
 pub mod schedule;
 pub mod schema;

@@ -80,6 +80,8 @@ pub struct EndpointSettings {
     /// The endpoint's own attempt timeout, and gzip request bodies.
     pub timeout_ms: Option<Option<u64>>,
     pub gzip: Option<bool>,
+    /// Ordered delivery (`None` inside: unordered).
+    pub ordering: Option<Option<hookd_core::ordering::Ordering>>,
 }
 
 /// Which group of columns a change writes.
@@ -144,6 +146,9 @@ impl EndpointChange {
                 }
                 if let Some(v) = s.timeout_ms {
                     ep.control.timeout_ms = v;
+                }
+                if let Some(v) = s.ordering.clone() {
+                    ep.control.ordering = v;
                 }
                 if let Some(v) = s.gzip {
                     ep.control.gzip = v;

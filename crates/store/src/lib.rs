@@ -22,6 +22,7 @@ pub mod codec;
 pub mod crypt;
 pub mod inbound;
 pub mod model;
+pub mod ordering;
 pub mod ownership;
 pub mod poller;
 pub mod postgres;

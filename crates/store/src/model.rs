@@ -183,6 +183,9 @@ pub struct DeliveryControl {
     /// Request bodies go gzip-compressed (`content-encoding: gzip`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gzip: bool,
+    /// Messages reach the endpoint in creation order, per ordering key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<hookd_core::ordering::Ordering>,
 }
 
 impl DeliveryControl {

@@ -52,6 +52,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0012_portal_settings", include_str!("../../migrations/postgres/0012_portal_settings.sql")),
     ("0013_poller", include_str!("../../migrations/postgres/0013_poller.sql")),
     ("0014_endpoint_auth", include_str!("../../migrations/postgres/0014_endpoint_auth.sql")),
+    ("0015_ordered_delivery", include_str!("../../migrations/postgres/0015_ordered_delivery.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

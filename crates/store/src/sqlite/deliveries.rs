@@ -8,6 +8,7 @@ use hookd_core::text::storable_str;
 use hookd_core::AttemptTrigger;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::ordering::head_only;
 use super::{messages, owners};
 use crate::model::*;
 use crate::Result;
@@ -18,14 +19,15 @@ use crate::Result;
 pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize, skip: &[String]) -> Result<Vec<DeliveryJob>> {
     let skip = serde_json::to_string(skip).expect("ids serialise");
     let candidates: Vec<String> = {
-        let mut stmt = c.prepare_cached(
+        let mut stmt = c.prepare_cached(concat!(
             "SELECT DISTINCT endpoint_id FROM (SELECT d.endpoint_id FROM delivery d
                LEFT JOIN endpoint_owner o ON o.endpoint_id = d.endpoint_id
                WHERE d.state = 'scheduled' AND d.due_at <= ?1
                  AND (o.owner IS NULL OR o.owner = ?3 OR o.expires_at < ?1)
-                 AND d.endpoint_id NOT IN (SELECT value FROM json_each(?4))
-               ORDER BY d.due_at LIMIT ?2)",
-        )?;
+                 AND d.endpoint_id NOT IN (SELECT value FROM json_each(?4)) AND ",
+            head_only!(),
+            " ORDER BY d.due_at LIMIT ?2)"
+        ))?;
         let rows = stmt.query_map(params![now, limit as i64, lease.owner, skip], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
@@ -39,14 +41,15 @@ pub fn claim_due(c: &Connection, lease: &Lease, now: i64, limit: usize, skip: &[
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = {
-        let mut stmt = c.prepare_cached(
-            // `state IN (…)` names the partial index of waiting rows, so SQLite
-            // reads only those (not every delivery the endpoint ever had).
+        // `state IN (…)` names the partial index of waiting rows, so SQLite
+        // reads only those (not every delivery the endpoint ever had).
+        let mut stmt = c.prepare_cached(concat!(
             "SELECT id FROM delivery d
              WHERE d.state IN ('scheduled', 'paused') AND d.state = 'scheduled' AND d.due_at <= ?1
-               AND d.endpoint_id IN (SELECT value FROM json_each(?3))
-             ORDER BY d.due_at LIMIT ?2",
-        )?;
+               AND d.endpoint_id IN (SELECT value FROM json_each(?3)) AND ",
+            head_only!(),
+            " ORDER BY d.due_at LIMIT ?2"
+        ))?;
         let owned = serde_json::to_string(&owned).expect("ids serialise");
         let rows = stmt.query_map(params![now, limit as i64, owned], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
@@ -105,7 +108,8 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
              attempts = ?4, resend_pending = 0,
              next_trigger = CASE WHEN resend_pending THEN 1 WHEN ?7 THEN 0 ELSE next_trigger END,
              lease_owner = NULL, lease_expires_at = NULL, updated_at = ?6
-         WHERE id = ?1 AND state = 'leased' AND lease_token = ?2",
+         WHERE id = ?1 AND state = 'leased' AND lease_token = ?2
+         RETURNING endpoint_id, order_key",
     )?;
     // An attempt already stored is skipped: recording a batch again is harmless.
     let mut insert = c.prepare_cached(
@@ -114,18 +118,25 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING",
     )?;
     for o in outcomes {
-        let n = update.execute(params![
-            o.delivery_id,
-            o.lease_token,
-            o.next.state().as_str(),
-            o.attempts,
-            o.next.due_after_ms().unwrap_or(0),
-            now,
-            o.attempt.is_some()
-        ])?;
+        let updated: Option<(String, Option<String>)> = update
+            .query_row(
+                params![
+                    o.delivery_id,
+                    o.lease_token,
+                    o.next.state().as_str(),
+                    o.attempts,
+                    o.next.due_after_ms().unwrap_or(0),
+                    now,
+                    o.attempt.is_some()
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
         // Another node took the delivery over, or it was deleted meanwhile.
-        if n == 0 {
-            continue;
+        let Some((endpoint_id, order_key)) = updated else { continue };
+        // Done with an ordered endpoint's delivery: the next of its key goes.
+        if let Some(key) = order_key {
+            super::ordering::release_head(c, &endpoint_id, &key, now)?;
         }
         if let Some(a) = &o.attempt {
             insert.execute(params![
@@ -153,39 +164,60 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
 pub fn resend(
     c: &Connection,
     msg: &Message,
-    endpoint_id: &str,
+    ep: &Endpoint,
     lease: Option<&Lease>,
     now: i64,
 ) -> Result<Vec<DeliveryJob>> {
+    let endpoint_id = ep.id.as_str();
     let lease = match lease {
         Some(l) if owners::take(c, endpoint_id, l, now)? => Some(l),
         _ => None,
     };
-    let existing: Option<(i64, String)> = c
+    let existing: Option<(i64, String, Option<String>)> = c
         .query_row(
-            "SELECT id, state FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2",
+            "SELECT id, state, order_key FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2",
             params![msg.id, endpoint_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
+    // An ordered endpoint's delivery goes when it is the first of its key;
+    // the claim sees to that, so it is not leased here.
+    let ordered = match &existing {
+        Some((_, _, key)) => key.is_some(),
+        None => ep.control.ordering.is_some(),
+    };
     let (id, from) = match existing {
         None => {
-            let id = messages::insert_delivery(c, msg, endpoint_id, "scheduled", now)?;
+            let key = crate::ordering::key_for(ep, msg);
+            let parked = match &key {
+                Some(k) => super::ordering::blocked(c, endpoint_id, k)?,
+                None => false,
+            };
+            let placed = messages::Placement { order_key: key.as_deref(), parked };
+            let id = messages::insert_delivery(c, msg, endpoint_id, "scheduled", placed, now)?;
+            if parked {
+                // Manual, and due when its turn comes.
+                c.execute(
+                    "UPDATE delivery SET next_trigger = ?2 WHERE id = ?1",
+                    params![id, AttemptTrigger::Manual as i64],
+                )?;
+                return Ok(Vec::new());
+            }
             (id, "scheduled".to_string())
         }
-        Some((id, state)) if state == "leased" => {
+        Some((id, state, _)) if state == "leased" => {
             c.execute("UPDATE delivery SET resend_pending = 1 WHERE id = ?1 AND state = 'leased'", [id])?;
             return Ok(Vec::new());
         }
-        Some((_, state)) if state == "paused" => return Ok(Vec::new()),
-        Some((id, state)) => (id, state),
+        Some((_, state, _)) if state == "paused" => return Ok(Vec::new()),
+        Some((id, state, _)) => (id, state),
     };
     c.prepare_cached(
         "UPDATE delivery SET state = 'scheduled', due_at = ?3, next_trigger = ?4, updated_at = ?3
          WHERE id = ?1 AND state = ?2",
     )?
     .execute(params![id, from, now, AttemptTrigger::Manual as i64])?;
-    match lease {
+    match lease.filter(|_| !ordered) {
         Some(l) => match lease_one(c, id, "scheduled", l, now)? {
             Some(token) => messages::load_jobs(c, &[(id, token)]),
             None => Ok(Vec::new()),

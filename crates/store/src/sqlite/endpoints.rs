@@ -77,6 +77,7 @@ pub fn update(
 ) -> Result<EndpointUpdated> {
     let mut ep = get(c, org_id, app_id, endpoint_id)?;
     let was_disabled = ep.disabled;
+    let ordering_before = ep.control.ordering.clone();
     change.apply(&mut ep, now)?;
     let n = match change.columns() {
         Columns::Settings => c
@@ -122,6 +123,9 @@ pub fn update(
     };
     if n == 0 {
         return Err(StoreError::NotFound);
+    }
+    if ep.control.ordering != ordering_before {
+        super::ordering::unorder_endpoint(c, &ep.id, now)?;
     }
     let (mut paused, mut resumed) = (0, 0);
     match (was_disabled, ep.disabled) {

@@ -67,11 +67,19 @@ pub fn create(
         if !wanted {
             continue;
         }
+        // To an ordered endpoint, behind a delivery of the same key still
+        // waiting: parked until that one is done.
+        let order_key = crate::ordering::key_for(ep, msg);
+        let parked = match &order_key {
+            Some(key) => super::ordering::blocked(c, &ep.id, key)?,
+            None => false,
+        };
+        let placed = Placement { order_key: order_key.as_deref(), parked };
         // Only a test send reaches a disabled endpoint. It is scheduled, not
         // leased: the node that claims it pauses it (only an outcome decides a
         // pause, against the endpoint as it is then), and an enable sends it.
-        if ep.disabled {
-            insert_delivery(c, msg, &ep.id, "scheduled", now)?;
+        if ep.disabled || parked {
+            insert_delivery(c, msg, &ep.id, "scheduled", placed, now)?;
             unleased += 1;
             continue;
         }
@@ -81,11 +89,11 @@ pub fn create(
             _ => None,
         };
         let Some(lease) = lease else {
-            insert_delivery(c, msg, &ep.id, "scheduled", now)?;
+            insert_delivery(c, msg, &ep.id, "scheduled", placed, now)?;
             unleased += 1;
             continue;
         };
-        let delivery_id = insert_leased(c, msg, &ep.id, lease, now)?;
+        let delivery_id = insert_leased(c, msg, &ep.id, lease, order_key.as_deref(), now)?;
         jobs.push(DeliveryJob {
             delivery_id,
             lease_token: 1,
@@ -103,25 +111,67 @@ pub fn create(
     Ok((jobs, unleased))
 }
 
+/// Where a new delivery goes in its endpoint's order: its ordering key (an
+/// ordered endpoint's), and whether it waits parked behind another.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement<'a> {
+    pub order_key: Option<&'a str>,
+    pub parked: bool,
+}
+
 /// A new delivery of `msg` to the endpoint in `state` (scheduled: due now, or
-/// at the message's `deliver_at`).
-pub fn insert_delivery(c: &Connection, msg: &Message, endpoint_id: &str, state: &str, now: i64) -> Result<i64> {
+/// at the message's `deliver_at`; parked: not due until released).
+pub fn insert_delivery(
+    c: &Connection,
+    msg: &Message,
+    endpoint_id: &str,
+    state: &str,
+    placed: Placement,
+    now: i64,
+) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, CASE WHEN ?5 = 'scheduled' THEN COALESCE(?7, ?6) END, ?6, ?6)",
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at,
+             order_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, CASE WHEN ?5 = 'scheduled' AND NOT ?9 THEN COALESCE(?7, ?6) END, ?6, ?6, ?8)",
     )?
-    .execute(params![msg.org_id, msg.app_id, msg.id, endpoint_id, state, now, msg.deliver_at])?;
+    .execute(params![
+        msg.org_id,
+        msg.app_id,
+        msg.id,
+        endpoint_id,
+        state,
+        now,
+        msg.deliver_at,
+        placed.order_key,
+        placed.parked
+    ])?;
     Ok(c.last_insert_rowid())
 }
 
 /// A new delivery of `msg` leased to `lease.owner` under token 1.
-fn insert_leased(c: &Connection, msg: &Message, endpoint_id: &str, lease: &Lease, now: i64) -> Result<i64> {
+fn insert_leased(
+    c: &Connection,
+    msg: &Message,
+    endpoint_id: &str,
+    lease: &Lease,
+    order_key: Option<&str>,
+    now: i64,
+) -> Result<i64> {
     c.prepare_cached(
         "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, lease_owner, lease_expires_at,
-             lease_token, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'leased', 0, ?5, ?6, 1, ?7, ?7)",
+             lease_token, created_at, updated_at, order_key)
+         VALUES (?1, ?2, ?3, ?4, 'leased', 0, ?5, ?6, 1, ?7, ?7, ?8)",
     )?
-    .execute(params![msg.org_id, msg.app_id, msg.id, endpoint_id, lease.owner, now + lease.duration_ms, now])?;
+    .execute(params![
+        msg.org_id,
+        msg.app_id,
+        msg.id,
+        endpoint_id,
+        lease.owner,
+        now + lease.duration_ms,
+        now,
+        order_key
+    ])?;
     Ok(c.last_insert_rowid())
 }
 
@@ -181,7 +231,7 @@ pub fn expunge_content(c: &Connection, org_id: &str, app_id: &str, msg_id: &str,
          WHERE msg_id = ?1 AND state IN ('scheduled', 'paused')",
         params![msg_id, now],
     )?;
-    Ok(())
+    super::ordering::release_heads_of_msg(c, msg_id, now)
 }
 
 /// Cancels the message's deliveries that wait (scheduled, paused); returns how
@@ -193,6 +243,7 @@ pub fn cancel(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, now: i64
          WHERE msg_id = ?1 AND state IN ('scheduled', 'paused')",
         params![msg_id, now],
     )?;
+    super::ordering::release_heads_of_msg(c, msg_id, now)?;
     Ok(n as u64)
 }
 

@@ -14,6 +14,7 @@ mod event_types;
 mod fanout;
 mod inbound;
 mod messages;
+mod ordering;
 mod owners;
 mod poller;
 mod retention;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0012_portal_settings", include_str!("../../migrations/sqlite/0012_portal_settings.sql")),
     ("0013_poller", include_str!("../../migrations/sqlite/0013_poller.sql")),
     ("0014_endpoint_auth", include_str!("../../migrations/sqlite/0014_endpoint_auth.sql")),
+    ("0015_ordered_delivery", include_str!("../../migrations/sqlite/0015_ordered_delivery.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

@@ -32,6 +32,7 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
         report.messages += expunge.execute([id])? as u64;
         report.attempts += clear.execute([id])? as u64;
         report.canceled += cancel.execute(params![id, now])? as u64;
+        super::ordering::release_heads_of_msg(c, id, now)?;
     }
     report.housekeeping += c
         .prepare_cached(
@@ -50,6 +51,8 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
                  ORDER BY m.id LIMIT ?2)",
         )?
         .execute(params![cutoff, batch as i64])? as u64;
+    // An ordered endpoint's queue whose head went with its message moves on.
+    report.housekeeping += super::ordering::release_stuck(c, now, batch)?;
     // Inbound requests are kept as long as messages.
     let request_cutoff = id_floor_at(IdPrefix::InboundRequest, (now - limits.messages_ms).max(0) as u64);
     report.housekeeping += c

@@ -590,7 +590,7 @@ impl Queue for SqliteStore {
             .write(move |c| {
                 tokens::maybe_idempotency(c, idem.as_ref())?;
                 let msg = messages::get(c, &org, &app, &msg_id)?;
-                endpoints::get(c, &org, &app, &ep)?;
+                let ep = endpoints::get(c, &org, &app, &ep)?;
                 deliveries::resend(c, &msg, &ep, lease.as_ref(), now_millis())
             })
             .await?;

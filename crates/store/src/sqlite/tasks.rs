@@ -199,7 +199,20 @@ fn replay_batch(
     let mut sent = 0;
     for m in candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())) {
         if exists.query_row(params![m.id, ep.id], |_| Ok(())).optional()?.is_none() {
-            messages::insert_delivery(c, m, &ep.id, "scheduled", now)?;
+            // An ordered endpoint's key may need the payload (read without it above).
+            let key = match &ep.control.ordering {
+                Some(o) if o.key.as_deref().is_some_and(|k| k.starts_with('/')) => {
+                    crate::ordering::key_for(ep, &messages::get(c, &m.org_id, &m.app_id, &m.id)?)
+                }
+                Some(_) => crate::ordering::key_for(ep, m),
+                None => None,
+            };
+            let parked = match &key {
+                Some(k) => super::ordering::blocked(c, &ep.id, k)?,
+                None => false,
+            };
+            let placed = messages::Placement { order_key: key.as_deref(), parked };
+            messages::insert_delivery(c, m, &ep.id, "scheduled", placed, now)?;
             sent += 1;
         }
     }

@@ -6,6 +6,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
+use hookd_core::ordering::Ordering;
 use hookd_core::schedule;
 use hookd_core::signing::KeyType;
 use hookd_core::validate::{self, EndpointUrl};
@@ -65,6 +66,9 @@ pub struct EndpointIn {
     /// Extension: `gzip` to compress request bodies.
     #[serde(default)]
     pub compression: Option<String>,
+    /// Extension: ordered delivery.
+    #[serde(default)]
+    pub ordering: Option<serde_json::Value>,
     /// Extension: the kind of secret generated when `secret` is left out:
     /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
     /// `v1a` signatures).
@@ -103,6 +107,17 @@ pub struct EndpointPatch {
     pub timeout: Option<Option<DurationWire>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub compression: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub ordering: Option<Option<serde_json::Value>>,
+}
+
+/// `ordering` from the wire: `{"key": "channel" | "/json/pointer", "onFailure":
+/// "block" | "skip"}`, or none.
+fn ordering(field: Option<serde_json::Value>) -> ApiResult<Option<Ordering>> {
+    let Some(value) = field else { return Ok(None) };
+    let o: Ordering = serde_json::from_value(value).map_err(|e| ApiError::body_field("ordering", e.to_string()))?;
+    o.validate().map_err(|e| ApiError::body_field("ordering", e))?;
+    Ok(Some(o))
 }
 
 /// Longest attempt timeout an endpoint may ask for.
@@ -230,6 +245,7 @@ fn settings_of(ep: &Endpoint) -> EndpointSettings {
         encryption_key: Some(ep.control.encryption_key.clone()),
         timeout_ms: Some(ep.control.timeout_ms),
         gzip: Some(ep.control.gzip),
+        ordering: Some(ep.control.ordering.clone()),
     }
 }
 
@@ -271,6 +287,7 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
             encryption_key: input.encryption_key,
             timeout_ms: input.timeout.map(DurationWire::millis),
             gzip: gzip(input.compression.as_deref())?,
+            ordering: ordering(input.ordering)?,
         },
         auth: Default::default(),
         health: None,
@@ -357,6 +374,7 @@ pub async fn upsert(
                 encryption_key: Some(input.encryption_key),
                 timeout_ms: Some(input.timeout.map(DurationWire::millis)),
                 gzip: Some(gzip(input.compression.as_deref())?),
+                ordering: Some(ordering(input.ordering)?),
             };
             validate_settings(&state, &settings)?;
             check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
@@ -406,6 +424,10 @@ pub async fn patch(
         timeout_ms: p.timeout.map(|t| t.map(DurationWire::millis)),
         gzip: match p.compression {
             Some(c) => Some(gzip(c.as_deref())?),
+            None => None,
+        },
+        ordering: match p.ordering {
+            Some(o) => Some(ordering(o)?),
             None => None,
         },
     };
