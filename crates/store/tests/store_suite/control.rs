@@ -17,6 +17,7 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
         encryption_key: Some(serde_json::json!({"kty": "EC"})),
         timeout_ms: Some(2_500),
         gzip: true,
+        ordering: Some(hookd_core::ordering::Ordering { key: Some("channel".into()), ..Default::default() }),
     };
     row.auth = EndpointAuth { bearer: Some("bt-1".into()), ..Default::default() };
     let ep = f.store.create_endpoint(row, None).await.unwrap();
@@ -49,6 +50,7 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
             encryption_key: Some(serde_json::json!({"kty": "EC"})),
             timeout_ms: Some(2_500),
             gzip: true,
+            ordering: Some(hookd_core::ordering::Ordering { key: Some("channel".into()), ..Default::default() }),
         }
     );
 

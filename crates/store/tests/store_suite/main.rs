@@ -9,6 +9,7 @@ mod fixture;
 mod inbound;
 mod lifecycle;
 mod messages;
+mod ordering;
 mod poller;
 mod queue;
 mod resources;
@@ -104,6 +105,8 @@ suite! {
         poller::poller_sinks_read_what_is_logged_after_them_in_order,
         poller::poller_consumers_lease_commit_and_see_again_what_they_did_not_commit,
         poller::poller_tokens_rotate_and_go_with_their_sink,
+        ordering::an_ordered_endpoint_sends_one_delivery_per_key_at_a_time,
+        ordering::ordering_holds_through_cancel_resend_and_changes,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,
