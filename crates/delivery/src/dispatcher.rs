@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hookd_core::ordering::OnFailure;
 use hookd_core::timefmt::now_millis;
 use hookd_core::RetrySchedule;
 use hookd_store::{
@@ -86,6 +87,9 @@ struct Queues {
     controls: HashMap<String, Control>,
     /// Endpoints with a timer armed to pump them (waiting for a throttle token).
     timers: HashSet<String>,
+    /// Deliveries to ordered endpoints that are done, their outcome not yet
+    /// written: once it is, the next of their key is due, and claimed at once.
+    ordered_done: HashSet<i64>,
 }
 
 #[derive(Clone)]
@@ -428,7 +432,7 @@ impl Dispatcher {
     /// due when the hold ends), up to its current concurrency, and as fast as its
     /// throttle rate lets (a timer pumps again when the next token is due).
     fn pump(&self, queues: &mut Queues, endpoint_id: &str) {
-        let Queues { by_endpoint, held, controls, timers } = queues;
+        let Queues { by_endpoint, held, controls, timers, .. } = queues;
         let Some(q) = by_endpoint.get_mut(endpoint_id) else {
             return;
         };
@@ -627,6 +631,13 @@ impl Dispatcher {
             self.inner.metrics.receiver_signal("abort_message");
             return (NextState::Failed, Some(" [hookd: webhook-delivery: abort-message: no more attempts]"));
         }
+        // An ordered endpoint that skips: this message gives way to the next.
+        if job.endpoint.control.ordering.as_ref().is_some_and(|o| o.on_failure == OnFailure::Skip) {
+            return (
+                NextState::Failed,
+                Some(" [hookd: ordered endpoint (onFailure: skip): no retries; the next message goes]"),
+            );
+        }
         let schedule = self.schedule_for(job, now).await;
         let attempts = job.attempts + 1;
         let Some(delay) = schedule.next_delay(attempts) else { return (NextState::Failed, note) };
@@ -768,6 +779,9 @@ impl Dispatcher {
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
             outcome.lease_token = queues.held.emitted(job.delivery_id, outcome.lease_token);
             let attempted = outcome.attempt.is_some();
+            if job.endpoint.control.ordering.is_some() && !matches!(outcome.next, NextState::Retry { .. }) {
+                queues.ordered_done.insert(job.delivery_id);
+            }
             self.emit(outcome);
             if let Some(control) = queues.controls.get_mut(&job.endpoint.id) {
                 if !attempted {
@@ -809,8 +823,13 @@ impl Dispatcher {
     /// that reads the store before the outcome lands cannot send them twice.)
     fn forget(&self, written: &[Outcome]) {
         let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next_due = false;
         for o in written {
             queues.held.written(o.delivery_id, o.lease_token);
+            next_due |= !queues.ordered_done.is_empty() && queues.ordered_done.remove(&o.delivery_id);
+        }
+        if next_due {
+            self.inner.wake.notify_one();
         }
     }
 

@@ -20,6 +20,7 @@ mod inbound;
 mod lifecycle;
 mod messages;
 mod oidc;
+mod ordering;
 mod poller;
 mod postgres;
 mod security;
