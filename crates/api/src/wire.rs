@@ -114,6 +114,9 @@ pub struct EndpointOut {
     /// Extension: ordered delivery, when it is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ordering: Option<hookd_core::ordering::Ordering>,
+    /// Extension: batched delivery, when it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<hookd_core::batching::Batching>,
     /// Extension: its circuit breaker and throttling, as the node delivering to
     /// it last reported (absent until something was).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -210,6 +213,7 @@ impl From<&Endpoint> for EndpointOut {
             timeout: e.control.timeout_ms.map(DurationWire::from_millis),
             compression: e.control.gzip.then_some("gzip"),
             ordering: e.control.ordering.clone(),
+            batch: e.control.batch,
             health: e.health.as_ref().map(EndpointHealthOut::from),
             public_key: e.secret.public_key(),
         }

@@ -4,6 +4,7 @@
 //!
 //! Nothing here does I/O; every other crate builds on these types.
 
+pub mod batching;
 pub mod broker;
 pub mod headers;
 pub mod id;

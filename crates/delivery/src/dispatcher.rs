@@ -31,6 +31,8 @@ use crate::orgs::OrgSettingsCache;
 use crate::record::{self, attempt_outcome};
 use crate::sender::{HttpSender, ReceiverSignal, SendResult};
 
+mod batch;
+
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
     /// This process's lease owner name; unique per start.
@@ -75,6 +77,10 @@ struct EndpointQueue {
     endpoint: Arc<Endpoint>,
     waiting: VecDeque<DeliveryJob>,
     in_flight: usize,
+    /// Batched endpoints: requests in flight (each carrying several
+    /// deliveries), and since when the next batch has been filling.
+    batches: usize,
+    filling_since: Option<i64>,
 }
 
 /// Everything held in memory, under one lock.
@@ -292,6 +298,8 @@ impl Dispatcher {
                 endpoint: job.endpoint.clone(),
                 waiting: VecDeque::new(),
                 in_flight: 0,
+                batches: 0,
+                filling_since: None,
             });
             if job.endpoint.revision > q.endpoint.revision {
                 q.endpoint = job.endpoint.clone();
@@ -451,19 +459,50 @@ impl Dispatcher {
                 control.wake_armed = until;
                 self.wake_at(until);
             }
+        } else if let Some(batch) = q.endpoint.control.batch.filter(|b| b.max_messages > 1) {
+            // Batched: a request goes when it is full or its first message
+            // has waited long enough (a timer pumps again then).
+            let limit = control.concurrency(cap);
+            while q.batches < limit && !q.waiting.is_empty() {
+                let since = *q.filling_since.get_or_insert(now);
+                let wait_ms = since + batch.max_wait_ms as i64 - now;
+                let full = q.waiting.len() >= batch.max_messages as usize;
+                if !full && wait_ms > 0 && !self.is_closing() {
+                    self.pump_later(timers, endpoint_id, wait_ms);
+                    break;
+                }
+                if let Err(wait_ms) = control.take_token(q.endpoint.rate_limit, now) {
+                    self.pump_later(timers, endpoint_id, wait_ms);
+                    break;
+                }
+                let mut jobs: Vec<DeliveryJob> = Vec::new();
+                let mut bytes = 0;
+                while jobs.len() < batch.max_messages as usize {
+                    let Some(next) = q.waiting.front() else { break };
+                    let size = payload_size(next);
+                    if !jobs.is_empty() && bytes + size > hookd_core::batching::MAX_BATCH_BYTES {
+                        break;
+                    }
+                    bytes += size;
+                    let Some(mut job) = q.waiting.pop_front() else { break };
+                    if !Arc::ptr_eq(&job.endpoint, &q.endpoint) {
+                        job.endpoint = q.endpoint.clone();
+                    }
+                    jobs.push(job);
+                }
+                // The whole request is the half-open breaker's one probe.
+                control.started(jobs[0].delivery_id);
+                q.in_flight += jobs.len();
+                q.batches += 1;
+                q.filling_since = (!q.waiting.is_empty()).then_some(now);
+                let this = self.clone();
+                tokio::spawn(async move { this.deliver_batch(jobs).await });
+            }
         } else {
             let limit = control.concurrency(cap);
             while q.in_flight < limit && !q.waiting.is_empty() {
                 if let Err(wait_ms) = control.take_token(q.endpoint.rate_limit, now) {
-                    if timers.insert(endpoint_id.to_string()) {
-                        let (this, id) = (self.clone(), endpoint_id.to_string());
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
-                            let mut queues = this.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-                            queues.timers.remove(&id);
-                            this.pump(&mut queues, &id);
-                        });
-                    }
+                    self.pump_later(timers, endpoint_id, wait_ms);
                     break;
                 }
                 let Some(mut job) = q.waiting.pop_front() else { break };
@@ -481,6 +520,19 @@ impl Dispatcher {
             if controls.get(endpoint_id).is_some_and(|c| c.is_idle(self.inner.config.endpoint_concurrency, now)) {
                 controls.remove(endpoint_id);
             }
+        }
+    }
+
+    /// Pumps the endpoint again in `wait_ms` (one timer per endpoint at a time).
+    fn pump_later(&self, timers: &mut HashSet<String>, endpoint_id: &str, wait_ms: i64) {
+        if timers.insert(endpoint_id.to_string()) {
+            let (this, id) = (self.clone(), endpoint_id.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(wait_ms.max(0) as u64)).await;
+                let mut queues = this.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+                queues.timers.remove(&id);
+                this.pump(&mut queues, &id);
+            });
         }
     }
 
@@ -531,19 +583,8 @@ impl Dispatcher {
                         // What hookd did about the answer, recorded with it.
                         a.response.push_str(note);
                     }
-                    if let (true, Some(a)) = (seal_response, outcome.attempt.as_mut()) {
-                        let context = format!("{}:response", a.id);
-                        if let Some(sealed) = hookd_store::crypt::seal_body(a.response.as_bytes(), &context) {
-                            a.response = String::from_utf8(sealed).unwrap_or_default();
-                        }
-                        // The receiver's headers are sealed like its body.
-                        let received = a.headers.as_mut().and_then(|h| h.received.as_mut());
-                        if let Some(received) = received {
-                            let context = format!("{}:response-headers", a.id);
-                            if let Some(sealed) = hookd_store::crypt::seal_body(received.as_bytes(), &context) {
-                                *received = String::from_utf8(sealed).unwrap_or_default();
-                            }
-                        }
+                    if seal_response {
+                        seal_attempt_response(&mut outcome);
                     }
                     self.attempt_events(&job, &outcome);
                     outcome
@@ -899,8 +940,26 @@ fn control_mut<'a>(
     controls.get_mut(id).expect("inserted above when missing")
 }
 
+/// Seals the attempt's response body and headers (an organisation that
+/// encrypts payloads).
+pub(crate) fn seal_attempt_response(outcome: &mut Outcome) {
+    let Some(a) = outcome.attempt.as_mut() else { return };
+    let context = format!("{}:response", a.id);
+    if let Some(sealed) = hookd_store::crypt::seal_body(a.response.as_bytes(), &context) {
+        a.response = String::from_utf8(sealed).unwrap_or_default();
+    }
+    // The receiver's headers are sealed like its body.
+    let received = a.headers.as_mut().and_then(|h| h.received.as_mut());
+    if let Some(received) = received {
+        let context = format!("{}:response-headers", a.id);
+        if let Some(sealed) = hookd_store::crypt::seal_body(received.as_bytes(), &context) {
+            *received = String::from_utf8(sealed).unwrap_or_default();
+        }
+    }
+}
+
 /// The payload as its sender wrote it: opened when sealed at rest.
-fn open_payload(job: &DeliveryJob, body: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+pub(crate) fn open_payload(job: &DeliveryJob, body: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
     if !hookd_store::crypt::is_sealed(body) {
         return Ok(body.clone());
     }
@@ -909,6 +968,6 @@ fn open_payload(job: &DeliveryJob, body: &Arc<[u8]>) -> Result<Arc<[u8]>, String
         .map_err(|e| format!("the payload cannot be opened: {e}"))
 }
 
-fn payload_size(job: &DeliveryJob) -> usize {
+pub(crate) fn payload_size(job: &DeliveryJob) -> usize {
     job.payload.as_ref().map_or(0, |p| p.len())
 }

@@ -82,6 +82,8 @@ pub struct EndpointSettings {
     pub gzip: Option<bool>,
     /// Ordered delivery (`None` inside: unordered).
     pub ordering: Option<Option<hookd_core::ordering::Ordering>>,
+    /// Batched delivery (`None` inside: one message per request).
+    pub batch: Option<Option<hookd_core::batching::Batching>>,
 }
 
 /// Which group of columns a change writes.
@@ -149,6 +151,9 @@ impl EndpointChange {
                 }
                 if let Some(v) = s.ordering.clone() {
                     ep.control.ordering = v;
+                }
+                if let Some(v) = s.batch {
+                    ep.control.batch = v;
                 }
                 if let Some(v) = s.gzip {
                     ep.control.gzip = v;

@@ -186,6 +186,9 @@ pub struct DeliveryControl {
     /// Messages reach the endpoint in creation order, per ordering key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<hookd_core::ordering::Ordering>,
+    /// Several messages per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<hookd_core::batching::Batching>,
 }
 
 impl DeliveryControl {

@@ -11,6 +11,7 @@ mod mgmt;
 mod applications;
 mod attempts;
 mod auth;
+mod batching;
 mod cluster;
 mod console;
 mod control;

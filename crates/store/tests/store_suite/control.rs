@@ -18,6 +18,7 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
         timeout_ms: Some(2_500),
         gzip: true,
         ordering: Some(hookd_core::ordering::Ordering { key: Some("channel".into()), ..Default::default() }),
+        batch: Some(hookd_core::batching::Batching { max_messages: 10, max_wait_ms: 100 }),
     };
     row.auth = EndpointAuth { bearer: Some("bt-1".into()), ..Default::default() };
     let ep = f.store.create_endpoint(row, None).await.unwrap();
@@ -51,6 +52,7 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
             timeout_ms: Some(2_500),
             gzip: true,
             ordering: Some(hookd_core::ordering::Ordering { key: Some("channel".into()), ..Default::default() }),
+            batch: Some(hookd_core::batching::Batching { max_messages: 10, max_wait_ms: 100 }),
         }
     );
 

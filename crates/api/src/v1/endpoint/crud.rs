@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use hookd_core::batching::Batching;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_core::ordering::Ordering;
 use hookd_core::schedule;
@@ -69,6 +70,9 @@ pub struct EndpointIn {
     /// Extension: ordered delivery.
     #[serde(default)]
     pub ordering: Option<serde_json::Value>,
+    /// Extension: batched delivery.
+    #[serde(default)]
+    pub batch: Option<serde_json::Value>,
     /// Extension: the kind of secret generated when `secret` is left out:
     /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
     /// `v1a` signatures).
@@ -109,6 +113,16 @@ pub struct EndpointPatch {
     pub compression: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub ordering: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub batch: Option<Option<serde_json::Value>>,
+}
+
+/// `batch` from the wire: `{"maxMessages": N, "maxWaitMs": T}`, or none.
+fn batching(field: Option<serde_json::Value>) -> ApiResult<Option<Batching>> {
+    let Some(value) = field else { return Ok(None) };
+    let b: Batching = serde_json::from_value(value).map_err(|e| ApiError::body_field("batch", e.to_string()))?;
+    b.validate().map_err(|e| ApiError::body_field("batch", e))?;
+    Ok(Some(b))
 }
 
 /// `ordering` from the wire: `{"key": "channel" | "/json/pointer", "onFailure":
@@ -246,6 +260,7 @@ fn settings_of(ep: &Endpoint) -> EndpointSettings {
         timeout_ms: Some(ep.control.timeout_ms),
         gzip: Some(ep.control.gzip),
         ordering: Some(ep.control.ordering.clone()),
+        batch: Some(ep.control.batch),
     }
 }
 
@@ -288,6 +303,7 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
             timeout_ms: input.timeout.map(DurationWire::millis),
             gzip: gzip(input.compression.as_deref())?,
             ordering: ordering(input.ordering)?,
+            batch: batching(input.batch)?,
         },
         auth: Default::default(),
         health: None,
@@ -375,6 +391,7 @@ pub async fn upsert(
                 timeout_ms: Some(input.timeout.map(DurationWire::millis)),
                 gzip: Some(gzip(input.compression.as_deref())?),
                 ordering: Some(ordering(input.ordering)?),
+                batch: Some(batching(input.batch)?),
             };
             validate_settings(&state, &settings)?;
             check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
@@ -428,6 +445,10 @@ pub async fn patch(
         },
         ordering: match p.ordering {
             Some(o) => Some(ordering(o)?),
+            None => None,
+        },
+        batch: match p.batch {
+            Some(b) => Some(batching(b)?),
             None => None,
         },
     };
