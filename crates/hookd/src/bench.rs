@@ -58,6 +58,13 @@ pub struct BenchOptions {
     /// answers (each request times out), at the measured rate (or 50/s).
     #[arg(long)]
     hang_neighbour: bool,
+    /// Settings merged into each endpoint made (JSON), e.g.
+    /// '{"batch": {"maxMessages": 100, "maxWaitMs": 20}}' or '{"ordering": {"key": "/key"}}'.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Messages carry `key`: their number modulo this (for an ordering key).
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
 }
 
 /// What the sink saw: first arrival per (message, endpoint) and the repeats.
@@ -69,14 +76,28 @@ struct SinkLog {
 
 type Sink = Arc<Mutex<SinkLog>>;
 
-async fn sink_handler(State(log): State<Sink>, Path(ep): Path<usize>, headers: HeaderMap) -> StatusCode {
+async fn sink_handler(
+    State(log): State<Sink>,
+    Path(ep): Path<usize>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
     let now = Instant::now();
     let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) else {
         return StatusCode::BAD_REQUEST;
     };
+    // A batch: each member counts as its message.
+    let ids: Vec<String> = if id.starts_with("batch_") {
+        let items: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
+        items.iter().filter_map(|i| i["id"].as_str().map(String::from)).collect()
+    } else {
+        vec![id.to_string()]
+    };
     let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-    if log.first.insert((id.to_string(), ep), now).is_some() {
-        log.duplicates += 1;
+    for id in ids {
+        if log.first.insert((id, ep), now).is_some() {
+            log.duplicates += 1;
+        }
     }
     StatusCode::OK
 }
@@ -209,11 +230,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         .json()
         .await?;
     let app_id = app["id"].as_str().context("no app id")?.to_string();
+    let extra: serde_json::Map<String, Value> = match &opts.endpoint {
+        Some(s) => serde_json::from_str(s).context("--endpoint is not a JSON object")?,
+        None => Default::default(),
+    };
     for ep in 0..opts.fanout {
+        let mut body = json!({"url": format!("http://{sink_addr}/e/{ep}")});
+        body.as_object_mut().expect("an object").extend(extra.clone());
         client
             .post(format!("{base}/api/v1/app/{app_id}/endpoint"))
             .header("authorization", &auth)
-            .json(&json!({"url": format!("http://{sink_addr}/e/{ep}")}))
+            .json(&body)
             .send()
             .await?
             .error_for_status()
@@ -283,7 +310,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         let (client, auth, sent, next, errors) =
             (client.clone(), auth.clone(), sent.clone(), next.clone(), errors.clone());
         let urls: Vec<String> = bases.iter().map(|b| format!("{b}/api/v1/app/{app_id}/msg")).collect();
-        let (filler, total, rate) = (filler.clone(), opts.messages, opts.rate);
+        let (filler, total, rate, keys) = (filler.clone(), opts.messages, opts.rate, opts.keys.max(1));
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -295,7 +322,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let t0 = Instant::now();
-                let body = json!({"eventType": "bench.event", "payload": {"seq": i, "filler": filler}});
+                let body =
+                    json!({"eventType": "bench.event", "payload": {"seq": i, "key": i % keys, "filler": filler}});
                 match client.post(&urls[i % urls.len()]).header("authorization", &auth).json(&body).send().await {
                     Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
                         if let Ok(v) = resp.json::<Value>().await {
