@@ -7,3 +7,6 @@
 ALTER TABLE delivery ADD COLUMN order_key TEXT;
 CREATE INDEX delivery_order ON delivery(endpoint_id, order_key, id)
     WHERE order_key IS NOT NULL AND state IN ('scheduled', 'leased', 'paused');
+-- Whether a key has a delivery in flight.
+CREATE INDEX delivery_order_leased ON delivery(endpoint_id, order_key, id)
+    WHERE order_key IS NOT NULL AND state = 'leased';

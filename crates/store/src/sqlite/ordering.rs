@@ -6,14 +6,17 @@ use rusqlite::{params, Connection};
 
 use crate::Result;
 
-/// The claim's condition on a delivery `d`: unordered, or none of its key is
-/// in flight and none before it is still waiting.
+/// The claim's condition on a delivery `d`: unordered, or none before it of
+/// its key is still waiting and none of its key is in flight. (Two probes,
+/// each a short seek on its own partial index, however many wait parked.)
 macro_rules! head_only {
     () => {
-        "(d.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM delivery p
+        "(d.order_key IS NULL OR (NOT EXISTS (SELECT 1 FROM delivery p
              WHERE p.endpoint_id = d.endpoint_id AND p.order_key = d.order_key
-               AND p.state IN ('scheduled', 'leased', 'paused') AND p.id <> d.id
-               AND (p.state = 'leased' OR p.id < d.id)))"
+               AND p.state IN ('scheduled', 'leased', 'paused') AND p.id < d.id)
+           AND NOT EXISTS (SELECT 1 FROM delivery p
+             WHERE p.endpoint_id = d.endpoint_id AND p.order_key = d.order_key
+               AND p.state = 'leased' AND p.id > d.id)))"
     };
 }
 pub(crate) use head_only;
