@@ -216,6 +216,12 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
             if !wanted {
                 continue;
             }
+            // An ordered endpoint's delivery takes its place in its key's order
+            // under the key's lock: `messages::create` does that, one request at
+            // a time (rolled back here, nothing was decided yet).
+            if ep.control.ordering.is_some() {
+                return Ok(None);
+            }
             // A disabled endpoint (a test send) is scheduled, as in `messages::create`.
             let state = match &r.lease {
                 _ if ep.disabled => "scheduled",

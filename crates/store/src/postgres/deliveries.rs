@@ -11,6 +11,9 @@
 //! row only to decide a pause; so the two wait for each other but do not
 //! deadlock. What remains possible (a retention delete meeting an outcome of
 //! the same message) PostgreSQL detects and rolls back one side, which retries.
+//! An ordering key's advisory lock (`ordering`) is taken after the queue
+//! ownership rows and before any existing delivery row, and its holders never
+//! wait for a delivery row.
 
 use std::collections::HashMap;
 
@@ -18,6 +21,7 @@ use hookd_core::text::storable_str;
 use hookd_core::AttemptTrigger;
 use sqlx::{Connection, PgConnection};
 
+use super::ordering::{self, head_only};
 use super::{messages, owners};
 use crate::model::*;
 use crate::Result;
@@ -35,14 +39,17 @@ pub async fn claim_due(
     limit: usize,
     skip_endpoints: &[String],
 ) -> Result<Vec<DeliveryJob>> {
-    let mut candidates: Vec<String> = sqlx::query_scalar(
+    // Of an ordered endpoint, only the first waiting delivery of each key, and
+    // none of a key in flight (`head_only`).
+    let mut candidates: Vec<String> = sqlx::query_scalar(concat!(
         "SELECT DISTINCT endpoint_id FROM (SELECT d.endpoint_id FROM delivery d
            LEFT JOIN endpoint_owner o ON o.endpoint_id = d.endpoint_id
            WHERE d.state = 'scheduled' AND d.due_at <= hookd_now_ms()
              AND (o.owner IS NULL OR o.owner = $2 OR o.expires_at < hookd_now_ms())
-             AND d.endpoint_id <> ALL($3)
-           ORDER BY d.due_at LIMIT $1) due",
-    )
+             AND d.endpoint_id <> ALL($3) AND ",
+        head_only!(),
+        " ORDER BY d.due_at LIMIT $1) due"
+    ))
     .bind(limit as i64)
     .bind(&lease.owner)
     .bind(skip_endpoints)
@@ -63,19 +70,22 @@ pub async fn claim_due(
     // leased and committed meanwhile fails the re-checked state. The locking
     // scan is MATERIALIZED so it runs once: re-run inside a join, SKIP LOCKED
     // would hand out different (more) rows each time.
-    let mut leased: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+    // Of a key, at most one delivery passes `head_only` (the first waiting,
+    // when none is in flight), so one claim never leases two of a key.
+    let mut leased: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(concat!(
         "WITH due AS MATERIALIZED (
-             SELECT id FROM delivery
-             WHERE state = 'scheduled' AND due_at <= hookd_now_ms() AND endpoint_id = ANY($3)
-             ORDER BY due_at LIMIT $4
-             FOR UPDATE SKIP LOCKED
+             SELECT d.id FROM delivery d
+             WHERE d.state = 'scheduled' AND d.due_at <= hookd_now_ms() AND d.endpoint_id = ANY($3) AND ",
+        head_only!(),
+        " ORDER BY d.due_at LIMIT $4
+             FOR UPDATE OF d SKIP LOCKED
          )
          UPDATE delivery d SET state = 'leased', lease_owner = $1, lease_expires_at = hookd_now_ms() + $2,
              lease_token = d.lease_token + 1, updated_at = hookd_now_ms()
          FROM due
          WHERE d.id = due.id AND d.state = 'scheduled'
-         RETURNING d.id, d.lease_token, d.due_at",
-    )
+         RETURNING d.id, d.lease_token, d.due_at"
+    ))
     .bind(&lease.owner)
     .bind(lease.duration_ms)
     .bind(&owned)
@@ -115,9 +125,16 @@ pub async fn rescue_expired(c: &mut PgConnection, limit: usize) -> Result<u64> {
 /// skipped, so a retry is harmless. A delivery asked to be resent while leased
 /// is due again now, as a manual attempt; a pause holds only while the
 /// endpoint is still disabled.
-pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Result<()> {
+///
+/// A delivery of an ordered endpoint done with (whatever its outcome), the
+/// next of its key is released: in a transaction of its own after that
+/// statement, under the keys' locks (see `ordering`), so the unordered path
+/// stays one statement. Returns how many parked deliveries were made due.
+///
+/// `c` must not be in a transaction.
+pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Result<u64> {
     if outcomes.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     // One row update per delivery: the last outcome wins, as when applied in turn.
     let mut last: HashMap<i64, &Outcome> = HashMap::with_capacity(outcomes.len());
@@ -139,7 +156,7 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
         attempts.iter().map(text).collect::<Vec<Option<String>>>()
     };
 
-    sqlx::query(
+    let done: Vec<ordering::OrderKey> = sqlx::query_as(
         "WITH o AS (
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::integer[], $5::bigint[], $6::boolean[])
                  AS o(id, token, state, attempts, after_ms, attempted)
@@ -175,20 +192,24 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = hookd_now_ms()
              FROM o JOIN locked ON locked.id = o.id
              WHERE d.id = o.id
-             RETURNING d.id, o.token
+             RETURNING d.id, o.token, d.endpoint_id, d.order_key
+         ), stored AS (
+             INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code,
+                 response, response_duration_ms, trigger_type, created_at, sent_headers, response_headers)
+             SELECT a.id, a.org_id, a.app_id, a.msg_id, a.endpoint_id, a.url, a.status, a.response_status_code,
+                    a.response, a.response_duration_ms, a.trigger_type, a.created_at, a.sent_headers,
+                    a.response_headers
+             FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::smallint[],
+                         $14::integer[], $15::text[], $16::bigint[], $17::smallint[], $18::bigint[], $19::bigint[],
+                         $20::bigint[], $21::text[], $22::text[])
+                      AS a(id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
+                           response_duration_ms, trigger_type, created_at, delivery_id, token, sent_headers,
+                           response_headers)
+             WHERE (a.delivery_id, a.token) IN (SELECT id, token FROM updated)
+             ON CONFLICT (id) DO NOTHING
          )
-         INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
-             response_duration_ms, trigger_type, created_at, sent_headers, response_headers)
-         SELECT a.id, a.org_id, a.app_id, a.msg_id, a.endpoint_id, a.url, a.status, a.response_status_code,
-                a.response, a.response_duration_ms, a.trigger_type, a.created_at, a.sent_headers, a.response_headers
-         FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::smallint[],
-                     $14::integer[], $15::text[], $16::bigint[], $17::smallint[], $18::bigint[], $19::bigint[],
-                     $20::bigint[], $21::text[], $22::text[])
-                  AS a(id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
-                       response_duration_ms, trigger_type, created_at, delivery_id, token, sent_headers,
-                       response_headers)
-         WHERE (a.delivery_id, a.token) IN (SELECT id, token FROM updated)
-         ON CONFLICT (id) DO NOTHING",
+         -- The ordering keys of the deliveries updated (none for unordered endpoints).
+         SELECT DISTINCT endpoint_id, order_key FROM updated WHERE order_key IS NOT NULL",
     )
     .bind(latest.iter().map(|o| o.delivery_id).collect::<Vec<i64>>())
     .bind(latest.iter().map(|o| o.lease_token).collect::<Vec<i64>>())
@@ -212,9 +233,18 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
     .bind(attempts.iter().map(|(_, _, t)| *t).collect::<Vec<i64>>())
     .bind(header_col(|h| h.sent.as_deref()))
     .bind(header_col(|h| h.received.as_deref()))
-    .execute(c)
+    .fetch_all(&mut *c)
     .await?;
-    Ok(())
+    if done.is_empty() {
+        return Ok(0);
+    }
+    // Committed: a delivery parked behind one of these is released now, or,
+    // should this fail (the outcomes stand), by the retention sweep.
+    let mut tx = c.begin().await?;
+    ordering::lock(&mut tx, &done).await?;
+    let released = ordering::release_heads(&mut tx, &done).await?;
+    tx.commit().await?;
+    Ok(released)
 }
 
 /// `from` → leased to `lease.owner` under a new token; `None` when the delivery
@@ -237,35 +267,48 @@ async fn lease_one(c: &mut PgConnection, id: i64, from: &str, lease: &Lease) -> 
 pub async fn resend(
     c: &mut PgConnection,
     msg: &Message,
-    endpoint_id: &str,
+    ep: &Endpoint,
     lease: Option<&Lease>,
 ) -> Result<Vec<DeliveryJob>> {
+    let endpoint_id = ep.id.as_str();
     let lease = match lease {
         Some(l) if !owners::take(c, &[endpoint_id.to_string()], l).await?.is_empty() => Some(l),
         _ => None,
     };
-    let mut existing: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, state FROM delivery WHERE msg_id = $1 AND endpoint_id = $2 FOR UPDATE")
-            .bind(&msg.id)
-            .bind(endpoint_id)
-            .fetch_optional(&mut *c)
-            .await?;
+    const EXISTING: &str =
+        "SELECT id, state, order_key FROM delivery WHERE msg_id = $1 AND endpoint_id = $2 FOR UPDATE";
+    let mut existing: Option<(i64, String, Option<String>)> =
+        sqlx::query_as(EXISTING).bind(&msg.id).bind(endpoint_id).fetch_optional(&mut *c).await?;
     if existing.is_none() {
-        // The message never went there: create the delivery. A concurrent
-        // resend may create it first; then it is read (and locked) instead.
-        let inserted = messages::insert_delivery(c, msg, endpoint_id, "scheduled").await?;
+        // The message never went there: create the delivery, in its key's order
+        // when the endpoint is ordered (parked behind another of its key still
+        // waiting, decided under the key's lock). A concurrent resend may create
+        // it first; then it is read (and locked) instead.
+        let key = crate::ordering::key_for(ep, msg);
+        let parked = match &key {
+            Some(k) => ordering::parked_behind(c, &[(ep.id.clone(), k.clone())]).await?.contains(&true),
+            None => false,
+        };
+        let placed = messages::Placement { order_key: key.as_deref(), parked };
+        let inserted = messages::insert_delivery(c, msg, endpoint_id, "scheduled", placed).await?;
         existing = match inserted {
-            Some(id) => Some((id, "scheduled".to_string())),
-            None => {
-                sqlx::query_as("SELECT id, state FROM delivery WHERE msg_id = $1 AND endpoint_id = $2 FOR UPDATE")
-                    .bind(&msg.id)
-                    .bind(endpoint_id)
-                    .fetch_optional(&mut *c)
-                    .await?
+            Some(id) if parked => {
+                // Manual, and due when its turn comes.
+                sqlx::query("UPDATE delivery SET next_trigger = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(AttemptTrigger::Manual as i16)
+                    .execute(&mut *c)
+                    .await?;
+                return Ok(Vec::new());
             }
+            Some(id) => Some((id, "scheduled".to_string(), key)),
+            None => sqlx::query_as(EXISTING).bind(&msg.id).bind(endpoint_id).fetch_optional(&mut *c).await?,
         };
     }
-    let Some((id, from)) = existing else { return Ok(Vec::new()) };
+    let Some((id, from, order_key)) = existing else { return Ok(Vec::new()) };
+    // An ordered endpoint's delivery goes when it is the first of its key; the
+    // claim sees to that, so it is not leased here.
+    let lease = lease.filter(|_| order_key.is_none());
     match from.as_str() {
         "leased" => {
             sqlx::query("UPDATE delivery SET resend_pending = TRUE WHERE id = $1 AND state = 'leased'")

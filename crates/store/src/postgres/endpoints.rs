@@ -4,9 +4,9 @@ use sqlx::{PgConnection, QueryBuilder, Row};
 
 use hookd_core::DeliveryState;
 
-use super::deliveries;
 use super::owners::Holder;
 use super::rows::{self, ENDPOINT_COLUMNS, ENDPOINT_COLUMN_COUNT};
+use super::{deliveries, ordering};
 use crate::change::{Columns, EndpointChange, EndpointUpdated};
 use crate::model::*;
 use crate::{states, Result, StoreError};
@@ -119,6 +119,7 @@ pub async fn update(
     .await?;
     let mut ep = rows::endpoint(&row)?;
     let was_disabled = ep.disabled;
+    let ordering_before = ep.control.ordering.clone();
     change.apply(&mut ep, now)?;
     match change.columns() {
         Columns::Settings => {
@@ -175,6 +176,9 @@ pub async fn update(
             .execute(&mut *c)
             .await?;
         }
+    }
+    if ep.control.ordering != ordering_before {
+        ordering::unorder_endpoint(c, &ep.id).await?;
     }
     let (mut paused, mut resumed) = (0, 0);
     match (was_disabled, ep.disabled) {

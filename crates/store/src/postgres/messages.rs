@@ -8,7 +8,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::owners::{self, Standing};
 use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD, MESSAGE_COLUMN_COUNT};
-use super::{endpoints, tokens};
+use super::{endpoints, ordering, tokens};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -90,13 +90,32 @@ pub async fn create(
         }
     }
 
-    // Only a test send reaches a disabled endpoint. It is scheduled, not leased:
-    // the node that claims it pauses it (only an outcome decides a pause, against
-    // the endpoint as it is then), and an enable sends it.
+    // To an ordered endpoint, behind a delivery of the same key still waiting:
+    // parked until that one is done. Decided under the keys' locks (after the
+    // queues above, as everywhere), so concurrent enqueues to a key keep their
+    // order.
+    let keys: Vec<Option<String>> = wanted.iter().map(|(ep, _)| crate::ordering::key_for(ep, msg)).collect();
+    let ordered: Vec<ordering::OrderKey> =
+        wanted.iter().zip(&keys).filter_map(|((ep, _), key)| Some((ep.id.clone(), key.clone()?))).collect();
+    let mut parked: HashSet<String> = HashSet::new();
+    if !ordered.is_empty() {
+        let behind = ordering::parked_behind(c, &ordered).await?;
+        parked.extend(ordered.into_iter().zip(behind).filter(|(_, behind)| *behind).map(|((ep, _), _)| ep));
+    }
+    // A parked delivery is not leased, nor is a test send to a disabled endpoint
+    // (never owned above): that is scheduled, the node that claims it pauses it
+    // (only an outcome decides a pause, against the endpoint as it is then), and
+    // an enable sends it.
+    owned.retain(|ep| !parked.contains(ep));
     let endpoint_ids: Vec<&str> = wanted.iter().map(|(ep, _)| ep.id.as_str()).collect();
     let states: Vec<&str> =
         wanted.iter().map(|(ep, _)| if owned.contains(&ep.id) { "leased" } else { "scheduled" }).collect();
-    let ids = insert_deliveries(c, msg, &endpoint_ids, &states, lease).await?;
+    let placed: Vec<Placement> = wanted
+        .iter()
+        .zip(&keys)
+        .map(|((ep, _), key)| Placement { order_key: key.as_deref(), parked: parked.contains(&ep.id) })
+        .collect();
+    let ids = insert_deliveries(c, msg, &endpoint_ids, &states, &placed, lease).await?;
 
     let unleased = states.iter().filter(|s| **s == "scheduled").count();
     let mut jobs = Vec::with_capacity(owned.len());
@@ -119,27 +138,36 @@ pub async fn create(
     Ok((jobs, unleased))
 }
 
+/// Where a new delivery goes in its endpoint's order: its ordering key (an
+/// ordered endpoint's), and whether it waits parked behind another.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement<'a> {
+    pub order_key: Option<&'a str>,
+    pub parked: bool,
+}
+
 /// One delivery of `msg` per endpoint, in the state given for it (leased ones to
 /// `lease` under token 1, scheduled ones due now or at the message's
-/// `deliver_at`), in one statement. Returns
+/// `deliver_at`, or parked: not due until released), in one statement. Returns
 /// the new ids by endpoint id.
 async fn insert_deliveries(
     c: &mut PgConnection,
     msg: &Message,
     endpoint_ids: &[&str],
     states: &[&str],
+    placed: &[Placement<'_>],
     lease: Option<&Lease>,
 ) -> Result<HashMap<String, i64>> {
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at,
-             lease_owner, lease_expires_at, lease_token, created_at, updated_at)
+             lease_owner, lease_expires_at, lease_token, created_at, updated_at, order_key)
          SELECT $1, $2, $3, t.endpoint_id, t.state, 0,
-                CASE WHEN t.state = 'scheduled' THEN COALESCE($8::bigint, hookd_now_ms()) END,
+                CASE WHEN t.state = 'scheduled' AND NOT t.parked THEN COALESCE($8::bigint, hookd_now_ms()) END,
                 CASE WHEN t.state = 'leased' THEN $4 END,
                 CASE WHEN t.state = 'leased' THEN hookd_now_ms() + $5::bigint END,
                 CASE WHEN t.state = 'leased' THEN 1 ELSE 0 END,
-                hookd_now_ms(), hookd_now_ms()
-         FROM unnest($6::text[], $7::text[]) AS t(endpoint_id, state)
+                hookd_now_ms(), hookd_now_ms(), t.order_key
+         FROM unnest($6::text[], $7::text[], $9::text[], $10::boolean[]) AS t(endpoint_id, state, order_key, parked)
          RETURNING id, endpoint_id",
     )
     .bind(&msg.org_id)
@@ -150,23 +178,28 @@ async fn insert_deliveries(
     .bind(endpoint_ids)
     .bind(states)
     .bind(msg.deliver_at)
+    .bind(placed.iter().map(|p| p.order_key).collect::<Vec<Option<&str>>>())
+    .bind(placed.iter().map(|p| p.parked).collect::<Vec<bool>>())
     .fetch_all(c)
     .await?;
     Ok(rows.into_iter().map(|(id, ep)| (ep, id)).collect())
 }
 
-/// A new delivery of `msg` to the endpoint in `state` (scheduled: due now);
-/// `None` when the message already has one there.
+/// A new delivery of `msg` to the endpoint in `state` (scheduled: due now;
+/// parked: not due until released); `None` when the message already has one
+/// there.
 pub async fn insert_delivery(
     c: &mut PgConnection,
     msg: &Message,
     endpoint_id: &str,
     state: &str,
+    placed: Placement<'_>,
 ) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 0, CASE WHEN $5 = 'scheduled' THEN hookd_now_ms() END,
-                 hookd_now_ms(), hookd_now_ms())
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at, updated_at,
+             order_key)
+         VALUES ($1, $2, $3, $4, $5, 0, CASE WHEN $5 = 'scheduled' AND NOT $7 THEN hookd_now_ms() END,
+                 hookd_now_ms(), hookd_now_ms(), $6)
          ON CONFLICT (msg_id, endpoint_id) DO NOTHING
          RETURNING id",
     )
@@ -175,6 +208,8 @@ pub async fn insert_delivery(
     .bind(&msg.id)
     .bind(endpoint_id)
     .bind(state)
+    .bind(placed.order_key)
+    .bind(placed.parked)
     .fetch_optional(c)
     .await?)
 }
@@ -232,8 +267,10 @@ pub async fn get(c: &mut PgConnection, org_id: &str, app_id: &str, id_or_event_i
 }
 
 /// Removes the payload; deliveries that wait for it are canceled (a leased one
-/// is canceled when its node next claims it and finds no payload).
-pub async fn expunge_content(c: &mut PgConnection, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
+/// is canceled when its node next claims it and finds no payload), and the
+/// deliveries of ordered endpoints parked behind them move up. Returns how many
+/// parked deliveries were made due. Run inside a transaction.
+pub async fn expunge_content(c: &mut PgConnection, org_id: &str, app_id: &str, msg_id: &str) -> Result<u64> {
     let n = sqlx::query("UPDATE message SET payload = NULL WHERE org_id = $1 AND app_id = $2 AND id = $3")
         .bind(org_id)
         .bind(app_id)
@@ -243,28 +280,33 @@ pub async fn expunge_content(c: &mut PgConnection, org_id: &str, app_id: &str, m
     if n.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
-    sqlx::query(
-        "UPDATE delivery SET state = 'canceled', due_at = NULL, updated_at = hookd_now_ms()
-         WHERE msg_id = $1 AND state IN ('scheduled', 'paused')",
-    )
-    .bind(msg_id)
-    .execute(c)
-    .await?;
-    Ok(())
+    let (_, released) = cancel_waiting(c, msg_id).await?;
+    Ok(released)
 }
 
 /// Cancels the message's deliveries that wait (scheduled, paused); returns how
-/// many. One in flight finishes its attempt.
-pub async fn cancel(c: &mut PgConnection, org_id: &str, app_id: &str, msg_id: &str) -> Result<u64> {
+/// many, and how many deliveries parked behind them were made due. One in
+/// flight finishes its attempt. Run inside a transaction.
+pub async fn cancel(c: &mut PgConnection, org_id: &str, app_id: &str, msg_id: &str) -> Result<(u64, u64)> {
     get(&mut *c, org_id, app_id, msg_id).await?;
+    cancel_waiting(c, msg_id).await
+}
+
+/// Cancels the message's deliveries that wait, then releases the next of each
+/// ordering key they are in, under the keys' locks (taken before any delivery
+/// row, see `ordering`). Returns (canceled, released).
+async fn cancel_waiting(c: &mut PgConnection, msg_id: &str) -> Result<(u64, u64)> {
+    let keys = ordering::keys_of_msgs(&mut *c, &[msg_id.to_string()]).await?;
+    ordering::lock(&mut *c, &keys).await?;
     let n = sqlx::query(
         "UPDATE delivery SET state = 'canceled', due_at = NULL, updated_at = hookd_now_ms()
          WHERE msg_id = $1 AND state IN ('scheduled', 'paused')",
     )
     .bind(msg_id)
-    .execute(c)
+    .execute(&mut *c)
     .await?;
-    Ok(n.rows_affected())
+    let released = ordering::release_heads(c, &keys).await?;
+    Ok((n.rows_affected(), released))
 }
 
 /// Loads what is needed to send deliveries leased under the given tokens, in

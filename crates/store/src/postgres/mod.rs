@@ -21,6 +21,7 @@ mod event_types;
 mod inbound;
 mod messages;
 mod notify;
+mod ordering;
 mod owners;
 mod poller;
 mod retention;

@@ -7,6 +7,7 @@ use hookd_core::id::{id_floor_at, IdPrefix};
 use hookd_core::timefmt::now_millis;
 use sqlx::PgConnection;
 
+use super::ordering;
 use crate::task::{PruneReport, Retention};
 use crate::Result;
 
@@ -47,6 +48,11 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
         .execute(&mut *c)
         .await?
         .rows_affected();
+        // Ordered endpoints' queues move past what was canceled. Without the
+        // keys' locks (this holds message rows an insert may wait for): a
+        // delivery parked meanwhile is freed by the next sweep's `release_stuck`.
+        let keys = ordering::keys_of_msgs(&mut *c, &ids).await?;
+        ordering::release_heads(&mut *c, &keys).await?;
     }
     // The oldest messages, by id (ids sort by creation time), with their
     // deliveries and attempts (foreign keys cascade); not while one of its
@@ -73,6 +79,8 @@ pub async fn prune(c: &mut PgConnection, batch: usize, limits: Retention) -> Res
     .execute(&mut *c)
     .await?
     .rows_affected();
+    // An ordered endpoint's queue whose head went with its message moves on.
+    report.housekeeping += ordering::release_stuck(&mut *c, batch).await?;
     // Inbound requests are kept as long as messages.
     let request_cutoff = id_floor_at(IdPrefix::InboundRequest, (now_millis() - limits.messages_ms).max(0) as u64);
     report.housekeeping += sqlx::query(

@@ -190,11 +190,13 @@ impl Resources for PostgresStore {
         change: EndpointChange,
         idem: Option<IdempotencyRecord>,
     ) -> Result<EndpointUpdated> {
+        // A change of ordering makes the deliveries parked behind others due.
+        let reorders = matches!(&change, EndpointChange::Settings(s) if s.ordering.is_some());
         let updated = transaction!(self, |tx| {
             tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
             endpoints::update(&mut tx, org_id, app_id, endpoint_id, &change, now_millis()).await?
         })?;
-        if updated.resumed > 0 {
+        if updated.resumed > 0 || reorders {
             self.work.raise();
         }
         Ok(updated)
@@ -223,11 +225,20 @@ impl Resources for PostgresStore {
     }
 
     async fn cancel_message(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<u64> {
-        messages::cancel(&mut *self.conn().await?, org_id, app_id, msg_id).await
+        let (canceled, released) =
+            transaction!(self, |tx| { messages::cancel(&mut tx, org_id, app_id, msg_id).await? })?;
+        if released > 0 {
+            self.work.raise();
+        }
+        Ok(canceled)
     }
 
     async fn expunge_message_content(&self, org_id: &str, app_id: &str, msg_id: &str) -> Result<()> {
-        transaction!(self, |tx| { messages::expunge_content(&mut tx, org_id, app_id, msg_id).await? })
+        let released = transaction!(self, |tx| { messages::expunge_content(&mut tx, org_id, app_id, msg_id).await? })?;
+        if released > 0 {
+            self.work.raise();
+        }
+        Ok(())
     }
 
     async fn list_attempts(
@@ -561,8 +572,8 @@ impl Queue for PostgresStore {
         let jobs = transaction!(self, |tx| {
             tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
             let msg = messages::get(&mut tx, org_id, app_id, msg_id).await?;
-            endpoints::get(&mut tx, org_id, app_id, endpoint_id).await?;
-            deliveries::resend(&mut tx, &msg, endpoint_id, lease.as_ref()).await?
+            let ep = endpoints::get(&mut tx, org_id, app_id, endpoint_id).await?;
+            deliveries::resend(&mut tx, &msg, &ep, lease.as_ref()).await?
         })?;
         if jobs.is_empty() {
             self.work.raise();
@@ -629,7 +640,11 @@ impl Queue for PostgresStore {
     }
 
     async fn record_outcomes(&self, outcomes: Arc<[Outcome]>) -> Result<()> {
-        deliveries::record_outcomes(&mut *self.conn().await?, &outcomes).await
+        // Deliveries of ordered endpoints released: due now, maybe another node's.
+        if deliveries::record_outcomes(&mut *self.conn().await?, &outcomes).await? > 0 {
+            self.work.raise();
+        }
+        Ok(())
     }
 
     async fn pending_count(&self) -> Result<u64> {

@@ -2,10 +2,12 @@
 
 use hookd_core::id::{id_floor_at, IdPrefix};
 use hookd_core::AttemptTrigger;
+use std::collections::HashSet;
+
 use sqlx::{PgConnection, QueryBuilder};
 
-use super::rows::{self, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
-use super::{endpoints, tokens};
+use super::rows::{self, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
+use super::{endpoints, ordering, tokens};
 use crate::model::*;
 use crate::task::*;
 use crate::{Result, StoreError};
@@ -238,6 +240,8 @@ async fn replay_batch(
     let due: Vec<Option<i64>> = wanted.iter().map(|m| m.deliver_at).collect();
     let sent = if msg_ids.is_empty() {
         0
+    } else if ep.control.ordering.is_some() {
+        replay_ordered(c, ep, &wanted).await?
     } else {
         sqlx::query(
             "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at,
@@ -257,6 +261,81 @@ async fn replay_batch(
         .rows_affected()
     };
     Ok((sent, candidates.last().map(|m| m.id.clone()), candidates.len()))
+}
+
+/// [`replay_batch`]'s deliveries to an ordered endpoint, for the messages
+/// (in id order) that have none there yet: each with its key, due now (or at
+/// its `deliverAt`), or parked behind another of its key still waiting (an
+/// earlier one of this batch included), decided under the keys' locks. Returns
+/// how many were created.
+async fn replay_ordered(c: &mut PgConnection, ep: &Endpoint, wanted: &[&Message]) -> Result<u64> {
+    // A JSON Pointer key needs the payload (read without it above).
+    let pointer = ep.control.ordering.as_ref().and_then(|o| o.key.as_deref()).is_some_and(|k| k.starts_with('/'));
+    let loaded: Vec<Message>;
+    let msgs: Vec<&Message> = if pointer {
+        let ids: Vec<&str> = wanted.iter().map(|m| m.id.as_str()).collect();
+        let found = sqlx::query(&format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = ANY($1) ORDER BY m.id"))
+            .bind(&ids)
+            .fetch_all(&mut *c)
+            .await?;
+        loaded = rows::collect(found, rows::message)?;
+        loaded.iter().collect()
+    } else {
+        wanted.to_vec()
+    };
+    let keyed: Vec<(&Message, String)> =
+        msgs.into_iter().filter_map(|m| Some((m, crate::ordering::key_for(ep, m)?))).collect();
+    let mut keys: Vec<ordering::OrderKey> = keyed.iter().map(|(_, k)| (ep.id.clone(), k.clone())).collect();
+    keys.sort();
+    keys.dedup();
+    // Under the locks, nothing else adds a delivery of these keys (a resend of
+    // one of these messages included), so what exists and what waits is settled.
+    let behind = ordering::parked_behind(c, &keys).await?;
+    let mut waiting: HashSet<&str> =
+        keys.iter().zip(behind).filter(|(_, behind)| *behind).map(|((_, k), _)| k.as_str()).collect();
+    let ids: Vec<&str> = keyed.iter().map(|(m, _)| m.id.as_str()).collect();
+    let had: HashSet<String> =
+        sqlx::query_scalar("SELECT msg_id FROM delivery WHERE endpoint_id = $1 AND msg_id = ANY($2)")
+            .bind(&ep.id)
+            .bind(&ids)
+            .fetch_all(&mut *c)
+            .await?
+            .into_iter()
+            .collect();
+    let (mut msg_ids, mut due, mut order_keys, mut parked) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (m, key) in keyed.iter().filter(|(m, _)| !had.contains(&m.id)) {
+        msg_ids.push(m.id.as_str());
+        // A message scheduled ahead (`deliverAt`) is due then, not now.
+        due.push(m.deliver_at);
+        order_keys.push(key.as_str());
+        // The first of its key goes unless another waits; the rest wait behind it.
+        parked.push(!waiting.insert(key.as_str()));
+    }
+    if msg_ids.is_empty() {
+        return Ok(0);
+    }
+    // Inserted in the messages' order: ids, and so the order within a key, follow it.
+    Ok(sqlx::query(
+        "INSERT INTO delivery (org_id, app_id, msg_id, endpoint_id, state, attempts, due_at, created_at,
+             updated_at, order_key)
+         SELECT $1, $2, t.msg_id, $3, 'scheduled', 0,
+                CASE WHEN NOT t.parked THEN COALESCE(t.deliver_at, hookd_now_ms()) END, hookd_now_ms(),
+                hookd_now_ms(), t.order_key
+         FROM unnest($4::text[], $5::bigint[], $6::text[], $7::boolean[]) WITH ORDINALITY
+              AS t(msg_id, deliver_at, order_key, parked, n)
+         ORDER BY t.n
+         ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
+    )
+    .bind(&ep.org_id)
+    .bind(&ep.app_id)
+    .bind(&ep.id)
+    .bind(&msg_ids)
+    .bind(&due)
+    .bind(&order_keys)
+    .bind(&parked)
+    .execute(&mut *c)
+    .await?
+    .rows_affected())
 }
 
 /// One batch of the endpoint's deliveries of messages in the range, after the

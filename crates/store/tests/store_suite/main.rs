@@ -112,5 +112,6 @@ suite! {
         queue::other_nodes_are_woken_by_a_notification,
         resources::several_nodes_start_at_once_on_a_new_schema,
         poller::a_poller_never_passes_a_message_committed_late,
+        ordering::concurrent_enqueues_keep_one_delivery_per_key_in_flight,
     ],
 }

@@ -98,3 +98,118 @@ pub async fn ordering_holds_through_cancel_resend_and_changes(f: Fixture) {
     expected.sort();
     assert_eq!(msgs(&freed), expected);
 }
+
+/// Two nodes enqueue to two ordered endpoints at once (each message goes to
+/// both, so two keys are locked together) while both claim and record: never
+/// two deliveries of a key in flight, each key sent in creation (id) order,
+/// and none left parked.
+pub async fn concurrent_enqueues_keep_one_delivery_per_key_in_flight(f: Fixture) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Seen {
+        key_of: HashMap<String, String>,
+        in_flight: HashMap<String, i64>,
+        sent: HashMap<String, Vec<i64>>,
+        done: usize,
+        overlaps: Vec<String>,
+    }
+
+    /// Sends the jobs (marks them in flight), then records them: every fourth
+    /// first attempt is retried at once, the rest succeed.
+    async fn send(store: &dyn Store, seen: &Mutex<Seen>, jobs: Vec<DeliveryJob>) {
+        let keys: Vec<String> = {
+            let mut s = seen.lock().unwrap();
+            let keys: Vec<String> = jobs.iter().map(|j| format!("{}/{}", j.endpoint.id, s.key_of[&j.msg_id])).collect();
+            for (j, key) in jobs.iter().zip(&keys) {
+                if let Some(other) = s.in_flight.insert(key.clone(), j.delivery_id) {
+                    s.overlaps.push(format!("{key}: {} with {other}", j.delivery_id));
+                }
+                s.sent.entry(key.clone()).or_default().push(j.delivery_id);
+            }
+            keys
+        };
+        tokio::task::yield_now().await;
+        let mut outcomes = Vec::new();
+        {
+            // Out of flight before the outcome lands: the next may be claimed as soon as it does.
+            let mut s = seen.lock().unwrap();
+            for (j, key) in jobs.iter().zip(&keys) {
+                s.in_flight.remove(key);
+                let retry = j.attempts == 0 && j.delivery_id % 4 == 0;
+                if !retry {
+                    s.done += 1;
+                }
+                let next = if retry { NextState::Retry { after_ms: 0 } } else { NextState::Succeeded };
+                outcomes.push(outcome(j, None, next, j.attempts + 1));
+            }
+        }
+        if !outcomes.is_empty() {
+            store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+        }
+    }
+
+    ordered(&f).await;
+    let mut by_channel = f.endpoint_row(None, None);
+    by_channel.control.ordering = Some(Ordering { key: Some("channel".into()), on_failure: OnFailure::Block });
+    f.store.create_endpoint(by_channel, None).await.unwrap();
+    let nodes: [Arc<dyn Store>; 2] = [f.store.clone(), f.another_node().await];
+    const PRODUCERS: usize = 32;
+    const PER_PRODUCER: usize = 12;
+    let total = PRODUCERS * PER_PRODUCER * 2;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (store, seen, stop) = (nodes[w % 2].clone(), seen.clone(), stop.clone());
+        let lease = lease(&format!("n{}", w % 2), 60_000);
+        workers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let jobs = store.claim_due(&lease, 10, &[]).await.unwrap();
+                if jobs.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                send(&*store, &seen, jobs).await;
+            }
+        }));
+    }
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let (store, seen) = (nodes[p % 2].clone(), seen.clone());
+        let msgs: Vec<Message> = (0..PER_PRODUCER)
+            .map(|_| {
+                let mut msg = for_customer(&f, "a");
+                msg.channels = Some(vec!["a".to_string()]);
+                msg
+            })
+            .collect();
+        producers.push(tokio::spawn(async move {
+            for (i, msg) in msgs.into_iter().enumerate() {
+                seen.lock().unwrap().key_of.insert(msg.id.clone(), "a".to_string());
+                // Half leased at once to the enqueuing node, when first of its key.
+                let lease = (i % 2 == 0).then(|| lease(&format!("n{}", p % 2), 60_000));
+                let jobs = store.enqueue(msg, None, lease, None).await.unwrap();
+                send(&*store, &seen, jobs).await;
+            }
+        }));
+    }
+    for p in producers {
+        p.await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    while seen.lock().unwrap().done < total && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let s = seen.lock().unwrap();
+    assert!(s.overlaps.is_empty(), "two of a key in flight: {:?}", s.overlaps);
+    assert_eq!(s.done, total, "every delivery sent (none left parked)");
+    for (key, ids) in &s.sent {
+        assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{key} sent out of order: {ids:?}");
+    }
+}
