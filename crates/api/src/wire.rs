@@ -117,6 +117,9 @@ pub struct EndpointOut {
     /// Extension: batched delivery, when it is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<hookd_core::batching::Batching>,
+    /// Extension: a broker endpoint's credentials, masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<serde_json::Value>,
     /// Extension: its circuit breaker and throttling, as the node delivering to
     /// it last reported (absent until something was).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +189,20 @@ impl From<&EndpointHealth> for EndpointHealthOut {
     }
 }
 
+/// A broker endpoint's `transport`: the user name as it is, secrets masked.
+fn transport_out(e: &Endpoint) -> Option<serde_json::Value> {
+    let scheme = e.url.split_once("://").map(|(s, _)| s)?;
+    if !hookd_core::broker::BROKER_SCHEMES.contains(&scheme) {
+        return None;
+    }
+    const MASK: &str = "********";
+    match (&e.auth.basic, &e.auth.bearer) {
+        (Some(b), _) => Some(serde_json::json!({"username": b.username, "password": MASK})),
+        (None, Some(_)) => Some(serde_json::json!({"token": MASK})),
+        _ => None,
+    }
+}
+
 impl From<&Endpoint> for EndpointOut {
     fn from(e: &Endpoint) -> Self {
         EndpointOut {
@@ -214,6 +231,7 @@ impl From<&Endpoint> for EndpointOut {
             compression: e.control.gzip.then_some("gzip"),
             ordering: e.control.ordering.clone(),
             batch: e.control.batch,
+            transport: transport_out(e),
             health: e.health.as_ref().map(EndpointHealthOut::from),
             public_key: e.secret.public_key(),
         }

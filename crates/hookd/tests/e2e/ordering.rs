@@ -104,7 +104,7 @@ async fn ordering_settings_are_checked_shown_and_cleared() {
     assert_eq!(patched.get("ordering"), None::<&Value>, "{patched}");
 }
 
-/// Two nodes on one PostgreSQL database take messages for one ordered
+/// Two nodes on one PostgreSQL database take 1,000 messages for one ordered
 /// endpoint in turn; one of them is killed half way. Each key still arrives
 /// in creation order (a repeat of the message in flight at the kill is the
 /// only other thing allowed).
@@ -123,11 +123,11 @@ async fn order_holds_across_nodes_and_a_killed_node() {
     nodes[0].create_endpoint(&app, json!({"url": sink.url("/hook"), "ordering": {"key": "/customer"}})).await;
     // Failures early on, so heads are retried while the rest queue up.
     sink.reply(&(0..10).map(|_| Reply::new(500, &[])).collect::<Vec<_>>());
-    for n in 1..=120u64 {
-        if n == 60 {
+    for n in 1..=1000u64 {
+        if n == 500 {
             nodes[1].kill9();
         }
-        let node = if n < 60 { &nodes[(n % 2) as usize] } else { &nodes[0] };
+        let node = if n < 500 { &nodes[(n % 2) as usize] } else { &nodes[0] };
         let customer = format!("c{}", n % 4);
         node.send_message(&app, "order.updated", json!({"customer": customer, "n": n})).await;
     }
@@ -135,7 +135,7 @@ async fn order_holds_across_nodes_and_a_killed_node() {
         .eventually(Duration::from_secs(60), || async {
             let got = sink.received();
             let distinct: std::collections::HashSet<u64> = got.iter().map(|r| tag(r).1).collect();
-            (distinct.len() == 120).then_some(got)
+            (distinct.len() == 1000).then_some(got)
         })
         .await
         .expect("every message delivered");

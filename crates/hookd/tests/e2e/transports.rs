@@ -734,7 +734,22 @@ async fn a_rabbitmq_endpoint_publishes_persistently_with_confirms() {
 
     let app = server.create_app("Acme").await;
     let url = format!("amqp://127.0.0.1:5672/?routingKey={queue}");
-    let ep = text(&server.create_endpoint(&app, json!({"url": url})).await["id"]);
+    // Credentials in `transport`, shown masked.
+    let created = server
+        .create_endpoint(&app, json!({"url": url, "transport": {"username": "guest", "password": "guest"}}))
+        .await;
+    assert_eq!(created["transport"], json!({"username": "guest", "password": "********"}), "{created}");
+    let ep = text(&created["id"]);
+    let (_, shown) = server.get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
+    assert_eq!(shown["transport"]["password"], "********");
+    let (status, err) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": "https://example.com/h", "transport": {"token": "t"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+    assert!(err.to_string().contains("only for broker URLs"), "{err}");
     let msg = text(&server.send_message(&app, "invoice.paid", json!({"amount": 9})).await["id"]);
     let attempt = wait_for_attempts(&server, &app, &msg, 1).await.remove(0);
     assert_eq!(attempt["responseStatusCode"], 202, "{attempt}");
@@ -767,6 +782,16 @@ async fn a_rabbitmq_endpoint_publishes_persistently_with_confirms() {
     let failed = wait_for_attempts(&server, &app2, &msg, 1).await.remove(0);
     assert_eq!(failed["responseStatusCode"], 0, "{failed}");
     assert!(text(&failed["response"]).contains("unroutable"), "{failed}");
+
+    // Wrong credentials: the attempt fails, saying so without them.
+    let app3 = server.create_app("Refused").await;
+    let body = json!({"url": url, "transport": {"username": "guest", "password": "not-the-password"}});
+    server.create_endpoint(&app3, body).await;
+    let msg = text(&server.send_message(&app3, "a.b", json!({})).await["id"]);
+    let refused = wait_for_attempts(&server, &app3, &msg, 1).await.remove(0);
+    assert_eq!(refused["responseStatusCode"], 0, "{refused}");
+    let why = text(&refused["response"]);
+    assert!(why.contains("amqp: cannot connect") && !why.contains("not-the-password"), "{why}");
     channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
 }
 

@@ -12,7 +12,7 @@ use hookd_core::schedule;
 use hookd_core::signing::KeyType;
 use hookd_core::validate::{self, EndpointUrl};
 use hookd_core::Secret;
-use hookd_store::{DeliveryControl, Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
+use hookd_store::{AuthChange, DeliveryControl, Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
 use serde::Deserialize;
 
 use super::{change_endpoint, endpoint_event, load_endpoint, validate_headers};
@@ -73,6 +73,9 @@ pub struct EndpointIn {
     /// Extension: batched delivery.
     #[serde(default)]
     pub batch: Option<serde_json::Value>,
+    /// Extension: a broker endpoint's credentials.
+    #[serde(default)]
+    pub transport: Option<TransportIn>,
     /// Extension: the kind of secret generated when `secret` is left out:
     /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
     /// `v1a` signatures).
@@ -115,6 +118,61 @@ pub struct EndpointPatch {
     pub ordering: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub batch: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub transport: Option<Option<TransportIn>>,
+}
+
+/// A broker endpoint's credentials (`transport`): a user and password, or a
+/// token. Kept sealed with the endpoint's other credentials (as its basic or
+/// bearer auth) and shown masked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransportIn {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for TransportIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportIn").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// The credentials change `transport` makes (`None`: it clears them), for an
+/// endpoint at `url` (a broker's).
+fn transport_change(url: &str, transport: Option<TransportIn>) -> ApiResult<AuthChange> {
+    let broker = url::Url::parse(url).is_ok_and(|u| hookd_core::broker::BROKER_SCHEMES.contains(&u.scheme()));
+    if !broker {
+        return Err(ApiError::body_field("transport", "only for broker URLs (redis, nats, amqp, mqtt)"));
+    }
+    let bounded = |field: &str, v: &str| {
+        if v.is_empty() || v.len() > 1024 || v.chars().any(char::is_control) {
+            return Err(ApiError::body_field(
+                "transport",
+                format!("`{field}`: 1 to 1024 characters, no control characters"),
+            ));
+        }
+        Ok(())
+    };
+    Ok(match transport {
+        None => AuthChange::Basic(None),
+        Some(TransportIn { username: Some(u), password: Some(p), token: None }) => {
+            bounded("username", &u)?;
+            bounded("password", &p)?;
+            AuthChange::Basic(Some(hookd_store::BasicAuth { username: u, password: p }))
+        }
+        Some(TransportIn { username: None, password: None, token: Some(t) }) => {
+            bounded("token", &t)?;
+            AuthChange::Bearer(Some(t))
+        }
+        Some(_) => {
+            return Err(ApiError::body_field("transport", "either `username` and `password`, or `token`"));
+        }
+    })
 }
 
 /// `batch` from the wire: `{"maxMessages": N, "maxWaitMs": T}`, or none.
@@ -277,7 +335,11 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
         }
     };
     let t = now();
-    Ok(Endpoint {
+    let transport = match input.transport {
+        Some(tr) => Some(transport_change(&input.url, Some(tr))?),
+        None => None,
+    };
+    let mut ep = Endpoint {
         org_id: org_id.to_string(),
         app_id: app_id.to_string(),
         id: new_id(IdPrefix::Endpoint),
@@ -307,7 +369,11 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
         },
         auth: Default::default(),
         health: None,
-    })
+    };
+    if let Some(change) = transport {
+        EndpointChange::Auth(change).apply(&mut ep, t)?;
+    }
+    Ok(ep)
 }
 
 pub async fn list(
@@ -395,7 +461,14 @@ pub async fn upsert(
             };
             validate_settings(&state, &settings)?;
             check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
-            let updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
+            let transport = match input.transport {
+                Some(t) => Some(transport_change(settings.url.as_deref().unwrap_or_default(), Some(t))?),
+                None => None,
+            };
+            let mut updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
+            if let Some(change) = transport {
+                updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(change), None).await?;
+            }
             Ok((StatusCode::OK, Json(EndpointOut::from(&updated.endpoint))))
         }
         Err(StoreError::NotFound) => {
@@ -455,7 +528,14 @@ pub async fn patch(
     validate_settings(&state, &settings)?;
     check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
-    let updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
+    let transport = match p.transport {
+        Some(t) => Some(transport_change(settings.url.as_deref().unwrap_or(&ep.url), t)?),
+        None => None,
+    };
+    let mut updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Settings(settings), None).await?;
+    if let Some(change) = transport {
+        updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(change), None).await?;
+    }
     Ok(Json(EndpointOut::from(&updated.endpoint)))
 }
 
