@@ -270,12 +270,12 @@ impl Dispatcher {
         let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         let mut added = 0;
         let mut added_bytes = 0;
-        let cap = self.endpoint_queue_cap();
         let now = now_millis();
         for job in jobs {
             if queues.held.renew_if_held(job.delivery_id, job.lease_token, now) {
                 continue;
             }
+            let cap = self.endpoint_queue_cap(&job.endpoint);
             // One endpoint's backlog may not fill this node's memory: past its cap,
             // deliveries go back to the store (due now) and wait there.
             let depth = queues.by_endpoint.get(&job.endpoint.id).map_or(0, |q| q.waiting.len() + q.in_flight);
@@ -389,21 +389,25 @@ impl Dispatcher {
         self.inner.drained.notify_waiters();
     }
 
-    /// Deliveries one endpoint may have here, queued and in flight.
-    fn endpoint_queue_cap(&self) -> usize {
-        (self.inner.config.endpoint_concurrency * ENDPOINT_QUEUE_FACTOR).max(MIN_ENDPOINT_QUEUE)
+    /// Deliveries one endpoint may have here, queued and in flight: for a
+    /// batched endpoint, room for a full batch more than it may have in flight.
+    fn endpoint_queue_cap(&self, endpoint: &Endpoint) -> usize {
+        let cap = (self.inner.config.endpoint_concurrency * ENDPOINT_QUEUE_FACTOR).max(MIN_ENDPOINT_QUEUE);
+        match endpoint.control.batch {
+            Some(b) => cap.max(b.max_messages as usize * (self.concurrency_cap(endpoint) + 1)),
+            None => cap,
+        }
     }
 
     /// Endpoints the claim loop skips: their queue here is at its cap, or they
     /// are held back (a receiver's hold, an open breaker).
     pub fn skip_endpoints(&self) -> Vec<String> {
-        let cap = self.endpoint_queue_cap();
         let now = now_millis();
         let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         let mut skip: Vec<String> = queues
             .by_endpoint
             .iter()
-            .filter(|(_, q)| q.waiting.len() + q.in_flight >= cap)
+            .filter(|(_, q)| q.waiting.len() + q.in_flight >= self.endpoint_queue_cap(&q.endpoint))
             .map(|(id, _)| id.clone())
             .collect();
         for (id, control) in queues.controls.iter_mut() {
@@ -463,10 +467,15 @@ impl Dispatcher {
             // Batched: a request goes when it is full or its first message
             // has waited long enough (a timer pumps again then).
             let limit = control.concurrency(cap);
+            let queue_cap = self.endpoint_queue_cap(&q.endpoint);
             while q.batches < limit && !q.waiting.is_empty() {
                 let since = *q.filling_since.get_or_insert(now);
                 let wait_ms = since + batch.max_wait_ms as i64 - now;
-                let full = q.waiting.len() >= batch.max_messages as usize;
+                // Full: as many as a request takes, as many as this node may
+                // hold for the endpoint, or as many bytes as a request takes.
+                let full = q.waiting.len() >= batch.max_messages as usize
+                    || q.waiting.len() + q.in_flight >= queue_cap
+                    || q.waiting.iter().map(payload_size).sum::<usize>() >= hookd_core::batching::MAX_BATCH_BYTES;
                 if !full && wait_ms > 0 && !self.is_closing() {
                     self.pump_later(timers, endpoint_id, wait_ms);
                     break;
@@ -514,6 +523,9 @@ impl Dispatcher {
                 let this = self.clone();
                 tokio::spawn(async move { this.deliver(job).await });
             }
+        }
+        if q.waiting.is_empty() {
+            q.filling_since = None;
         }
         if q.in_flight == 0 && q.waiting.is_empty() {
             by_endpoint.remove(endpoint_id);
@@ -673,7 +685,10 @@ impl Dispatcher {
             return (NextState::Failed, Some(" [hookd: webhook-delivery: abort-message: no more attempts]"));
         }
         // An ordered endpoint that skips: this message gives way to the next.
-        if job.endpoint.control.ordering.as_ref().is_some_and(|o| o.on_failure == OnFailure::Skip) {
+        // (Not when hookd could not even make the request: that is not the
+        // receiver failing this message.)
+        let requested = result.status.is_some() || result.timed_out || result.headers.sent.is_some();
+        if requested && job.endpoint.control.ordering.as_ref().is_some_and(|o| o.on_failure == OnFailure::Skip) {
             return (
                 NextState::Failed,
                 Some(" [hookd: ordered endpoint (onFailure: skip): no retries; the next message goes]"),
@@ -816,7 +831,7 @@ impl Dispatcher {
     /// its slot goes to the next waiting delivery: all under one lock.
     fn finished(&self, job: &DeliveryJob, mut outcome: Outcome, plain_success: Option<i64>) {
         {
-            let cap = self.endpoint_queue_cap();
+            let cap = self.endpoint_queue_cap(&job.endpoint);
             let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
             outcome.lease_token = queues.held.emitted(job.delivery_id, outcome.lease_token);
             let attempted = outcome.attempt.is_some();

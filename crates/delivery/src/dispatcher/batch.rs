@@ -122,7 +122,8 @@ impl Dispatcher {
                 seal_attempt_response(&mut outcome);
             }
             self.attempt_events(&job, &outcome);
-            out.push((job, outcome, plain.then_some(now)));
+            // The request is one success for the endpoint's control state.
+            out.push((job, outcome, plain.then_some(now).filter(|_| i == 0)));
         }
         out
     }

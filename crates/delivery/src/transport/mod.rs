@@ -121,11 +121,17 @@ impl Brokers {
         policy: &DestinationPolicy,
         timeout: Duration,
     ) -> Result<Connection, String> {
-        if let Some(c) = self.connections.lock().await.get(key) {
-            // Made under another delivery's policy, perhaps: reused only when
-            // this one allows its address too.
-            if !policy.checks_addresses() || policy.check_ip(c.addr.ip()).is_ok() {
-                return Ok(c.clone());
+        {
+            let mut connections = self.connections.lock().await;
+            if let Some(c) = connections.get(key) {
+                if !c.broker.usable() {
+                    // It broke while idle: made anew below.
+                    connections.remove(key);
+                } else if !policy.checks_addresses() || policy.check_ip(c.addr.ip()).is_ok() {
+                    // Made under another delivery's policy, perhaps: reused
+                    // only when this one allows its address too.
+                    return Ok(c.clone());
+                }
             }
         }
         let (host, port) = match target {

@@ -94,6 +94,10 @@ impl Broker for MqttBroker {
     async fn publish(&self, target: &BrokerTarget, message: &Publication<'_>) -> Result<String, String> {
         let BrokerTarget::Mqtt { topic, .. } = target else { return Err("not an MQTT target".into()) };
         let mut events = self.events.lock().await;
+        // Another publish gave up on this connection while this one waited.
+        if self.dead.load(Ordering::Relaxed) {
+            return Err("mqtt: the connection was given up; a new one is made for the next attempt".into());
+        }
         // Events from before this publish (pings, say) are not its own.
         while let Ok(event) = events.try_recv() {
             event.map_err(|e| format!("mqtt: connection failed: {e}"))?;

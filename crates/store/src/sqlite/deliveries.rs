@@ -231,19 +231,23 @@ pub fn pause_endpoint(c: &Connection, endpoint_id: &str, now: i64) -> Result<u64
     let n = c
         .prepare_cached(
             "UPDATE delivery SET state = 'paused', due_at = NULL, updated_at = ?2
-             WHERE endpoint_id = ?1 AND state IN ('scheduled', 'paused') AND state = 'scheduled'",
+             WHERE endpoint_id = ?1 AND state IN ('scheduled', 'paused') AND state = 'scheduled'
+               AND (order_key IS NULL OR due_at IS NOT NULL)",
         )?
         .execute(params![endpoint_id, now])?;
     Ok(n as u64)
 }
 
+/// (Parked deliveries of an ordered endpoint stay parked through both; what
+/// was paused of it waits parked again, and the first of each key is due.)
 pub fn resume_endpoint(c: &Connection, endpoint_id: &str, now: i64) -> Result<u64> {
     let n = c
         .prepare_cached(
-            "UPDATE delivery SET state = 'scheduled', due_at = ?2, updated_at = ?2
+            "UPDATE delivery SET state = 'scheduled', due_at = CASE WHEN order_key IS NULL THEN ?2 END, updated_at = ?2
              WHERE endpoint_id = ?1 AND state IN ('scheduled', 'paused') AND state = 'paused'",
         )?
         .execute(params![endpoint_id, now])?;
+    super::ordering::release_heads_of_endpoint(c, endpoint_id, now)?;
     Ok(n as u64)
 }
 

@@ -60,29 +60,50 @@ pub fn release_heads_of_msg(c: &Connection, msg_id: &str, now: i64) -> Result<()
     Ok(())
 }
 
-/// Frees up to `limit` parked deliveries that nothing waits before any more
-/// (the one before them was deleted); returns how many.
-pub fn release_stuck(c: &Connection, now: i64, limit: usize) -> Result<u64> {
-    let n = c
-        .prepare_cached(concat!(
-            "UPDATE delivery SET due_at = ?1, updated_at = ?1
-             WHERE id IN (SELECT d.id FROM delivery d
-                          WHERE d.order_key IS NOT NULL AND d.state IN ('scheduled', 'leased', 'paused')
-                            AND d.state = 'scheduled' AND d.due_at IS NULL AND ",
-            head_only!(),
-            " LIMIT ?2)"
-        ))?
-        .execute(params![now, limit as i64])?;
-    Ok(n as u64)
+/// [`release_head`] for every key with deliveries waiting for the endpoint.
+pub fn release_heads_of_endpoint(c: &Connection, endpoint_id: &str, now: i64) -> Result<()> {
+    let keys: Vec<String> = {
+        let mut stmt = c.prepare_cached(
+            "SELECT DISTINCT order_key FROM delivery
+             WHERE endpoint_id = ?1 AND order_key IS NOT NULL AND state IN ('scheduled', 'leased', 'paused')",
+        )?;
+        let rows = stmt.query_map([endpoint_id], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for key in keys {
+        release_head(c, endpoint_id, &key, now)?;
+    }
+    Ok(())
 }
 
-/// The endpoint's ordering changed (or ended): what waits for it is no longer
-/// held in order, and parked deliveries are due now.
+/// Frees the parked first delivery of every key that has one (the one before
+/// it was deleted); returns how many. One pass over the keys (the ordering
+/// index), one seek per key, however many wait parked.
+pub fn release_stuck(c: &Connection, now: i64) -> Result<u64> {
+    let keys: Vec<(String, String)> = {
+        let mut stmt = c.prepare_cached(
+            "SELECT DISTINCT endpoint_id, order_key FROM delivery
+             WHERE order_key IS NOT NULL AND state IN ('scheduled', 'leased', 'paused')",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut freed = 0;
+    for (ep, key) in keys {
+        freed += u64::from(release_head(c, &ep, &key, now)?);
+    }
+    Ok(freed)
+}
+
+/// The endpoint's ordering key changed (or ordering ended): what waits for it
+/// is no longer held in order, and parked deliveries are due now. One in
+/// flight keeps its key until it is done (a new delivery of the same key
+/// waits behind it).
 pub fn unorder_endpoint(c: &Connection, endpoint_id: &str, now: i64) -> Result<()> {
     c.prepare_cached(
         "UPDATE delivery SET order_key = NULL,
              due_at = CASE WHEN state = 'scheduled' AND due_at IS NULL THEN ?2 ELSE due_at END
-         WHERE endpoint_id = ?1 AND order_key IS NOT NULL AND state IN ('scheduled', 'leased', 'paused')",
+         WHERE endpoint_id = ?1 AND order_key IS NOT NULL AND state IN ('scheduled', 'paused')",
     )?
     .execute(params![endpoint_id, now])?;
     Ok(())

@@ -52,7 +52,7 @@ pub fn prune(c: &Connection, now: i64, batch: usize, limits: Retention) -> Resul
         )?
         .execute(params![cutoff, batch as i64])? as u64;
     // An ordered endpoint's queue whose head went with its message moves on.
-    report.housekeeping += super::ordering::release_stuck(c, now, batch)?;
+    report.housekeeping += super::ordering::release_stuck(c, now)?;
     // Inbound requests are kept as long as messages.
     let request_cutoff = id_floor_at(IdPrefix::InboundRequest, (now - limits.messages_ms).max(0) as u64);
     report.housekeeping += c

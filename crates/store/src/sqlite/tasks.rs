@@ -105,6 +105,11 @@ pub fn step(c: &Connection, lease: &TaskLease, lease_ms: i64, batch: usize, now:
         TaskKind::EndpointReplay => replay_batch(c, &task, &ep, batch, now)?,
         TaskKind::EndpointBulkReplay => bulk_replay_batch(c, &task, &ep, batch, now)?,
     };
+    // Ordered deliveries made waiting again wait parked: only the first of
+    // each key is due.
+    if sent > 0 && ep.control.ordering.is_some() {
+        super::ordering::release_heads_of_endpoint(c, &ep.id, now)?;
+    }
     c.prepare_cached(
         "UPDATE background_task SET cursor = COALESCE(?2, cursor), messages_sent = messages_sent + ?3,
              lease_expires_at = ?4, updated_at = ?5
@@ -161,7 +166,8 @@ fn recover_batch(
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut update = c.prepare_cached(
-        "UPDATE delivery SET state = 'scheduled', due_at = ?3, next_trigger = ?4, updated_at = ?3
+        "UPDATE delivery SET state = 'scheduled', due_at = CASE WHEN order_key IS NULL THEN ?3 END, next_trigger = ?4,
+             updated_at = ?3
          WHERE msg_id = ?1 AND endpoint_id = ?2
            AND (state = 'failed' OR (state = 'scheduled' AND due_at > ?3))",
     )?;
@@ -259,7 +265,8 @@ fn bulk_replay_batch(
             "leased" => c.execute("UPDATE delivery SET resend_pending = 1 WHERE id = ?1 AND state = 'leased'", [id])?,
             _ => c
                 .prepare_cached(
-                    "UPDATE delivery SET state = 'scheduled', due_at = ?3, next_trigger = ?4, updated_at = ?3
+                    "UPDATE delivery SET state = 'scheduled', due_at = CASE WHEN order_key IS NULL THEN ?3 END,
+                         next_trigger = ?4, updated_at = ?3
                      WHERE id = ?1 AND state = ?2",
                 )?
                 .execute(params![id, state, now, AttemptTrigger::Manual as i64])?,

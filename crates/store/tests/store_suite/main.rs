@@ -107,6 +107,7 @@ suite! {
         poller::poller_tokens_rotate_and_go_with_their_sink,
         ordering::an_ordered_endpoint_sends_one_delivery_per_key_at_a_time,
         ordering::ordering_holds_through_cancel_resend_and_changes,
+        ordering::disabling_and_enabling_keep_an_ordered_queue_parked,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

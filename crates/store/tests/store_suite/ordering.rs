@@ -213,3 +213,30 @@ pub async fn concurrent_enqueues_keep_one_delivery_per_key_in_flight(f: Fixture)
         assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{key} sent out of order: {ids:?}");
     }
 }
+
+/// Disabling and enabling an ordered endpoint keeps its queue in order, and
+/// what waits behind the first of a key stays parked (not due, so claims never
+/// step over it).
+pub async fn disabling_and_enabling_keep_an_ordered_queue_parked(f: Fixture) {
+    let ep = ordered(&f).await;
+    let n1 = lease("n1", 60_000);
+    let m: Vec<Message> = (0..4).map(|_| for_customer(&f, "a")).collect();
+    for msg in &m {
+        f.store.enqueue(msg.clone(), None, None, None).await.unwrap();
+    }
+    let head = f.store.claim_due(&n1, 10, &[]).await.unwrap();
+    assert_eq!(msgs(&head), vec![m[0].id.clone()]);
+    let disable = |d: bool| EndpointChange::Settings(EndpointSettings { disabled: Some(d), ..Default::default() });
+    f.store.update_endpoint(&f.org, &f.app, &ep.id, disable(true), None).await.unwrap();
+    // The one in flight comes back paused (its node found the endpoint disabled).
+    f.store.record_outcomes(Arc::from(vec![outcome(&head[0], None, NextState::Paused, 0)])).await.unwrap();
+    f.store.update_endpoint(&f.org, &f.app, &ep.id, disable(false), None).await.unwrap();
+    for later in &m[1..] {
+        let d = f.delivery(&later.id, &ep.id).await;
+        assert_eq!((d.state, d.next_attempt_at()), (DeliveryState::Scheduled, None), "{} stays parked", later.id);
+    }
+    let again = f.store.claim_due(&n1, 10, &[]).await.unwrap();
+    assert_eq!(msgs(&again), vec![m[0].id.clone()], "the first goes again, alone");
+    f.store.record_outcomes(Arc::from(vec![outcome(&again[0], None, NextState::Succeeded, 1)])).await.unwrap();
+    assert_eq!(msgs(&f.store.claim_due(&n1, 10, &[]).await.unwrap()), vec![m[1].id.clone()]);
+}
