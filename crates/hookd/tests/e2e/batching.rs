@@ -69,3 +69,23 @@ async fn batch_settings_are_checked() {
         assert!(err.to_string().contains("batch"), "{bad}: {err}");
     }
 }
+
+/// A batch that does not fill goes when its first message has waited `maxWaitMs`.
+#[tokio::test]
+async fn a_batch_that_does_not_fill_goes_after_its_wait() {
+    let server = TestServer::spawn().await;
+    let sink = Sink::start().await;
+    let app = server.create_app("Acme").await;
+    let batch = json!({"maxMessages": 100, "maxWaitMs": 600});
+    server.create_endpoint(&app, json!({"url": sink.url("/hook"), "batch": batch})).await;
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        server.send_message(&app, "a.b", json!({"n": n})).await;
+    }
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(550), "went after {waited:?}");
+    assert_eq!(got[0].json().as_array().map(Vec::len), Some(3), "all three in one request");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 1);
+}
