@@ -12,9 +12,11 @@
 //! The group runs optimistically. If anything in it is not plain — a key or an
 //! eventId already taken, a statement refused — it is rolled back and every
 //! request runs again on its own (`messages::create`), which gives each its own
-//! answer (a replay, a conflict, an error). When the database is out of reach,
-//! or a commit fails (it may have landed), every caller is answered unavailable
-//! at once instead. Rows are locked in key order within a group, so concurrent
+//! answer (a replay, a conflict, an error). A request to an ordered endpoint
+//! takes its place in its key's order alone, under the key's lock: the group
+//! is rolled back and runs again without such requests, which then run alone.
+//! When the database is out of reach, or a commit fails (it may have landed),
+//! every caller is answered unavailable at once instead. Rows are locked in key order within a group, so concurrent
 //! groups wait for each other but do not deadlock.
 
 use std::collections::{HashMap, HashSet};
@@ -71,30 +73,51 @@ pub fn start(pool: PgPool) -> mpsc::Sender<Request> {
     tx
 }
 
-async fn run_group(pool: &PgPool, group: Vec<Request>) {
-    if group.len() > 1 {
+/// What became of a group committed together.
+enum Together {
+    /// Committed: each request's result, in the group's order.
+    Committed(Vec<Enqueued>),
+    /// Rolled back: a request needs its own answer.
+    NotPlain,
+    /// Rolled back: the requests (flagged `true`, at least one) that go to an
+    /// ordered endpoint must run alone; the others can be committed together.
+    Ordered(Vec<bool>),
+}
+
+async fn run_group(pool: &PgPool, mut group: Vec<Request>) {
+    // Requests to ordered endpoints, set aside to run alone after the rest.
+    let mut ordered = Vec::new();
+    while group.len() > 1 {
         match commit_together(pool, &group).await {
-            Ok(Some(results)) => {
-                for (req, result) in group.into_iter().zip(results) {
+            Ok(Together::Committed(results)) => {
+                for (req, result) in group.drain(..).zip(results) {
                     let _ = req.reply.send(Ok(result));
                 }
-                return;
             }
             // The database is out of reach, or the commit's outcome is unknown
             // (it may have landed): every caller gets that answer (a 503 that
             // says to retry with the same idempotency key), at once.
             Err(StoreError::Unavailable(e)) => {
-                for req in group {
+                for req in group.drain(..) {
                     let _ = req.reply.send(Err(StoreError::Unavailable(e.clone())));
                 }
-                return;
+            }
+            // The rest together again (what the group stored was rolled back),
+            // without those: the group shrinks each time round.
+            Ok(Together::Ordered(flags)) => {
+                let (set_aside, rest): (Vec<_>, Vec<_>) = group.into_iter().zip(flags).partition(|(_, o)| *o);
+                ordered.extend(set_aside.into_iter().map(|(req, _)| req));
+                group = rest.into_iter().map(|(req, _)| req).collect();
             }
             // Not plain: each on its own below.
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, requests = group.len(), "a group enqueue failed; one by one"),
+            Ok(Together::NotPlain) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, requests = group.len(), "a group enqueue failed; one by one");
+                break;
+            }
         }
     }
-    for req in group {
+    for req in group.into_iter().chain(ordered) {
         let result = alone(pool, &req).await;
         let _ = req.reply.send(result);
     }
@@ -107,9 +130,9 @@ async fn alone(pool: &PgPool, r: &Request) -> Result<Enqueued> {
     Ok(out)
 }
 
-/// The group in one transaction; `None` (rolled back) when a request in it
-/// needs its own answer.
-async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<Enqueued>>> {
+/// The group in one transaction; rolled back when a request in it needs its
+/// own answer, or goes to an ordered endpoint (see [`Together`]).
+async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Together> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
 
@@ -147,7 +170,7 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
         match stored {
             Ok(done) if done.rows_affected() as usize == keyed.len() => {}
             // A key in use, here twice, or changed concurrently.
-            _ => return Ok(None),
+            _ => return Ok(Together::NotPlain),
         }
     }
 
@@ -174,7 +197,7 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
     .await;
     match inserted {
         Ok(done) if done.rows_affected() as usize == msgs.len() => {}
-        _ => return Ok(None),
+        _ => return Ok(Together::NotPlain),
     }
 
     // Every endpoint of the group's applications, with who holds its queue.
@@ -206,7 +229,8 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
     // Each message's destinations; the queues this group's leases must take.
     let mut planned: Vec<Vec<(Arc<Endpoint>, &str)>> = Vec::with_capacity(group.len());
     let mut to_take: Vec<(String, &Lease)> = Vec::new();
-    for r in group {
+    let mut ordered = vec![false; group.len()];
+    for (r, ordered) in group.iter().zip(ordered.iter_mut()) {
         let mut dests = Vec::new();
         for (ep, holder) in by_app.get(&r.msg.app_id).map(Vec::as_slice).unwrap_or_default() {
             let wanted = match r.only_endpoint.as_deref() {
@@ -220,7 +244,8 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
             // under the key's lock: `messages::create` does that, one request at
             // a time (rolled back here, nothing was decided yet).
             if ep.control.ordering.is_some() {
-                return Ok(None);
+                *ordered = true;
+                continue;
             }
             // A disabled endpoint (a test send) is scheduled, as in `messages::create`.
             let state = match &r.lease {
@@ -238,6 +263,9 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
             dests.push((ep.clone(), state));
         }
         planned.push(dests);
+    }
+    if ordered.contains(&true) {
+        return Ok(Together::Ordered(ordered));
     }
     // Take each queue once, per owner, in id order; what cannot be taken stays scheduled.
     to_take.sort_by(|a, b| a.0.cmp(&b.0));
@@ -340,5 +368,5 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Option<Vec<
         }
         results.push((jobs, unleased));
     }
-    Ok(Some(results))
+    Ok(Together::Committed(results))
 }

@@ -129,7 +129,10 @@ pub async fn rescue_expired(c: &mut PgConnection, limit: usize) -> Result<u64> {
 /// A delivery of an ordered endpoint done with (whatever its outcome), the
 /// next of its key is released: in a transaction of its own after that
 /// statement, under the keys' locks (see `ordering`), so the unordered path
-/// stays one statement. Returns how many parked deliveries were made due.
+/// stays one statement. The keys are those of the outcomes' deliveries, not
+/// only of the ones the statement updated: a batch retried after its outcomes
+/// landed but its release failed (its statement then updates nothing) still
+/// releases them. Returns how many parked deliveries were made due.
 ///
 /// `c` must not be in a transaction.
 pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Result<u64> {
@@ -208,8 +211,11 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
              WHERE (a.delivery_id, a.token) IN (SELECT id, token FROM updated)
              ON CONFLICT (id) DO NOTHING
          )
-         -- The ordering keys of the deliveries updated (none for unordered endpoints).
-         SELECT DISTINCT endpoint_id, order_key FROM updated WHERE order_key IS NOT NULL",
+         -- The ordering keys of the outcomes' deliveries, whether updated now or
+         -- by an earlier try of this batch (none for unordered endpoints; a
+         -- probe by id each, of rows just read).
+         SELECT DISTINCT d.endpoint_id, d.order_key FROM delivery d
+         WHERE d.id = ANY($1) AND d.order_key IS NOT NULL",
     )
     .bind(latest.iter().map(|o| o.delivery_id).collect::<Vec<i64>>())
     .bind(latest.iter().map(|o| o.lease_token).collect::<Vec<i64>>())
@@ -239,7 +245,8 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
         return Ok(0);
     }
     // Committed: a delivery parked behind one of these is released now, or,
-    // should this fail (the outcomes stand), by the retention sweep.
+    // should this fail (the outcomes stand), when the batch is retried, or by
+    // the retention sweep.
     let mut tx = c.begin().await?;
     ordering::lock(&mut tx, &done).await?;
     let released = ordering::release_heads(&mut tx, &done).await?;
@@ -277,8 +284,23 @@ pub async fn resend(
     };
     const EXISTING: &str =
         "SELECT id, state, order_key FROM delivery WHERE msg_id = $1 AND endpoint_id = $2 FOR UPDATE";
-    let mut existing: Option<(i64, String, Option<String>)> =
-        sqlx::query_as(EXISTING).bind(&msg.id).bind(endpoint_id).fetch_optional(&mut *c).await?;
+    // A delivery with a key made waiting again takes the key's lock first
+    // (before its row, see `ordering`): an enqueue of that key that found
+    // nothing waiting (and may have leased its delivery) commits first, and the
+    // claim then sees it in flight; a later one sees this one waiting.
+    let found: Option<Option<String>> =
+        sqlx::query_scalar("SELECT order_key FROM delivery WHERE msg_id = $1 AND endpoint_id = $2")
+            .bind(&msg.id)
+            .bind(endpoint_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    let mut existing: Option<(i64, String, Option<String>)> = None;
+    if let Some(key) = found {
+        if let Some(k) = key {
+            ordering::lock(&mut *c, &[(ep.id.clone(), k)]).await?;
+        }
+        existing = sqlx::query_as(EXISTING).bind(&msg.id).bind(endpoint_id).fetch_optional(&mut *c).await?;
+    }
     if existing.is_none() {
         // The message never went there: create the delivery, in its key's order
         // when the endpoint is ordered (parked behind another of its key still
@@ -337,11 +359,17 @@ pub async fn resend(
     }
 }
 
-/// Disabling an endpoint pauses what waits for it; enabling makes that due now.
+/// Disabling an endpoint pauses what is due for it; enabling makes that due
+/// now. Parked deliveries of an ordered endpoint stay parked through both
+/// (only the first of each key waits paused, so neither touches a long queue
+/// row by row); what was paused of it waits parked again, and the first
+/// waiting of each key is due.
 pub async fn pause_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<u64> {
     let n = sqlx::query(
         "WITH waiting AS MATERIALIZED (
-             SELECT id FROM delivery WHERE endpoint_id = $1 AND state = 'scheduled' ORDER BY id FOR UPDATE
+             SELECT id FROM delivery
+             WHERE endpoint_id = $1 AND state = 'scheduled' AND (order_key IS NULL OR due_at IS NOT NULL)
+             ORDER BY id FOR UPDATE
          )
          UPDATE delivery d SET state = 'paused', due_at = NULL, updated_at = hookd_now_ms()
          FROM waiting WHERE d.id = waiting.id AND d.state = 'scheduled'",
@@ -352,17 +380,24 @@ pub async fn pause_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<u
     Ok(n.rows_affected())
 }
 
+/// See [`pause_endpoint`]. The keys' locks are taken before any delivery row
+/// (see `ordering`); the endpoint's row, locked by the caller, keeps new paused
+/// deliveries (and so new keys to lock) out meanwhile.
 pub async fn resume_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<u64> {
+    let keys = ordering::keys_of_endpoint(&mut *c, endpoint_id).await?;
+    ordering::lock(&mut *c, &keys).await?;
     let n = sqlx::query(
         "WITH paused AS MATERIALIZED (
              SELECT id FROM delivery WHERE endpoint_id = $1 AND state = 'paused' ORDER BY id FOR UPDATE
          )
-         UPDATE delivery d SET state = 'scheduled', due_at = hookd_now_ms(), updated_at = hookd_now_ms()
+         UPDATE delivery d SET state = 'scheduled',
+             due_at = CASE WHEN d.order_key IS NULL THEN hookd_now_ms() END, updated_at = hookd_now_ms()
          FROM paused WHERE d.id = paused.id AND d.state = 'paused'",
     )
     .bind(endpoint_id)
-    .execute(c)
+    .execute(&mut *c)
     .await?;
+    ordering::release_heads(c, &keys).await?;
     Ok(n.rows_affected())
 }
 

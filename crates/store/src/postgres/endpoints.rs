@@ -177,7 +177,9 @@ pub async fn update(
             .await?;
         }
     }
-    if ep.control.ordering != ordering_before {
+    // New keys (or none): what waits is released. A new `onFailure` keeps them.
+    let key = |o: &Option<hookd_core::ordering::Ordering>| o.as_ref().map(|o| o.key.clone());
+    if ordering_before.is_some() && key(&ordering_before) != key(&ep.control.ordering) {
         ordering::unorder_endpoint(c, &ep.id).await?;
     }
     let (mut paused, mut resumed) = (0, 0);

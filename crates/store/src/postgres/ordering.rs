@@ -8,7 +8,12 @@
 //! [`release_heads`]). So a release either comes after an insert that parked
 //! behind the delivery just done (it waited for that insert's commit, and its
 //! next statement sees the parked row), or before it (and the insert sees the
-//! delivery done, and does not park).
+//! delivery done, and does not park). Whoever makes a delivery with a key
+//! waiting again (a resend, recover, bulk replay, an endpoint enabled) takes
+//! the key's lock too, before the update: an insert that found nothing
+//! waiting (and leased its delivery at once) has committed by then, and the
+//! claim sees it in flight. Deliveries such bulk paths make waiting wait
+//! parked, and the first waiting of each key is released after.
 //!
 //! Lock order: an advisory lock is taken after the queue ownership rows and
 //! before any existing delivery row; several at once, in one statement, in the
@@ -141,6 +146,61 @@ pub async fn keys_of_msgs(c: &mut PgConnection, msg_ids: &[String]) -> Result<Ve
     .await?)
 }
 
+/// The keys of the endpoint's deliveries with these ids (sorted), for
+/// [`lock`] before they are made waiting again, and [`release_heads`] after.
+pub async fn keys_of_deliveries(c: &mut PgConnection, ids: &[i64]) -> Result<Vec<OrderKey>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT endpoint_id, order_key FROM delivery
+         WHERE id = ANY($1) AND order_key IS NOT NULL ORDER BY 1, 2",
+    )
+    .bind(ids)
+    .fetch_all(c)
+    .await?)
+}
+
+/// The keys of the endpoint's deliveries of these messages (sorted): see
+/// [`keys_of_deliveries`].
+pub async fn keys_of_endpoint_msgs(c: &mut PgConnection, endpoint_id: &str, msg_ids: &[&str]) -> Result<Vec<OrderKey>> {
+    if msg_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT endpoint_id, order_key FROM delivery
+         WHERE endpoint_id = $1 AND msg_id = ANY($2) AND order_key IS NOT NULL ORDER BY 1, 2",
+    )
+    .bind(endpoint_id)
+    .bind(msg_ids)
+    .fetch_all(c)
+    .await?)
+}
+
+/// The keys with deliveries waiting or in flight for the endpoint (sorted):
+/// one probe of the key index per key, skipping each key's queue however long
+/// it is. None (one probe) for an unordered endpoint.
+pub async fn keys_of_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<Vec<OrderKey>> {
+    Ok(sqlx::query_as(
+        "WITH RECURSIVE k AS (
+             (SELECT d.order_key FROM delivery d
+              WHERE d.endpoint_id = $1 AND d.order_key IS NOT NULL AND d.state IN ('scheduled', 'leased', 'paused')
+              ORDER BY d.order_key LIMIT 1)
+             UNION ALL
+             SELECT n.order_key FROM k CROSS JOIN LATERAL (
+                 SELECT d.order_key FROM delivery d
+                 WHERE d.endpoint_id = $1 AND d.order_key IS NOT NULL AND d.state IN ('scheduled', 'leased', 'paused')
+                   AND d.order_key > k.order_key
+                 ORDER BY d.order_key LIMIT 1
+             ) n
+         )
+         SELECT $1::text, order_key FROM k ORDER BY 2",
+    )
+    .bind(endpoint_id)
+    .fetch_all(c)
+    .await?)
+}
+
 /// Frees up to `limit` parked deliveries that nothing waits before any more
 /// (the one before them was deleted, or its release was lost); returns how
 /// many. Only the first waiting delivery of each key can be one, so the keys
@@ -184,7 +244,7 @@ pub async fn release_stuck(c: &mut PgConnection, limit: usize) -> Result<u64> {
     Ok(n.rows_affected())
 }
 
-/// The endpoint's ordering changed (or ended): what waits for it is no longer
+/// The endpoint's ordering key changed (or ordering ended): what waits for it is no longer
 /// held in order, and parked deliveries are due now; returns how many
 /// deliveries it changed. Like every endpoint edit, it locks only rows that
 /// wait (in id order), never a leased one: a delivery in flight keeps its key

@@ -159,7 +159,8 @@ pub async fn fail(c: &mut PgConnection, lease: &TaskLease, error: &str) -> Resul
 /// One batch of failed attempts to the endpoint in the range, after the
 /// cursor: each attempted message's delivery that has not succeeded since is
 /// due now (a failed one, or one waiting for its next retry), as a manual
-/// attempt (while the endpoint is disabled, the node that claims it pauses it).
+/// attempt (while the endpoint is disabled, the node that claims it pauses it);
+/// one with an ordering key waits parked, and the first waiting of its key is due.
 /// Returns (made due,
 /// new cursor, attempts seen).
 async fn recover_batch(
@@ -187,6 +188,11 @@ async fn recover_batch(
     let mut msg_ids: Vec<&str> = rows.iter().map(|(_, m)| m.as_str()).collect();
     msg_ids.sort_unstable();
     msg_ids.dedup();
+    // Deliveries with a key made waiting again: under the keys' locks (taken
+    // before any delivery row, see `ordering`), parked, then the first waiting
+    // of each key is due (a long queue is not made due row by row).
+    let keys = ordering::keys_of_endpoint_msgs(&mut *c, &ep.id, &msg_ids).await?;
+    ordering::lock(&mut *c, &keys).await?;
     // Rows locked in id order within one endpoint, like every multi-row lock here.
     let sent = sqlx::query(
         "WITH picked AS MATERIALIZED (
@@ -195,8 +201,8 @@ async fn recover_batch(
                AND (state = 'failed' OR (state = 'scheduled' AND due_at > hookd_now_ms()))
              ORDER BY id FOR UPDATE
          )
-         UPDATE delivery d SET state = 'scheduled', due_at = hookd_now_ms(), next_trigger = $3,
-             updated_at = hookd_now_ms()
+         UPDATE delivery d SET state = 'scheduled', due_at = CASE WHEN d.order_key IS NULL THEN hookd_now_ms() END,
+             next_trigger = $3, updated_at = hookd_now_ms()
          FROM picked WHERE d.id = picked.id",
     )
     .bind(&ep.id)
@@ -205,6 +211,7 @@ async fn recover_batch(
     .execute(&mut *c)
     .await?
     .rows_affected();
+    ordering::release_heads(&mut *c, &keys).await?;
     Ok((sent, rows.last().map(|(id, _)| id.clone()), rows.len()))
 }
 
@@ -343,6 +350,8 @@ async fn replay_ordered(c: &mut PgConnection, ep: &Endpoint, wanted: &[&Message]
 /// `(endpoint_id, msg_id)` index): those matching the task's filter are due now
 /// as manual attempts; one in flight is due again once its outcome is in; a
 /// paused one waits for its endpoint; one whose payload is gone is skipped.
+/// One with an ordering key waits parked, under its key's lock, and the first
+/// waiting of each key is due (as in [`recover_batch`]).
 /// Each change is one conditional update naming the state it leaves. Returns
 /// (made due, new cursor, deliveries seen).
 async fn bulk_replay_batch(
@@ -375,6 +384,9 @@ async fn bulk_replay_batch(
     // Rows locked in id order within one endpoint, like every multi-row lock here.
     let mut picked: Vec<&ReplayCandidate> = rows.iter().filter(|c| filter.picks(c)).collect();
     picked.sort_by_key(|r| r.0);
+    let rescheduled: Vec<i64> = picked.iter().filter(|r| r.1 != "paused" && r.1 != "leased").map(|r| r.0).collect();
+    let keys = ordering::keys_of_deliveries(&mut *c, &rescheduled).await?;
+    ordering::lock(&mut *c, &keys).await?;
     let mut sent = 0;
     for (id, state, ..) in picked {
         let query = match state.as_str() {
@@ -383,8 +395,8 @@ async fn bulk_replay_batch(
                 sqlx::query("UPDATE delivery SET resend_pending = TRUE WHERE id = $1 AND state = 'leased'").bind(id)
             }
             _ => sqlx::query(
-                "UPDATE delivery SET state = 'scheduled', due_at = hookd_now_ms(), next_trigger = $3,
-                     updated_at = hookd_now_ms()
+                "UPDATE delivery SET state = 'scheduled', due_at = CASE WHEN order_key IS NULL THEN hookd_now_ms() END,
+                     next_trigger = $3, updated_at = hookd_now_ms()
                  WHERE id = $1 AND state = $2",
             )
             .bind(id)
@@ -393,5 +405,6 @@ async fn bulk_replay_batch(
         };
         sent += query.execute(&mut *c).await?.rows_affected();
     }
+    ordering::release_heads(&mut *c, &keys).await?;
     Ok((sent, rows.last().map(|r| r.2.clone()), rows.len()))
 }

@@ -108,6 +108,7 @@ suite! {
         ordering::an_ordered_endpoint_sends_one_delivery_per_key_at_a_time,
         ordering::ordering_holds_through_cancel_resend_and_changes,
         ordering::disabling_and_enabling_keep_an_ordered_queue_parked,
+        ordering::a_recovered_failure_goes_back_to_its_place,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

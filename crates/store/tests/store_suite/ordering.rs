@@ -240,3 +240,34 @@ pub async fn disabling_and_enabling_keep_an_ordered_queue_parked(f: Fixture) {
     f.store.record_outcomes(Arc::from(vec![outcome(&again[0], None, NextState::Succeeded, 1)])).await.unwrap();
     assert_eq!(msgs(&f.store.claim_due(&n1, 10, &[]).await.unwrap()), vec![m[1].id.clone()]);
 }
+
+/// A recovered failure of an ordered endpoint goes back to its place: after
+/// the one in flight, before everything created after it; the rest stay parked.
+pub async fn a_recovered_failure_goes_back_to_its_place(f: Fixture) {
+    use crate::lifecycle::{run_task, task};
+    let ep = ordered(&f).await;
+    let n1 = lease("n1", 60_000);
+    let since = hookd_core::timefmt::now_millis() - 1000;
+    let m: Vec<Message> = (0..4).map(|_| for_customer(&f, "a")).collect();
+    for msg in &m {
+        f.store.enqueue(msg.clone(), None, None, None).await.unwrap();
+    }
+    let first = f.store.claim_due(&n1, 10, &[]).await.unwrap();
+    let failed = f.attempt(&m[0].id, &ep, 500);
+    f.store.record_outcomes(Arc::from(vec![outcome(&first[0], Some(failed), NextState::Failed, 1)])).await.unwrap();
+    let second = f.store.claim_due(&n1, 10, &[]).await.unwrap();
+    assert_eq!(msgs(&second), vec![m[1].id.clone()]);
+
+    let until = hookd_core::timefmt::now_millis() + 1;
+    let done = run_task(&f, task(&f, &ep, TaskKind::EndpointRecover, since, until), 10).await;
+    assert_eq!(done.messages_sent, 1);
+    assert!(f.store.claim_due(&n1, 10, &[]).await.unwrap().is_empty(), "the second is in flight");
+    for later in &m[2..] {
+        assert_eq!(f.delivery(&later.id, &ep.id).await.next_attempt_at(), None, "still parked");
+    }
+    f.store.record_outcomes(Arc::from(vec![outcome(&second[0], None, NextState::Succeeded, 1)])).await.unwrap();
+    let recovered = f.store.claim_due(&n1, 10, &[]).await.unwrap();
+    assert_eq!(msgs(&recovered), vec![m[0].id.clone()], "the recovered one, before the third");
+    f.store.record_outcomes(Arc::from(vec![outcome(&recovered[0], None, NextState::Succeeded, 2)])).await.unwrap();
+    assert_eq!(msgs(&f.store.claim_due(&n1, 10, &[]).await.unwrap()), vec![m[2].id.clone()]);
+}
