@@ -22,7 +22,7 @@ async fn call(server: &TestServer, token: &str, path: &str, body: serde_json::Va
 }
 
 /// Sends one message (as `token`) to a new endpoint at `url`; returns the first attempt.
-async fn attempt_as(server: &TestServer, token: &str, app: &str, url: &str) -> serde_json::Value {
+pub(crate) async fn attempt_as(server: &TestServer, token: &str, app: &str, url: &str) -> serde_json::Value {
     call(server, token, "/api/v1/event-type", json!({"name": "a.b", "description": "x"})).await;
     let (status, ep) = call(server, token, &format!("/api/v1/app/{app}/endpoint"), json!({"url": url})).await;
     assert_eq!(status, 201, "{url}: {ep}");
@@ -186,14 +186,7 @@ async fn deliveries_go_through_the_egress_proxy_after_the_policy_says_yes() {
     // An organisation that may not reach loopback: its delivery to a name that
     // resolves there is refused before the proxy is asked.
     let policy = json!({"blockedNetworks": ["127.0.0.0/8", "::1/128"]});
-    let (status, env) = server
-        .post("/api/v1/management/environment", json!({"name": "B", "type": "production", "destinationPolicy": policy}))
-        .await;
-    assert_eq!(status, 201, "{env}");
-    let (_, tok) = server
-        .post(&format!("/api/v1/management/authentication/{}/api-token", text(&env["id"])), json!({"name": "b"}))
-        .await;
-    let b = text(&tok["token"]);
+    let (_, b) = crate::tenancy::organisation_with(&server, "B", json!({"destinationPolicy": policy})).await;
     let (_, b_app) = call(&server, &b, "/api/v1/app", json!({"name": "B"})).await;
     let b_app = text(&b_app["id"]);
     let refused = attempt_as(&server, &b, &b_app, &format!("http://localhost:{}/name", sink.addr.port())).await;

@@ -38,8 +38,14 @@ fn as_token<'a>(server: &'a TestServer, token: &str) -> Caller<'a> {
 
 /// A new organisation and an admin token of it (made with the server admin token).
 async fn organisation(server: &TestServer, name: &str) -> (String, String) {
-    let (status, env) =
-        server.post("/api/v1/management/environment", json!({"name": name, "type": "production"})).await;
+    organisation_with(server, name, json!({})).await
+}
+
+/// [`organisation`] with more of its settings (`destinationPolicy`, say).
+pub(crate) async fn organisation_with(server: &TestServer, name: &str, settings: Value) -> (String, String) {
+    let mut body = json!({"name": name, "type": "production"});
+    body.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
+    let (status, env) = server.post("/api/v1/management/environment", body).await;
     assert_eq!(status, 201, "{env}");
     let env_id = text(&env["id"]);
     let (status, tok) =

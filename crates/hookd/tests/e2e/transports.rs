@@ -672,40 +672,10 @@ async fn broker_names_are_vetted_at_delivery_and_kept_connections_are_not_shared
     let msg = text(&server.send_message(&app, "a.b", json!({})).await["id"]);
     assert_eq!(wait_for_attempts(&server, &app, &msg, 1).await[0]["responseStatusCode"], 202);
     let policy = json!({"blockedNetworks": ["127.0.0.0/8", "::1/128"]});
-    let (status, env) = server
-        .post("/api/v1/management/environment", json!({"name": "B", "type": "production", "destinationPolicy": policy}))
-        .await;
-    assert_eq!(status, 201, "{env}");
-    let (_, tok) = server
-        .post(&format!("/api/v1/management/authentication/{}/api-token", text(&env["id"])), json!({"name": "b"}))
-        .await;
-    let b = text(&tok["token"]);
-    let as_b = |path: String, body: Value| {
-        let req = server.client.post(server.url(&path)).bearer_auth(&b).json(&body).send();
-        async move { crate::mgmt::read(req.await.unwrap()).await }
-    };
-    let (_, b_app) = as_b("/api/v1/app".into(), json!({"name": "B"})).await;
-    let b_app = text(&b_app["id"]);
-    let (status, ep) = as_b(format!("/api/v1/app/{b_app}/endpoint"), json!({"url": url})).await;
-    assert_eq!(status, 201, "{ep}");
-    let (status, msg) =
-        as_b(format!("/api/v1/app/{b_app}/msg"), json!({"eventType": "a.b", "payload": {"from": "b"}})).await;
-    assert_eq!(status, 202, "{msg}");
-    let msg = text(&msg["id"]);
-    let attempt = server
-        .eventually(Duration::from_secs(10), || async {
-            let resp = server
-                .client
-                .get(server.url(&format!("/api/v1/app/{b_app}/attempt/msg/{msg}")))
-                .bearer_auth(&b)
-                .send()
-                .await
-                .ok()?;
-            let list: Value = resp.json().await.ok()?;
-            list["data"].as_array()?.first().cloned()
-        })
-        .await
-        .expect("attempted");
+    let (_, b) = crate::tenancy::organisation_with(&server, "B", json!({"destinationPolicy": policy})).await;
+    let req = server.client.post(server.url("/api/v1/app")).bearer_auth(&b).json(&json!({"name": "B"}));
+    let (_, b_app) = crate::mgmt::read(req.send().await.unwrap()).await;
+    let attempt = crate::egress::attempt_as(&server, &b, &text(&b_app["id"]), &url).await;
     assert_eq!(attempt["responseStatusCode"], 0, "{attempt}");
     assert!(text(&attempt["response"]).contains("blocked network"), "{attempt}");
     let mut redis =
