@@ -1114,3 +1114,52 @@ def test_payload_encryption_decrypts_with_an_independent_jose_library(svix, serv
         urllib.request.urlopen(req)
     assert refused.value.code == 422
     assert json.loads(refused.value.read())["detail"][0]["loc"] == ["body", "encryptionKey"]
+
+
+def test_event_types_import_from_openapi_and_validate_payloads(svix, server, app):
+    """The SDK's OpenAPI import (YAML text) makes event types; one that validates
+    refuses a payload its schema does not allow, with the failing place."""
+    from svix.models import EventTypeImportOpenApiIn
+
+    name = unique("sdk.pet.")
+    spec_raw = f"""
+openapi: 3.1.0
+info: {{title: Pets, version: 1.0.0}}
+webhooks:
+  {name}:
+    post:
+      description: A new pet
+      requestBody:
+        content:
+          application/json:
+            schema: {{$ref: "#/components/schemas/Pet"}}
+components:
+  schemas:
+    Pet: {{type: object, required: [id], properties: {{id: {{type: integer}}}}}}
+"""
+    dry = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec_raw=spec_raw, dry_run=True))
+    assert dry.data.modified == [name]
+    assert dry.data.to_modify[0].name == name
+    with pytest.raises(HttpError):
+        svix.event_type.get(name)
+    done = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec_raw=spec_raw))
+    assert done.data.modified == [name]
+    et = svix.event_type.get(name)
+    assert et.description == "A new pet"
+    assert et.schemas["1"]["$defs"]["Pet"]["required"] == ["id"]
+
+    # validatePayloads is an extension field: set over plain HTTP.
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{server.base}/api/v1/event-type/{name}",
+        data=json.dumps({"validatePayloads": True}).encode(),
+        method="PATCH",
+        headers={"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert json.loads(resp.read())["validatePayloads"] is True
+    with pytest.raises(HTTPValidationError) as refused:
+        svix.message.create(app.id, MessageIn(event_type=name, payload={"id": "not a number"}))
+    assert refused.value.detail[0].loc == ["body", "payload", "id"]
+    svix.message.create(app.id, MessageIn(event_type=name, payload={"id": 7}))

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod pagination;
 pub mod quota;
+pub mod schemas;
 pub mod v1;
 mod wire;
 
@@ -59,6 +60,8 @@ pub struct State {
     pub sources: ingest::SourceCache,
     /// Verification failures per source, for the spike alert.
     pub failure_spikes: ingest::alerts::FailureSpikes,
+    /// Event types' compiled schemas, for the ones that validate payloads.
+    pub schemas: schemas::SchemaCache,
 }
 
 #[derive(Clone)]

@@ -60,6 +60,8 @@ pub struct EventTypeOut {
     pub group_name: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Messages must match the latest schema (a hookd extension).
+    pub validate_payloads: bool,
 }
 
 impl From<EventType> for EventTypeOut {
@@ -75,6 +77,7 @@ impl From<EventType> for EventTypeOut {
             group_name: e.group_name,
             created_at: format_millis(e.created_at),
             updated_at: format_millis(e.updated_at),
+            validate_payloads: e.validate_payloads,
         }
     }
 }
@@ -117,6 +120,12 @@ pub struct EndpointOut {
     /// Extension: batched delivery, when it is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<hookd_core::batching::Batching>,
+    /// Extension: which messages it gets beyond event types and channels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Extension: the template its bodies are rendered with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplatePinWire>,
     /// Extension: a broker endpoint's credentials, masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<serde_json::Value>,
@@ -231,6 +240,8 @@ impl From<&Endpoint> for EndpointOut {
             compression: e.control.gzip.then_some("gzip"),
             ordering: e.control.ordering.clone(),
             batch: e.control.batch,
+            filter: e.control.filter.as_ref().map(|f| f.source().to_string()),
+            template: e.control.template.as_ref().map(TemplatePinWire::from),
             transport: transport_out(e),
             health: e.health.as_ref().map(EndpointHealthOut::from),
             public_key: e.secret.public_key(),
@@ -297,6 +308,9 @@ pub struct MessageOut {
     pub timestamp: String,
     /// When a message scheduled ahead is delivered.
     pub deliver_at: Option<String>,
+    /// A raw payload (sent instead of `payload`) and its content type, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transformations_params: Option<serde_json::Value>,
 }
 
 fn empty_object() -> Box<RawValue> {
@@ -313,7 +327,16 @@ impl MessageOut {
             }
             (p, _) => p.clone(),
         };
+        let mut transformations_params = None;
         let payload = match (&opened, with_content) {
+            (Some(p), true) if p.starts_with(hookd_core::payload::RAW_MARK) => {
+                let raw = hookd_core::payload::Payload::read(p);
+                transformations_params = Some(serde_json::json!({
+                    "rawPayload": String::from_utf8_lossy(raw.body()),
+                    "headers": {"content-type": raw.content_type()},
+                }));
+                empty_object()
+            }
             (Some(p), true) => std::str::from_utf8(p)
                 .ok()
                 .and_then(|s| RawValue::from_string(s.to_string()).ok())
@@ -329,6 +352,7 @@ impl MessageOut {
             tags: m.tags,
             timestamp: format_millis(m.created_at),
             deliver_at: m.deliver_at.map(format_millis),
+            transformations_params,
         }
     }
 }
@@ -413,6 +437,52 @@ impl MessageEndpointOut {
             status: status as i64,
             status_text: status.text(),
             next_attempt: d.next_attempt_at().map(format_millis),
+        }
+    }
+}
+
+/// An endpoint's template on the wire: `{"id": "tmpl_…", "version": 3}` or
+/// `{"id": …, "version": "latest"}` (a missing version is the latest too).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplatePinWire {
+    pub id: String,
+    #[serde(default)]
+    pub version: Option<VersionWire>,
+}
+
+/// A template version number, or `"latest"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum VersionWire {
+    Number(u32),
+    Latest(LatestWord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatestWord {
+    Latest,
+}
+
+impl VersionWire {
+    /// The version pinned; `None` for the latest.
+    pub fn number(&self) -> Option<u32> {
+        match self {
+            VersionWire::Number(n) => Some(*n),
+            VersionWire::Latest(_) => None,
+        }
+    }
+}
+
+impl From<&hookd_store::TemplatePin> for TemplatePinWire {
+    fn from(p: &hookd_store::TemplatePin) -> Self {
+        TemplatePinWire {
+            id: p.id.clone(),
+            version: Some(match p.version {
+                Some(n) => VersionWire::Number(n),
+                None => VersionWire::Latest(LatestWord::Latest),
+            }),
         }
     }
 }

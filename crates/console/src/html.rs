@@ -210,6 +210,14 @@ pub fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
+/// A message's payload to show: its raw payload as sent, else its JSON, pretty.
+pub fn payload_of(msg: &Value) -> String {
+    match msg["transformationsParams"]["rawPayload"].as_str() {
+        Some(raw) => raw.to_string(),
+        None => pretty(&msg["payload"]),
+    }
+}
+
 pub fn text<'a>(v: &'a Value, field: &str) -> &'a str {
     v[field].as_str().unwrap_or("")
 }

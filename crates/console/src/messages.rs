@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::client::{seg, Answer};
 use crate::html::{
-    act, csrf, failed, iterator_query, may, page, page_with, pager, pretty, text, utc_datetime, Flash, Head,
+    act, csrf, failed, iterator_query, may, page, page_with, pager, payload_of, text, utc_datetime, Flash, Head,
     CREATE_ATTEMPTS,
 };
 use crate::session::Session;
@@ -141,7 +141,7 @@ pub async fn detail(
         h1 { (text(m, "eventType")) }
         p { "Message " code { (text(m, "id")) } " · created " (text(m, "timestamp")) }
         h2 { "Payload" }
-        pre { (pretty(&m["payload"])) }
+        pre { (payload_of(m)) }
         h2 id="destinations" { "Destinations" }
         table aria-labelledby="destinations" {
             thead { tr { th scope="col" { "Endpoint" } th scope="col" { "Status" } th scope="col" { "Next attempt" } th scope="col" { span class="visually-hidden" { "Actions" } } } }
@@ -239,7 +239,7 @@ pub async fn attempt(
         @if !sensitive.is_empty() {
             p class="help" { "The endpoint's custom headers and credentials were sent and not kept: " @for (i, n) in sensitive.iter().enumerate() { @if i > 0 { ", " } code { (n) } } "." }
         }
-        @if msg.ok() { pre { (pretty(&msg.body["payload"])) } }
+        @if msg.ok() { pre { (payload_of(&msg.body)) } }
         h2 { "Response" }
         @if received.is_empty() { p class="help" { "No response headers (no response came back, or the attempt predates them)." } }
         @else { (header_table(&received, "Response headers")) }

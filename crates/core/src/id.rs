@@ -26,6 +26,8 @@ pub enum IdPrefix {
     InboundRequest,
     /// A poller sink (a polling endpoint; `sink_`, as Svix).
     Sink,
+    /// A payload template.
+    Template,
 }
 
 impl IdPrefix {
@@ -42,6 +44,7 @@ impl IdPrefix {
             IdPrefix::Source => "src_",
             IdPrefix::InboundRequest => "req_",
             IdPrefix::Sink => "sink_",
+            IdPrefix::Template => "tmpl_",
         }
     }
 }

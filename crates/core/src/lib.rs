@@ -6,11 +6,14 @@
 
 pub mod batching;
 pub mod broker;
+pub mod filter;
 pub mod headers;
 pub mod id;
 pub mod jwe;
 pub mod net;
+pub mod openapi;
 pub mod ordering;
+pub mod payload;
 pub mod policy;
 pub mod schedule;
 pub mod schema;

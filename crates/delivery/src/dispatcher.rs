@@ -30,6 +30,7 @@ use crate::operational::Operational;
 use crate::orgs::OrgSettingsCache;
 use crate::record::{self, attempt_outcome};
 use crate::sender::{HttpSender, ReceiverSignal, SendResult};
+use crate::shaping::{Shaped, Shaper};
 
 mod batch;
 
@@ -130,10 +131,24 @@ struct Inner {
     ops: Operational,
     /// Where hookd's own changes (an endpoint it disabled) are recorded in the audit trail.
     resources: Arc<dyn Resources>,
+    /// Templates and transformations.
+    shaper: Arc<Shaper>,
     /// Event types' own retry schedules: (org, event type) → (read at, schedule).
     schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
     /// What delivering needs of each organisation (policy, sealed payloads).
     orgs: Arc<OrgSettingsCache>,
+}
+
+/// What the dispatcher shares with the rest of the delivering node.
+pub struct SharedServices {
+    /// Operational events (endpoint disabled, attempts failing…).
+    pub ops: Operational,
+    /// Where hookd's own changes are recorded in the audit trail.
+    pub resources: Arc<dyn Resources>,
+    /// What delivering needs of each organisation.
+    pub orgs: Arc<OrgSettingsCache>,
+    /// Templates and transformations.
+    pub shaper: Arc<Shaper>,
 }
 
 impl Dispatcher {
@@ -156,10 +171,9 @@ impl Dispatcher {
         queue: Arc<dyn Queue>,
         sender: HttpSender,
         metrics: Arc<Metrics>,
-        ops: Operational,
-        resources: Arc<dyn Resources>,
-        orgs: Arc<OrgSettingsCache>,
+        shared: SharedServices,
     ) -> Self {
+        let SharedServices { ops, resources, orgs, shaper } = shared;
         let (tx, rx) = mpsc::unbounded_channel();
         let (health_tx, mut health_rx) = mpsc::unbounded_channel::<(String, EndpointHealth)>();
         let unrecorded = Arc::new(AtomicUsize::new(0));
@@ -183,6 +197,7 @@ impl Dispatcher {
             resources,
             schedules: Mutex::default(),
             orgs,
+            shaper,
         });
         let dispatcher = Dispatcher { inner };
         let health_queue = dispatcher.inner.queue.clone();
@@ -574,10 +589,19 @@ impl Dispatcher {
                 Some(body) => {
                     let org = self.inner.orgs.get(&job.org_id).await;
                     let ready = org.clone().and_then(|org| Ok((org, open_payload(&job, body)?)));
-                    let result = match ready {
-                        Ok((org, body)) => {
+                    let shaped = match ready {
+                        Ok((org, body)) => self.inner.shaper.shape(&job, body).await.map(|s| (org, s)),
+                        Err(why) => Err(why),
+                    };
+                    let result = match shaped {
+                        Ok((org, Shaped::Send(out))) => {
                             let policy = (!org.policy.is_empty()).then_some(&org.policy);
-                            self.inner.sender.send(&job, &body, now_millis(), policy).await
+                            self.inner.sender.send(&job, &out, now_millis(), policy).await
+                        }
+                        Ok((_, Shaped::Canceled)) => {
+                            drop(permit);
+                            self.finished(&job, record::canceled(&job), None);
+                            return;
                         }
                         Err(why) => SendResult { body: format!("not sent: {why}"), ..Default::default() },
                     };

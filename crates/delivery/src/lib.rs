@@ -24,6 +24,7 @@ pub mod orgs;
 pub mod record;
 pub mod retention;
 pub mod sender;
+pub mod shaping;
 pub mod ssrf;
 pub mod tasks;
 pub mod transport;
@@ -32,7 +33,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dispatcher::{Dispatcher, DispatcherConfig};
+pub use dispatcher::{Dispatcher, DispatcherConfig, SharedServices};
 use hookd_store::{
     BackgroundTask, EndpointUpdated, IdempotencyRecord, InboundRequest, Ingested, Message, Queue, Resources, Result,
     StoreError,
@@ -42,6 +43,7 @@ pub use operational::Operational;
 use orgs::OrgSettingsCache;
 pub use retention::RetentionConfig;
 pub use sender::{HttpSender, SenderConfig};
+use shaping::Shaper;
 use tokio::sync::Notify;
 
 /// The delivery pipeline as the API sees it.
@@ -60,6 +62,7 @@ struct Inner {
     closing: Arc<AtomicBool>,
     ops: Operational,
     orgs: Arc<OrgSettingsCache>,
+    shaper: Arc<Shaper>,
 }
 
 impl Deliveries {
@@ -75,8 +78,14 @@ impl Deliveries {
     ) -> Self {
         let orgs = Arc::new(OrgSettingsCache::new(queue.clone()));
         let ops = Operational::new(resources.clone(), queue.clone(), orgs.clone());
-        let dispatcher =
-            Dispatcher::start(config, queue.clone(), sender, metrics.clone(), ops.clone(), resources, orgs.clone());
+        let shaper = Arc::new(Shaper::new(resources.clone()));
+        let dispatcher = Dispatcher::start(
+            config,
+            queue.clone(),
+            sender,
+            metrics.clone(),
+            SharedServices { ops: ops.clone(), resources, orgs: orgs.clone(), shaper: shaper.clone() },
+        );
         let tasks = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
         tokio::spawn(
@@ -92,13 +101,14 @@ impl Deliveries {
         );
         tokio::spawn(retention::run(queue.clone(), retention));
         Deliveries {
-            inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing, ops, orgs }),
+            inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing, ops, orgs, shaper }),
         }
     }
 
     /// A node that accepts and stores only; delivering nodes pick the work up.
     pub fn accept_only(resources: Arc<dyn Resources>, queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
         let orgs = Arc::new(OrgSettingsCache::new(queue.clone()));
+        let shaper = Arc::new(Shaper::new(resources.clone()));
         let ops = Operational::new(resources, queue.clone(), orgs.clone());
         Deliveries {
             inner: Arc::new(Inner {
@@ -109,6 +119,7 @@ impl Deliveries {
                 closing: Arc::new(AtomicBool::new(false)),
                 ops,
                 orgs,
+                shaper,
             }),
         }
     }
@@ -116,6 +127,11 @@ impl Deliveries {
     /// Operational webhooks: events about the organisation's endpoints, messages and tasks.
     pub fn operational(&self) -> &Operational {
         &self.inner.ops
+    }
+
+    /// Templates and transformations, at send time.
+    pub fn shaper(&self) -> &Arc<Shaper> {
+        &self.inner.shaper
     }
 
     pub fn dispatcher(&self) -> Option<&Dispatcher> {

@@ -238,7 +238,7 @@ impl HttpSender {
     pub async fn send(
         &self,
         job: &DeliveryJob,
-        body: &Arc<[u8]>,
+        out: &Outgoing,
         now_millis: i64,
         org: Option<&OrgPolicy>,
     ) -> SendResult {
@@ -249,7 +249,7 @@ impl HttpSender {
             duration: started.elapsed(),
             ..Default::default()
         };
-        let url = match reqwest::Url::parse(&job.endpoint.url) {
+        let url = match reqwest::Url::parse(out.url.as_deref().unwrap_or(&job.endpoint.url)) {
             Ok(u) => u,
             Err(e) => return failed(format!("invalid endpoint URL: {e}")),
         };
@@ -281,14 +281,14 @@ impl HttpSender {
         // An endpoint with an encryption key gets the payload as a JWE, signed
         // as sent.
         let (body, content_type) = match &job.endpoint.control.encryption_key {
-            None => (body.clone(), "application/json"),
+            None => (out.body.clone(), out.content_type.as_str()),
             Some(jwk) => match hookd_core::jwe::EncryptionKey::from_jwk(jwk) {
-                Ok(key) => (Arc::from(key.encrypt(body).into_bytes()), "application/jose"),
+                Ok(key) => (Arc::from(key.encrypt(&out.body).into_bytes()), "application/jose"),
                 Err(e) => return failed(format!("the endpoint's encryption key is unusable: {e}")),
             },
         };
         let timestamp = now_millis / 1000;
-        let mut headers = match build_headers(job, &body, content_type, timestamp, now_millis) {
+        let mut headers = match build_headers(job, &body, content_type, &out.headers, timestamp, now_millis) {
             Ok(h) => h,
             Err(e) => return failed(e),
         };
@@ -309,7 +309,7 @@ impl HttpSender {
                     password: auth.basic.as_ref().map(|b| b.password.clone()),
                     token: auth.bearer.clone(),
                 };
-                let sent = sent_headers_json(&headers, body.len(), &job.endpoint.headers);
+                let sent = sent_headers_json(&headers, body.len(), &custom_names(job, out));
                 let published = self.brokers.publish(&target, &broker_auth, &policy, &publication, timeout).await;
                 let headers = AttemptHeaders { sent: Some(sent), received: None };
                 return match published {
@@ -362,10 +362,10 @@ impl HttpSender {
         } else if let Some(token) = &auth.bearer {
             set_authorization(&mut headers, &format!("Bearer {token}"));
         }
-        let sent = Some(sent_headers_json(&headers, wire.len(), &job.endpoint.headers));
+        let sent = Some(sent_headers_json(&headers, wire.len(), &custom_names(job, out)));
         let post = |headers: HeaderMap| {
             let body = bytes::Bytes::from_owner(wire.clone());
-            client.post(url.clone()).headers(headers).timeout(timeout).body(body).send()
+            client.request(out.method.clone(), url.clone()).headers(headers).timeout(timeout).body(body).send()
         };
         let mut response = post(headers.clone()).await;
         let mut note = None;
@@ -486,7 +486,8 @@ fn client_builder(
 fn build_headers(
     job: &DeliveryJob,
     body: &[u8],
-    content_type: &'static str,
+    content_type: &str,
+    extra: &BTreeMap<String, String>,
     timestamp: i64,
     now_millis: i64,
 ) -> Result<HeaderMap, String> {
@@ -494,7 +495,7 @@ fn build_headers(
     let signature = signature_header(&secrets, &job.msg_id, timestamp, body);
     let mut h = HeaderMap::with_capacity(8 + job.endpoint.headers.len());
     let value = |s: &str| HeaderValue::from_str(s).map_err(|_| format!("header value `{s}` is not valid"));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CONTENT_TYPE, value(content_type)?);
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     let id = value(&job.msg_id)?;
     let ts = value(&timestamp.to_string())?;
@@ -505,11 +506,53 @@ fn build_headers(
     h.insert(HeaderName::from_static("svix-id"), id);
     h.insert(HeaderName::from_static("svix-timestamp"), ts);
     h.insert(HeaderName::from_static("svix-signature"), sig);
-    for (name, v) in &job.endpoint.headers {
+    for (name, v) in job.endpoint.headers.iter().chain(extra) {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header name `{name}` is not valid"))?;
         h.insert(name, value(v)?);
     }
     Ok(h)
+}
+
+/// The headers kept by name only with the attempt: the endpoint's custom ones
+/// and those its transformation added.
+fn custom_names<'a>(job: &'a DeliveryJob, out: &'a Outgoing) -> std::borrow::Cow<'a, BTreeMap<String, String>> {
+    if out.headers.is_empty() {
+        return std::borrow::Cow::Borrowed(&job.endpoint.headers);
+    }
+    let mut all = job.endpoint.headers.clone();
+    all.extend(out.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    std::borrow::Cow::Owned(all)
+}
+
+/// The request that goes out for a delivery: its body, as templates and
+/// transformations shaped it, and how it is sent.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub body: Arc<[u8]>,
+    pub content_type: String,
+    /// POST, or PUT when a transformation asks.
+    pub method: reqwest::Method,
+    /// Another URL than the endpoint's, when a transformation asks.
+    pub url: Option<String>,
+    /// Headers a transformation added.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Outgoing {
+    /// The body as it is, posted as JSON to the endpoint's URL.
+    pub fn json(body: Arc<[u8]>) -> Self {
+        Outgoing::of(body, "application/json")
+    }
+
+    pub fn of(body: Arc<[u8]>, content_type: &str) -> Self {
+        Outgoing {
+            body,
+            content_type: content_type.to_string(),
+            method: reqwest::Method::POST,
+            url: None,
+            headers: BTreeMap::new(),
+        }
+    }
 }
 
 /// The request's headers as stored with the attempt: a JSON object of hookd's

@@ -62,6 +62,10 @@ pub struct BenchOptions {
     /// '{"batch": {"maxMessages": 100, "maxWaitMs": 20}}' or '{"ordering": {"key": "/key"}}'.
     #[arg(long)]
     endpoint: Option<String>,
+    /// A JSON template every endpoint renders its bodies with (made first, as
+    /// version 1), e.g. '{"text": {{ "order " ~ payload.seq }}, "key": {{ payload.key }}}'.
+    #[arg(long)]
+    template: Option<String>,
     /// Messages carry `key`: their number modulo this (for an ordering key).
     #[arg(long, default_value_t = 1000)]
     keys: usize,
@@ -230,10 +234,23 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         .json()
         .await?;
     let app_id = app["id"].as_str().context("no app id")?.to_string();
-    let extra: serde_json::Map<String, Value> = match &opts.endpoint {
+    let mut extra: serde_json::Map<String, Value> = match &opts.endpoint {
         Some(s) => serde_json::from_str(s).context("--endpoint is not a JSON object")?,
         None => Default::default(),
     };
+    if let Some(source) = &opts.template {
+        let made: Value = client
+            .post(format!("{base}/api/v1/template"))
+            .header("authorization", &auth)
+            .json(&json!({"name": "bench", "format": "json", "source": source}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("creating the template failed (is it valid?)")?
+            .json()
+            .await?;
+        extra.insert("template".into(), json!({"id": made["id"], "version": 1}));
+    }
     for ep in 0..opts.fanout {
         let mut body = json!({"url": format!("http://{sink_addr}/e/{ep}")});
         body.as_object_mut().expect("an object").extend(extra.clone());

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_inbound;
+mod bench_shaping;
 mod bench_store;
 mod config;
 mod keys;
@@ -64,6 +65,8 @@ enum Command {
     /// Measure inbound receiving: signed provider requests verified, stored and
     /// forwarded per second, and their latency.
     BenchInbound(bench_inbound::InboundBenchOptions),
+    /// Measure what shaping costs per message: a filter, a template, a transformation.
+    BenchShaping(bench_shaping::ShapingBenchOptions),
     /// Measure what claiming due deliveries costs with none and with many in flight.
     BenchClaim(bench_store::ClaimBenchOptions),
     /// Measure the retention sweep: expired messages swept, space freed, enqueues meanwhile.
@@ -158,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(opts) => bench::run(opts).await,
         Command::BenchInbound(opts) => bench_inbound::run(opts).await,
+        Command::BenchShaping(opts) => bench_shaping::run(opts),
         Command::BenchClaim(opts) => {
             init_tracing("warn");
             bench_store::claim(opts).await

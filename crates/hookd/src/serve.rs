@@ -129,6 +129,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         quotas: Default::default(),
         sources: Default::default(),
         failure_spikes: Default::default(),
+        schemas: Default::default(),
     });
     if cfg.role.delivers() {
         // Cron and poll sources run on delivering nodes, one node per run.

@@ -84,6 +84,12 @@ pub struct EndpointSettings {
     pub ordering: Option<Option<hookd_core::ordering::Ordering>>,
     /// Batched delivery (`None` inside: one message per request).
     pub batch: Option<Option<hookd_core::batching::Batching>>,
+    /// Which messages it gets beyond event types and channels.
+    pub filter: Option<Option<hookd_core::filter::Filter>>,
+    /// The template bodies are rendered with.
+    pub template: Option<Option<crate::model::TemplatePin>>,
+    /// The transformation run before each send (replaced whole).
+    pub transformation: Option<Option<crate::model::Transformation>>,
 }
 
 /// Which group of columns a change writes.
@@ -157,6 +163,23 @@ impl EndpointChange {
                 }
                 if let Some(v) = s.gzip {
                     ep.control.gzip = v;
+                }
+                if let Some(v) = s.filter {
+                    ep.control.filter = v;
+                }
+                if let Some(v) = s.template {
+                    ep.control.template = v;
+                }
+                if let Some(v) = s.transformation {
+                    ep.control.transformation = v;
+                }
+                let shaped =
+                    ep.control.template.is_some() || ep.control.transformation.as_ref().is_some_and(|t| t.enabled);
+                if ep.control.batch.is_some() && shaped {
+                    return Err(StoreError::Invalid {
+                        field: "batch",
+                        msg: "a batched endpoint sends payloads as they are: no template or transformation".into(),
+                    });
                 }
             }
             EndpointChange::Headers { set, remove, replace } => {

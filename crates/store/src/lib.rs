@@ -26,6 +26,7 @@ pub mod ordering;
 pub mod ownership;
 pub mod poller;
 pub mod postgres;
+pub mod recipients;
 pub mod sqlite;
 pub mod states;
 pub mod task;
@@ -75,7 +76,9 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 18] = [
+pub(crate) const ORG_TABLES: [&str; 20] = [
+    "template_version",
+    "template",
     "poller_token",
     "poller_consumer",
     "poller_log",
@@ -149,6 +152,44 @@ pub trait Resources: Send + Sync + 'static {
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()>;
     /// Sets (or with `None` clears) an event type's retry schedule (ms delays).
     async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()>;
+
+    // Payload templates and their immutable versions.
+    async fn list_templates(&self, org_id: &str, page: &Page) -> Result<Vec<Template>>;
+    async fn get_template(&self, org_id: &str, id_or_uid: &str) -> Result<Template>;
+    /// Creates the template with its first version.
+    async fn create_template(
+        &self,
+        template: Template,
+        first: TemplateVersion,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Template>;
+    /// Changes its uid, name and description.
+    async fn update_template(&self, template: Template) -> Result<Template>;
+    /// Removes it with its versions; `Conflict` while an endpoint renders with it.
+    async fn delete_template(&self, org_id: &str, template_id: &str) -> Result<()>;
+    /// Adds the next version.
+    async fn add_template_version(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        format: &str,
+        source: &str,
+    ) -> Result<TemplateVersion>;
+    /// Versions newest first: `limit` of them numbered below `before`.
+    async fn list_template_versions(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        before: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<TemplateVersion>>;
+    /// One version; `None` is the latest.
+    async fn get_template_version(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        version: Option<u32>,
+    ) -> Result<TemplateVersion>;
 
     // Endpoints.
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>>;

@@ -124,6 +124,8 @@ pub struct EventType {
     /// This event type's retry schedule (delays in ms), overriding the server's;
     /// an endpoint's own schedule overrides it in turn.
     pub retry_schedule_ms: Option<Vec<u64>>,
+    /// Messages of this type must match its latest schema (a hookd extension).
+    pub validate_payloads: bool,
 }
 
 /// A secret that was rotated out and still signs until `expires_at`.
@@ -189,6 +191,64 @@ pub struct DeliveryControl {
     /// Several messages per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<hookd_core::batching::Batching>,
+    /// Which messages the endpoint gets, beyond event types and channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<hookd_core::filter::Filter>,
+    /// The template each body is rendered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplatePin>,
+    /// JavaScript run before each send (Svix's endpoint transformation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformation: Option<Transformation>,
+}
+
+/// The template an endpoint renders its bodies with: one version, or the
+/// latest (`version: None`) whichever it is at send time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplatePin {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// An endpoint's transformation: a JavaScript `handler(webhook)` run before
+/// each send when enabled, with the endpoint's variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transformation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    pub updated_at: i64,
+}
+
+/// A payload template: a named series of immutable, numbered versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub org_id: String,
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub latest_version: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One version of a template: its source and output format, never changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVersion {
+    pub org_id: String,
+    pub template_id: String,
+    pub version: u32,
+    /// `json`, `xml`, `form` or `text`.
+    pub format: String,
+    pub source: String,
+    pub created_at: i64,
 }
 
 impl DeliveryControl {

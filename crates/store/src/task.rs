@@ -14,16 +14,21 @@ pub enum TaskKind {
     /// Sends again the endpoint's deliveries of messages in a range that match
     /// a [`ReplayFilter`] (e.g. every dead letter of one event type).
     EndpointBulkReplay,
+    /// An OpenAPI document of the event types (Svix names its export so):
+    /// made at once, stored finished with the document as its result.
+    SdkGenerate,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 3] = [TaskKind::EndpointRecover, TaskKind::EndpointReplay, TaskKind::EndpointBulkReplay];
+    pub const ALL: [TaskKind; 4] =
+        [TaskKind::EndpointRecover, TaskKind::EndpointReplay, TaskKind::EndpointBulkReplay, TaskKind::SdkGenerate];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             TaskKind::EndpointRecover => "endpoint.recover",
             TaskKind::EndpointReplay => "endpoint.replay",
             TaskKind::EndpointBulkReplay => "endpoint.bulk-replay",
+            TaskKind::SdkGenerate => "sdk.generate",
         }
     }
 
@@ -77,6 +82,8 @@ pub struct BackgroundTask {
     pub updated_at: i64,
     /// A bulk replay's filters.
     pub filter: Option<ReplayFilter>,
+    /// What a task made (JSON text), for tasks that make something.
+    pub result: Option<String>,
 }
 
 /// Which deliveries a bulk replay sends again (Svix `BulkReplayIn`, less the range).

@@ -29,7 +29,10 @@ pub struct TaskOut {
 
 impl From<&BackgroundTask> for TaskOut {
     fn from(t: &BackgroundTask) -> Self {
-        let mut data = json!({ "messagesSent": t.messages_sent, "endpointId": t.endpoint_id, "appId": t.app_id });
+        let mut data = match t.result.as_deref().and_then(|r| serde_json::from_str(r).ok()) {
+            Some(result) => result,
+            None => json!({ "messagesSent": t.messages_sent, "endpointId": t.endpoint_id, "appId": t.app_id }),
+        };
         if let Some(e) = &t.error {
             data["error"] = json!(e);
         }

@@ -38,6 +38,9 @@ pub struct EventTypeIn {
     pub feature_flag: Option<String>,
     #[serde(default)]
     pub group_name: Option<String>,
+    /// Messages must match the latest schema (a hookd extension).
+    #[serde(default)]
+    pub validate_payloads: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,19 +60,46 @@ pub struct EventTypePatch {
     pub feature_flag: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub group_name: Option<Option<String>>,
+    #[serde(default)]
+    pub validate_payloads: Option<bool>,
 }
 
 fn validate_name(name: &str) -> ApiResult<()> {
     hookd_core::validate::event_type_name(name).map_err(|e| ApiError::body_field("name", e))
 }
 
+/// Largest `schemas` object, in bytes.
+pub const MAX_SCHEMAS_BYTES: usize = 256 * 1024;
+
+/// `schemas` as stored: an object of JSON Schemas keyed by version number
+/// (`{"1": {...}}`), each one usable (references resolve within it only).
 fn schemas_text(schemas: Option<Box<RawValue>>) -> ApiResult<Option<String>> {
-    match schemas {
-        None => Ok(None),
-        Some(raw) if raw.get().trim() == "null" => Ok(None),
-        Some(raw) if raw.get().trim_start().starts_with('{') => Ok(Some(raw.get().to_string())),
-        Some(_) => Err(ApiError::body_field("schemas", "schemas must be an object keyed by version")),
+    let Some(raw) = schemas else { return Ok(None) };
+    if raw.get().trim() == "null" {
+        return Ok(None);
     }
+    if raw.get().len() > MAX_SCHEMAS_BYTES {
+        return Err(ApiError::body_field("schemas", format!("schemas are at most {MAX_SCHEMAS_BYTES} bytes")));
+    }
+    let Ok(serde_json::Value::Object(versions)) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+        return Err(ApiError::body_field("schemas", "schemas must be an object keyed by version"));
+    };
+    for (version, schema) in &versions {
+        let at = |msg: String| ApiError::invalid(&["body", "schemas", version], msg);
+        if !version.parse::<u32>().is_ok_and(|v| v > 0) {
+            return Err(at(format!("{version:?} is not a version: versions are numbers from 1")));
+        }
+        hookd_core::schema::Schema::compile(schema).map_err(|e| at(format!("not a usable JSON Schema: {e}")))?;
+    }
+    Ok(Some(raw.get().to_string()))
+}
+
+/// Validating payloads needs a schema to validate them against.
+fn check_validation(et: &EventType) -> ApiResult<()> {
+    if et.validate_payloads && et.schemas.as_deref().is_none_or(|s| s.trim() == "{}") {
+        return Err(ApiError::body_field("validatePayloads", "validatePayloads needs a schema in schemas"));
+    }
+    Ok(())
 }
 
 fn flags(flags: Option<Vec<String>>, single: Option<String>) -> ApiResult<Option<Vec<String>>> {
@@ -97,7 +127,7 @@ impl EventTypeIn {
         validate_name(&name)?;
         validate_description(&self.description)?;
         let t = now();
-        Ok(EventType {
+        let et = EventType {
             org_id: org_id.to_string(),
             name,
             description: self.description,
@@ -109,7 +139,10 @@ impl EventTypeIn {
             created_at: t,
             updated_at: t,
             retry_schedule_ms: None,
-        })
+            validate_payloads: self.validate_payloads.unwrap_or(false),
+        };
+        check_validation(&et)?;
+        Ok(et)
     }
 }
 
@@ -135,6 +168,7 @@ pub async fn create(
     let mut input: EventTypeIn = parse_json(&body)?;
     let name = input.name.take().ok_or_else(|| ApiError::body_field("name", "field required"))?;
     let et = input.into_event_type(&auth.org_id, name)?;
+    state.schemas.forget(&auth.org_id, &et.name);
     let ticket = match idempotency::begin(&state, &auth.org_id, uri.path(), &headers, &body).await? {
         Begin::Replay(prev) => return replay(&state, &auth.org_id, prev).await,
         Begin::Fresh(t) => t,
@@ -185,6 +219,7 @@ pub async fn upsert(
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     let input: EventTypeIn = parse_json(&body)?;
     let et = input.into_event_type(&auth.org_id, name)?;
+    state.schemas.forget(&auth.org_id, &et.name);
     match state.resources.get_event_type(&auth.org_id, &et.name).await {
         Ok(existing) => {
             let et = EventType { created_at: existing.created_at, ..et };
@@ -226,7 +261,12 @@ pub async fn patch(
     if let Some(g) = p.group_name {
         et.group_name = g;
     }
+    if let Some(v) = p.validate_payloads {
+        et.validate_payloads = v;
+    }
+    check_validation(&et)?;
     et.updated_at = now();
+    state.schemas.forget(&auth.org_id, &name);
     Ok(Json(state.resources.update_event_type(et).await?.into()))
 }
 
@@ -237,6 +277,7 @@ pub async fn delete(
     uri: OriginalUri,
 ) -> ApiResult<StatusCode> {
     let q = QueryParams::parse(uri.query());
+    state.schemas.forget(&auth.org_id, &name);
     if q.bool("expunge", false)? {
         state.resources.delete_event_type(&auth.org_id, &name).await?;
     } else {

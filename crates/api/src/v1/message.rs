@@ -81,13 +81,11 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
     validate::event_type_name(&input.event_type).map_err(|e| ApiError::body_field("eventType", e))?;
     let created_at = now();
     let deliver_at = deliver_at(input.deliver_at.as_deref(), created_at)?;
-    if input.transformations_params.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::body_field(
-            "transformationsParams",
-            "transformations and raw payloads are not supported yet; send the payload as a JSON object",
-        ));
-    }
-    let payload = input.payload.get().as_bytes();
+    let raw = raw_payload(input.transformations_params.as_ref())?;
+    let payload = match &raw {
+        Some((_, body)) => body.as_bytes(),
+        None => input.payload.get().as_bytes(),
+    };
     if payload.len() > state.config.max_payload_bytes {
         return Err(ApiError::PayloadTooLarge(format!(
             "payload is {} bytes; the limit is {} (--max-payload-bytes)",
@@ -98,7 +96,7 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
     if !input.payload.get().starts_with('{') {
         return Err(ApiError::body_field("payload", "payload must be a JSON object"));
     }
-    if validate::json_depth(payload) > validate::MAX_JSON_DEPTH {
+    if raw.is_none() && validate::json_depth(payload) > validate::MAX_JSON_DEPTH {
         return Err(ApiError::body_field(
             "payload",
             format!("payload nests arrays and objects deeper than {} levels", validate::MAX_JSON_DEPTH),
@@ -131,12 +129,57 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
         event_type: input.event_type.clone(),
         channels,
         tags,
-        payload: Some(payload.into()),
+        payload: Some(match &raw {
+            Some((content_type, body)) => hookd_core::payload::store_raw(content_type, body.as_bytes()).into(),
+            None => payload.into(),
+        }),
         created_at,
         // The payload is kept for its retention after it is due, not after it was sent in.
         expires_at: deliver_at.unwrap_or(created_at).saturating_add(retention),
         deliver_at,
     })
+}
+
+/// `transformationsParams`: a raw payload (`rawPayload`, a string sent byte for
+/// byte instead of `payload`) with its `headers` (`content-type` only); `None`
+/// when there is none.
+fn raw_payload(params: Option<&serde_json::Value>) -> ApiResult<Option<(String, String)>> {
+    let field = "transformationsParams";
+    let params = match params {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Object(p)) => p,
+        Some(_) => return Err(ApiError::body_field(field, "an object: {\"rawPayload\": \"…\", \"headers\": {…}}")),
+    };
+    if let Some(unknown) = params.keys().find(|k| !matches!(k.as_str(), "rawPayload" | "headers")) {
+        return Err(ApiError::body_field(field, format!("`{unknown}` is not known: rawPayload and headers are")));
+    }
+    let body = match params.get("rawPayload") {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::body_field(field, "`rawPayload` is a string")),
+    };
+    let mut content_type = hookd_core::payload::DEFAULT_RAW_CONTENT_TYPE.to_string();
+    match params.get("headers") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(h)) => {
+            for (name, value) in h {
+                let value = value
+                    .as_str()
+                    .filter(|v| !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b)));
+                match (name.eq_ignore_ascii_case("content-type"), value) {
+                    (true, Some(v)) => content_type = v.to_string(),
+                    (true, None) => {
+                        return Err(ApiError::body_field(field, "`content-type`: 1 to 256 visible characters"))
+                    }
+                    (false, _) => {
+                        return Err(ApiError::body_field(field, format!("header `{name}`: only content-type is taken")))
+                    }
+                }
+            }
+        }
+        Some(_) => return Err(ApiError::body_field(field, "`headers` is an object of strings")),
+    }
+    Ok(Some((content_type, body)))
 }
 
 /// Furthest ahead a message may be scheduled (Svix allows 24 hours).
@@ -216,6 +259,11 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let input: MessageIn = parse_json(&body)?;
     let with_content = QueryParams::parse(uri.query()).bool("with_content", true)?;
+    let json_payload = match raw_payload(input.transformations_params.as_ref())? {
+        Some(_) => None,
+        None => Some(input.payload.get()),
+    };
+    crate::schemas::check(&state, &auth.org_id, &input.event_type, json_payload).await?;
     let app = app_for_message(&state, &auth, &app_id, &input).await?;
     let msg = new_message(&state, &input, &auth.org_id, &app.id)?;
     let ticket = match idempotency::begin(&state, &auth.org_id, uri.path(), &headers, &body).await? {

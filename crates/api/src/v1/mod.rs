@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod background_task;
 pub mod endpoint;
 pub mod event_type;
+pub mod event_type_openapi;
 pub mod health;
 pub mod management;
 pub mod message;
@@ -12,6 +13,7 @@ pub mod operational;
 pub mod poller;
 pub mod portal;
 pub mod settings;
+pub mod template;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -36,6 +38,8 @@ pub fn router() -> Router<AppState> {
             get(application::get).put(application::upsert).patch(application::patch).delete(application::delete),
         )
         .route("/api/v1/event-type", get(event_type::list).post(event_type::create))
+        .route("/api/v1/event-type/import/openapi", post(event_type_openapi::import))
+        .route("/api/v1/event-type/export/openapi", post(event_type_openapi::export))
         .route(
             "/api/v1/event-type/{name}",
             get(event_type::get).put(event_type::upsert).patch(event_type::patch).delete(event_type::delete),
@@ -73,6 +77,16 @@ pub fn router() -> Router<AppState> {
             &format!("{ep}/auth"),
             get(endpoint::auth::get_auth).put(endpoint::auth::put_auth).delete(endpoint::auth::delete_auth),
         )
+        .route(
+            &format!("{ep}/transformation"),
+            get(endpoint::transformation::get).patch(endpoint::transformation::patch),
+        )
+        .route(&format!("{ep}/transformation/simulate"), post(endpoint::transformation::simulate))
+        .route("/api/v1/template", get(template::list).post(template::create))
+        .route("/api/v1/template/{template_id}", get(template::get).patch(template::patch).delete(template::delete))
+        .route("/api/v1/template/{template_id}/version", get(template::list_versions).post(template::create_version))
+        .route("/api/v1/template/{template_id}/version/{version}", get(template::get_version))
+        .route("/api/v1/template/{template_id}/render", post(template::render))
         .route(&format!("{ep}/send-example"), post(endpoint::recovery::send_example))
         .route(&format!("{ep}/recover"), post(endpoint::recovery::recover))
         .route(&format!("{ep}/replay-missing"), post(endpoint::recovery::replay_missing))

@@ -12,7 +12,7 @@ use hookd_store::{DeliveryJob, NextState, Outcome};
 
 use super::{open_payload, seal_attempt_response, Dispatcher};
 use crate::record::{self, attempt_outcome};
-use crate::sender::SendResult;
+use crate::sender::{Outgoing, SendResult};
 
 impl Dispatcher {
     /// Sends `jobs` (all to one endpoint) as one request and hands each its outcome.
@@ -30,7 +30,7 @@ impl Dispatcher {
                     match job.payload.as_ref().map(|p| open_payload(&job, p)) {
                         None => record::canceled(&job),
                         Some(Ok(body)) => {
-                            members.push((job, body));
+                            members.push((job, batch_member(body)));
                             continue;
                         }
                         Some(Err(why)) => {
@@ -79,7 +79,7 @@ impl Dispatcher {
         let result = match &org {
             Ok(org) => {
                 let policy = (!org.policy.is_empty()).then_some(&org.policy);
-                self.inner.sender.send(&request, &body, now_millis(), policy).await
+                self.inner.sender.send(&request, &Outgoing::json(body.clone()), now_millis(), policy).await
             }
             Err(why) => SendResult { body: format!("not sent: {why}"), ..Default::default() },
         };
@@ -126,5 +126,14 @@ impl Dispatcher {
             out.push((job, outcome, plain.then_some(now).filter(|_| i == 0)));
         }
         out
+    }
+}
+
+/// A member's payload in a batch body: JSON as it is; a raw payload as a JSON
+/// string of its text.
+fn batch_member(body: Arc<[u8]>) -> Arc<[u8]> {
+    match hookd_core::payload::Payload::read(&body) {
+        hookd_core::payload::Payload::Json(_) => body,
+        raw => Arc::from(serde_json::to_vec(&String::from_utf8_lossy(raw.body())).unwrap_or_default()),
     }
 }

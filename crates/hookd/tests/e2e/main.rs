@@ -24,6 +24,8 @@ mod oidc;
 mod ordering;
 mod poller;
 mod postgres;
+mod schemas;
 mod security;
 mod settings;
+mod shaping;
 mod transports;

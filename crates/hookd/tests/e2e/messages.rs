@@ -458,7 +458,7 @@ async fn list_pages_newest_first_and_back() {
 }
 
 #[tokio::test]
-async fn out_of_range_scheduling_and_raw_payloads_are_refused_not_ignored() {
+async fn out_of_range_scheduling_and_bad_raw_payloads_are_refused_not_ignored() {
     let server = TestServer::spawn().await;
     let app = server.create_app("Acme").await;
     let too_far = hookd_core::timefmt::format_millis(hookd_core::timefmt::now_millis() + 31 * 86_400_000);
@@ -466,7 +466,8 @@ async fn out_of_range_scheduling_and_raw_payloads_are_refused_not_ignored() {
         ("deliverAt", json!(too_far)),
         ("deliverAt", json!(crate::support::seconds_ago(3600))),
         ("deliverAt", json!("tomorrow")),
-        ("transformationsParams", json!({"rawPayload": "x"})),
+        ("transformationsParams", json!({"rawPayload": 5})),
+        ("transformationsParams", json!({"rawPayload": "x", "headers": {"x-other": "1"}})),
     ] {
         let mut body = json!({"eventType": "a.b", "payload": {}});
         body[field] = value;

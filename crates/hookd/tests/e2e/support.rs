@@ -211,6 +211,7 @@ where
 /// One request the sink received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -262,13 +263,20 @@ impl Reply {
 
 async fn sink_handler(
     State(state): State<Arc<Mutex<SinkState>>>,
+    method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, HeaderMap, Bytes) {
     let (reply, delay, body_out) = {
         let mut s = state.lock().unwrap();
-        s.received.push(Received { path: uri.path().to_string(), headers, body, at: Instant::now() });
+        s.received.push(Received {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            headers,
+            body,
+            at: Instant::now(),
+        });
         let reply = match s.replies.pop_front() {
             Some(r) => r,
             None => Reply { status: s.script.pop_front().unwrap_or(200), headers: Vec::new() },

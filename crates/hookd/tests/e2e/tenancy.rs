@@ -327,6 +327,10 @@ async fn every_route_is_isolated_between_organisations() {
     let b_sink = text(&sink_b["id"]);
     let (_, toks) = b.get(&format!("/api/v1/management/authentication/{env_b}/api-token")).await;
     let b_key = text(&toks["data"][0]["id"]);
+    let (status, tmpl) =
+        b.post("/api/v1/template", json!({"name": "B's", "format": "text", "source": "{{ msg_id }}"})).await;
+    assert_eq!(status, 201, "{tmpl}");
+    let b_tmpl = text(&tmpl["id"]);
     // Attempts are listed through B's token; the server admin's default organisation has none.
     let b_attempt = {
         let found = server
@@ -372,7 +376,9 @@ async fn every_route_is_isolated_between_organisations() {
             .replace("{request_id}", &b_req)
             .replace("{object_id}", "sms_b")
             .replace("{sink_id}", &b_sink)
-            .replace("{consumer_id}", "b-consumer");
+            .replace("{consumer_id}", "b-consumer")
+            .replace("{template_id}", &b_tmpl)
+            .replace("{version}", "1");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {
             let body = json!({"url": "http://127.0.0.1:9/z", "eventType": "a.b", "payload": {}, "name": "x",
@@ -395,11 +401,12 @@ async fn every_route_is_isolated_between_organisations() {
         "/api/v1/operational-webhook/endpoint",
         "/api/v1/audit",
         "/ingest/api/v1/source",
+        "/api/v1/template",
     ] {
         let (status, out) = a.get(list).await;
         assert_eq!(status, 200, "{list}: {out}");
         let seen = out.to_string();
-        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req, &b_sink] {
+        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req, &b_sink, &b_tmpl] {
             assert!(!seen.contains(id.as_str()), "{list} shows B's {id}");
         }
     }

@@ -558,7 +558,13 @@ async fn a_redis_stream_endpoint_gets_each_message_as_an_entry() {
         headers.insert(name, field(name).parse().unwrap());
     }
     let body = bytes::Bytes::from(field("body"));
-    let received = crate::support::Received { path: String::new(), headers, body, at: std::time::Instant::now() };
+    let received = crate::support::Received {
+        method: String::new(),
+        path: String::new(),
+        headers,
+        body,
+        at: std::time::Instant::now(),
+    };
     assert_eq!(received.json(), json!({"amount": 42}));
     assert!(verify_standard_webhook(&secret_of(&server, &app, &ep).await, &received));
 
@@ -606,6 +612,7 @@ async fn a_nats_jetstream_endpoint_is_acknowledged_by_its_stream() {
         headers.insert(name, header(name).parse().unwrap());
     }
     let received = crate::support::Received {
+        method: String::new(),
         path: String::new(),
         headers,
         body: stored.payload.clone(),
@@ -740,7 +747,13 @@ async fn a_rabbitmq_endpoint_publishes_persistently_with_confirms() {
         headers.insert(name, header(name).parse().unwrap());
     }
     let body = bytes::Bytes::from(got.delivery.data.clone());
-    let received = crate::support::Received { path: String::new(), headers, body, at: std::time::Instant::now() };
+    let received = crate::support::Received {
+        method: String::new(),
+        path: String::new(),
+        headers,
+        body,
+        at: std::time::Instant::now(),
+    };
     assert_eq!(received.json(), json!({"amount": 9}));
     assert!(verify_standard_webhook(&secret_of(&server, &app, &ep).await, &received));
 
@@ -816,6 +829,7 @@ async fn an_mqtt_endpoint_publishes_at_qos_1_with_the_headers_as_user_properties
     }
     assert_eq!(prop("webhook-id"), msg);
     let received = crate::support::Received {
+        method: String::new(),
         path: String::new(),
         headers,
         body: got.payload.clone(),

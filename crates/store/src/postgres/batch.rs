@@ -30,6 +30,7 @@ use super::messages;
 use super::owners::{self, standing, Holder, Standing};
 use super::rows::{self, ENDPOINT_COLUMNS, ENDPOINT_COLUMN_COUNT};
 use crate::model::*;
+use crate::recipients::Recipients;
 use crate::{Result, StoreError};
 
 /// Most enqueues committed together.
@@ -232,10 +233,11 @@ async fn commit_together(pool: &PgPool, group: &[Request]) -> Result<Together> {
     let mut ordered = vec![false; group.len()];
     for (r, ordered) in group.iter().zip(ordered.iter_mut()) {
         let mut dests = Vec::new();
+        let recipients = Recipients::new(&r.msg);
         for (ep, holder) in by_app.get(&r.msg.app_id).map(Vec::as_slice).unwrap_or_default() {
             let wanted = match r.only_endpoint.as_deref() {
                 Some(only) => ep.id == only,
-                None => ep.accepts(&r.msg.event_type, r.msg.channels.as_deref()),
+                None => recipients.wants(ep),
             };
             if !wanted {
                 continue;

@@ -27,7 +27,7 @@ pub async fn get(c: &mut PgConnection, org_id: &str, name: &str) -> Result<Event
 
 pub async fn insert(c: &mut PgConnection, e: &EventType) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(&e.org_id)
     .bind(&e.name)
@@ -40,6 +40,7 @@ pub async fn insert(c: &mut PgConnection, e: &EventType) -> Result<()> {
     .bind(e.created_at)
     .bind(e.updated_at)
     .bind(rows::json_opt(&e.retry_schedule_ms))
+    .bind(e.validate_payloads)
     .execute(c)
     .await
     .map_err(|err| rows::unique_violation(err, "an event type with this name"))?;
@@ -49,7 +50,7 @@ pub async fn insert(c: &mut PgConnection, e: &EventType) -> Result<()> {
 pub async fn update(c: &mut PgConnection, e: &EventType) -> Result<()> {
     let n = sqlx::query(
         "UPDATE event_type SET description = $3, archived = $4, deprecated = $5, schemas = $6,
-         feature_flags = $7, group_name = $8, updated_at = $9 WHERE org_id = $1 AND name = $2",
+         feature_flags = $7, group_name = $8, updated_at = $9, validate_payloads = $10 WHERE org_id = $1 AND name = $2",
     )
     .bind(&e.org_id)
     .bind(&e.name)
@@ -60,6 +61,7 @@ pub async fn update(c: &mut PgConnection, e: &EventType) -> Result<()> {
     .bind(rows::json_opt(&e.feature_flags))
     .bind(&e.group_name)
     .bind(e.updated_at)
+    .bind(e.validate_payloads)
     .execute(c)
     .await?;
     if n.rows_affected() == 0 {

@@ -10,6 +10,7 @@ use super::owners::{self, Standing};
 use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD, MESSAGE_COLUMN_COUNT};
 use super::{endpoints, ordering, tokens};
 use crate::model::*;
+use crate::recipients::Recipients;
 use crate::{Result, StoreError};
 
 const EVENT_ID_TAKEN: &str = "a message with this eventId";
@@ -60,11 +61,12 @@ pub async fn create(
     }
 
     let (endpoints, now) = endpoints::all_of_app(c, &msg.org_id, &msg.app_id).await?;
+    let recipients = Recipients::new(msg);
     let wanted: Vec<_> = endpoints
         .into_iter()
         .filter(|(ep, _)| match only_endpoint {
             Some(only) => ep.id == only,
-            None => ep.accepts(&msg.event_type, msg.channels.as_deref()),
+            None => recipients.wants(ep),
         })
         .collect();
     if wanted.is_empty() {

@@ -28,6 +28,7 @@ mod retention;
 mod rows;
 mod store_impl;
 mod tasks;
+mod templates;
 mod tokens;
 
 use std::str::FromStr;
@@ -54,6 +55,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0013_poller", include_str!("../../migrations/postgres/0013_poller.sql")),
     ("0014_endpoint_auth", include_str!("../../migrations/postgres/0014_endpoint_auth.sql")),
     ("0015_ordered_delivery", include_str!("../../migrations/postgres/0015_ordered_delivery.sql")),
+    ("0016_templates", include_str!("../../migrations/postgres/0016_templates.sql")),
+    ("0017_schemas", include_str!("../../migrations/postgres/0017_schemas.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -55,7 +55,7 @@ pub fn app(r: &PgRow) -> RowResult<Application> {
 }
 
 pub const EVENT_TYPE_COLUMNS: &str =
-    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at, retry_schedule";
+    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at, retry_schedule, validate_payloads";
 
 pub fn event_type(r: &PgRow) -> RowResult<EventType> {
     Ok(EventType {
@@ -70,6 +70,7 @@ pub fn event_type(r: &PgRow) -> RowResult<EventType> {
         created_at: r.try_get(8)?,
         updated_at: r.try_get(9)?,
         retry_schedule_ms: json_opt_at(r, 10)?,
+        validate_payloads: r.try_get(11)?,
     })
 }
 
@@ -168,7 +169,7 @@ fn message_status_at(r: &PgRow, i: usize) -> RowResult<MessageStatus> {
 }
 
 pub const TASK_COLUMNS: &str = "id, org_id, app_id, endpoint_id, kind, status, since, until, cursor, \
-     messages_sent, error, created_at, updated_at, params";
+     messages_sent, error, created_at, updated_at, params, result";
 
 pub fn task(r: &PgRow) -> RowResult<BackgroundTask> {
     let kind: &str = r.try_get(4)?;
@@ -188,6 +189,7 @@ pub fn task(r: &PgRow) -> RowResult<BackgroundTask> {
         created_at: r.try_get(11)?,
         updated_at: r.try_get(12)?,
         filter: json_opt_at(r, 13)?,
+        result: r.try_get(14)?,
     })
 }
 

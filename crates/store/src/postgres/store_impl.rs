@@ -11,7 +11,7 @@ use hookd_core::timefmt::now_millis;
 use super::PostgresStore;
 use super::{
     apps, attempts, audit, batch, deliveries, endpoints, event_types, inbound, messages, owners, poller, retention,
-    tasks, tokens,
+    tasks, templates, tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
@@ -164,6 +164,67 @@ impl Resources for PostgresStore {
 
     async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()> {
         event_types::set_retry_schedule(&mut *self.conn().await?, org_id, name, schedule.as_deref(), now_millis()).await
+    }
+
+    async fn list_templates(&self, org_id: &str, page: &Page) -> Result<Vec<Template>> {
+        templates::list(&mut *self.conn().await?, org_id, page).await
+    }
+
+    async fn get_template(&self, org_id: &str, id_or_uid: &str) -> Result<Template> {
+        templates::get(&mut *self.conn().await?, org_id, id_or_uid).await
+    }
+
+    async fn create_template(
+        &self,
+        template: Template,
+        first: TemplateVersion,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Template> {
+        transaction!(self, |tx| {
+            tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
+            templates::insert(&mut tx, &template, &first).await?;
+        })?;
+        Ok(template)
+    }
+
+    async fn update_template(&self, template: Template) -> Result<Template> {
+        templates::update(&mut *self.conn().await?, &template).await?;
+        Ok(template)
+    }
+
+    async fn delete_template(&self, org_id: &str, template_id: &str) -> Result<()> {
+        transaction!(self, |tx| { templates::delete(&mut tx, org_id, template_id).await? })
+    }
+
+    async fn add_template_version(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        format: &str,
+        source: &str,
+    ) -> Result<TemplateVersion> {
+        transaction!(self, |tx| {
+            templates::add_version(&mut tx, org_id, template_id, format, source, now_millis()).await?
+        })
+    }
+
+    async fn list_template_versions(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        before: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<TemplateVersion>> {
+        templates::list_versions(&mut *self.conn().await?, org_id, template_id, before, limit).await
+    }
+
+    async fn get_template_version(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        version: Option<u32>,
+    ) -> Result<TemplateVersion> {
+        templates::get_version(&mut *self.conn().await?, org_id, template_id, version).await
     }
 
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {

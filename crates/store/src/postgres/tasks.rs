@@ -9,6 +9,7 @@ use sqlx::{PgConnection, QueryBuilder};
 use super::rows::{self, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
 use super::{endpoints, ordering, tokens};
 use crate::model::*;
+use crate::recipients::Recipients;
 use crate::task::*;
 use crate::{Result, StoreError};
 
@@ -16,8 +17,8 @@ pub async fn insert(c: &mut PgConnection, t: &BackgroundTask, idem: Option<&Idem
     tokens::maybe_idempotency(c, idem).await?;
     sqlx::query(
         "INSERT INTO background_task (id, org_id, app_id, endpoint_id, kind, status, since, until, cursor,
-             messages_sent, error, created_at, updated_at, params)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             messages_sent, error, created_at, updated_at, params, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&t.id)
     .bind(&t.org_id)
@@ -33,6 +34,7 @@ pub async fn insert(c: &mut PgConnection, t: &BackgroundTask, idem: Option<&Idem
     .bind(t.created_at)
     .bind(t.updated_at)
     .bind(rows::json_opt(&t.filter))
+    .bind(&t.result)
     .execute(c)
     .await?;
     Ok(())
@@ -84,8 +86,8 @@ pub async fn claim(c: &mut PgConnection, lease: &Lease) -> Result<Option<TaskLea
     .fetch_optional(c)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    // The token follows the task's 14 columns.
-    let token: i64 = sqlx::Row::try_get(&row, 14)?;
+    // The token follows the task's columns.
+    let token: i64 = sqlx::Row::try_get(&row, TASK_COLUMNS.split(',').count())?;
     Ok(Some(TaskLease { task: rows::task(&row)?, token }))
 }
 
@@ -117,6 +119,8 @@ pub async fn step(c: &mut PgConnection, lease: &TaskLease, lease_ms: i64, batch:
         TaskKind::EndpointRecover => recover_batch(c, &task, &ep, batch).await?,
         TaskKind::EndpointReplay => replay_batch(c, &task, &ep, batch).await?,
         TaskKind::EndpointBulkReplay => bulk_replay_batch(c, &task, &ep, batch).await?,
+        // Made finished: there is nothing to run.
+        TaskKind::SdkGenerate => (0, None, 0),
     };
     sqlx::query(
         "UPDATE background_task SET cursor = COALESCE($2, cursor), messages_sent = messages_sent + $3,
@@ -226,8 +230,10 @@ async fn replay_batch(
 ) -> Result<(u64, Option<String>, usize)> {
     let floor = id_floor_at(IdPrefix::Message, task.since.max(0) as u64);
     let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
+    // A filter may read the payload.
+    let columns = if ep.control.filter.is_some() { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
     let candidates = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
+        "SELECT {columns} FROM message m
          WHERE m.app_id = $1 AND m.id >= $2 AND m.id > $3 AND m.created_at >= $4 AND m.created_at < $5
          ORDER BY m.id LIMIT $6"
     ))
@@ -240,8 +246,7 @@ async fn replay_batch(
     .fetch_all(&mut *c)
     .await?;
     let candidates = rows::collect(candidates, rows::message)?;
-    let wanted: Vec<&Message> =
-        candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())).collect();
+    let wanted: Vec<&Message> = candidates.iter().filter(|m| Recipients::new(m).matches(ep)).collect();
     let msg_ids: Vec<&str> = wanted.iter().map(|m| m.id.as_str()).collect();
     // A message scheduled ahead (`deliverAt`) is due then, not now.
     let due: Vec<Option<i64>> = wanted.iter().map(|m| m.deliver_at).collect();

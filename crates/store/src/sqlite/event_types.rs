@@ -23,7 +23,7 @@ pub fn get(c: &Connection, org_id: &str, name: &str) -> Result<EventType> {
 
 pub fn insert(c: &Connection, e: &EventType) -> Result<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO event_type ({EVENT_TYPE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(params![
         e.org_id,
@@ -36,7 +36,8 @@ pub fn insert(c: &Connection, e: &EventType) -> Result<()> {
         e.group_name,
         e.created_at,
         e.updated_at,
-        rows::json_opt(&e.retry_schedule_ms)
+        rows::json_opt(&e.retry_schedule_ms),
+        e.validate_payloads
     ])
     .map_err(|err| rows::unique_violation(err, "an event type with this name"))?;
     Ok(())
@@ -46,7 +47,7 @@ pub fn update(c: &Connection, e: &EventType) -> Result<()> {
     let n = c
         .prepare_cached(
             "UPDATE event_type SET description = ?3, archived = ?4, deprecated = ?5, schemas = ?6,
-             feature_flags = ?7, group_name = ?8, updated_at = ?9 WHERE org_id = ?1 AND name = ?2",
+             feature_flags = ?7, group_name = ?8, updated_at = ?9, validate_payloads = ?10 WHERE org_id = ?1 AND name = ?2",
         )?
         .execute(params![
             e.org_id,
@@ -57,7 +58,8 @@ pub fn update(c: &Connection, e: &EventType) -> Result<()> {
             e.schemas,
             rows::json_opt(&e.feature_flags),
             e.group_name,
-            e.updated_at
+            e.updated_at,
+            e.validate_payloads
         ])?;
     if n == 0 {
         return Err(StoreError::NotFound);

@@ -10,6 +10,7 @@ use super::fanout::FanOutCache;
 use super::rows::{self, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD};
 use super::{owners, tokens};
 use crate::model::*;
+use crate::recipients::Recipients;
 use crate::{Result, StoreError};
 
 /// Inserts the message and one delivery per endpoint that accepts it; returns
@@ -59,10 +60,11 @@ pub fn create(
     let endpoints = fanout.endpoints(c, &msg.org_id, &msg.app_id)?;
     let mut jobs = Vec::new();
     let mut unleased = 0;
+    let recipients = Recipients::new(msg);
     for ep in endpoints.iter() {
         let wanted = match only_endpoint {
             Some(only) => ep.id == only,
-            None => ep.accepts(&msg.event_type, msg.channels.as_deref()),
+            None => recipients.wants(ep),
         };
         if !wanted {
             continue;

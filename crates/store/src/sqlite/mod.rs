@@ -21,6 +21,7 @@ mod retention;
 mod rows;
 mod store_impl;
 mod tasks;
+mod templates;
 mod tokens;
 mod writer;
 
@@ -51,6 +52,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0013_poller", include_str!("../../migrations/sqlite/0013_poller.sql")),
     ("0014_endpoint_auth", include_str!("../../migrations/sqlite/0014_endpoint_auth.sql")),
     ("0015_ordered_delivery", include_str!("../../migrations/sqlite/0015_ordered_delivery.sql")),
+    ("0016_templates", include_str!("../../migrations/sqlite/0016_templates.sql")),
+    ("0017_schemas", include_str!("../../migrations/sqlite/0017_schemas.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

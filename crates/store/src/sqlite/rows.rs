@@ -50,7 +50,7 @@ pub fn app(r: &Row) -> rusqlite::Result<Application> {
 }
 
 pub const EVENT_TYPE_COLUMNS: &str =
-    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at, retry_schedule";
+    "org_id, name, description, archived, deprecated, schemas, feature_flags, group_name, created_at, updated_at, retry_schedule, validate_payloads";
 
 pub fn event_type(r: &Row) -> rusqlite::Result<EventType> {
     Ok(EventType {
@@ -65,6 +65,7 @@ pub fn event_type(r: &Row) -> rusqlite::Result<EventType> {
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
         retry_schedule_ms: parse_opt(r.get(10)?)?,
+        validate_payloads: r.get(11)?,
     })
 }
 
@@ -160,7 +161,7 @@ fn message_status_at(r: &Row, i: usize) -> rusqlite::Result<MessageStatus> {
 }
 
 pub const TASK_COLUMNS: &str = "id, org_id, app_id, endpoint_id, kind, status, since, until, cursor, \
-     messages_sent, error, created_at, updated_at, params";
+     messages_sent, error, created_at, updated_at, params, result";
 
 pub fn task(r: &Row) -> rusqlite::Result<BackgroundTask> {
     let kind: String = r.get(4)?;
@@ -181,6 +182,7 @@ pub fn task(r: &Row) -> rusqlite::Result<BackgroundTask> {
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
         filter: parse_opt(r.get(13)?)?,
+        result: r.get(14)?,
     })
 }
 

@@ -10,7 +10,7 @@ use hookd_core::timefmt::now_millis;
 
 use super::{
     apps, attempts, audit, deliveries, endpoints, event_types, inbound, messages, owners, poller, retention, tasks,
-    tokens, SqliteStore,
+    templates, tokens, SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
@@ -165,6 +165,73 @@ impl Resources for SqliteStore {
     async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()> {
         let (org, name) = (s(org_id), s(name));
         self.write(move |c| event_types::set_retry_schedule(c, &org, &name, schedule.as_deref(), now_millis())).await
+    }
+
+    async fn list_templates(&self, org_id: &str, page: &Page) -> Result<Vec<Template>> {
+        let (org, page) = (s(org_id), page.clone());
+        self.read(move |c| templates::list(c, &org, &page)).await
+    }
+
+    async fn get_template(&self, org_id: &str, id_or_uid: &str) -> Result<Template> {
+        self.read_point(|c| templates::get(c, org_id, id_or_uid))
+    }
+
+    async fn create_template(
+        &self,
+        template: Template,
+        first: TemplateVersion,
+        idem: Option<IdempotencyRecord>,
+    ) -> Result<Template> {
+        self.write(move |c| {
+            tokens::maybe_idempotency(c, idem.as_ref())?;
+            templates::insert(c, &template, &first)?;
+            Ok(template.clone())
+        })
+        .await
+    }
+
+    async fn update_template(&self, template: Template) -> Result<Template> {
+        self.write(move |c| {
+            templates::update(c, &template)?;
+            Ok(template.clone())
+        })
+        .await
+    }
+
+    async fn delete_template(&self, org_id: &str, template_id: &str) -> Result<()> {
+        let (org, id) = (s(org_id), s(template_id));
+        self.write(move |c| templates::delete(c, &org, &id)).await
+    }
+
+    async fn add_template_version(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        format: &str,
+        source: &str,
+    ) -> Result<TemplateVersion> {
+        let (org, id, format, source) = (s(org_id), s(template_id), s(format), s(source));
+        self.write(move |c| templates::add_version(c, &org, &id, &format, &source, now_millis())).await
+    }
+
+    async fn list_template_versions(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        before: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<TemplateVersion>> {
+        let (org, id) = (s(org_id), s(template_id));
+        self.read(move |c| templates::list_versions(c, &org, &id, before, limit)).await
+    }
+
+    async fn get_template_version(
+        &self,
+        org_id: &str,
+        template_id: &str,
+        version: Option<u32>,
+    ) -> Result<TemplateVersion> {
+        self.read_point(|c| templates::get_version(c, org_id, template_id, version))
     }
 
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>> {

@@ -4,9 +4,10 @@ use hookd_core::id::{id_floor_at, IdPrefix};
 use hookd_core::AttemptTrigger;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::rows::{self, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
+use super::rows::{self, MESSAGE_COLUMNS, MESSAGE_COLUMNS_NO_PAYLOAD, TASK_COLUMNS};
 use super::{endpoints, messages, tokens};
 use crate::model::*;
+use crate::recipients::Recipients;
 use crate::task::*;
 use crate::{Result, StoreError};
 
@@ -14,8 +15,8 @@ pub fn insert(c: &Connection, t: &BackgroundTask, idem: Option<&IdempotencyRecor
     tokens::maybe_idempotency(c, idem)?;
     c.prepare_cached(
         "INSERT INTO background_task (id, org_id, app_id, endpoint_id, kind, status, since, until, cursor,
-             messages_sent, error, created_at, updated_at, params)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             messages_sent, error, created_at, updated_at, params, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         t.id,
@@ -31,7 +32,8 @@ pub fn insert(c: &Connection, t: &BackgroundTask, idem: Option<&IdempotencyRecor
         t.error,
         t.created_at,
         t.updated_at,
-        rows::json_opt(&t.filter)
+        rows::json_opt(&t.filter),
+        t.result
     ])?;
     Ok(())
 }
@@ -104,6 +106,8 @@ pub fn step(c: &Connection, lease: &TaskLease, lease_ms: i64, batch: usize, now:
         TaskKind::EndpointRecover => recover_batch(c, &task, &ep, batch, now)?,
         TaskKind::EndpointReplay => replay_batch(c, &task, &ep, batch, now)?,
         TaskKind::EndpointBulkReplay => bulk_replay_batch(c, &task, &ep, batch, now)?,
+        // Made finished: there is nothing to run.
+        TaskKind::SdkGenerate => (0, None, 0),
     };
     // Ordered deliveries made waiting again wait parked: only the first of
     // each key is due.
@@ -190,9 +194,11 @@ fn replay_batch(
 ) -> Result<(u64, Option<String>, usize)> {
     let floor = id_floor_at(IdPrefix::Message, task.since.max(0) as u64);
     let after = task.cursor.clone().unwrap_or_else(|| floor.clone());
+    // A filter may read the payload.
+    let columns = if ep.control.filter.is_some() { MESSAGE_COLUMNS } else { MESSAGE_COLUMNS_NO_PAYLOAD };
     let candidates: Vec<Message> = {
         let mut stmt = c.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS_NO_PAYLOAD} FROM message m
+            "SELECT {columns} FROM message m
              WHERE m.app_id = ?1 AND m.id >= ?2 AND m.id > ?3 AND m.created_at >= ?4 AND m.created_at < ?5
              ORDER BY m.id LIMIT ?6"
         ))?;
@@ -203,7 +209,7 @@ fn replay_batch(
     let mut exists = c.prepare_cached("SELECT 1 FROM delivery WHERE msg_id = ?1 AND endpoint_id = ?2")?;
 
     let mut sent = 0;
-    for m in candidates.iter().filter(|m| ep.matches(&m.event_type, m.channels.as_deref())) {
+    for m in candidates.iter().filter(|m| Recipients::new(m).matches(ep)) {
         if exists.query_row(params![m.id, ep.id], |_| Ok(())).optional()?.is_none() {
             // An ordered endpoint's key may need the payload (read without it above).
             let key = match &ep.control.ordering {

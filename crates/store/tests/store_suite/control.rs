@@ -19,6 +19,8 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
         gzip: true,
         ordering: Some(hookd_core::ordering::Ordering { key: Some("channel".into()), ..Default::default() }),
         batch: Some(hookd_core::batching::Batching { max_messages: 10, max_wait_ms: 100 }),
+        filter: Some(hookd_core::filter::Filter::parse("/amount gt 10").unwrap()),
+        ..Default::default()
     };
     row.auth = EndpointAuth { bearer: Some("bt-1".into()), ..Default::default() };
     let ep = f.store.create_endpoint(row, None).await.unwrap();
@@ -53,6 +55,8 @@ pub async fn endpoint_control_and_health_round_trip(f: Fixture) {
             gzip: true,
             ordering: Some(hookd_core::ordering::Ordering { key: Some("channel".into()), ..Default::default() }),
             batch: Some(hookd_core::batching::Batching { max_messages: 10, max_wait_ms: 100 }),
+            filter: Some(hookd_core::filter::Filter::parse("/amount gt 10").unwrap()),
+            ..Default::default()
         }
     );
 
@@ -119,14 +123,17 @@ pub async fn event_types_keep_their_own_retry_schedule(f: Fixture) {
         created_at: t,
         updated_at: t,
         retry_schedule_ms: None,
+        validate_payloads: false,
     };
     f.store.create_event_type(et.clone(), None).await.unwrap();
     assert_eq!(f.store.event_type_retry_schedule(&f.org, "invoice.paid").await.unwrap(), None);
     f.store.set_event_type_retry_schedule(&f.org, "invoice.paid", Some(vec![500, 2_000])).await.unwrap();
     assert_eq!(f.store.event_type_retry_schedule(&f.org, "invoice.paid").await.unwrap(), Some(vec![500, 2_000]));
     // Editing the event type leaves it alone.
-    f.store.update_event_type(EventType { description: "paid".into(), ..et }).await.unwrap();
-    assert_eq!(f.store.get_event_type(&f.org, "invoice.paid").await.unwrap().retry_schedule_ms, Some(vec![500, 2_000]));
+    f.store.update_event_type(EventType { description: "paid".into(), validate_payloads: true, ..et }).await.unwrap();
+    let stored = f.store.get_event_type(&f.org, "invoice.paid").await.unwrap();
+    assert_eq!(stored.retry_schedule_ms, Some(vec![500, 2_000]));
+    assert!(stored.validate_payloads, "the edit is kept");
     f.store.set_event_type_retry_schedule(&f.org, "invoice.paid", None).await.unwrap();
     assert_eq!(f.store.event_type_retry_schedule(&f.org, "invoice.paid").await.unwrap(), None);
     // Unknown event types have none; setting one is NotFound.

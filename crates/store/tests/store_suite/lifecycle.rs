@@ -201,6 +201,7 @@ pub fn task(f: &Fixture, ep: &Endpoint, kind: TaskKind, since: i64, until: i64) 
         created_at: now_millis(),
         updated_at: now_millis(),
         filter: None,
+        result: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod ordering;
 mod poller;
 mod queue;
 mod resources;
+mod shaping;
 
 use fixture::Fixture;
 
@@ -109,6 +110,9 @@ suite! {
         ordering::ordering_holds_through_cancel_resend_and_changes,
         ordering::disabling_and_enabling_keep_an_ordered_queue_parked,
         ordering::a_recovered_failure_goes_back_to_its_place,
+        shaping::filters_decide_fan_out,
+        shaping::templates_keep_numbered_versions,
+        shaping::an_export_task_keeps_what_it_made,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

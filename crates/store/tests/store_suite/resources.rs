@@ -204,6 +204,7 @@ fn event_type(f: &Fixture, name: &str, archived: bool) -> EventType {
         created_at: t,
         updated_at: t,
         retry_schedule_ms: None,
+        validate_payloads: false,
     }
 }
 

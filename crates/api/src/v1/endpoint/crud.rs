@@ -6,13 +6,16 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookd_core::batching::Batching;
+use hookd_core::filter::Filter;
 use hookd_core::id::{looks_like_id, new_id, IdPrefix};
 use hookd_core::ordering::Ordering;
 use hookd_core::schedule;
 use hookd_core::signing::KeyType;
 use hookd_core::validate::{self, EndpointUrl};
 use hookd_core::Secret;
-use hookd_store::{AuthChange, DeliveryControl, Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError};
+use hookd_store::{
+    AuthChange, DeliveryControl, Endpoint, EndpointChange, EndpointSettings, Metadata, StoreError, TemplatePin,
+};
 use serde::Deserialize;
 
 use super::{change_endpoint, endpoint_event, load_endpoint, validate_headers};
@@ -22,7 +25,7 @@ use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
 use crate::pagination::{self, list_response, DefaultOrder, ListResponse};
 use crate::v1::{now, validate_metadata, validate_uid};
-use crate::wire::{patch_field, DurationWire, EndpointOut};
+use crate::wire::{patch_field, DurationWire, EndpointOut, TemplatePinWire, VersionWire};
 use crate::AppState;
 
 const MAX_EVENT_TYPES: usize = 256;
@@ -76,6 +79,12 @@ pub struct EndpointIn {
     /// Extension: a broker endpoint's credentials.
     #[serde(default)]
     pub transport: Option<TransportIn>,
+    /// Extension: which messages it gets beyond event types and channels.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Extension: the template its bodies are rendered with.
+    #[serde(default)]
+    pub template: Option<TemplatePinWire>,
     /// Extension: the kind of secret generated when `secret` is left out:
     /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
     /// `v1a` signatures).
@@ -120,6 +129,10 @@ pub struct EndpointPatch {
     pub batch: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "patch_field")]
     pub transport: Option<Option<TransportIn>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub filter: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    pub template: Option<Option<TemplatePinWire>>,
 }
 
 /// A broker endpoint's credentials (`transport`): a user and password, or a
@@ -190,6 +203,40 @@ fn ordering(field: Option<serde_json::Value>) -> ApiResult<Option<Ordering>> {
     let o: Ordering = serde_json::from_value(value).map_err(|e| ApiError::body_field("ordering", e.to_string()))?;
     o.validate().map_err(|e| ApiError::body_field("ordering", e))?;
     Ok(Some(o))
+}
+
+/// `filter` from the wire: parsed and compiled, or 422 naming where it is wrong.
+fn filter(field: Option<String>) -> ApiResult<Option<Filter>> {
+    let Some(source) = field else { return Ok(None) };
+    Filter::parse(&source).map(Some).map_err(|e| ApiError::body_field("filter", e.to_string()))
+}
+
+/// `template` from the wire, as given (a uid is resolved by [`resolve_template`]).
+fn template_pin(field: Option<TemplatePinWire>) -> Option<TemplatePin> {
+    field.map(|p| TemplatePin { id: p.id, version: p.version.as_ref().and_then(VersionWire::number) })
+}
+
+/// Makes the template an endpoint names point at an existing template (its
+/// id, when a uid was given) and version; 422 when either is missing.
+async fn resolve_template(state: &AppState, org_id: &str, pin: &mut Option<Option<TemplatePin>>) -> ApiResult<()> {
+    let Some(Some(pin)) = pin else { return Ok(()) };
+    let t = match state.resources.get_template(org_id, &pin.id).await {
+        Ok(t) => t,
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::body_field("template", format!("no template `{}`", pin.id)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(v) = pin.version {
+        if v == 0 || v > t.latest_version {
+            return Err(ApiError::body_field(
+                "template",
+                format!("template `{}` has versions 1 to {}", pin.id, t.latest_version),
+            ));
+        }
+    }
+    pin.id = t.id;
+    Ok(())
 }
 
 /// Longest attempt timeout an endpoint may ask for.
@@ -297,6 +344,12 @@ pub fn validate_settings(state: &AppState, s: &EndpointSettings) -> ApiResult<()
 /// Checks every field of a new endpoint.
 pub fn validate_endpoint(state: &AppState, ep: &Endpoint) -> ApiResult<()> {
     validate_settings(state, &settings_of(ep))?;
+    if ep.control.batch.is_some() && ep.control.template.is_some() {
+        return Err(ApiError::body_field(
+            "template",
+            "a batched endpoint sends payloads as they are: no template or transformation",
+        ));
+    }
     validate_headers(&ep.headers)
 }
 
@@ -319,6 +372,9 @@ fn settings_of(ep: &Endpoint) -> EndpointSettings {
         gzip: Some(ep.control.gzip),
         ordering: Some(ep.control.ordering.clone()),
         batch: Some(ep.control.batch),
+        filter: Some(ep.control.filter.clone()),
+        template: Some(ep.control.template.clone()),
+        transformation: None,
     }
 }
 
@@ -366,6 +422,9 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
             gzip: gzip(input.compression.as_deref())?,
             ordering: ordering(input.ordering)?,
             batch: batching(input.batch)?,
+            filter: filter(input.filter)?,
+            template: template_pin(input.template),
+            transformation: None,
         },
         auth: Default::default(),
         health: None,
@@ -374,6 +433,14 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
         EndpointChange::Auth(change).apply(&mut ep, t)?;
     }
     Ok(ep)
+}
+
+/// [`resolve_template`] for a new endpoint.
+pub async fn resolve_new_template(state: &AppState, ep: &mut Endpoint) -> ApiResult<()> {
+    let mut pin = Some(ep.control.template.take());
+    resolve_template(state, &ep.org_id, &mut pin).await?;
+    ep.control.template = pin.flatten();
+    Ok(())
 }
 
 pub async fn list(
@@ -394,8 +461,9 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     let input: EndpointIn = parse_json(&body)?;
-    let ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
+    let mut ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
     validate_endpoint(&state, &ep)?;
+    resolve_new_template(&state, &mut ep).await?;
     check_destination(&state, auth.org_id(), Some(&ep.url)).await?;
     let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
         Begin::Replay(prev) => return replay(&state, &auth, prev).await,
@@ -458,8 +526,13 @@ pub async fn upsert(
                 gzip: Some(gzip(input.compression.as_deref())?),
                 ordering: Some(ordering(input.ordering)?),
                 batch: Some(batching(input.batch)?),
+                filter: Some(filter(input.filter)?),
+                template: Some(template_pin(input.template)),
+                transformation: None,
             };
             validate_settings(&state, &settings)?;
+            let mut settings = settings;
+            resolve_template(&state, auth.org_id(), &mut settings.template).await?;
             check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
             let transport = match input.transport {
                 Some(t) => Some(transport_change(settings.url.as_deref().unwrap_or_default(), Some(t))?),
@@ -475,8 +548,9 @@ pub async fn upsert(
             if input.uid.is_none() && !looks_like_id(IdPrefix::Endpoint, &endpoint_id) {
                 input.uid = Some(endpoint_id);
             }
-            let ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
+            let mut ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
             validate_endpoint(&state, &ep)?;
+            resolve_new_template(&state, &mut ep).await?;
             check_destination(&state, auth.org_id(), Some(&ep.url)).await?;
             let ep = state.resources.create_endpoint(ep, None).await?;
             endpoint_event(&state, "endpoint.created", &ep);
@@ -524,8 +598,16 @@ pub async fn patch(
             Some(b) => Some(batching(b)?),
             None => None,
         },
+        filter: match p.filter {
+            Some(f) => Some(filter(f)?),
+            None => None,
+        },
+        template: p.template.map(template_pin),
+        transformation: None,
     };
     validate_settings(&state, &settings)?;
+    let mut settings = settings;
+    resolve_template(&state, auth.org_id(), &mut settings.template).await?;
     check_destination(&state, auth.org_id(), settings.url.as_deref()).await?;
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let transport = match p.transport {

@@ -8,6 +8,7 @@ pub mod headers;
 pub mod recovery;
 pub mod secret;
 pub mod stats;
+pub mod transformation;
 
 use std::collections::BTreeMap;
 

@@ -112,7 +112,7 @@ fn range(input: &TimeRangeIn, now: i64) -> ApiResult<(i64, i64)> {
 }
 
 /// The example payload: the given one, else `examples[index]` of the event
-/// type's newest schema, else `{}`.
+/// type's newest schema, else one built from that schema, else `{}`.
 async fn example_payload(state: &AppState, org_id: &str, input: &EventExampleIn) -> ApiResult<String> {
     if let Some(p) = &input.payload {
         return Ok(p.get().to_string());
@@ -124,12 +124,19 @@ async fn example_payload(state: &AppState, org_id: &str, input: &EventExampleIn)
     };
     let schemas: serde_json::Value =
         et.schemas.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-    let example = hookd_core::schema::latest(&schemas)
-        .and_then(|s| s.get("examples"))
-        .and_then(|e| e.get(input.example_index.unwrap_or(0)))
-        .filter(|e| e.is_object())
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({}));
+    let example = match hookd_core::schema::latest(&schemas) {
+        None => serde_json::json!({}),
+        Some(schema) => match (schema.get("examples").and_then(|e| e.as_array()), input.example_index) {
+            (Some(examples), Some(i)) => examples.get(i).cloned().ok_or_else(|| {
+                ApiError::body_field("exampleIndex", format!("the schema has {} examples", examples.len()))
+            })?,
+            // Its first example, else one built from the schema.
+            _ => hookd_core::schema::example(schema),
+        },
+    };
+    if !example.is_object() {
+        return Err(ApiError::body_field("eventType", "the schema's example is not a JSON object"));
+    }
     Ok(example.to_string())
 }
 
@@ -150,6 +157,7 @@ pub async fn send_example(
     }
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let payload = example_payload(&state, auth.org_id(), &input).await?;
+    crate::schemas::check(&state, auth.org_id(), &input.event_type, Some(&payload)).await?;
     let msg_in = MessageIn {
         event_type: input.event_type,
         payload: RawValue::from_string(payload).map_err(|e| ApiError::Internal(e.to_string()))?,
@@ -248,6 +256,7 @@ async fn start_range_task(
         created_at: t,
         updated_at: t,
         filter,
+        result: None,
     };
     let record = idempotency::record(&ticket, 202, Some(task.id.clone()));
     match state.deliveries.start_task(task, record).await {
