@@ -31,6 +31,12 @@ impl SchemaCache {
         lock(&self.entries).remove(&(org_id.to_string(), event_type.to_string()));
     }
 
+    /// Forgets the event type when the returned guard is dropped: at the end
+    /// of the handler that writes it, after the write, whatever it answers.
+    pub fn forget_after<'a>(&'a self, org_id: &str, event_type: &str) -> ForgetOnDrop<'a> {
+        ForgetOnDrop { cache: self, org_id: org_id.to_string(), event_type: event_type.to_string() }
+    }
+
     async fn get(&self, state: &AppState, org_id: &str, event_type: &str) -> ApiResult<Option<Arc<Schema>>> {
         let key = (org_id.to_string(), event_type.to_string());
         if let Some((at, schema)) = lock(&self.entries).get(&key) {
@@ -54,6 +60,18 @@ impl SchemaCache {
         }
         entries.insert(key, (Instant::now(), schema.clone()));
         Ok(schema)
+    }
+}
+
+pub struct ForgetOnDrop<'a> {
+    cache: &'a SchemaCache,
+    org_id: String,
+    event_type: String,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.cache.forget(&self.org_id, &self.event_type);
     }
 }
 

@@ -17,6 +17,10 @@ use crate::validate;
 pub const MAX_WEBHOOKS: usize = 1_000;
 /// Most definitions one schema may pull in through references.
 const MAX_DEFS: usize = 500;
+/// Largest schema one webhook may make (with its definitions), in bytes of JSON,
+/// and largest all of a document's together.
+pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+const MAX_TOTAL_BYTES: usize = 16 * 1024 * 1024;
 /// Extension keys that carry an event type's group and feature flags.
 const GROUP_KEY: &str = "x-svix-group-name";
 const FLAGS_KEY: &str = "x-svix-feature-flags";
@@ -72,7 +76,17 @@ pub fn event_types(spec: &Value) -> Result<Vec<EventTypeDoc>, ImportError> {
     if webhooks.len() > MAX_WEBHOOKS {
         return Err(error("webhooks", format!("at most {MAX_WEBHOOKS} webhooks")));
     }
-    webhooks.into_iter().map(|(name, (key, item))| event_type(spec, key, name, item)).collect()
+    let mut total = 0;
+    let mut out = Vec::with_capacity(webhooks.len());
+    for (name, (key, item)) in webhooks {
+        let et = event_type(spec, key, name, item)?;
+        total += et.schema.as_ref().map_or(0, |s| s.to_string().len());
+        if total > MAX_TOTAL_BYTES {
+            return Err(error(key, format!("the schemas come to more than {MAX_TOTAL_BYTES} bytes")));
+        }
+        out.push(et);
+    }
+    Ok(out)
 }
 
 fn event_type(spec: &Value, key: &str, name: &str, item: &Value) -> Result<EventTypeDoc, ImportError> {
@@ -189,12 +203,26 @@ fn standalone(spec: &Value, schema: &Value) -> Result<Value, String> {
     let mut defs: BTreeMap<String, String> = BTreeMap::new(); // reference → name in $defs
     let mut pending: VecDeque<(String, String)> = VecDeque::new();
     let mut root = schema.clone();
+    // The schema's own definitions keep their names.
+    if let Some(Value::Object(own)) = root.get("$defs") {
+        for name in own.keys() {
+            defs.insert(format!("#/$defs/{name}"), name.clone());
+        }
+    }
     rewrite(&mut root, &mut defs, &mut pending)?;
+    let mut size = root.to_string().len();
     let mut out = Map::new();
     while let Some((reference, name)) = pending.pop_front() {
         let mut def = target(spec, &reference)?.clone();
         rewrite(&mut def, &mut defs, &mut pending)?;
+        size += def.to_string().len();
+        if size > MAX_SCHEMA_BYTES {
+            return Err(format!("the schema with its definitions is more than {MAX_SCHEMA_BYTES} bytes"));
+        }
         out.insert(name, def);
+    }
+    if size > MAX_SCHEMA_BYTES {
+        return Err(format!("the schema is more than {MAX_SCHEMA_BYTES} bytes"));
     }
     if !out.is_empty() {
         let Some(obj) = root.as_object_mut() else { return Err("a schema is a JSON object".into()) };
@@ -228,7 +256,16 @@ fn rewrite(
                             if defs.len() >= MAX_DEFS {
                                 return Err(format!("a schema may refer to at most {MAX_DEFS} definitions"));
                             }
-                            let base = reference.rsplit('/').next().unwrap_or("def").to_string();
+                            // A name that needs no escaping in a pointer.
+                            let base: String = reference
+                                .rsplit('/')
+                                .next()
+                                .unwrap_or("def")
+                                .chars()
+                                .map(
+                                    |c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' },
+                                )
+                                .collect();
                             let mut name = base.clone();
                             let mut n = 2;
                             while defs.values().any(|v| *v == name) {
@@ -409,5 +446,26 @@ mod tests {
         let flood = json!({"webhooks": {"a.b": {"post": {"requestBody": {"content": {"application/json": {
             "schema": {"type": "object", "properties": props}}}}}}}, "components": {"schemas": schemas}});
         assert!(event_types(&flood).unwrap_err().message.contains("at most"));
+        let big = json!({"type": "string", "enum": ["x".repeat(MAX_SCHEMA_BYTES)]});
+        let huge = json!({"webhooks": {"a.b": {"post": {"requestBody": {"content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Big"}}}}}}}, "components": {"schemas": {"Big": big}}});
+        let err = event_types(&huge).unwrap_err();
+        assert_eq!(err.path, "webhooks/a.b/post/requestBody");
+        assert!(err.message.contains("bytes"), "{err}");
+    }
+
+    #[test]
+    fn generated_names_stay_clear_of_the_schemas_own() {
+        let spec = json!({"webhooks": {"a.b": {"post": {"requestBody": {"content": {"application/json": {"schema": {
+            "properties": {"x": {"$ref": "#/$defs/Pet"}, "y": {"$ref": "#/components/schemas/Pet"},
+                           "z": {"$ref": "#/components/schemas/a~1b"}},
+            "$defs": {"Pet": {"type": "string"}}}}}}}}},
+            "components": {"schemas": {"Pet": {"type": "integer"}, "a/b": {"type": "boolean"}}}});
+        let schema = event_types(&spec).unwrap().remove(0).schema.unwrap();
+        assert_eq!(schema["$defs"]["Pet"], json!({"type": "string"}));
+        assert_eq!(schema["properties"]["y"]["$ref"], "#/$defs/Pet2");
+        assert_eq!(schema["$defs"]["Pet2"], json!({"type": "integer"}));
+        assert_eq!(schema["properties"]["z"]["$ref"], "#/$defs/a_1b");
+        assert_eq!(schema["$defs"]["a_1b"], json!({"type": "boolean"}));
     }
 }

@@ -50,12 +50,15 @@ pub fn example(schema: &Value) -> Value {
     if let Some(e) = schema.get("examples").and_then(|e| e.get(0)).or_else(|| schema.get("example")) {
         return e.clone();
     }
-    Example { root: schema, budget: std::cell::Cell::new(MAX_EXAMPLE_NODES) }.of(schema, 0)
+    Example { root: schema, budget: std::cell::Cell::new(MAX_EXAMPLE_BYTES) }.of(schema, 0)
 }
 
-/// How deep a generated example nests, and how many values it holds at most.
+/// How deep a generated example nests, and about how many bytes of JSON it
+/// holds at most (past it, what is left is `null`).
 const MAX_EXAMPLE_DEPTH: usize = 12;
-const MAX_EXAMPLE_NODES: usize = 2_000;
+const MAX_EXAMPLE_BYTES: usize = 256 * 1024;
+/// What one value costs of the budget besides its own text.
+const NODE_COST: usize = 8;
 
 struct Example<'a> {
     root: &'a Value,
@@ -63,26 +66,40 @@ struct Example<'a> {
 }
 
 impl Example<'_> {
-    fn of(&self, schema: &Value, depth: usize) -> Value {
+    /// Takes `bytes` from the budget; false (and the budget spent) when there
+    /// is not that much left.
+    fn charge(&self, bytes: usize) -> bool {
         let left = self.budget.get();
-        if depth > MAX_EXAMPLE_DEPTH || left == 0 {
+        self.budget.set(left.saturating_sub(bytes));
+        left >= bytes
+    }
+
+    /// A copy of `v` when the budget allows it.
+    fn copy(&self, v: &Value) -> Value {
+        match self.charge(v.to_string().len()) {
+            true => v.clone(),
+            false => Value::Null,
+        }
+    }
+
+    fn of(&self, schema: &Value, depth: usize) -> Value {
+        if depth > MAX_EXAMPLE_DEPTH || !self.charge(NODE_COST) {
             return Value::Null;
         }
-        self.budget.set(left - 1);
         let Some(obj) = schema.as_object() else { return Value::Null };
         if let Some(target) = obj.get("$ref").and_then(Value::as_str).and_then(|r| self.resolve(r)) {
             return self.of(target, depth + 1);
         }
         for key in ["const", "default"] {
             if let Some(v) = obj.get(key) {
-                return v.clone();
+                return self.copy(v);
             }
         }
         if let Some(v) = obj.get("examples").and_then(|e| e.get(0)).or_else(|| obj.get("example")) {
-            return v.clone();
+            return self.copy(v);
         }
         if let Some(v) = obj.get("enum").and_then(|e| e.get(0)) {
-            return v.clone();
+            return self.copy(v);
         }
         if let Some(all) = obj.get("allOf").and_then(Value::as_array) {
             let mut merged = serde_json::Map::new();
@@ -121,7 +138,12 @@ impl Example<'_> {
             "array" => {
                 let min = obj.get("minItems").and_then(Value::as_u64).unwrap_or(1).clamp(1, 3);
                 let item = obj.get("items").map(|i| self.of(i, depth + 1)).unwrap_or(Value::Null);
-                Value::Array(vec![item; min as usize])
+                // The copies past the first cost what the first did.
+                let copies = match self.charge(item.to_string().len().saturating_mul(min as usize - 1)) {
+                    true => min as usize,
+                    false => 1,
+                };
+                Value::Array(vec![item; copies])
             }
             "string" => Value::String(string_example(obj)),
             "integer" => number_example(obj, true),
@@ -251,9 +273,15 @@ mod tests {
         let schema = json!({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object", "properties": {
             "child": {"$ref": "#/$defs/node"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}}});
         let built = example(&schema);
-        assert!(built.to_string().len() < 1_000_000);
+        assert!(built.to_string().len() < 2 * MAX_EXAMPLE_BYTES);
         assert!(built["child"]["child"].is_object());
         assert_eq!(example(&json!(true)), Value::Null);
+        // Copies of a large constant in nested arrays stay within the budget.
+        let mut nested = json!({"const": "x".repeat(200_000)});
+        for _ in 0..12 {
+            nested = json!({"type": "array", "minItems": 3, "items": nested});
+        }
+        assert!(example(&nested).to_string().len() < 2 * MAX_EXAMPLE_BYTES);
         assert_eq!(example(&json!({})), json!({}));
     }
 }

@@ -253,6 +253,22 @@ impl HttpSender {
             Ok(u) => u,
             Err(e) => return failed(format!("invalid endpoint URL: {e}")),
         };
+        // A transformation that sends elsewhere than the endpoint's own origin
+        // sends the signed webhook only: the endpoint's credentials, client
+        // identity and custom headers are for the endpoint's receiver.
+        let foreign;
+        let same_origin = |own: &str| reqwest::Url::parse(own).is_ok_and(|own| own.origin() == url.origin());
+        let job = match &out.url {
+            None => job,
+            Some(_) if same_origin(&job.endpoint.url) => job,
+            Some(_) => {
+                let mut endpoint = (*job.endpoint).clone();
+                endpoint.auth = Default::default();
+                endpoint.headers.clear();
+                foreign = DeliveryJob { endpoint: Arc::new(endpoint), ..job.clone() };
+                &foreign
+            }
+        };
         let (client, policy) = match self.client_for(org) {
             Ok(c) => c,
             Err(e) => return failed(e),

@@ -60,10 +60,16 @@ impl Shaper {
     pub async fn shape(&self, job: &DeliveryJob, payload: Arc<[u8]>) -> Result<Shaped, String> {
         let control = &job.endpoint.control;
         let transformation = control.transformation.as_ref().filter(|t| t.enabled).and_then(|t| t.code.as_ref());
-        let mut out = match Payload::read(&payload) {
-            Payload::Json(_) => Outgoing::json(payload),
-            raw @ Payload::Raw { .. } => Outgoing::of(Arc::from(raw.body()), raw.content_type()),
+        // What the code and the template see: the JSON payload, or a raw one as a string.
+        let (mut out, raw) = match Payload::read(&payload) {
+            Payload::Json(_) => (Outgoing::json(payload), false),
+            raw @ Payload::Raw { .. } => (Outgoing::of(Arc::from(raw.body()), raw.content_type()), true),
         };
+        let seen = |body: &[u8], is_json: bool| match is_json {
+            true => payload_value(body),
+            false => serde_json::Value::String(String::from_utf8_lossy(body).into()),
+        };
+        let mut current: Option<serde_json::Value> = None;
         if transformation.is_none() && control.template.is_none() {
             return Ok(Shaped::Send(out));
         }
@@ -74,7 +80,7 @@ impl Shaper {
                 event_type: job.event_type.clone(),
                 msg_id: job.msg_id.clone(),
                 channels: None,
-                payload: payload_value(&out.body),
+                payload: seen(&out.body, !raw),
                 headers: Default::default(),
                 variables: control.transformation.as_ref().map(|t| t.variables.clone()).unwrap_or_default(),
             };
@@ -86,6 +92,7 @@ impl Shaper {
             if result.cancel {
                 return Ok(Shaped::Canceled);
             }
+            current = Some(seen(&result.body, result.body_is_json));
             let mut headers = result.headers;
             let content_type = headers
                 .keys()
@@ -110,7 +117,7 @@ impl Shaper {
         }
         if let Some(pin) = &control.template {
             let template = self.template(&job.org_id, pin).await?;
-            let payload = payload_value(&out.body);
+            let payload = current.take().unwrap_or_else(|| seen(&out.body, !raw));
             let ctx = RenderContext {
                 payload: &payload,
                 event_type: &job.event_type,

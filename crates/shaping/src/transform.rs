@@ -207,7 +207,8 @@ impl Sandbox {
         // lives in quickjs-libc's modules, which are never loaded.
         let context = Context::full(&runtime).map_err(|_| TransformError::OutOfMemory)?;
         context.with(|ctx| {
-            ctx.eval::<(), _>(CONSOLE_PRELUDE).map_err(|error| Sandbox::failure_before_code(&ctx, error))
+            ctx.eval::<(), _>(CONSOLE_PRELUDE).map_err(|error| Sandbox::failure_before_code(&ctx, error))?;
+            install_helpers(&ctx).map_err(|error| Sandbox::failure_before_code(&ctx, error))
         })?;
         Ok(Sandbox { context, deadline, interrupted, time_limit: limits.time })
     }
@@ -303,6 +304,16 @@ globalThis.console = (() => {
   return { log: ignore, info: ignore, warn: ignore, error: ignore, debug: ignore, trace: ignore };
 })();
 "#;
+
+/// `hookd.md5(text)`: the lowercase hex MD5 of the text's UTF-8 bytes, which
+/// some receivers use as a key (Mailchimp's subscriber hash). Pure: no I/O.
+fn install_helpers(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    use md5::Digest;
+    let helpers = rquickjs::Object::new(ctx.clone())?;
+    helpers
+        .set("md5", Function::new(ctx.clone(), |text: String| format!("{:x}", md5::Md5::digest(text.as_bytes())))?)?;
+    ctx.globals().set("hookd", helpers)
+}
 
 /// A JavaScript exception, described for a person.
 struct Thrown {
@@ -418,6 +429,8 @@ fn read_returned(json: &str, input: &WebhookIn, limits: &Limits) -> Result<Webho
     };
     let url = match returned.url {
         None => input.url.clone(),
+        // Unchanged (a broker endpoint's redis:// or nats:// URL among them).
+        Some(serde_json::Value::String(url)) if url == input.url => url,
         Some(serde_json::Value::String(url)) => check_url(url)?,
         Some(other) => return Err(bad(format!("url is {other}; it must be a string"))),
     };
@@ -447,9 +460,21 @@ fn read_returned(json: &str, input: &WebhookIn, limits: &Limits) -> Result<Webho
     Ok(WebhookOut { method, url, body, body_is_json, headers, cancel })
 }
 
-/// Accepts an absolute http(s) URL, returned as the handler wrote it.
+/// Longest URL a handler may return (as an endpoint's URL may be).
+const MAX_URL_LEN: usize = 2048;
+/// Most headers a handler may add.
+const MAX_HEADERS: usize = 64;
+
+/// Accepts an absolute http(s) URL without credentials in it, returned as
+/// the handler wrote it.
 fn check_url(url: String) -> Result<String, TransformError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(TransformError::BadResult(format!("url is longer than {MAX_URL_LEN} bytes")));
+    }
     match url::Url::parse(&url) {
+        Ok(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            Err(TransformError::BadResult("url may not carry a user name or password".into()))
+        }
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(url),
         Ok(_) => Err(TransformError::BadResult(format!("url {url:?} must be an http or https URL"))),
         Err(error) => Err(TransformError::BadResult(format!("url {url:?} is not a valid URL: {error}"))),
@@ -462,6 +487,9 @@ fn check_headers(
     headers: serde_json::Map<String, serde_json::Value>,
 ) -> Result<BTreeMap<String, String>, TransformError> {
     let bad = |message: String| Err(TransformError::BadResult(message));
+    if headers.len() > MAX_HEADERS {
+        return bad(format!("the handler set {} headers; at most {MAX_HEADERS} are sent", headers.len()));
+    }
     let mut seen = BTreeSet::new();
     let mut checked = BTreeMap::new();
     for (name, value) in headers {
@@ -588,6 +616,15 @@ mod tests {
         let code = "function handler(w) { return new Promise(() => {}); }";
         let error = run(code, &webhook(), &Limits::default()).unwrap_err();
         assert!(matches!(&error, TransformError::BadResult(message) if message.contains("never settled")), "{error:?}");
+    }
+
+    #[test]
+    fn md5_is_there_for_keys_that_need_it() {
+        let code = "function handler(w) { w.url = w.url + '/' + hookd.md5(w.payload.email.toLowerCase()); return w; }";
+        let input = WebhookIn { payload: json!({"email": "Ada@Example.com"}), ..webhook() };
+        let out = run(code, &input, &Limits::default()).unwrap();
+        // md5("ada@example.com")
+        assert_eq!(out.url, "https://example.com/hook/3e3417d7ef77d5932a6734b916515ed5");
     }
 
     #[test]

@@ -168,7 +168,7 @@ pub async fn create(
     let mut input: EventTypeIn = parse_json(&body)?;
     let name = input.name.take().ok_or_else(|| ApiError::body_field("name", "field required"))?;
     let et = input.into_event_type(&auth.org_id, name)?;
-    state.schemas.forget(&auth.org_id, &et.name);
+    let _forget = state.schemas.forget_after(&auth.org_id, &et.name);
     let ticket = match idempotency::begin(&state, &auth.org_id, uri.path(), &headers, &body).await? {
         Begin::Replay(prev) => return replay(&state, &auth.org_id, prev).await,
         Begin::Fresh(t) => t,
@@ -218,11 +218,18 @@ pub async fn upsert(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     let input: EventTypeIn = parse_json(&body)?;
+    // The SDKs' upsert does not know validatePayloads: leaving it out keeps it.
+    let keep_validation = input.validate_payloads.is_none();
     let et = input.into_event_type(&auth.org_id, name)?;
-    state.schemas.forget(&auth.org_id, &et.name);
+    let _forget = state.schemas.forget_after(&auth.org_id, &et.name);
     match state.resources.get_event_type(&auth.org_id, &et.name).await {
         Ok(existing) => {
-            let et = EventType { created_at: existing.created_at, ..et };
+            let validate_payloads = match keep_validation {
+                true => existing.validate_payloads,
+                false => et.validate_payloads,
+            };
+            let et = EventType { created_at: existing.created_at, validate_payloads, ..et };
+            check_validation(&et)?;
             Ok((StatusCode::OK, Json(state.resources.update_event_type(et).await?.into())))
         }
         Err(StoreError::NotFound) => {
@@ -266,7 +273,7 @@ pub async fn patch(
     }
     check_validation(&et)?;
     et.updated_at = now();
-    state.schemas.forget(&auth.org_id, &name);
+    let _forget = state.schemas.forget_after(&auth.org_id, &name);
     Ok(Json(state.resources.update_event_type(et).await?.into()))
 }
 
@@ -277,7 +284,7 @@ pub async fn delete(
     uri: OriginalUri,
 ) -> ApiResult<StatusCode> {
     let q = QueryParams::parse(uri.query());
-    state.schemas.forget(&auth.org_id, &name);
+    let _forget = state.schemas.forget_after(&auth.org_id, &name);
     if q.bool("expunge", false)? {
         state.resources.delete_event_type(&auth.org_id, &name).await?;
     } else {

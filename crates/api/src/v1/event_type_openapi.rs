@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::background_task::TaskOut;
+use super::event_type::MAX_SCHEMAS_BYTES;
 use super::now;
 use crate::auth::OrgAuth;
 use crate::error::{ApiError, ApiResult};
@@ -88,7 +89,7 @@ fn parse_schemas(et: &EventType) -> Map<String, Value> {
 }
 
 /// `et` as the document has it; `None` when nothing changes.
-fn updated(existing: Option<&EventType>, doc: &EventTypeDoc, org_id: &str, t: i64) -> Option<EventType> {
+fn updated(existing: Option<&EventType>, doc: &EventTypeDoc, org_id: &str, t: i64) -> ApiResult<Option<EventType>> {
     let mut schemas = existing.map(parse_schemas).unwrap_or_default();
     if let Some(schema) = &doc.schema {
         if hookd_core::schema::latest(&Value::Object(schemas.clone())) != Some(schema) {
@@ -97,6 +98,12 @@ fn updated(existing: Option<&EventType>, doc: &EventTypeDoc, org_id: &str, t: i6
         }
     }
     let schemas = (!schemas.is_empty()).then(|| Value::Object(schemas).to_string());
+    if schemas.as_ref().is_some_and(|s| s.len() > MAX_SCHEMAS_BYTES) {
+        return Err(ApiError::body_field(
+            "spec",
+            format!("{}: its schemas with this one would be more than {MAX_SCHEMAS_BYTES} bytes", doc.name),
+        ));
+    }
     let et = match existing {
         Some(e) => EventType {
             description: doc.description.clone(),
@@ -131,7 +138,7 @@ fn updated(existing: Option<&EventType>, doc: &EventTypeDoc, org_id: &str, t: i6
             && e.feature_flags == et.feature_flags
             && e.group_name == et.group_name
     });
-    (!same).then_some(et)
+    Ok((!same).then_some(et))
 }
 
 fn from_openapi(et: &EventType) -> EventTypeFromOpenApi {
@@ -172,7 +179,7 @@ pub async fn import(
     let mut changes = Vec::new();
     for doc in &docs {
         let current = existing.iter().find(|e| e.name == doc.name);
-        if let Some(et) = updated(current, doc, &auth.org_id, t) {
+        if let Some(et) = updated(current, doc, &auth.org_id, t)? {
             changes.push((current.is_some(), et));
         }
     }
@@ -187,7 +194,7 @@ pub async fn import(
         return Ok(Json(ImportOut { data: ImportOutData { modified, to_modify: Some(to_modify) } }));
     }
     for (exists, et) in changes {
-        state.schemas.forget(&auth.org_id, &et.name);
+        let _forget = state.schemas.forget_after(&auth.org_id, &et.name);
         match exists {
             true => state.resources.update_event_type(et).await?,
             false => match state.resources.create_event_type(et.clone(), None).await {

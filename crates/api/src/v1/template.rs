@@ -14,7 +14,7 @@ use hookd_store::{StoreError, Template, TemplateVersion};
 use serde::{Deserialize, Serialize};
 
 use super::{now, validate_uid};
-use crate::auth::{Auth, OrgAuth};
+use crate::auth::OrgAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, QueryParams, RawBody};
 use crate::idempotency::{self, Begin};
@@ -190,7 +190,7 @@ fn validate_description(d: &str) -> ApiResult<()> {
 
 pub async fn list(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<TemplateOut>>> {
     let page = pagination::page(&QueryParams::parse(uri.query()), DefaultOrder::Ascending)?;
@@ -254,7 +254,7 @@ async fn replay(
     Ok((StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK), Json(t.into())))
 }
 
-pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<TemplateOut>> {
+pub async fn get(State(state): State<AppState>, auth: OrgAuth, Path(id): Path<String>) -> ApiResult<Json<TemplateOut>> {
     Ok(Json(state.resources.get_template(&auth.org_id, &id).await?.into()))
 }
 
@@ -300,7 +300,7 @@ pub async fn delete(State(state): State<AppState>, auth: OrgAuth, Path(id): Path
 
 pub async fn list_versions(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(id): Path<String>,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListResponse<TemplateVersionOut>>> {
@@ -358,7 +358,7 @@ fn version_param(v: &str) -> ApiResult<Option<u32>> {
 
 pub async fn get_version(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<TemplateVersionOut>> {
     let t = state.resources.get_template(&auth.org_id, &id).await?;
@@ -368,7 +368,7 @@ pub async fn get_version(
 
 pub async fn render(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: OrgAuth,
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<RenderOut>> {

@@ -69,14 +69,26 @@ pub struct SimulateOut {
     pub headers: BTreeMap<String, String>,
 }
 
-fn check_code(code: &str) -> ApiResult<()> {
-    if code.len() < MIN_CODE_LEN || code.len() > MAX_CODE_LEN {
-        return Err(ApiError::body_field("code", format!("{MIN_CODE_LEN} to {MAX_CODE_LEN} characters")));
-    }
-    transform::check(code).map_err(|e| ApiError::body_field("code", e.to_string()))
+/// Checks code before it is stored or run: its length, and that it compiles
+/// and defines `handler` (its top level runs, on a blocking thread).
+pub async fn check_code(code: &str) -> ApiResult<()> {
+    check_code_at("code", code).await
 }
 
-fn check_variables(vars: &BTreeMap<String, String>) -> ApiResult<()> {
+/// [`check_code`], the error at `field`.
+pub async fn check_code_at(field: &str, code: &str) -> ApiResult<()> {
+    let chars = code.chars().count();
+    if !(MIN_CODE_LEN..=MAX_CODE_LEN).contains(&chars) {
+        return Err(ApiError::body_field(field, format!("{MIN_CODE_LEN} to {MAX_CODE_LEN} characters")));
+    }
+    let code = code.to_string();
+    tokio::task::spawn_blocking(move || transform::check(&code))
+        .await
+        .map_err(|e| ApiError::Internal(format!("checking the code did not finish: {e}")))?
+        .map_err(|e| ApiError::body_field(field, e.to_string()))
+}
+
+pub fn check_variables(vars: &BTreeMap<String, String>) -> ApiResult<()> {
     if vars.len() > MAX_VARIABLES
         || vars.iter().any(|(k, v)| k.is_empty() || k.len() > 256 || v.len() > MAX_VARIABLE_LEN)
     {
@@ -111,7 +123,7 @@ pub async fn patch(
 ) -> ApiResult<StatusCode> {
     let p: TransformationPatch = parse_json(&body)?;
     if let Some(Some(code)) = &p.code {
-        check_code(code)?;
+        check_code(code).await?;
     }
     if let Some(Some(vars)) = &p.variables {
         check_variables(vars)?;
@@ -147,10 +159,21 @@ pub async fn simulate(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<SimulateOut>> {
     let input: SimulateIn = parse_json(&body)?;
-    check_code(&input.code)?;
+    check_code(&input.code).await?;
     hookd_core::validate::event_type_name(&input.event_type).map_err(|e| ApiError::body_field("eventType", e))?;
     if let Some(vars) = &input.variables {
         check_variables(vars)?;
+    }
+    if let Some(channels) = &input.channels {
+        if channels.len() > hookd_core::validate::MAX_CHANNELS {
+            return Err(ApiError::body_field(
+                "channels",
+                format!("at most {} channels", hookd_core::validate::MAX_CHANNELS),
+            ));
+        }
+        for c in channels {
+            hookd_core::validate::channel(c).map_err(|e| ApiError::body_field("channels", e))?;
+        }
     }
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     let variables = input
