@@ -427,6 +427,36 @@ consoleTest("the testing console: a payload checked against the schema, sent, an
   assert.deepEqual(JSON.parse(delivered.body), { invoice: "in_2002", amountDue: 100 });
 });
 
+consoleTest("shaping an endpoint: a filter and a connector preset set in the endpoint's form", async (page) => {
+  const appUrl = needs("appUrl", "creating an application through the form, and opening it");
+  const appId = new URL(appUrl).pathname.split("/").pop();
+  const ep = await api("POST", `/api/v1/app/${appId}/endpoint`, { url: `${sink.base}/shaped`, filterTypes: [EVENT_TYPE] });
+  await page.goto(`${appUrl}/endpoints/${ep.id}`);
+  await page.getByText("Shape what it receives").click();
+
+  await page.getByLabel(/^Filter/).fill("/amount gt 100");
+  await submit(page, page.getByRole("button", { name: "Save filter" }));
+  await page.getByText("Shape what it receives").click();
+  assert.equal(await setting(page, "Filter").innerText(), "/amount gt 100");
+
+  await page.getByLabel("Connector", { exact: true }).selectOption({ label: "Make (preset)" });
+  await submit(page, page.getByRole("button", { name: "Use connector" }));
+  await page.getByText("Shape what it receives").click();
+  assert.equal(await setting(page, "Connector").innerText(), "preset:make");
+
+  // Only the big invoice passes the filter; it arrives flat, as a Make webhook takes it.
+  const shaped = () => sink.requests.filter((r) => r.path === "/shaped");
+  await api("POST", `/api/v1/app/${appId}/msg`, { eventType: EVENT_TYPE, payload: { amount: 5 } });
+  await api("POST", `/api/v1/app/${appId}/msg`, { eventType: EVENT_TYPE, payload: { amount: 500 } });
+  const got = await waitUntil(() => shaped().length >= 1 && shaped(), "the shaped delivery");
+  await sleep(300);
+  assert.equal(shaped().length, 1, "the small invoice was filtered out");
+  const body = JSON.parse(got[0].body);
+  assert.equal(body.event_type, EVENT_TYPE);
+  assert.equal(body.amount, 500);
+  await api("DELETE", `/api/v1/app/${appId}/endpoint/${ep.id}`);
+});
+
 consoleTest("keyboard: the first Tab on a page focuses the visible Skip to content link", async (page) => {
   const signedOut = await browser.newPage();
   try {

@@ -126,6 +126,10 @@ pub struct EndpointOut {
     /// Extension: the template its bodies are rendered with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplatePinWire>,
+    /// Extension: the connector its transformation came from (an id, or
+    /// `preset:<name>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
     /// Extension: a broker endpoint's credentials, masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<serde_json::Value>,
@@ -242,6 +246,7 @@ impl From<&Endpoint> for EndpointOut {
             batch: e.control.batch,
             filter: e.control.filter.as_ref().map(|f| f.source().to_string()),
             template: e.control.template.as_ref().map(TemplatePinWire::from),
+            connector: e.control.connector.clone(),
             transport: transport_out(e),
             health: e.health.as_ref().map(EndpointHealthOut::from),
             public_key: e.secret.public_key(),

@@ -92,6 +92,10 @@ pub async fn detail(
     let e = &ep.body;
     let base = format!("{}/apps/{}/endpoints/{}", s.base, seg(&app), seg(&ep_id));
     let disabled = e["disabled"] == true;
+    let shaping = match may(&s, MANAGE_ENDPOINT) {
+        true => Some(crate::shaping::card(&c, &s, &base, e).await),
+        false => None,
+    };
     let body = html! {
         p { @if s.app.is_none() { a href={ (s.base) "/apps" } { "Applications" } " / " } a href={ (s.base) "/apps/" (seg(&app)) } { "Application" } " / endpoint" }
         h1 { (text(e, "url")) }
@@ -148,6 +152,7 @@ pub async fn detail(
             }
         }
         @if may(&s, MANAGE_ENDPOINT) { (edit_forms(&s, &base, e, &types, &headers.body)) }
+        @if let Some(card) = shaping { (card) }
         @if stats.ok() { (charts::stats_chart(&stats.body)) }
         @if recent.ok() { (charts::attempts_chart(&recent.body)) }
         @if may(&s, CREATE_ATTEMPTS) {

@@ -21,6 +21,7 @@ mod html;
 mod messages;
 pub mod oidc;
 mod session;
+mod shaping;
 mod tasks;
 mod testing;
 mod theme;
@@ -92,6 +93,9 @@ fn application_routes(base: &str) -> Router<Console> {
         .route(&format!("{ep}/testing"), get(testing::form).post(testing::submit))
         .route(&format!("{ep}/edit"), post(endpoints::edit))
         .route(&format!("{ep}/headers"), post(endpoints::set_headers))
+        .route(&format!("{ep}/filter"), post(shaping::set_filter))
+        .route(&format!("{ep}/connector"), post(shaping::use_connector))
+        .route(&format!("{ep}/connector/remove"), post(shaping::remove_connector))
         .route(&format!("{ep}/recover"), post(tasks::recover))
         .route(&format!("{ep}/replay-missing"), post(tasks::replay_missing))
         .route(&format!("{app}/msgs"), get(messages::list))

@@ -28,6 +28,8 @@ pub enum IdPrefix {
     Sink,
     /// A payload template.
     Template,
+    /// A connector (`trtmpl_`, as Svix: a transformation template).
+    Connector,
 }
 
 impl IdPrefix {
@@ -45,6 +47,7 @@ impl IdPrefix {
             IdPrefix::InboundRequest => "req_",
             IdPrefix::Sink => "sink_",
             IdPrefix::Template => "tmpl_",
+            IdPrefix::Connector => "trtmpl_",
         }
     }
 }

@@ -4,5 +4,6 @@
 //! method, the URL and the headers, or cancel the send. Both run sandboxed:
 //! no I/O, bounded time, memory and output.
 
+pub mod presets;
 pub mod template;
 pub mod transform;

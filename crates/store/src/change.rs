@@ -90,6 +90,8 @@ pub struct EndpointSettings {
     pub template: Option<Option<crate::model::TemplatePin>>,
     /// The transformation run before each send (replaced whole).
     pub transformation: Option<Option<crate::model::Transformation>>,
+    /// The connector the transformation came from.
+    pub connector: Option<Option<String>>,
 }
 
 /// Which group of columns a change writes.
@@ -172,6 +174,9 @@ impl EndpointChange {
                 }
                 if let Some(v) = s.transformation {
                     ep.control.transformation = v;
+                }
+                if let Some(v) = s.connector {
+                    ep.control.connector = v;
                 }
                 let shaped =
                     ep.control.template.is_some() || ep.control.transformation.as_ref().is_some_and(|t| t.enabled);

@@ -76,7 +76,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 20] = [
+pub(crate) const ORG_TABLES: [&str; 21] = [
+    "connector",
     "template_version",
     "template",
     "poller_token",
@@ -190,6 +191,13 @@ pub trait Resources: Send + Sync + 'static {
         template_id: &str,
         version: Option<u32>,
     ) -> Result<TemplateVersion>;
+
+    // Connectors (Svix's transformation templates).
+    async fn list_connectors(&self, org_id: &str, page: &Page) -> Result<Vec<Connector>>;
+    async fn get_connector(&self, org_id: &str, id_or_uid: &str) -> Result<Connector>;
+    async fn create_connector(&self, connector: Connector, idem: Option<IdempotencyRecord>) -> Result<Connector>;
+    async fn update_connector(&self, connector: Connector) -> Result<Connector>;
+    async fn delete_connector(&self, org_id: &str, connector_id: &str) -> Result<()>;
 
     // Endpoints.
     async fn list_endpoints(&self, org_id: &str, app_id: &str, page: &Page) -> Result<Vec<Endpoint>>;

@@ -200,6 +200,10 @@ pub struct DeliveryControl {
     /// JavaScript run before each send (Svix's endpoint transformation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transformation: Option<Transformation>,
+    /// The connector the transformation came from: a connector's id, or
+    /// `preset:<name>` for one of hookd's presets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
 }
 
 /// The template an endpoint renders its bodies with: one version, or the
@@ -224,6 +228,43 @@ pub struct Transformation {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
     pub updated_at: i64,
+}
+
+/// A connector: a named transformation (and what an endpoint using it needs),
+/// made by the organisation or from one of hookd's presets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connector {
+    pub org_id: String,
+    pub id: String,
+    pub uid: Option<String>,
+    pub spec: ConnectorSpec,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A connector's fields, stored as one JSON document (Svix's `ConnectorIn`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorSpec {
+    pub name: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub instructions: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_event_types: Option<Vec<String>>,
+    pub transformation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_flags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_type: Option<String>,
+    pub transformation_updated_at: i64,
+    /// The hookd preset it was made from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
 }
 
 /// A payload template: a named series of immutable, numbered versions.

@@ -3,6 +3,7 @@
 pub mod application;
 pub mod attempt;
 pub mod background_task;
+pub mod connector;
 pub mod endpoint;
 pub mod event_type;
 pub mod event_type_openapi;
@@ -82,6 +83,17 @@ pub fn router() -> Router<AppState> {
             get(endpoint::transformation::get).patch(endpoint::transformation::patch),
         )
         .route(&format!("{ep}/transformation/simulate"), post(endpoint::transformation::simulate))
+        .route(
+            &format!("{ep}/connector"),
+            get(connector::get_for_endpoint).put(connector::put_for_endpoint).delete(connector::delete_for_endpoint),
+        )
+        .route("/api/v1/connector", get(connector::list).post(connector::create))
+        .route(
+            "/api/v1/connector/{connector_id}",
+            get(connector::get).put(connector::upsert).patch(connector::patch).delete(connector::delete),
+        )
+        .route("/api/v1/connector-preset", get(connector::list_presets))
+        .route("/api/v1/connector-preset/{preset}", get(connector::get_preset))
         .route("/api/v1/template", get(template::list).post(template::create))
         .route("/api/v1/template/{template_id}", get(template::get).patch(template::patch).delete(template::delete))
         .route("/api/v1/template/{template_id}/version", get(template::list_versions).post(template::create_version))

@@ -18,6 +18,7 @@ mod control;
 mod endpoints;
 mod event_types;
 mod inbound;
+mod integrations;
 mod lifecycle;
 mod messages;
 mod oidc;

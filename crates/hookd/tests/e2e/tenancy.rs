@@ -331,6 +331,9 @@ async fn every_route_is_isolated_between_organisations() {
         b.post("/api/v1/template", json!({"name": "B's", "format": "text", "source": "{{ msg_id }}"})).await;
     assert_eq!(status, 201, "{tmpl}");
     let b_tmpl = text(&tmpl["id"]);
+    let (status, conn) = b.post("/api/v1/connector", json!({"preset": "zapier", "name": "B's"})).await;
+    assert_eq!(status, 201, "{conn}");
+    let b_conn = text(&conn["id"]);
     // Attempts are listed through B's token; the server admin's default organisation has none.
     let b_attempt = {
         let found = server
@@ -349,12 +352,16 @@ async fn every_route_is_isolated_between_organisations() {
         "PUT /api/v1/operational-webhook/endpoint/{endpoint_id}",
         "PUT /api/v1/event-type/{name}",
         "PUT /api/v1/event-type/{name}/retry-schedule",
+        "PUT /api/v1/connector/{connector_id}",
     ];
     let mut walked = 0;
     let mut deferred = Vec::new();
     for (template, methods) in crate::mgmt::router_routes() {
         if !template.contains('{') {
             continue; // lists and creates: checked below
+        }
+        if template.starts_with("/api/v1/connector-preset") {
+            continue; // presets belong to no organisation
         }
         let endpoint_id = if template.starts_with("/api/v1/operational-webhook") {
             &b_ops
@@ -378,10 +385,12 @@ async fn every_route_is_isolated_between_organisations() {
             .replace("{sink_id}", &b_sink)
             .replace("{consumer_id}", "b-consumer")
             .replace("{template_id}", &b_tmpl)
+            .replace("{connector_id}", &b_conn)
             .replace("{version}", "1");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {
             let body = json!({"url": "http://127.0.0.1:9/z", "eventType": "a.b", "payload": {}, "name": "x",
+                "transformation": "function handler(webhook) { return webhook; }",
                 "description": "A's", "headers": {"x-a": "1"}, "since": crate::support::seconds_ago(60), "retrySchedule": [5]});
             walked += 1;
             if upserts.contains(&format!("{method} {template}").as_str()) {
@@ -402,11 +411,12 @@ async fn every_route_is_isolated_between_organisations() {
         "/api/v1/audit",
         "/ingest/api/v1/source",
         "/api/v1/template",
+        "/api/v1/connector",
     ] {
         let (status, out) = a.get(list).await;
         assert_eq!(status, 200, "{list}: {out}");
         let seen = out.to_string();
-        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req, &b_sink, &b_tmpl] {
+        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req, &b_sink, &b_tmpl, &b_conn] {
             assert!(!seen.contains(id.as_str()), "{list} shows B's {id}");
         }
     }

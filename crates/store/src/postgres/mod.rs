@@ -15,6 +15,7 @@ mod apps;
 mod attempts;
 mod audit;
 mod batch;
+mod connectors;
 mod deliveries;
 mod endpoints;
 mod event_types;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0015_ordered_delivery", include_str!("../../migrations/postgres/0015_ordered_delivery.sql")),
     ("0016_templates", include_str!("../../migrations/postgres/0016_templates.sql")),
     ("0017_schemas", include_str!("../../migrations/postgres/0017_schemas.sql")),
+    ("0018_connectors", include_str!("../../migrations/postgres/0018_connectors.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

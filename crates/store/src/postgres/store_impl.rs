@@ -10,8 +10,8 @@ use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
 use super::{
-    apps, attempts, audit, batch, deliveries, endpoints, event_types, inbound, messages, owners, poller, retention,
-    tasks, templates, tokens,
+    apps, attempts, audit, batch, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
+    retention, tasks, templates, tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
@@ -164,6 +164,31 @@ impl Resources for PostgresStore {
 
     async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()> {
         event_types::set_retry_schedule(&mut *self.conn().await?, org_id, name, schedule.as_deref(), now_millis()).await
+    }
+
+    async fn list_connectors(&self, org_id: &str, page: &Page) -> Result<Vec<Connector>> {
+        connectors::list(&mut *self.conn().await?, org_id, page).await
+    }
+
+    async fn get_connector(&self, org_id: &str, id_or_uid: &str) -> Result<Connector> {
+        connectors::get(&mut *self.conn().await?, org_id, id_or_uid).await
+    }
+
+    async fn create_connector(&self, connector: Connector, idem: Option<IdempotencyRecord>) -> Result<Connector> {
+        transaction!(self, |tx| {
+            tokens::maybe_idempotency(&mut tx, idem.as_ref()).await?;
+            connectors::insert(&mut tx, &connector).await?;
+        })?;
+        Ok(connector)
+    }
+
+    async fn update_connector(&self, connector: Connector) -> Result<Connector> {
+        connectors::update(&mut *self.conn().await?, &connector).await?;
+        Ok(connector)
+    }
+
+    async fn delete_connector(&self, org_id: &str, connector_id: &str) -> Result<()> {
+        connectors::delete(&mut *self.conn().await?, org_id, connector_id).await
     }
 
     async fn list_templates(&self, org_id: &str, page: &Page) -> Result<Vec<Template>> {

@@ -8,6 +8,7 @@
 mod apps;
 mod attempts;
 mod audit;
+mod connectors;
 mod deliveries;
 mod endpoints;
 mod event_types;
@@ -54,6 +55,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0015_ordered_delivery", include_str!("../../migrations/sqlite/0015_ordered_delivery.sql")),
     ("0016_templates", include_str!("../../migrations/sqlite/0016_templates.sql")),
     ("0017_schemas", include_str!("../../migrations/sqlite/0017_schemas.sql")),
+    ("0018_connectors", include_str!("../../migrations/sqlite/0018_connectors.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

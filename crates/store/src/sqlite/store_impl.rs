@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::{
-    apps, attempts, audit, deliveries, endpoints, event_types, inbound, messages, owners, poller, retention, tasks,
-    templates, tokens, SqliteStore,
+    apps, attempts, audit, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
+    retention, tasks, templates, tokens, SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
@@ -165,6 +165,37 @@ impl Resources for SqliteStore {
     async fn set_event_type_retry_schedule(&self, org_id: &str, name: &str, schedule: Option<Vec<u64>>) -> Result<()> {
         let (org, name) = (s(org_id), s(name));
         self.write(move |c| event_types::set_retry_schedule(c, &org, &name, schedule.as_deref(), now_millis())).await
+    }
+
+    async fn list_connectors(&self, org_id: &str, page: &Page) -> Result<Vec<Connector>> {
+        let (org, page) = (s(org_id), page.clone());
+        self.read(move |c| connectors::list(c, &org, &page)).await
+    }
+
+    async fn get_connector(&self, org_id: &str, id_or_uid: &str) -> Result<Connector> {
+        self.read_point(|c| connectors::get(c, org_id, id_or_uid))
+    }
+
+    async fn create_connector(&self, connector: Connector, idem: Option<IdempotencyRecord>) -> Result<Connector> {
+        self.write(move |c| {
+            tokens::maybe_idempotency(c, idem.as_ref())?;
+            connectors::insert(c, &connector)?;
+            Ok(connector.clone())
+        })
+        .await
+    }
+
+    async fn update_connector(&self, connector: Connector) -> Result<Connector> {
+        self.write(move |c| {
+            connectors::update(c, &connector)?;
+            Ok(connector.clone())
+        })
+        .await
+    }
+
+    async fn delete_connector(&self, org_id: &str, connector_id: &str) -> Result<()> {
+        let (org, id) = (s(org_id), s(connector_id));
+        self.write(move |c| connectors::delete(c, &org, &id)).await
     }
 
     async fn list_templates(&self, org_id: &str, page: &Page) -> Result<Vec<Template>> {

@@ -113,6 +113,7 @@ suite! {
         shaping::filters_decide_fan_out,
         shaping::templates_keep_numbered_versions,
         shaping::an_export_task_keeps_what_it_made,
+        shaping::connectors_round_trip_within_their_organisation,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

@@ -128,3 +128,43 @@ pub async fn an_export_task_keeps_what_it_made(f: Fixture) {
     let lease = Lease { owner: "n1".into(), duration_ms: 30_000 };
     assert!(f.store.claim_task(&lease).await.unwrap().is_none());
 }
+
+pub async fn connectors_round_trip_within_their_organisation(f: Fixture) {
+    let t = now_millis();
+    let spec = ConnectorSpec {
+        name: "Ops Slack".into(),
+        kind: "Slack".into(),
+        logo: None,
+        description: "the ops channel".into(),
+        instructions: String::new(),
+        allowed_event_types: Some(vec!["order.paid".into()]),
+        transformation: "function handler(webhook) { return webhook; }".into(),
+        feature_flags: None,
+        product_type: None,
+        transformation_updated_at: t,
+        preset: Some("slack".into()),
+    };
+    let c = Connector {
+        org_id: f.org.clone(),
+        id: new_id(IdPrefix::Connector),
+        uid: Some("ops".into()),
+        spec: spec.clone(),
+        created_at: t,
+        updated_at: t,
+    };
+    f.store.create_connector(c.clone(), None).await.unwrap();
+    assert_eq!(f.store.get_connector(&f.org, &c.id).await.unwrap(), c);
+    assert_eq!(f.store.get_connector(&f.org, "ops").await.unwrap().id, c.id);
+    assert!(matches!(f.store.get_connector("org_other", &c.id).await, Err(StoreError::NotFound)));
+    let twin = Connector { id: new_id(IdPrefix::Connector), ..c.clone() };
+    assert!(matches!(f.store.create_connector(twin, None).await, Err(StoreError::Conflict { .. })));
+
+    let changed = Connector { spec: ConnectorSpec { name: "Slack".into(), ..spec }, updated_at: t + 1, ..c.clone() };
+    f.store.update_connector(changed.clone()).await.unwrap();
+    assert_eq!(f.store.get_connector(&f.org, "ops").await.unwrap(), changed);
+    assert_eq!(f.store.list_connectors(&f.org, &page(10)).await.unwrap(), vec![changed]);
+    assert!(f.store.list_connectors("org_other", &page(10)).await.unwrap().is_empty());
+    assert!(matches!(f.store.delete_connector("org_other", &c.id).await, Err(StoreError::NotFound)));
+    f.store.delete_connector(&f.org, &c.id).await.unwrap();
+    assert!(matches!(f.store.get_connector(&f.org, &c.id).await, Err(StoreError::NotFound)));
+}

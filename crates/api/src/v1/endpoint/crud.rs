@@ -85,6 +85,10 @@ pub struct EndpointIn {
     /// Extension: the template its bodies are rendered with.
     #[serde(default)]
     pub template: Option<TemplatePinWire>,
+    /// Extension: a connector (or preset) to use, with its variables and
+    /// credentials (create only; `PUT …/connector` changes it).
+    #[serde(default)]
+    pub connector: Option<crate::v1::connector::ConnectorUse>,
     /// Extension: the kind of secret generated when `secret` is left out:
     /// `hmac` (`whsec_`, `v1` signatures; the default) or `ed25519` (`whsk_`,
     /// `v1a` signatures).
@@ -375,6 +379,7 @@ fn settings_of(ep: &Endpoint) -> EndpointSettings {
         filter: Some(ep.control.filter.clone()),
         template: Some(ep.control.template.clone()),
         transformation: None,
+        connector: None,
     }
 }
 
@@ -425,6 +430,7 @@ pub fn new_endpoint(input: EndpointIn, org_id: &str, app_id: &str) -> ApiResult<
             filter: filter(input.filter)?,
             template: template_pin(input.template),
             transformation: None,
+            connector: None,
         },
         auth: Default::default(),
         health: None,
@@ -460,18 +466,28 @@ pub async fn create(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
-    let input: EndpointIn = parse_json(&body)?;
+    let mut input: EndpointIn = parse_json(&body)?;
+    let using = input.connector.take();
     let mut ep = new_endpoint(input, auth.org_id(), &auth.app.id)?;
     validate_endpoint(&state, &ep)?;
     resolve_new_template(&state, &mut ep).await?;
     check_destination(&state, auth.org_id(), Some(&ep.url)).await?;
+    // Checked in full before the endpoint is made; written once it is.
+    let connector = match using {
+        Some(using) => Some(crate::v1::connector::prepare(&state, auth.org_id(), &ep.url, using).await?),
+        None => None,
+    };
     let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
         Begin::Replay(prev) => return replay(&state, &auth, prev).await,
         Begin::Fresh(t) => t,
     };
     let record = idempotency::record(&ticket, 201, Some(ep.id.clone()));
     match state.resources.create_endpoint(ep, record).await {
-        Ok(ep) => {
+        Ok(mut ep) => {
+            if let Some(applied) = connector {
+                crate::v1::connector::apply(&state, &auth, &ep.id, applied).await?;
+                ep = load_endpoint(&state, &auth, &ep.id).await?;
+            }
             endpoint_event(&state, "endpoint.created", &ep);
             Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep))))
         }
@@ -507,6 +523,9 @@ pub async fn upsert(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     let mut input: EndpointIn = parse_json(&body)?;
+    if input.connector.is_some() {
+        return Err(ApiError::body_field("connector", "set on create, or with PUT …/endpoint/{id}/connector"));
+    }
     match state.resources.get_endpoint(auth.org_id(), &auth.app.id, &endpoint_id).await {
         Ok(ep) => {
             let settings = EndpointSettings {
@@ -529,6 +548,7 @@ pub async fn upsert(
                 filter: Some(filter(input.filter)?),
                 template: Some(template_pin(input.template)),
                 transformation: None,
+                connector: None,
             };
             validate_settings(&state, &settings)?;
             let mut settings = settings;
@@ -604,6 +624,7 @@ pub async fn patch(
         },
         template: p.template.map(template_pin),
         transformation: None,
+        connector: None,
     };
     validate_settings(&state, &settings)?;
     let mut settings = settings;
