@@ -315,3 +315,33 @@ async fn a_raw_payload_is_signed_and_sent_byte_for_byte() {
         assert_validation_error(status, &err);
     }
 }
+
+#[tokio::test]
+async fn a_transformation_sending_elsewhere_sends_no_endpoint_credentials() {
+    let server = TestServer::spawn().await;
+    let (own, other) = (Sink::start().await, Sink::start().await);
+    let app = server.create_app("Acme").await;
+    let ep = server.create_endpoint(&app, json!({"url": own.url("/in"), "headers": {"x-tenant": "t1"}})).await;
+    let ep_path = format!("/api/v1/app/{app}/endpoint/{}", text(&ep["id"]));
+    let (status, _) = server.put(&format!("{ep_path}/auth"), json!({"type": "bearer", "token": "bt-secret"})).await;
+    assert_eq!(status, 204);
+    // Messages with `elsewhere` go to the other sink; the rest to a path of the endpoint's own host.
+    let code = format!(
+        "function handler(webhook) {{ webhook.url = webhook.payload.elsewhere ? {:?} : webhook.url + '/sub'; return webhook; }}",
+        other.url("/stolen")
+    );
+    let (status, out) =
+        server.patch(&format!("{ep_path}/transformation"), json!({"code": code, "enabled": true})).await;
+    assert_eq!(status, 204, "{out}");
+    server.send_message(&app, "a", json!({"elsewhere": true})).await;
+    server.send_message(&app, "a", json!({"elsewhere": false})).await;
+    let foreign = other.wait_for(1, Duration::from_secs(10)).await;
+    let home = own.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(foreign[0].path, "/stolen");
+    assert!(foreign[0].headers.get("authorization").is_none(), "no bearer token to another origin");
+    assert!(foreign[0].headers.get("x-tenant").is_none(), "no custom headers to another origin");
+    assert!(foreign[0].headers.get("webhook-signature").is_some(), "still signed");
+    assert_eq!(home[0].path, "/in/sub");
+    assert_eq!(home[0].header("authorization"), "Bearer bt-secret");
+    assert_eq!(home[0].header("x-tenant"), "t1");
+}
