@@ -23,6 +23,49 @@ use crate::wire::{patch_field, VersionWire};
 use crate::AppState;
 
 const MAX_NAME_LEN: usize = 256;
+/// Versions one template may have.
+pub const MAX_VERSIONS: u32 = 1_000;
+/// Longest sample id, uid or URL given to the render route.
+const MAX_SAMPLE_TEXT: usize = 2_048;
+
+/// Bounds the render route's sample data (its payload is bounded by the body).
+fn check_sample(input: &RenderIn) -> ApiResult<()> {
+    if let Some(t) = &input.event_type {
+        hookd_core::validate::event_type_name(t).map_err(|e| ApiError::body_field("eventType", e))?;
+    }
+    let long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.len() > MAX_SAMPLE_TEXT);
+    for (field, v) in [("msgId", &input.msg_id), ("eventId", &input.event_id)] {
+        if long(v) {
+            return Err(ApiError::body_field(field, format!("at most {MAX_SAMPLE_TEXT} bytes")));
+        }
+    }
+    if let Some(channels) = &input.channels {
+        if channels.len() > hookd_core::validate::MAX_CHANNELS {
+            return Err(ApiError::body_field(
+                "channels",
+                format!("at most {} channels", hookd_core::validate::MAX_CHANNELS),
+            ));
+        }
+        for c in channels {
+            hookd_core::validate::channel(c).map_err(|e| ApiError::body_field("channels", e))?;
+        }
+    }
+    if let Some(e) = &input.endpoint {
+        if long(&e.id) || long(&e.uid) || long(&e.url) {
+            return Err(ApiError::body_field(
+                "endpoint",
+                format!("id, uid and url are at most {MAX_SAMPLE_TEXT} bytes"),
+            ));
+        }
+        if e.metadata.len() > 100 || e.metadata.iter().any(|(k, v)| k.len() > 256 || v.len() > MAX_SAMPLE_TEXT) {
+            return Err(ApiError::body_field("endpoint", "metadata: at most 100 entries, keys of 256 bytes"));
+        }
+    }
+    if input.timestamp.is_some_and(|t| !(0..=253_402_300_799).contains(&t)) {
+        return Err(ApiError::body_field("timestamp", "Unix seconds, from 1970 to 9999"));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -332,6 +375,12 @@ pub async fn create_version(
     // The template first: another organisation's id is not found, whatever the body.
     let t = state.resources.get_template(&auth.org_id, &id).await?;
     let input: TemplateVersionIn = parse_json(&body)?;
+    if t.latest_version >= MAX_VERSIONS {
+        return Err(ApiError::body_field(
+            "source",
+            format!("a template has at most {MAX_VERSIONS} versions: make a new template"),
+        ));
+    }
     let format = match input.format.as_deref() {
         Some(f) => format_of("format", Some(f), Format::Json)?,
         None => {
@@ -375,6 +424,7 @@ pub async fn render(
     // The template first: another organisation's id is not found, whatever the body.
     let t = state.resources.get_template(&auth.org_id, &id).await?;
     let input: RenderIn = parse_json(&body)?;
+    check_sample(&input)?;
     let (version, compiled) = match input.source {
         Some(source) => {
             let default = match input.format {

@@ -97,6 +97,14 @@ async fn poller_sinks_are_made_as_svix_makes_them_and_read_in_order() {
     assert_eq!((ids(&second), &second["done"]), (vec![o2.clone()], &json!(true)));
     let (_, third) = server.get(&format!("{poll}?iterator={}", text(&second["iterator"]))).await;
     assert_eq!((ids(&third), &third["iterator"]), (Vec::<String>::new(), &second["iterator"]));
+    // A raw payload is polled as it was sent, with its content type.
+    let raw = json!({"eventType": "order.raw", "payload": {},
+        "transformationsParams": {"rawPayload": "<order/>", "headers": {"content-type": "application/xml"}}});
+    let (status, _) = server.post(&format!("/api/v1/app/{app}/msg"), raw).await;
+    assert_eq!(status, 202);
+    let (_, fourth) = server.get(&format!("{poll}?iterator={}", text(&second["iterator"]))).await;
+    assert_eq!(fourth["data"][0]["transformationsParams"]["rawPayload"], "<order/>", "{fourth}");
+    assert_eq!(fourth["data"][0]["transformationsParams"]["headers"]["content-type"], "application/xml");
     // A read's own filters, and a start by time.
     let (_, signups) = server.get(&format!("{poll}?event_type=user.signup")).await;
     assert_eq!(ids(&signups), vec![s1.clone()]);

@@ -136,6 +136,16 @@ async fn templates_have_immutable_versions_and_render_sample_data() {
     assert!(text(&err["detail"][0]["msg"]).contains("line 1"), "{err}");
     let (status, err) = server.post("/api/v1/template", json!({"name": "x", "source": "{}", "format": "yaml"})).await;
     assert_validation_error(status, &err);
+    // Sample data is bounded like the real thing.
+    for (field, value) in
+        [("channels", json!(["not a channel!"])), ("eventType", json!("bad type!")), ("msgId", json!("x".repeat(3000)))]
+    {
+        let mut bad = sample.clone();
+        bad[field] = value;
+        let (status, err) = server.post(&format!("/api/v1/template/{id}/render"), bad).await;
+        assert_validation_error(status, &err);
+        assert_eq!(err["detail"][0]["loc"], json!(["body", field]), "{err}");
+    }
 }
 
 #[tokio::test]

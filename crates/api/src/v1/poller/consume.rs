@@ -53,6 +53,9 @@ pub struct PolledMessageOut {
     pub timestamp: String,
     pub deliver_at: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// A raw payload (instead of `payload`) and its content type, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transformations_params: Option<serde_json::Value>,
 }
 
 impl PolledMessageOut {
@@ -69,6 +72,7 @@ impl PolledMessageOut {
             timestamp: m.timestamp,
             deliver_at: m.deliver_at,
             headers: None,
+            transformations_params: m.transformations_params,
         }
     }
 }
