@@ -21,7 +21,7 @@ use crate::session::Session;
 use crate::Console;
 
 /// A form's fields; a repeated field (checkboxes) keeps every value.
-fn fields(body: &[u8]) -> HashMap<String, Vec<String>> {
+pub(crate) fn fields(body: &[u8]) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         out.entry(k.into_owned()).or_default().push(v.into_owned());
@@ -29,7 +29,7 @@ fn fields(body: &[u8]) -> HashMap<String, Vec<String>> {
     out
 }
 
-fn one<'a>(f: &'a HashMap<String, Vec<String>>, name: &str) -> &'a str {
+pub(crate) fn one<'a>(f: &'a HashMap<String, Vec<String>>, name: &str) -> &'a str {
     f.get(name).and_then(|v| v.first()).map_or("", |s| s.trim())
 }
 

@@ -2,8 +2,6 @@
 //! the connector (a preset or one of the organisation's) that reshapes them
 //! for their destination, with its variables and credentials in one form.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Method;
@@ -12,6 +10,7 @@ use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
 use crate::client::seg;
+use crate::endpoints::{fields, one};
 use crate::html::{act, csrf, text};
 use crate::session::Session;
 use crate::Console;
@@ -26,14 +25,6 @@ const CREDENTIALS: &[(&str, &str, bool)] = &[
     ("refreshToken", "OAuth refresh token", true),
     ("tokenUrl", "OAuth token URL (empty: the provider's)", false),
 ];
-
-fn fields(body: &[u8]) -> HashMap<String, String> {
-    url::form_urlencoded::parse(body).into_owned().collect()
-}
-
-fn one<'a>(f: &'a HashMap<String, String>, name: &str) -> &'a str {
-    f.get(name).map_or("", |s| s.trim())
-}
 
 /// What the endpoint page shows and offers for shaping. The presets and the
 /// organisation's connectors are read by organisation sessions only (a portal
