@@ -4,11 +4,14 @@
 //! Template versions are immutable, so a compiled version is kept for as long
 //! as there is room; an endpoint pinned to the latest version learns of a new
 //! one within [`LATEST_TTL`] (at once on the node that added it). A
-//! transformation runs on a blocking thread, in a fresh sandbox each time.
+//! transformation runs on one of a few transformation threads, always the same
+//! one for an endpoint, which keeps the endpoint's sandbox warm between sends
+//! (see [`transform::run_warm`]).
 //! Whatever fails here fails the attempt with the reason, never the worker.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookd_core::payload::Payload;
@@ -31,7 +34,64 @@ pub enum Shaped {
     Canceled,
 }
 
+/// One transformation to run, and where its result goes.
+struct Job {
+    key: String,
+    code: String,
+    input: WebhookIn,
+    limits: transform::Limits,
+    reply: tokio::sync::oneshot::Sender<Result<transform::WebhookOut, transform::TransformError>>,
+}
+
+/// Threads that run transformations: an endpoint's always run on the same
+/// one, so its warm sandbox is found there; their number bounds the memory
+/// warm sandboxes take.
+struct TransformThreads {
+    queues: Vec<mpsc::Sender<Job>>,
+}
+
+impl TransformThreads {
+    fn start() -> Self {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16);
+        let queues = (0..n)
+            .map(|i| {
+                let (tx, rx) = mpsc::channel::<Job>();
+                std::thread::Builder::new()
+                    .name(format!("hookd-transform-{i}"))
+                    .spawn(move || {
+                        for job in rx {
+                            let out = transform::run_warm(&job.key, &job.code, &job.input, &job.limits);
+                            let _ = job.reply.send(out);
+                        }
+                    })
+                    .expect("a transformation thread starts");
+                tx
+            })
+            .collect();
+        TransformThreads { queues }
+    }
+
+    /// Runs `code` for the endpoint `key` on its thread.
+    async fn run(
+        &self,
+        key: &str,
+        code: &str,
+        input: WebhookIn,
+        limits: transform::Limits,
+    ) -> Result<Result<transform::WebhookOut, transform::TransformError>, String> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let queue = &self.queues[(h.finish() % self.queues.len() as u64) as usize];
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job { key: key.to_string(), code: code.to_string(), input, limits, reply };
+        queue.send(job).map_err(|_| "the transformation threads stopped".to_string())?;
+        answer.await.map_err(|_| "the transformation did not finish".to_string())
+    }
+}
+
 pub struct Shaper {
+    /// Started with the first transformation.
+    threads: std::sync::OnceLock<TransformThreads>,
     resources: Arc<dyn Resources>,
     compiled: Mutex<HashMap<(String, u32), Arc<tpl::Template>>>,
     latest: Mutex<HashMap<String, (u32, Instant)>>,
@@ -42,6 +102,7 @@ pub struct Shaper {
 impl Shaper {
     pub fn new(resources: Arc<dyn Resources>) -> Self {
         Shaper {
+            threads: std::sync::OnceLock::new(),
             resources,
             compiled: Mutex::default(),
             latest: Mutex::default(),
@@ -84,10 +145,11 @@ impl Shaper {
                 headers: Default::default(),
                 variables: control.transformation.as_ref().map(|t| t.variables.clone()).unwrap_or_default(),
             };
-            let (code, limits) = (code.clone(), self.transforms);
-            let result = tokio::task::spawn_blocking(move || transform::run(&code, &input, &limits))
-                .await
-                .map_err(|e| format!("the transformation did not finish: {e}"))?
+            let result = self
+                .threads
+                .get_or_init(TransformThreads::start)
+                .run(&job.endpoint.id, code, input, self.transforms)
+                .await?
                 .map_err(|e| format!("transformation: {e}"))?;
             if result.cancel {
                 return Ok(Shaped::Canceled);

@@ -5,21 +5,23 @@
 //!
 //! The code runs on QuickJS with nothing but the language itself: no module
 //! loader, no `std`/`os` modules, no fetch, no timers, so it cannot do I/O.
-//! Every run gets a fresh runtime, so nothing one run leaves behind is seen by
-//! the next, and each runtime is bounded in memory ([`Limits::memory_bytes`]),
-//! native stack ([`MAX_STACK_BYTES`]) and wall time ([`Limits::time`]). Runs
-//! block the calling thread: async callers use `spawn_blocking`.
+//! [`run`] gives every run a fresh runtime; [`run_warm`] keeps one sandbox per
+//! key (an endpoint) and thread for the same code's next runs, as a warm
+//! serverless function is kept, and starts over after any failure. Each
+//! runtime is bounded in memory ([`Limits::memory_bytes`]), native stack
+//! ([`MAX_STACK_BYTES`]) and wall time per run ([`Limits::time`]). Runs block
+//! the calling thread: async callers use `spawn_blocking`.
 //!
 //! This module owns running the code and checking what it returned (method,
 //! URL, header names and values, payload size). It does not decide whether
 //! the endpoint may reach the returned URL: the sender's SSRF guard does.
 
-use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rquickjs::{context::EvalOptions, promise::PromiseState, Context, Ctx, Function, Runtime, Value};
+use rquickjs::{context::EvalOptions, promise::PromiseState, Context, Ctx, Function, Persistent, Runtime, Value};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -144,9 +146,81 @@ pub fn run(code: &str, input: &WebhookIn, limits: &Limits) -> Result<WebhookOut,
     let sandbox = Sandbox::new(limits)?;
     sandbox.context.with(|ctx| {
         let handler = sandbox.load_handler(&ctx, code)?;
-        let webhook = ctx.json_parse(input_json).map_err(|error| sandbox.failure(&ctx, error, Stage::Handler))?;
-        let returned: Value = handler.call((webhook,)).map_err(|error| sandbox.failure(&ctx, error, Stage::Handler))?;
-        let returned = sandbox.settle(&ctx, returned)?;
+        sandbox.call(&ctx, handler, input_json, input, limits)
+    })
+}
+
+/// Sandboxes kept warm per thread, at most (past it they start over).
+const MAX_WARM: usize = 64;
+
+/// A sandbox whose code's top level ran: each run calls its handler.
+/// (`handler` drops before `sandbox`, whose runtime it lives in.)
+struct Warm {
+    handler: Persistent<Function<'static>>,
+    sandbox: Sandbox,
+    code: String,
+    memory_bytes: usize,
+}
+
+thread_local! {
+    static WARM: RefCell<HashMap<String, Warm>> = RefCell::new(HashMap::new());
+}
+
+/// [`run`], in a sandbox kept for `key`'s next runs of the same code on this
+/// thread: globals the code sets may still be there next time (or not: a
+/// sandbox starts over after any failure, when the code changes, and when a
+/// thread keeps too many). Each run has the whole time limit.
+pub fn run_warm(key: &str, code: &str, input: &WebhookIn, limits: &Limits) -> Result<WebhookOut, TransformError> {
+    let input_json = serde_json::to_string(input)
+        .expect("a WebhookIn serializes: it holds strings, string-keyed maps and JSON values");
+    WARM.with(|warm| {
+        let mut warm = warm.borrow_mut();
+        let fresh = warm.get(key).is_none_or(|w| w.code != code || w.memory_bytes != limits.memory_bytes);
+        if fresh {
+            warm.remove(key);
+            if warm.len() >= MAX_WARM {
+                warm.clear();
+            }
+            let sandbox = Sandbox::new(limits)?;
+            let handler =
+                sandbox.context.with(|ctx| sandbox.load_handler(&ctx, code).map(|h| Persistent::save(&ctx, h)))?;
+            warm.insert(
+                key.to_string(),
+                Warm { handler, sandbox, code: code.to_string(), memory_bytes: limits.memory_bytes },
+            );
+        }
+        let w = warm.get(key).expect("just made");
+        w.sandbox.arm(limits.time);
+        let out = w.sandbox.context.with(|ctx| {
+            let handler = w.handler.clone().restore(&ctx).map_err(|_| TransformError::OutOfMemory)?;
+            w.sandbox.call(&ctx, handler, input_json, input, limits)
+        });
+        if out.is_err() {
+            warm.remove(key);
+        }
+        out
+    })
+}
+
+impl Sandbox {
+    /// Gives the next run the whole time limit.
+    fn arm(&self, time: Duration) {
+        self.deadline.set(Instant::now() + time);
+        self.interrupted.set(false);
+    }
+
+    /// Calls `handler` with the webhook and checks what it returned.
+    fn call<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        handler: Function<'js>,
+        input_json: String,
+        input: &WebhookIn,
+        limits: &Limits,
+    ) -> Result<WebhookOut, TransformError> {
+        let webhook = ctx.json_parse(input_json).map_err(|error| self.failure(ctx, error, Stage::Handler))?;
+        let returned: Value = handler.call((webhook,)).map_err(|error| self.failure(ctx, error, Stage::Handler))?;
+        let returned = self.settle(ctx, returned)?;
         if !returned.is_object() || returned.is_array() || returned.is_function() {
             return Err(TransformError::BadResult(format!(
                 "the handler returned {}; it must return the webhook object",
@@ -158,10 +232,10 @@ pub fn run(code: &str, input: &WebhookIn, limits: &Limits) -> Result<WebhookOut,
         let json = ctx
             .json_stringify(returned)
             .and_then(|json| json.map(|json| json.to_string()).transpose())
-            .map_err(|error| sandbox.failure(&ctx, error, Stage::Result))?
+            .map_err(|error| self.failure(ctx, error, Stage::Result))?
             .unwrap_or_default();
         read_returned(&json, input, limits)
-    })
+    }
 }
 
 /// Which part of a run failed: decides how a JavaScript exception is reported.
@@ -178,7 +252,7 @@ enum Stage {
 /// A fresh QuickJS runtime and context with the run's limits installed.
 struct Sandbox {
     context: Context,
-    deadline: Instant,
+    deadline: Rc<Cell<Instant>>,
     /// Set by the interrupt handler when it stops the code: the exception
     /// QuickJS raises then is an ordinary `InternalError`, so this is how a
     /// time-out is told apart from code that threw.
@@ -191,13 +265,14 @@ impl Sandbox {
         let runtime = Runtime::new().map_err(|_| TransformError::OutOfMemory)?;
         runtime.set_memory_limit(limits.memory_bytes);
         runtime.set_max_stack_size(MAX_STACK_BYTES);
-        let deadline = Instant::now() + limits.time;
+        let deadline = Rc::new(Cell::new(Instant::now() + limits.time));
         let interrupted = Rc::new(Cell::new(false));
         let flag = Rc::clone(&interrupted);
+        let until = Rc::clone(&deadline);
         // QuickJS calls this every few thousand operations (and in regular
         // expression backtracking), so reading the clock here costs little.
         runtime.set_interrupt_handler(Some(Box::new(move || {
-            let stop = Instant::now() >= deadline;
+            let stop = Instant::now() >= until.get();
             if stop {
                 flag.set(true);
             }
@@ -238,7 +313,7 @@ impl Sandbox {
         };
         // Jobs that keep queueing jobs would loop here forever: watch the clock.
         while promise.state() == PromiseState::Pending {
-            if self.interrupted.get() || Instant::now() >= self.deadline {
+            if self.interrupted.get() || Instant::now() >= self.deadline.get() {
                 return Err(TransformError::TimedOut(self.time_limit));
             }
             if !ctx.execute_pending_job() {
@@ -616,6 +691,41 @@ mod tests {
         let code = "function handler(w) { return new Promise(() => {}); }";
         let error = run(code, &webhook(), &Limits::default()).unwrap_err();
         assert!(matches!(&error, TransformError::BadResult(message) if message.contains("never settled")), "{error:?}");
+    }
+
+    fn counted(key: &str, code: &str, payload: serde_json::Value) -> Result<serde_json::Value, TransformError> {
+        let input = WebhookIn { payload, ..webhook() };
+        run_warm(key, code, &input, &Limits::default()).map(|out| serde_json::from_slice(&out.body).unwrap())
+    }
+
+    #[test]
+    fn a_warm_sandbox_is_kept_for_one_key_and_the_same_code_only() {
+        let code = "var n = 0; function handler(w) { n += 1; w.payload = {n: n}; return w; }";
+        assert_eq!(counted("warm-ep1", code, json!({})).unwrap(), json!({"n": 1}));
+        assert_eq!(counted("warm-ep1", code, json!({})).unwrap(), json!({"n": 2}));
+        assert_eq!(counted("warm-ep2", code, json!({})).unwrap(), json!({"n": 1}), "another key, its own sandbox");
+        let changed = "var n = 10; function handler(w) { n += 1; w.payload = {n: n}; return w; }";
+        assert_eq!(counted("warm-ep1", changed, json!({})).unwrap(), json!({"n": 11}), "new code starts over");
+        let fresh = run(code, &webhook(), &Limits::default()).unwrap();
+        assert_eq!(fresh.body, br#"{"n":1}"#, "run is always fresh");
+    }
+
+    #[test]
+    fn a_warm_sandbox_starts_over_after_a_failure_and_each_run_has_its_own_time() {
+        let code = "var n = 0; function handler(w) { n += 1; if (w.payload.boom) throw new Error('boom'); \
+                    if (w.payload.spin) { for (;;) {} } w.payload = {n: n}; return w; }";
+        assert_eq!(counted("warm-fail", code, json!({})).unwrap(), json!({"n": 1}));
+        assert!(matches!(counted("warm-fail", code, json!({"boom": true})), Err(TransformError::Threw(_))));
+        assert_eq!(counted("warm-fail", code, json!({})).unwrap(), json!({"n": 1}), "started over");
+        let limits = Limits { time: Duration::from_millis(50), ..Limits::default() };
+        let spin = WebhookIn { payload: json!({"spin": true}), ..webhook() };
+        assert!(matches!(run_warm("warm-fail", code, &spin, &limits), Err(TransformError::TimedOut(_))));
+        std::thread::sleep(Duration::from_millis(60));
+        // A run after a long pause still has its whole limit.
+        let calm = WebhookIn { payload: json!({}), ..webhook() };
+        assert!(run_warm("warm-fail", code, &calm, &limits).is_ok());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(run_warm("warm-fail", code, &calm, &limits).is_ok(), "the deadline is set per run");
     }
 
     #[test]
