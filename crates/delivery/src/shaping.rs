@@ -47,20 +47,31 @@ struct Job {
 /// one, so its warm sandbox is found there; their number bounds the memory
 /// warm sandboxes take.
 struct TransformThreads {
-    queues: Vec<mpsc::Sender<Job>>,
+    queues: Vec<mpsc::SyncSender<Job>>,
 }
+
+/// Transformations waiting for one thread, at most: past it a send fails
+/// (and is retried on its schedule) rather than holding its place in memory
+/// while slow code runs.
+const QUEUE_DEPTH: usize = 32;
 
 impl TransformThreads {
     fn start() -> Self {
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16);
         let queues = (0..n)
             .map(|i| {
-                let (tx, rx) = mpsc::channel::<Job>();
+                let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
                 std::thread::Builder::new()
                     .name(format!("hookd-transform-{i}"))
                     .spawn(move || {
                         for job in rx {
-                            let out = transform::run_warm(&job.key, &job.code, &job.input, &job.limits);
+                            let run = || transform::run_warm(&job.key, &job.code, &job.input, &job.limits);
+                            let out =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+                                    // Whatever the sandboxes held is suspect now.
+                                    transform::forget_warm();
+                                    Err(transform::TransformError::BadResult("the transformation engine failed".into()))
+                                });
                             let _ = job.reply.send(out);
                         }
                     })
@@ -84,7 +95,10 @@ impl TransformThreads {
         let queue = &self.queues[(h.finish() % self.queues.len() as u64) as usize];
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job { key: key.to_string(), code: code.to_string(), input, limits, reply };
-        queue.send(job).map_err(|_| "the transformation threads stopped".to_string())?;
+        queue.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => "too many transformations are waiting; retried later".to_string(),
+            mpsc::TrySendError::Disconnected(_) => "the transformation threads stopped".to_string(),
+        })?;
         answer.await.map_err(|_| "the transformation did not finish".to_string())
     }
 }

@@ -7,8 +7,10 @@
 use std::collections::BTreeMap;
 
 /// What a variable holds, checked when a preset is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum VarKind {
+    /// What the preset's code accepts: `what` says it to a person.
+    Matches { what: &'static str, test: fn(&str) -> bool },
     /// A name: letters, digits, `_`, `-` and `.`.
     Name,
     /// Any text.
@@ -76,6 +78,30 @@ pub struct Preset {
     pub example_url: &'static str,
     pub variables: &'static [Variable],
     pub credentials: Credentials,
+}
+
+fn api_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn api_version(s: &str) -> bool {
+    let Some((major, minor)) = s.strip_prefix('v').and_then(|v| v.split_once('.')) else { return false };
+    !major.is_empty()
+        && major.chars().all(|c| c.is_ascii_digit())
+        && minor.len() == 1
+        && minor.chars().all(|c| c.is_ascii_digit())
+}
+
+fn slug(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn lowercase(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase())
+}
+
+fn alphanumeric(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 macro_rules! code {
@@ -187,9 +213,19 @@ pub static PRESETS: &[Preset] = &[
         url: UrlShape::Origin,
         example_url: "https://yourdomain.my.salesforce.com",
         variables: &[
-            Variable { name: "sobject", required: true, kind: VarKind::Name, help: "the object's API name, such as Lead" },
+            Variable {
+                name: "sobject",
+                required: true,
+                kind: VarKind::Matches { what: "an API name (a letter, then letters, digits and _)", test: api_name },
+                help: "the object's API name, such as Lead",
+            },
             Variable { name: "fields", required: true, kind: VarKind::FieldMap, help: FIELDS_HELP },
-            Variable { name: "apiVersion", required: false, kind: VarKind::Name, help: "the REST API version, v60.0 by default" },
+            Variable {
+                name: "apiVersion",
+                required: false,
+                kind: VarKind::Matches { what: "a version such as v60.0", test: api_version },
+                help: "the REST API version, v60.0 by default",
+            },
         ],
         credentials: Credentials::OauthRefresh { token_url: "https://login.salesforce.com/services/oauth2/token" },
     },
@@ -203,7 +239,12 @@ pub static PRESETS: &[Preset] = &[
         url: UrlShape::Origin,
         example_url: "https://api.hubapi.com",
         variables: &[
-            Variable { name: "objectType", required: true, kind: VarKind::Name, help: "contacts, companies, deals, tickets or a custom object's type" },
+            Variable {
+                name: "objectType",
+                required: true,
+                kind: VarKind::Matches { what: "letters, digits, _ and -", test: slug },
+                help: "contacts, companies, deals, tickets or a custom object's type",
+            },
             Variable { name: "properties", required: true, kind: VarKind::FieldMap, help: FIELDS_HELP },
         ],
         credentials: Credentials::BearerOrOauth { token_url: "https://api.hubapi.com/oauth/v1/token" },
@@ -218,7 +259,12 @@ pub static PRESETS: &[Preset] = &[
         url: UrlShape::Origin,
         example_url: "https://yourcompany.pipedrive.com",
         variables: &[
-            Variable { name: "object", required: true, kind: VarKind::Name, help: "persons, deals, organizations, leads, activities…" },
+            Variable {
+                name: "object",
+                required: true,
+                kind: VarKind::Matches { what: "lowercase letters", test: lowercase },
+                help: "persons, deals, organizations, leads, activities…",
+            },
             Variable { name: "fields", required: true, kind: VarKind::FieldMap, help: FIELDS_HELP },
         ],
         credentials: Credentials::Header("x-api-token"),
@@ -233,7 +279,12 @@ pub static PRESETS: &[Preset] = &[
         url: UrlShape::Origin,
         example_url: "https://us21.api.mailchimp.com",
         variables: &[
-            Variable { name: "listId", required: true, kind: VarKind::Name, help: "the audience id" },
+            Variable {
+                name: "listId",
+                required: true,
+                kind: VarKind::Matches { what: "letters and digits", test: alphanumeric },
+                help: "the audience id",
+            },
             Variable { name: "emailField", required: false, kind: VarKind::Text, help: "where the email address is: a JSON Pointer, /email by default" },
             Variable { name: "mergeFields", required: false, kind: VarKind::FieldMap, help: FIELDS_HELP },
             Variable {
@@ -315,6 +366,10 @@ fn check_kind(v: &Variable, value: &str) -> Result<(), String> {
     let bad = |what: &str| Err(format!("{} is {what}", v.name));
     match v.kind {
         VarKind::Text => Ok(()),
+        VarKind::Matches { what, test } => match value.len() <= 256 && test(value) {
+            true => Ok(()),
+            false => bad(what),
+        },
         VarKind::Name => {
             let ok = !value.is_empty()
                 && value.len() <= 256
@@ -463,6 +518,23 @@ mod tests {
         assert_eq!(sf.check_variables(&vars(&[("fields", "{}")])).unwrap_err().0, "sobject");
         assert_eq!(sf.check_variables(&vars(&[("sobject", "Lead"), ("fields", "[1]")])).unwrap_err().0, "fields");
         assert_eq!(sf.check_variables(&vars(&[("sobject", "Lead"), ("fields", "{}"), ("x", "1")])).unwrap_err().0, "x");
+        // What the code would refuse at every send is refused now.
+        for (preset, name, value) in [
+            ("salesforce", "apiVersion", "60.0"),
+            ("salesforce", "sobject", "1Lead"),
+            ("pipedrive", "object", "Persons"),
+            ("hubspot", "objectType", "a.b"),
+            ("mailchimp", "listId", "a-1"),
+        ] {
+            let p = get(preset).unwrap();
+            let mut given: BTreeMap<String, String> =
+                p.variables.iter().filter(|v| v.required).map(|v| (v.name.to_string(), "{}".to_string())).collect();
+            for v in p.variables.iter().filter(|v| v.required && !matches!(v.kind, VarKind::FieldMap)) {
+                given.insert(v.name.to_string(), "ok".to_string());
+            }
+            given.insert(name.to_string(), value.to_string());
+            assert_eq!(p.check_variables(&given).unwrap_err().0, name, "{preset} {name}={value}");
+        }
         let mc = get("mailchimp").unwrap();
         let err = mc.check_variables(&vars(&[("listId", "a1"), ("status", "maybe")])).unwrap_err();
         assert!(err.1.contains("subscribed, pending"), "{err:?}");

@@ -150,8 +150,12 @@ pub fn run(code: &str, input: &WebhookIn, limits: &Limits) -> Result<WebhookOut,
     })
 }
 
-/// Sandboxes kept warm per thread, at most (past it they start over).
+/// Sandboxes kept warm per thread, at most (past it the least recently used
+/// one goes).
 const MAX_WARM: usize = 64;
+/// A sandbox holding more than this after a run is not kept warm, so warm
+/// sandboxes take at most `MAX_WARM` times this per thread.
+pub const MAX_WARM_BYTES: i64 = 2 * 1024 * 1024;
 
 /// A sandbox whose code's top level ran: each run calls its handler.
 /// (`handler` drops before `sandbox`, whose runtime it lives in.)
@@ -160,10 +164,18 @@ struct Warm {
     sandbox: Sandbox,
     code: String,
     memory_bytes: usize,
+    /// When it last ran, in runs of this thread.
+    used: u64,
 }
 
 thread_local! {
     static WARM: RefCell<HashMap<String, Warm>> = RefCell::new(HashMap::new());
+    static RUNS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Drops every warm sandbox of this thread (after a panic, say).
+pub fn forget_warm() {
+    WARM.with(|warm| warm.borrow_mut().clear());
 }
 
 /// [`run`], in a sandbox kept for `key`'s next runs of the same code on this
@@ -176,26 +188,38 @@ pub fn run_warm(key: &str, code: &str, input: &WebhookIn, limits: &Limits) -> Re
     WARM.with(|warm| {
         let mut warm = warm.borrow_mut();
         let fresh = warm.get(key).is_none_or(|w| w.code != code || w.memory_bytes != limits.memory_bytes);
+        let now = RUNS.with(|runs| {
+            runs.set(runs.get() + 1);
+            runs.get()
+        });
         if fresh {
             warm.remove(key);
             if warm.len() >= MAX_WARM {
-                warm.clear();
+                let oldest = warm.iter().min_by_key(|(_, w)| w.used).map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    warm.remove(&k);
+                }
             }
             let sandbox = Sandbox::new(limits)?;
             let handler =
                 sandbox.context.with(|ctx| sandbox.load_handler(&ctx, code).map(|h| Persistent::save(&ctx, h)))?;
             warm.insert(
                 key.to_string(),
-                Warm { handler, sandbox, code: code.to_string(), memory_bytes: limits.memory_bytes },
+                Warm { handler, sandbox, code: code.to_string(), memory_bytes: limits.memory_bytes, used: now },
             );
         }
-        let w = warm.get(key).expect("just made");
-        w.sandbox.arm(limits.time);
+        let w = warm.get_mut(key).expect("just made");
+        w.used = now;
+        // A new sandbox's clock started with it: its top level and its first
+        // call share one limit, as in `run`.
+        if !fresh {
+            w.sandbox.arm(limits.time);
+        }
         let out = w.sandbox.context.with(|ctx| {
             let handler = w.handler.clone().restore(&ctx).map_err(|_| TransformError::OutOfMemory)?;
             w.sandbox.call(&ctx, handler, input_json, input, limits)
         });
-        if out.is_err() {
+        if out.is_err() || w.sandbox.runtime.memory_usage().memory_used_size > MAX_WARM_BYTES {
             warm.remove(key);
         }
         out
@@ -252,6 +276,7 @@ enum Stage {
 /// A fresh QuickJS runtime and context with the run's limits installed.
 struct Sandbox {
     context: Context,
+    runtime: Runtime,
     deadline: Rc<Cell<Instant>>,
     /// Set by the interrupt handler when it stops the code: the exception
     /// QuickJS raises then is an ordinary `InternalError`, so this is how a
@@ -285,7 +310,7 @@ impl Sandbox {
             ctx.eval::<(), _>(CONSOLE_PRELUDE).map_err(|error| Sandbox::failure_before_code(&ctx, error))?;
             install_helpers(&ctx).map_err(|error| Sandbox::failure_before_code(&ctx, error))
         })?;
-        Ok(Sandbox { context, deadline, interrupted, time_limit: limits.time })
+        Ok(Sandbox { context, runtime, deadline, interrupted, time_limit: limits.time })
     }
 
     /// Runs the top level of `code` and returns its `handler` function.
@@ -726,6 +751,14 @@ mod tests {
         assert!(run_warm("warm-fail", code, &calm, &limits).is_ok());
         std::thread::sleep(Duration::from_millis(60));
         assert!(run_warm("warm-fail", code, &calm, &limits).is_ok(), "the deadline is set per run");
+    }
+
+    #[test]
+    fn a_sandbox_that_grows_large_is_not_kept_warm() {
+        let code = "var keep = []; function handler(w) { keep.push('x'.repeat(3 * 1024 * 1024)); \
+                    w.payload = {n: keep.length}; return w; }";
+        assert_eq!(counted("warm-big", code, json!({})).unwrap(), json!({"n": 1}));
+        assert_eq!(counted("warm-big", code, json!({})).unwrap(), json!({"n": 1}), "too big to keep: started over");
     }
 
     #[test]

@@ -450,7 +450,7 @@ fn preset_info(p: &Preset) -> PresetOut {
                 name: v.name,
                 required: v.required,
                 kind: match v.kind {
-                    VarKind::Name => "name",
+                    VarKind::Name | VarKind::Matches { .. } => "name",
                     VarKind::Text => "text",
                     VarKind::FieldMap => "fieldMap",
                     VarKind::ColumnList => "columnList",
@@ -523,8 +523,20 @@ pub struct CredentialsIn {
 
 /// What applying a connector to an endpoint writes, checked before anything is.
 pub struct Applied {
-    credentials: Option<EndpointChange>,
+    /// Credentials cleared and set, in order.
+    credentials: Vec<EndpointChange>,
     settings: EndpointSettings,
+}
+
+/// The headers presets keep credentials in.
+fn preset_headers() -> Vec<String> {
+    presets::PRESETS
+        .iter()
+        .filter_map(|p| match p.credentials {
+            Credentials::Header(name) => Some(name.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 const MAX_SECRET: usize = 8 * 1024;
@@ -539,14 +551,29 @@ fn secret(field: &str, v: &Option<String>) -> ApiResult<String> {
     }
 }
 
-/// Checks `using` against the endpoint (its URL, the preset's variables and
-/// credentials) and says what to write.
-pub async fn prepare(state: &AppState, org_id: &str, endpoint_url: &str, using: ConnectorUse) -> ApiResult<Applied> {
+/// Checks `using` against the endpoint (its URL, its event types, the
+/// preset's variables and credentials) and says what to write. A preset's
+/// credentials replace the endpoint's OAuth, basic, bearer and JWT
+/// credentials and the headers presets use, so nothing meant for one
+/// provider is sent to the next.
+pub async fn prepare(state: &AppState, org_id: &str, ep: &Endpoint, using: ConnectorUse) -> ApiResult<Applied> {
     let at_connector = |msg: String| ApiError::invalid(&["body", "connector"], msg);
+    if ep.control.batch.is_some() {
+        return Err(at_connector("a batched endpoint sends payloads as they are: it cannot use a connector".into()));
+    }
     let (code, reference, preset) = match presets::get(&using.connector) {
         Some(p) => (p.code.to_string(), format!("preset:{}", p.name), Some(p)),
         None => match state.resources.get_connector(org_id, &using.connector).await {
             Ok(c) => {
+                if let Some(allowed) = &c.spec.allowed_event_types {
+                    let fits = ep.event_types.as_ref().is_some_and(|t| t.iter().all(|t| allowed.contains(t)));
+                    if !fits {
+                        return Err(at_connector(format!(
+                            "this connector is for {} only: give the endpoint event types among them",
+                            allowed.join(", ")
+                        )));
+                    }
+                }
                 let preset = c.spec.preset.as_deref().and_then(presets::get);
                 (c.spec.transformation, c.id, preset)
             }
@@ -558,9 +585,15 @@ pub async fn prepare(state: &AppState, org_id: &str, endpoint_url: &str, using: 
     };
     check_variables(&using.variables)?;
     let credentials = using.credentials.unwrap_or_default();
-    let mut change = None;
+    if credentials.token_url.as_ref().is_some_and(|u| u.len() > hookd_core::validate::MAX_URL_LEN) {
+        return Err(ApiError::invalid(
+            &["body", "credentials", "tokenUrl"],
+            "an http or https URL of at most 2048 bytes",
+        ));
+    }
+    let mut changes = Vec::new();
     if let Some(p) = preset {
-        let url = url::Url::parse(endpoint_url).map_err(|e| at_connector(e.to_string()))?;
+        let url = url::Url::parse(&ep.url).map_err(|e| at_connector(e.to_string()))?;
         p.check_url(&url).map_err(at_connector)?;
         p.check_variables(&using.variables)
             .map_err(|(name, msg)| ApiError::invalid(&["body", "variables", &name], msg))?;
@@ -582,7 +615,7 @@ pub async fn prepare(state: &AppState, org_id: &str, endpoint_url: &str, using: 
             }
             Ok(EndpointChange::Auth(AuthChange::Oauth(Some(Box::new(config)))))
         };
-        change = match p.credentials {
+        let change = match p.credentials {
             Credentials::None => None,
             Credentials::Bearer => {
                 Some(EndpointChange::Auth(AuthChange::Bearer(Some(secret("token", &credentials.token)?))))
@@ -610,6 +643,15 @@ pub async fn prepare(state: &AppState, org_id: &str, endpoint_url: &str, using: 
                 )
             })?;
         }
+        // What any earlier preset (or anyone) left goes first.
+        let stale: Vec<String> =
+            preset_headers().into_iter().filter(|h| ep.headers.keys().any(|k| k.eq_ignore_ascii_case(h))).collect();
+        if !stale.is_empty() {
+            changes.push(EndpointChange::Headers { set: BTreeMap::new(), remove: stale, replace: false });
+        }
+        changes.push(EndpointChange::Auth(AuthChange::Oauth(None)));
+        changes.push(EndpointChange::Auth(AuthChange::Basic(None)));
+        changes.extend(change);
     }
     let transformation =
         Transformation { code: Some(code), enabled: true, variables: using.variables, updated_at: now() };
@@ -618,12 +660,12 @@ pub async fn prepare(state: &AppState, org_id: &str, endpoint_url: &str, using: 
         connector: Some(Some(reference)),
         ..Default::default()
     };
-    Ok(Applied { credentials: change, settings })
+    Ok(Applied { credentials: changes, settings })
 }
 
 /// Writes what [`prepare`] checked: the credentials, then the transformation.
 pub async fn apply(state: &AppState, auth: &AppAuth, endpoint_id: &str, applied: Applied) -> ApiResult<()> {
-    if let Some(change) = applied.credentials {
+    for change in applied.credentials {
         change_endpoint(state, auth, endpoint_id, change, None).await?;
     }
     change_endpoint(state, auth, endpoint_id, EndpointChange::Settings(applied.settings), None).await?;
@@ -660,7 +702,7 @@ pub async fn put_for_endpoint(
 ) -> ApiResult<StatusCode> {
     let ep: Endpoint = load_endpoint(&state, &auth, &endpoint_id).await?;
     let using: ConnectorUse = parse_json(&body)?;
-    let applied = prepare(&state, auth.org_id(), &ep.url, using).await?;
+    let applied = prepare(&state, auth.org_id(), &ep, using).await?;
     apply(&state, &auth, &ep.id, applied).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -176,6 +176,12 @@ fn route(
     if post && matches!(path.as_str(), "/services/oauth2/token" | "/oauth/v1/token" | "/token") {
         return token(s, headers, body);
     }
+    // The chat and catch-hook URLs carry their own secret: another provider's
+    // credentials arriving there are a leak.
+    let chat = path.starts_with("/services/") && seg.get(1) != Some(&"data") || path.starts_with("/hooks/catch/");
+    if chat && (headers.contains_key("authorization") || headers.contains_key("x-api-token")) {
+        return refuse(400, "credentials sent to a webhook URL");
+    }
     // Slack: POST /services/T…/B…/secret with text and Block Kit blocks.
     if post && seg.len() == 4 && seg[0] == "services" && seg[1] != "data" {
         let b = json_body(headers, body)?;
@@ -499,6 +505,16 @@ async fn connectors_are_checked_before_anything_is_made() {
                    "variables": {"object": "persons", "fields": "{}"}}}),
             json!(["body", "credentials", "apiToken"]),
         ),
+        (
+            json!({"url": mock.url(""), "connector": {"connector": "salesforce",
+                   "variables": {"sobject": "Lead", "fields": "{}", "apiVersion": "60.0"}}}),
+            json!(["body", "variables", "apiVersion"]),
+        ),
+        (
+            json!({"url": mock.url("/services/T/B/x"), "batch": {"maxMessages": 10, "maxWaitMs": 100},
+                   "connector": {"connector": "slack"}}),
+            json!(["body", "connector"]),
+        ),
     ];
     for (body, loc) in cases {
         let (status, err) = server.post(&path, body).await;
@@ -554,7 +570,9 @@ async fn an_organisations_connectors_are_svix_resources_an_endpoint_can_use() {
     assert_eq!(got[0].0, "slack");
 
     // The custom connector on another endpoint; the presets are listed for forms.
-    let sink_ep = server.create_endpoint(&app, json!({"url": mock.url("/hooks/catch/9/z/")})).await;
+    let sink_ep = server
+        .create_endpoint(&app, json!({"url": mock.url("/hooks/catch/9/z/"), "filterTypes": ["order.paid"]}))
+        .await;
     let sink_path = format!("/api/v1/app/{app}/endpoint/{}", text(&sink_ep["id"]));
     let (status, _) = server.put(&format!("{sink_path}/connector"), json!({"connector": text(&custom["id"])})).await;
     assert_eq!(status, 204);
@@ -568,4 +586,47 @@ async fn an_organisations_connectors_are_svix_resources_an_endpoint_can_use() {
     assert_eq!(t["code"], Value::Null);
     assert_eq!(server.delete("/api/v1/connector/ops-slack").await.0, 204);
     assert_eq!(server.get(&format!("{ep_path}/connector")).await.0, 204, "the endpoint keeps its code only");
+}
+
+#[tokio::test]
+async fn switching_connectors_leaves_no_credential_of_the_last_provider_behind() {
+    let server = TestServer::spawn().await;
+    let mock = Mock::start().await;
+    let app = server.create_app("Acme").await;
+    let (status, ep) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": mock.url(""), "connector": {"connector": "pipedrive",
+                   "variables": {"object": "persons", "fields": r#"{"name": "/name"}"#},
+                   "credentials": {"apiToken": "pd-token-1"}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    let ep_path = format!("/api/v1/app/{app}/endpoint/{}", text(&ep["id"]));
+    let (status, _) = server.put(&format!("{ep_path}/auth"), json!({"type": "bearer", "token": "left-over"})).await;
+    assert_eq!(status, 204);
+    // The same endpoint moves to a Zapier catch hook: its URL, then the preset.
+    let (status, out) = server.patch(&ep_path, json!({"url": mock.url("/hooks/catch/1/b/")})).await;
+    assert_eq!(status, 200, "{out}");
+    let (status, out) = server.put(&format!("{ep_path}/connector"), json!({"connector": "zapier"})).await;
+    assert_eq!(status, 204, "{out}");
+    server.send_message(&app, "order.paid", json!({"name": "Ada"})).await;
+    let got = mock.accepted(1).await;
+    assert_eq!(got[0].0, "zapier");
+    assert!(mock.refused().is_empty(), "{:?}", mock.refused());
+    assert_eq!(server.get(&format!("{ep_path}/auth")).await.0, 404, "no credentials are left");
+
+    // A connector made for some event types only fits endpoints limited to them.
+    let code = "function handler(webhook) { return webhook; }";
+    let (_, only) = server
+        .post(
+            "/api/v1/connector",
+            json!({"name": "Paid only", "transformation": code, "allowedEventTypes": ["order.paid"]}),
+        )
+        .await;
+    let (status, err) = server.put(&format!("{ep_path}/connector"), json!({"connector": text(&only["id"])})).await;
+    assert_validation_error(status, &err);
+    server.patch(&ep_path, json!({"filterTypes": ["order.paid"]})).await;
+    let (status, out) = server.put(&format!("{ep_path}/connector"), json!({"connector": text(&only["id"])})).await;
+    assert_eq!(status, 204, "{out}");
 }

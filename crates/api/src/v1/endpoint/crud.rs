@@ -474,7 +474,7 @@ pub async fn create(
     check_destination(&state, auth.org_id(), Some(&ep.url)).await?;
     // Checked in full before the endpoint is made; written once it is.
     let connector = match using {
-        Some(using) => Some(crate::v1::connector::prepare(&state, auth.org_id(), &ep.url, using).await?),
+        Some(using) => Some(crate::v1::connector::prepare(&state, auth.org_id(), &ep, using).await?),
         None => None,
     };
     let ticket = match idempotency::begin(&state, auth.org_id(), uri.path(), &headers, &body).await? {
