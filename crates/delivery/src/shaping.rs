@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookd_core::payload::Payload;
@@ -47,24 +47,24 @@ struct Job {
 /// one, so its warm sandbox is found there; their number bounds the memory
 /// warm sandboxes take.
 struct TransformThreads {
-    queues: Vec<mpsc::SyncSender<Job>>,
+    queues: Vec<tokio::sync::mpsc::Sender<Job>>,
 }
 
-/// Transformations waiting for one thread, at most: past it a send fails
-/// (and is retried on its schedule) rather than holding its place in memory
-/// while slow code runs.
-const QUEUE_DEPTH: usize = 32;
+/// Transformations queued for one thread, at most; a send waits for room up
+/// to [`QUEUE_WAIT`], then fails (and is retried on its schedule).
+const QUEUE_DEPTH: usize = 64;
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 impl TransformThreads {
     fn start() -> Self {
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16);
         let queues = (0..n)
             .map(|i| {
-                let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(QUEUE_DEPTH);
                 std::thread::Builder::new()
                     .name(format!("hookd-transform-{i}"))
                     .spawn(move || {
-                        for job in rx {
+                        while let Some(job) = rx.blocking_recv() {
                             let run = || transform::run_warm(&job.key, &job.code, &job.input, &job.limits);
                             let out =
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
@@ -95,10 +95,11 @@ impl TransformThreads {
         let queue = &self.queues[(h.finish() % self.queues.len() as u64) as usize];
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job { key: key.to_string(), code: code.to_string(), input, limits, reply };
-        queue.try_send(job).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => "too many transformations are waiting; retried later".to_string(),
-            mpsc::TrySendError::Disconnected(_) => "the transformation threads stopped".to_string(),
-        })?;
+        match tokio::time::timeout(QUEUE_WAIT, queue.send(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err("the transformation threads stopped".into()),
+            Err(_) => return Err("too many transformations are waiting; retried later".into()),
+        }
         answer.await.map_err(|_| "the transformation did not finish".to_string())
     }
 }
