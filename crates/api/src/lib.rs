@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         // Every change through a route is recorded in the audit trail.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::layer))
         .route("/metrics", axum::routing::get(v1::health::metrics))
+        .route("/livez", axum::routing::get(v1::health::live))
         .merge(ingest::receive_router())
         // Unknown paths and methods get the same JSON error bodies as everything
         // else: the SDKs parse every error body as JSON.
@@ -105,6 +106,7 @@ pub fn ops_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", axum::routing::get(v1::health::health))
         .route("/metrics", axum::routing::get(v1::health::metrics))
+        .route("/livez", axum::routing::get(v1::health::live))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }

@@ -56,6 +56,8 @@ pub struct DispatcherConfig {
     pub retry_schedule: RetrySchedule,
     /// Throttling, holds, the breaker and auto-disable.
     pub control: ControlConfig,
+    /// Count attempts in the statistics rollups (docs/operations.md).
+    pub stats: bool,
 }
 
 /// An event type's own retry schedule as read at a time (Unix ms).
@@ -614,7 +616,7 @@ impl Dispatcher {
                     } else {
                         self.after_attempt(&job, &result, now).await
                     };
-                    let mut outcome = attempt_outcome(&job, result, next, now);
+                    let mut outcome = attempt_outcome(&job, result, next, now, self.inner.config.stats);
                     if let (Some(note), Some(a)) = (note, outcome.attempt.as_mut()) {
                         // What hookd did about the answer, recorded with it.
                         a.response.push_str(note);

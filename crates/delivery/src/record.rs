@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hookd_core::text::storable;
 use hookd_core::{new_id, AttemptTrigger, IdPrefix, MessageStatus, RetrySchedule};
-use hookd_store::{Attempt, DeliveryJob, NextState, Outcome, Queue, StoreError};
+use hookd_store::{Attempt, AttemptFacts, DeliveryJob, NextState, Outcome, Queue, StoreError};
 use tokio::sync::mpsc;
 
 use crate::metrics::{AttemptOutcome, Metrics};
@@ -32,10 +32,18 @@ fn after_failure(schedule: &RetrySchedule, attempts: u32) -> NextState {
     }
 }
 
-/// The outcome of one attempt of `job`, going `next`.
-pub fn attempt_outcome(job: &DeliveryJob, result: SendResult, next: NextState, now: i64) -> Outcome {
+/// The outcome of one attempt of `job`, going `next`; counted in the
+/// statistics when `stats` is on.
+pub fn attempt_outcome(job: &DeliveryJob, result: SendResult, next: NextState, now: i64, stats: bool) -> Outcome {
     let attempts = job.attempts + 1;
     let success = result.is_success();
+    let facts = stats.then(|| AttemptFacts {
+        event_type: job.event_type.clone(),
+        class: result.class(),
+        bytes: result.sent_bytes.min(i64::MAX as u64) as i64,
+        delivered_after_ms: (success && job.trigger == AttemptTrigger::Scheduled)
+            .then_some((now - job.msg_created_at).max(0)),
+    });
     Outcome {
         delivery_id: job.delivery_id,
         lease_token: job.lease_token,
@@ -53,6 +61,7 @@ pub fn attempt_outcome(job: &DeliveryJob, result: SendResult, next: NextState, n
             trigger: job.trigger,
             created_at: now,
             headers: Some(result.headers),
+            facts,
         }),
         next,
         attempts,
@@ -106,6 +115,7 @@ fn refused(o: &Outcome, reason: &str, schedule: &RetrySchedule) -> Option<Outcom
             trigger: a.trigger,
             created_at: a.created_at,
             headers: None,
+            facts: a.facts.clone(),
         }),
         next: after_failure(schedule, o.attempts),
         attempts: o.attempts,
@@ -200,6 +210,7 @@ mod tests {
             trigger: AttemptTrigger::Scheduled,
             created_at: 1,
             headers: None,
+            facts: None,
         };
         let o =
             Outcome { delivery_id: 7, lease_token: 3, attempt: Some(attempt), next: NextState::Succeeded, attempts: 1 };

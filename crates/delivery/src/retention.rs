@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hookd_store::{PruneReport, Queue, Result, Retention};
+use hookd_store::{PruneReport, Queue, Result, Retention, RollupRetention};
 
 #[derive(Debug, Clone)]
 pub struct RetentionConfig {
@@ -17,6 +17,8 @@ pub struct RetentionConfig {
     pub message_retention: Duration,
     /// Finished background tasks are kept this long (Svix lists 90 days of them).
     pub task_retention: Duration,
+    /// When statistics rows are folded into wider ones, and how long day rows stay.
+    pub rollups: RollupRetention,
 }
 
 impl Default for RetentionConfig {
@@ -26,6 +28,7 @@ impl Default for RetentionConfig {
             batch: 100,
             message_retention: Duration::from_secs(180 * 86_400),
             task_retention: Duration::from_secs(90 * 86_400),
+            rollups: RollupRetention::default(),
         }
     }
 }
@@ -36,6 +39,8 @@ pub struct Swept {
     pub pruned: PruneReport,
     /// Pages given back to the file system (SQLite).
     pub pages_freed: u64,
+    /// Statistics rows folded into wider ones or past their retention.
+    pub rollups_folded: u64,
 }
 
 /// Between batches the sweep pauses this many times as long as the batch took
@@ -65,6 +70,15 @@ pub async fn sweep(queue: &dyn Queue, config: &RetentionConfig) -> Result<Swept>
     }
     loop {
         let started = std::time::Instant::now();
+        let n = queue.fold_rollups(config.batch * 10, config.rollups).await?;
+        swept.rollups_folded += n;
+        if (n as usize) < config.batch * 10 {
+            break;
+        }
+        tokio::time::sleep((started.elapsed() * PAUSE_FACTOR).max(MIN_BREATHER)).await;
+    }
+    loop {
+        let started = std::time::Instant::now();
         let n = queue.reclaim_space(PAGES_PER_STEP).await?;
         swept.pages_freed += n;
         if n < PAGES_PER_STEP {
@@ -79,7 +93,7 @@ pub async fn run(queue: std::sync::Arc<dyn Queue>, config: RetentionConfig) {
     loop {
         tokio::time::sleep(config.interval).await;
         match sweep(&*queue, &config).await {
-            Ok(s) if s.pruned.is_empty() && s.pages_freed == 0 => {}
+            Ok(s) if s.pruned.is_empty() && s.pages_freed == 0 && s.rollups_folded == 0 => {}
             Ok(s) => tracing::info!(
                 messages = s.pruned.messages,
                 attempts = s.pruned.attempts,
@@ -87,6 +101,7 @@ pub async fn run(queue: std::sync::Arc<dyn Queue>, config: RetentionConfig) {
                 deleted = s.pruned.deleted,
                 housekeeping = s.pruned.housekeeping,
                 pages_freed = s.pages_freed,
+                rollups_folded = s.rollups_folded,
                 "retention sweep"
             ),
             Err(e) => tracing::warn!(error = %e, "the retention sweep failed; it runs again later"),

@@ -12,7 +12,7 @@ use base64::Engine;
 use hookd_core::headers::is_sensitive;
 use hookd_core::signing::signature_header;
 use hookd_core::text::storable;
-use hookd_store::{AttemptHeaders, DeliveryJob};
+use hookd_store::{AttemptClass, AttemptHeaders, DeliveryJob};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 
 use crate::ssrf::{check_literal, check_resolved, GuardedResolver};
@@ -63,6 +63,10 @@ pub struct SendResult {
     /// The request's and the response's headers as stored with the attempt
     /// (`sent` is `None` when no request was made).
     pub headers: AttemptHeaders,
+    /// Why no response came, when the connection or its TLS handshake failed.
+    pub failure: Option<AttemptClass>,
+    /// Bytes of the request body sent (0 when no request was made).
+    pub sent_bytes: u64,
 }
 
 /// A receiver's request in the `webhook-delivery` response header (Standard
@@ -76,6 +80,15 @@ pub enum ReceiverSignal {
 }
 
 impl SendResult {
+    /// How the attempt ended, as the statistics count it.
+    pub fn class(&self) -> AttemptClass {
+        match self.status {
+            Some(status) => AttemptClass::of_status(status),
+            None if self.timed_out => AttemptClass::Timeout,
+            None => self.failure.unwrap_or(AttemptClass::Other),
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
     }
@@ -335,9 +348,15 @@ impl HttpSender {
                         body: storable(ack.as_bytes()),
                         duration: started.elapsed(),
                         headers,
+                        sent_bytes: body.len() as u64,
                         ..Default::default()
                     },
-                    Err(e) => SendResult { timed_out: e == "timed out", headers, ..failed(e) },
+                    Err(e) => SendResult {
+                        timed_out: e == "timed out",
+                        headers,
+                        failure: Some(AttemptClass::Connection),
+                        ..failed(e)
+                    },
                 };
             }
             Ok(None) => {}
@@ -442,11 +461,15 @@ impl HttpSender {
                     retry_after,
                     signal,
                     headers: AttemptHeaders { sent, received },
+                    failure: None,
+                    sent_bytes: wire.len() as u64,
                 }
             }
             Err(e) => SendResult {
                 timed_out: e.is_timeout(),
                 headers: AttemptHeaders { sent, received: None },
+                failure: Some(network_failure(&e)),
+                sent_bytes: wire.len() as u64,
                 ..failed(describe(&e))
             },
         }
@@ -660,6 +683,19 @@ fn response_headers_json(headers: &HeaderMap) -> String {
 }
 
 /// A readable reason for a failed request, including the SSRF guard's refusal.
+/// A connection's failure: TLS when its handshake or certificate failed.
+fn network_failure(e: &reqwest::Error) -> AttemptClass {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return AttemptClass::Tls;
+        }
+        source = s.source();
+    }
+    AttemptClass::Connection
+}
+
 pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut msg = if e.is_timeout() {
         "timed out".to_string()

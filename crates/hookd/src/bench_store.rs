@@ -293,6 +293,12 @@ pub async fn retention(opts: RetentionBenchOptions) -> anyhow::Result<()> {
                     trigger: AttemptTrigger::Scheduled,
                     created_at: now_millis(),
                     headers: Some(headers.clone()),
+                    facts: Some(hookd_store::AttemptFacts {
+                        event_type: "bench.event".into(),
+                        class: hookd_store::AttemptClass::Success,
+                        bytes: 256,
+                        delivered_after_ms: Some(5),
+                    }),
                 }),
                 next: NextState::Succeeded,
                 attempts: 1,

@@ -231,6 +231,16 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_PREVIOUS_ENCRYPTION_KEYS", hide_env_values = true, value_delimiter = ',')]
     pub previous_encryption_keys: Option<Vec<String>>,
 
+    /// Count attempts in the statistics rollups (`--stats false` turns them
+    /// off) [default: true].
+    #[arg(long, env = "HOOKD_STATS", num_args = 0..=1, default_missing_value = "true")]
+    pub stats: Option<bool>,
+
+    /// Daily statistics are kept this long; minute rows become hour rows
+    /// after 6 hours and hour rows become day rows after 14 days [default: 400d].
+    #[arg(long, env = "HOOKD_STATS_RETENTION")]
+    pub stats_retention: Option<String>,
+
     /// Log filter, e.g. `info` or `hookd=debug` [default: info].
     #[arg(long, env = "HOOKD_LOG")]
     pub log: Option<String>,
@@ -263,6 +273,9 @@ pub struct Config {
     pub encryption_key: Option<String>,
     pub previous_encryption_keys: Vec<String>,
     pub audit_retention: Duration,
+    /// Attempts are counted in the statistics rollups.
+    pub stats: bool,
+    pub stats_retention: Duration,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -387,6 +400,8 @@ impl ServeOptions {
                 message_retention,
                 prune_interval,
                 audit_retention,
+                stats,
+                stats_retention,
                 retry_after_max,
                 breaker_failure_ratio,
                 breaker_min_requests,
@@ -504,6 +519,8 @@ impl ServeOptions {
             org_ingest_rate: self.org_ingest_rate.filter(|r| *r > 0),
             token_rate_limit: self.token_rate_limit.filter(|r| *r > 0),
             audit_retention,
+            stats: self.stats.unwrap_or(true),
+            stats_retention: positive_duration("stats-retention", self.stats_retention, "400d")?,
             encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
             previous_encryption_keys: self
                 .previous_encryption_keys

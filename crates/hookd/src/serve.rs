@@ -40,6 +40,10 @@ pub fn retention_config(cfg: &Config) -> RetentionConfig {
     RetentionConfig {
         interval: cfg.prune_interval,
         message_retention: cfg.message_retention,
+        rollups: hookd_store::RollupRetention {
+            days_ms: cfg.stats_retention.as_millis() as i64,
+            ..hookd_store::RollupRetention::default()
+        },
         ..RetentionConfig::default()
     }
 }
@@ -95,6 +99,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 poll_interval: cfg.poll_interval,
                 retry_schedule: cfg.retry_schedule.clone(),
                 control: cfg.control.clone(),
+                stats: cfg.stats,
             },
             retention_config(&cfg),
             resources.clone(),

@@ -29,6 +29,7 @@ pub mod postgres;
 pub mod recipients;
 pub mod sqlite;
 pub mod states;
+pub mod stats;
 pub mod task;
 
 use std::sync::Arc;
@@ -44,6 +45,9 @@ pub use inbound::{
 };
 pub use model::*;
 pub use poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
+pub use stats::{
+    AttemptClass, AttemptFacts, Granularity, QueueNow, Rollup, RollupKey, RollupRetention, Sketch, StatsQuery, StatsRow,
+};
 pub use task::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +80,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 21] = [
+pub(crate) const ORG_TABLES: [&str; 22] = [
+    "stats_rollup",
     "connector",
     "template_version",
     "template",
@@ -219,6 +224,11 @@ pub trait Resources: Send + Sync + 'static {
     /// Deliveries to the endpoint by the status the API shows, for messages
     /// created in [since, until).
     async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats>;
+    /// The statistics rollups `q` asks for, added up per slot and event type
+    /// (see [`StatsQuery`]); slots with no attempts are left out.
+    async fn stats(&self, q: StatsQuery) -> Result<Vec<StatsRow>>;
+    /// Deliveries waiting now for the application's endpoints (or one of them).
+    async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow>;
 
     // Messages.
     async fn list_messages(
@@ -484,6 +494,10 @@ pub trait Queue: Send + Sync + 'static {
     /// `limits.messages_ms` with their deliveries and attempts, and removes
     /// expired idempotency keys and tasks finished over `limits.tasks_ms` ago.
     async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport>;
+    /// Folds up to `batch` statistics rows older than `retention` says into
+    /// the next width (minute → hour → day), and deletes day rows past theirs;
+    /// returns how many rows it folded or deleted.
+    async fn fold_rollups(&self, batch: usize, retention: RollupRetention) -> Result<u64>;
     /// Gives up to `max_pages` free pages back to the file system (SQLite's
     /// incremental vacuum); returns how many. A no-op where the database manages
     /// its own space (PostgreSQL's autovacuum).

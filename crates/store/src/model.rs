@@ -731,6 +731,9 @@ pub struct Attempt {
     /// The request's and the response's headers, written with the attempt.
     /// Reads of attempts leave this `None`: `get_attempt_headers` reads it.
     pub headers: Option<AttemptHeaders>,
+    /// What the statistics count of this attempt, when it is recorded; `None`
+    /// leaves it out of them (statistics off) and on reads.
+    pub facts: Option<crate::AttemptFacts>,
 }
 
 /// The headers of one attempt, as JSON text (stored as written).

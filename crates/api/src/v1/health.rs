@@ -1,4 +1,6 @@
-//! `GET /api/v1/health` (no token) and `GET /metrics`.
+//! `GET /api/v1/health` (readiness: the store answers), `GET /livez`
+//! (liveness: the process serves; never asks the store) and `GET /metrics`,
+//! all without a token.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -18,6 +20,13 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     };
     let overall = if db.is_ok() { "ok" } else { "down" };
     (status, Json(json!({"status": overall, "database": db_status, "version": env!("CARGO_PKG_VERSION")})))
+}
+
+/// 200 while the process serves requests, whatever the store's state: a
+/// liveness probe that restarts a node only when the node itself is stuck, not
+/// when its database is down (a restart would not bring the database back).
+pub async fn live() -> impl IntoResponse {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

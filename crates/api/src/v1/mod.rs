@@ -14,6 +14,7 @@ pub mod operational;
 pub mod poller;
 pub mod portal;
 pub mod settings;
+pub mod stats;
 pub mod template;
 
 use axum::routing::{delete, get, post};
@@ -104,6 +105,9 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{ep}/replay-missing"), post(endpoint::recovery::replay_missing))
         .route(&format!("{ep}/bulk-replay"), post(endpoint::recovery::bulk_replay))
         .route(&format!("{ep}/stats"), get(endpoint::stats::get))
+        .route("/api/v1/stats/app/{app_id}/attempt", get(stats::app_attempt_series))
+        .route(&format!("{app}/stats/attempts"), get(stats::app_attempt_totals))
+        .route(&format!("{app}/stats/summary"), get(stats::app_summary))
         .route(&format!("{ep}/rate-limit-status"), get(endpoint::control::rate_limit_status))
         .route(&format!("{ep}/msg"), get(attempt::list_attempted_messages))
         .route(&format!("{app}/msg"), get(message::list).post(message::create))

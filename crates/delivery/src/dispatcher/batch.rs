@@ -38,7 +38,7 @@ impl Dispatcher {
                             let now = now_millis();
                             let result = SendResult { body: format!("not sent: {why}"), ..Default::default() };
                             let (next, _) = self.after_attempt(&job, &result, now).await;
-                            attempt_outcome(&job, result, next, now)
+                            attempt_outcome(&job, result, next, now, self.inner.config.stats)
                         }
                     }
                 };
@@ -111,7 +111,9 @@ impl Dispatcher {
                 }
                 other => other,
             };
-            let mut outcome = attempt_outcome(&job, result.clone(), next, now);
+            // Each member counts its share of the request's bytes.
+            let share = SendResult { sent_bytes: result.sent_bytes / count as u64, ..result.clone() };
+            let mut outcome = attempt_outcome(&job, share, next, now, self.inner.config.stats);
             if let Some(a) = outcome.attempt.as_mut() {
                 a.response.push_str(&format!(" [hookd: sent as {id}, a batch of {count}]"));
                 if let Some(note) = note {

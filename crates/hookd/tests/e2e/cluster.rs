@@ -137,6 +137,7 @@ async fn api_nodes_store_and_worker_nodes_deliver() {
     let app = setup_app(&api, &sink, 1).await;
     // The worker serves health and metrics only.
     assert_eq!(worker.get("/api/v1/health").await.0, 200);
+    assert_eq!(worker.get("/livez").await.0, 200);
     assert_eq!(worker.get(&format!("/api/v1/app/{app}")).await.0, 404);
     let started = Instant::now();
     let msg = api.send_message(&app, "a.b", json!({"x": 1})).await;
@@ -200,6 +201,9 @@ async fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
     let (status, health) = nodes[0].get("/api/v1/health").await;
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["database"]["status"], "down");
+    // Liveness never asks the database: a probe on it does not restart the node.
+    let (status, live) = nodes[0].get("/livez").await;
+    assert_eq!((status, &live["status"]), (200, &json!("ok")), "{live}");
     let (status, body) =
         nodes[1].post(&format!("/api/v1/app/{app}/msg"), json!({"eventType": "a", "payload": {}})).await;
     assert_eq!(status, 503, "{body}");

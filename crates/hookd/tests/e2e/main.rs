@@ -29,4 +29,5 @@ mod schemas;
 mod security;
 mod settings;
 mod shaping;
+mod stats;
 mod transports;

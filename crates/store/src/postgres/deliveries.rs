@@ -22,8 +22,10 @@ use hookd_core::AttemptTrigger;
 use sqlx::{Connection, PgConnection};
 
 use super::ordering::{self, head_only};
+use super::stats::MERGE;
 use super::{messages, owners};
 use crate::model::*;
+use crate::stats::{AttemptFacts, Sketch};
 use crate::Result;
 
 /// Leases due scheduled deliveries to `lease.owner`, of endpoints whose queue
@@ -159,7 +161,13 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
         attempts.iter().map(text).collect::<Vec<Option<String>>>()
     };
 
-    let done: Vec<ordering::OrderKey> = sqlx::query_as(
+    let facts_col = |f: fn(&AttemptFacts) -> Option<&str>| {
+        let text =
+            |(a, _, _): &(&Attempt, i64, i64)| a.facts.as_ref().and_then(f).map(|t| storable_str(t).into_owned());
+        attempts.iter().map(text).collect::<Vec<Option<String>>>()
+    };
+
+    let done: Vec<ordering::OrderKey> = sqlx::query_as(&format!(
         "WITH o AS (
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::integer[], $5::bigint[], $6::boolean[])
                  AS o(id, token, state, attempts, after_ms, attempted)
@@ -196,27 +204,68 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
              FROM o JOIN locked ON locked.id = o.id
              WHERE d.id = o.id
              RETURNING d.id, o.token, d.endpoint_id, d.order_key
+         ), att AS MATERIALIZED (
+             SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                         $13::smallint[], $14::integer[], $15::text[], $16::bigint[], $17::smallint[], $18::bigint[],
+                         $19::bigint[], $20::bigint[], $21::text[], $22::text[], $23::text[], $24::smallint[],
+                         $25::bigint[], $26::integer[], $27::integer[])
+                      AS a(id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
+                           response_duration_ms, trigger_type, created_at, delivery_id, token, sent_headers,
+                           response_headers, event_type, class, bytes, lat_idx, del_idx)
+             WHERE (a.delivery_id, a.token) IN (SELECT id, token FROM updated)
          ), stored AS (
              INSERT INTO attempt (id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code,
                  response, response_duration_ms, trigger_type, created_at, sent_headers, response_headers)
              SELECT a.id, a.org_id, a.app_id, a.msg_id, a.endpoint_id, a.url, a.status, a.response_status_code,
                     a.response, a.response_duration_ms, a.trigger_type, a.created_at, a.sent_headers,
                     a.response_headers
-             FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::smallint[],
-                         $14::integer[], $15::text[], $16::bigint[], $17::smallint[], $18::bigint[], $19::bigint[],
-                         $20::bigint[], $21::text[], $22::text[])
-                      AS a(id, org_id, app_id, msg_id, endpoint_id, url, status, response_status_code, response,
-                           response_duration_ms, trigger_type, created_at, delivery_id, token, sent_headers,
-                           response_headers)
-             WHERE (a.delivery_id, a.token) IN (SELECT id, token FROM updated)
+             FROM att a
              ON CONFLICT (id) DO NOTHING
+             RETURNING id
+         ), counted AS MATERIALIZED (
+             -- Statistics (crate::stats): attempts stored now, with facts (a
+             -- NULL event type: statistics off), by minute.
+             SELECT a.*, (a.created_at / 60000) * 60000 AS bucket FROM att a
+             WHERE a.event_type IS NOT NULL AND a.id IN (SELECT id FROM stored)
+         ), sums AS (
+             SELECT org_id, app_id, endpoint_id, event_type, bucket, COUNT(*) AS attempts,
+                    COUNT(*) FILTER (WHERE class = 0) AS success, COUNT(*) FILTER (WHERE class = 1) AS fail_4xx,
+                    COUNT(*) FILTER (WHERE class = 2) AS fail_5xx, COUNT(*) FILTER (WHERE class = 3) AS fail_timeout,
+                    COUNT(*) FILTER (WHERE class = 4) AS fail_connection,
+                    COUNT(*) FILTER (WHERE class = 5) AS fail_tls, COUNT(*) FILTER (WHERE class = 6) AS fail_other,
+                    SUM(bytes)::bigint AS bytes, SUM(GREATEST(response_duration_ms, 0))::bigint AS latency_sum_ms,
+                    MAX(GREATEST(response_duration_ms, 0)) AS latency_max_ms
+             FROM counted GROUP BY 1, 2, 3, 4, 5
+         ), lat AS (
+             SELECT org_id, app_id, endpoint_id, event_type, bucket, jsonb_object_agg(i::text, n) AS sketch
+             FROM (SELECT org_id, app_id, endpoint_id, event_type, bucket, lat_idx AS i, COUNT(*) AS n
+                   FROM counted GROUP BY 1, 2, 3, 4, 5, 6) x
+             GROUP BY 1, 2, 3, 4, 5
+         ), del AS (
+             SELECT org_id, app_id, endpoint_id, event_type, bucket, jsonb_object_agg(i::text, n) AS sketch
+             FROM (SELECT org_id, app_id, endpoint_id, event_type, bucket, del_idx AS i, COUNT(*) AS n
+                   FROM counted WHERE del_idx >= 0 GROUP BY 1, 2, 3, 4, 5, 6) x
+             GROUP BY 1, 2, 3, 4, 5
+         ), rolled AS (
+             INSERT INTO stats_rollup (org_id, app_id, endpoint_id, event_type, width_ms, bucket_start, attempts,
+                 success, fail_4xx, fail_5xx, fail_timeout, fail_connection, fail_tls, fail_other, bytes,
+                 latency_sum_ms, latency_max_ms, latency, delivery)
+             SELECT s.org_id, s.app_id, s.endpoint_id, s.event_type, 60000, s.bucket, s.attempts, s.success,
+                    s.fail_4xx, s.fail_5xx, s.fail_timeout, s.fail_connection, s.fail_tls, s.fail_other, s.bytes,
+                    s.latency_sum_ms, s.latency_max_ms, COALESCE(lat.sketch, '{{}}'::jsonb),
+                    COALESCE(del.sketch, '{{}}'::jsonb)
+             FROM sums s
+             LEFT JOIN lat USING (org_id, app_id, endpoint_id, event_type, bucket)
+             LEFT JOIN del USING (org_id, app_id, endpoint_id, event_type, bucket)
+             ORDER BY 1, 2, 3, 4, 6
+             {MERGE}
          )
          -- The ordering keys of the outcomes' deliveries, whether updated now or
          -- by an earlier try of this batch (none for unordered endpoints; a
          -- probe by id each, of rows just read).
          SELECT DISTINCT d.endpoint_id, d.order_key FROM delivery d
-         WHERE d.id = ANY($1) AND d.order_key IS NOT NULL",
-    )
+         WHERE d.id = ANY($1) AND d.order_key IS NOT NULL"
+    ))
     .bind(latest.iter().map(|o| o.delivery_id).collect::<Vec<i64>>())
     .bind(latest.iter().map(|o| o.lease_token).collect::<Vec<i64>>())
     .bind(latest.iter().map(|o| o.next.state().as_str()).collect::<Vec<&str>>())
@@ -239,6 +288,18 @@ pub async fn record_outcomes(c: &mut PgConnection, outcomes: &[Outcome]) -> Resu
     .bind(attempts.iter().map(|(_, _, t)| *t).collect::<Vec<i64>>())
     .bind(header_col(|h| h.sent.as_deref()))
     .bind(header_col(|h| h.received.as_deref()))
+    .bind(facts_col(|f| Some(f.event_type.as_str())))
+    .bind(attempts.iter().map(|(a, _, _)| a.facts.as_ref().map_or(0, |f| f.class.code())).collect::<Vec<i16>>())
+    .bind(attempts.iter().map(|(a, _, _)| a.facts.as_ref().map_or(0, |f| f.bytes)).collect::<Vec<i64>>())
+    .bind(attempts.iter().map(|(a, _, _)| Sketch::index(a.response_duration_ms) as i32).collect::<Vec<i32>>())
+    .bind(
+        attempts
+            .iter()
+            .map(|(a, _, _)| {
+                a.facts.as_ref().and_then(|f| f.delivered_after_ms).map_or(-1, |ms| Sketch::index(ms) as i32)
+            })
+            .collect::<Vec<i32>>(),
+    )
     .fetch_all(&mut *c)
     .await?;
     if done.is_empty() {

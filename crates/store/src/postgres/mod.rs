@@ -27,6 +27,7 @@ mod owners;
 mod poller;
 mod retention;
 mod rows;
+mod stats;
 mod store_impl;
 mod tasks;
 mod templates;
@@ -59,6 +60,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0016_templates", include_str!("../../migrations/postgres/0016_templates.sql")),
     ("0017_schemas", include_str!("../../migrations/postgres/0017_schemas.sql")),
     ("0018_connectors", include_str!("../../migrations/postgres/0018_connectors.sql")),
+    ("0019_stats", include_str!("../../migrations/postgres/0019_stats.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -216,6 +216,7 @@ pub fn attempt(r: &PgRow) -> RowResult<Attempt> {
         trigger: AttemptTrigger::from_i64(r.try_get::<i16, _>(10)?.into()).unwrap_or(AttemptTrigger::Scheduled),
         created_at: r.try_get(11)?,
         headers: None,
+        facts: None,
     })
 }
 

@@ -11,13 +11,14 @@ use hookd_core::timefmt::now_millis;
 use super::PostgresStore;
 use super::{
     apps, attempts, audit, batch, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
-    retention, tasks, templates, tokens,
+    retention, stats, tasks, templates, tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::inbound::*;
 use crate::model::*;
 use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
+use crate::stats::{QueueNow, RollupRetention, StatsQuery, StatsRow};
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
 
@@ -294,6 +295,14 @@ impl Resources for PostgresStore {
 
     async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
         endpoints::stats(&mut *self.conn().await?, org_id, endpoint_id, since, until).await
+    }
+
+    async fn stats(&self, q: StatsQuery) -> Result<Vec<StatsRow>> {
+        stats::query(&mut *self.conn().await?, &q).await
+    }
+
+    async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow> {
+        stats::queue_now(&mut *self.conn().await?, org_id, app_id, endpoint_id).await
     }
 
     async fn list_messages(
@@ -761,6 +770,10 @@ impl Queue for PostgresStore {
 
     async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
         transaction!(self, |tx| { retention::prune(&mut tx, batch, limits).await? })
+    }
+
+    async fn fold_rollups(&self, batch: usize, retention: RollupRetention) -> Result<u64> {
+        transaction!(self, |tx| { stats::fold(&mut tx, batch, retention).await? })
     }
 
     async fn reclaim_space(&self, _max_pages: u64) -> Result<u64> {

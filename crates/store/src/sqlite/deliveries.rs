@@ -117,6 +117,7 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
              response_duration_ms, trigger_type, created_at, sent_headers, response_headers)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING",
     )?;
+    let mut counted = Vec::new();
     for o in outcomes {
         let updated: Option<(String, Option<String>)> = update
             .query_row(
@@ -139,7 +140,7 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
             super::ordering::release_head(c, &endpoint_id, &key, now)?;
         }
         if let Some(a) = &o.attempt {
-            insert.execute(params![
+            let inserted = insert.execute(params![
                 a.id,
                 a.org_id,
                 a.app_id,
@@ -155,7 +156,14 @@ pub fn record_outcomes(c: &Connection, outcomes: &[Outcome], now: i64) -> Result
                 a.headers.as_ref().and_then(|h| h.sent.as_deref()).map(storable_str),
                 a.headers.as_ref().and_then(|h| h.received.as_deref()).map(storable_str)
             ])?;
+            // Counted once: an attempt already stored was counted with it.
+            if inserted > 0 {
+                counted.push(a);
+            }
         }
+    }
+    for (key, rollup) in crate::stats::minute_rollups(counted) {
+        super::stats::upsert(c, &key, &rollup)?;
     }
     Ok(())
 }

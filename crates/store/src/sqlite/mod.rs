@@ -20,6 +20,7 @@ mod owners;
 mod poller;
 mod retention;
 mod rows;
+mod stats;
 mod store_impl;
 mod tasks;
 mod templates;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0016_templates", include_str!("../../migrations/sqlite/0016_templates.sql")),
     ("0017_schemas", include_str!("../../migrations/sqlite/0017_schemas.sql")),
     ("0018_connectors", include_str!("../../migrations/sqlite/0018_connectors.sql")),
+    ("0019_stats", include_str!("../../migrations/sqlite/0019_stats.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

@@ -205,6 +205,7 @@ pub fn attempt(r: &Row) -> rusqlite::Result<Attempt> {
         trigger: hookd_core::AttemptTrigger::from_i64(r.get(10)?).unwrap_or(hookd_core::AttemptTrigger::Scheduled),
         created_at: r.get(11)?,
         headers: None,
+        facts: None,
     })
 }
 

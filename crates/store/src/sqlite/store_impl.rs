@@ -10,13 +10,14 @@ use hookd_core::timefmt::now_millis;
 
 use super::{
     apps, attempts, audit, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
-    retention, tasks, templates, tokens, SqliteStore,
+    retention, stats, tasks, templates, tokens, SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::inbound::*;
 use crate::model::*;
 use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
+use crate::stats::{QueueNow, RollupRetention, StatsQuery, StatsRow};
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
 
@@ -319,6 +320,15 @@ impl Resources for SqliteStore {
     async fn endpoint_stats(&self, org_id: &str, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
         let (org, id) = (s(org_id), s(endpoint_id));
         self.read(move |c| endpoints::stats(c, &org, &id, since, until)).await
+    }
+
+    async fn stats(&self, q: StatsQuery) -> Result<Vec<StatsRow>> {
+        self.read(move |c| stats::query(c, &q)).await
+    }
+
+    async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow> {
+        let (org, app, ep) = (s(org_id), s(app_id), endpoint_id.map(s));
+        self.read(move |c| stats::queue_now(c, &org, &app, ep.as_deref())).await
     }
 
     async fn list_messages(
@@ -797,6 +807,10 @@ impl Queue for SqliteStore {
 
     async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
         self.write(move |c| retention::prune(c, now_millis(), batch, limits)).await
+    }
+
+    async fn fold_rollups(&self, batch: usize, retention: RollupRetention) -> Result<u64> {
+        self.write(move |c| stats::fold(c, now_millis(), batch, retention)).await
     }
 
     async fn reclaim_space(&self, max_pages: u64) -> Result<u64> {

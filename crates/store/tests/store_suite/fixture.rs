@@ -181,6 +181,12 @@ impl Fixture {
             trigger: hookd_core::AttemptTrigger::Scheduled,
             created_at: now_millis(),
             headers: None,
+            facts: Some(AttemptFacts {
+                event_type: "test.event".into(),
+                class: if code == 0 { AttemptClass::Timeout } else { AttemptClass::of_status(code as u16) },
+                bytes: 100,
+                delivered_after_ms: (200..300).contains(&code).then_some(7),
+            }),
         }
     }
 }

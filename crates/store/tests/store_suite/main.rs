@@ -14,6 +14,7 @@ mod poller;
 mod queue;
 mod resources;
 mod shaping;
+mod stats;
 
 use fixture::Fixture;
 
@@ -114,6 +115,7 @@ suite! {
         shaping::templates_keep_numbered_versions,
         shaping::an_export_task_keeps_what_it_made,
         shaping::connectors_round_trip_within_their_organisation,
+        stats::rollups_match_the_attempt_log_and_fold_exactly,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

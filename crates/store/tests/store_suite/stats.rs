@@ -1,0 +1,148 @@
+//! Statistics rollups: written with the attempts, they match the attempt log
+//! exactly, and folding minute rows into hours and days loses nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hookd_core::timefmt::now_millis;
+use hookd_store::*;
+
+use crate::fixture::{lease, outcome, page, Fixture};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+fn query(f: &Fixture, period_ms: i64) -> StatsQuery {
+    StatsQuery {
+        org_id: f.org.clone(),
+        app_id: f.app.clone(),
+        endpoint_id: None,
+        event_types: vec![],
+        since: 0,
+        until: i64::MAX,
+        period_ms,
+    }
+}
+
+/// The rows a statistics read should answer, replayed from attempts.
+fn replay<'a>(
+    attempts: impl IntoIterator<Item = (&'a Attempt, &'a AttemptFacts)>,
+    period_ms: i64,
+) -> BTreeMap<(i64, String), Rollup> {
+    let mut out: BTreeMap<(i64, String), Rollup> = BTreeMap::new();
+    for (a, facts) in attempts {
+        let slot = a.created_at.div_euclid(period_ms) * period_ms;
+        out.entry((slot, facts.event_type.clone())).or_default().add(facts, a.response_duration_ms);
+    }
+    out
+}
+
+fn as_map(rows: Vec<StatsRow>) -> BTreeMap<(i64, String), Rollup> {
+    rows.into_iter().map(|r| ((r.slot_start, r.event_type), r.rollup)).collect()
+}
+
+pub async fn rollups_match_the_attempt_log_and_fold_exactly(f: Fixture) {
+    let eps = [f.endpoint(None, None).await, f.endpoint(None, None).await];
+    let now = now_millis();
+    let classes = [
+        (200, AttemptClass::Success),
+        (404, AttemptClass::Http4xx),
+        (503, AttemptClass::Http5xx),
+        (0, AttemptClass::Timeout),
+        (0, AttemptClass::Connection),
+        (0, AttemptClass::Tls),
+        (302, AttemptClass::Other),
+    ];
+    let mut outcomes = Vec::new();
+    let mut facts_by_id: HashMap<String, AttemptFacts> = HashMap::new();
+    for i in 0..60i64 {
+        let event_type = ["order.paid", "user.made"][i as usize % 2];
+        let jobs =
+            f.store.enqueue(f.message(event_type, None, None), None, Some(lease("n1", 60_000)), None).await.unwrap();
+        for (k, job) in jobs.iter().enumerate() {
+            let ep = eps.iter().find(|e| e.id == job.endpoint.id).unwrap();
+            let (code, class) = classes[(i as usize + k) % classes.len()];
+            let mut attempt = f.attempt(&job.msg_id, ep, code);
+            // Spread over the last three days, several to a minute.
+            attempt.created_at = now - (i % 4) * 20 * HOUR - (i / 3) * 61_000;
+            attempt.response_duration_ms = (i * 37 + k as i64 * 11) % 900;
+            let facts = AttemptFacts {
+                event_type: event_type.into(),
+                class,
+                bytes: 100 + i,
+                delivered_after_ms: (class == AttemptClass::Success).then_some(i * 5),
+            };
+            attempt.facts = Some(facts.clone());
+            facts_by_id.insert(attempt.id.clone(), facts);
+            let next = if code == 200 { NextState::Succeeded } else { NextState::Failed };
+            outcomes.push(outcome(job, Some(attempt), next, 1));
+        }
+    }
+    // One outcome under a lease that is not the delivery's: neither stored nor counted.
+    let mut stale = outcomes.pop().unwrap();
+    stale.lease_token += 999;
+    // One attempt with statistics off: stored, not counted.
+    outcomes.last_mut().unwrap().attempt.as_mut().unwrap().facts = None;
+    let uncounted = outcomes.last().unwrap().attempt.as_ref().unwrap().id.clone();
+    let batches: Vec<Arc<[Outcome]>> = outcomes.chunks(16).map(Arc::from).collect();
+    for b in &batches {
+        f.store.record_outcomes(b.clone()).await.unwrap();
+    }
+    // A batch recorded again (a retry after a lost reply) counts once.
+    f.store.record_outcomes(batches[0].clone()).await.unwrap();
+    f.store.record_outcomes(Arc::from(vec![stale])).await.unwrap();
+
+    // The attempt log, as stored, replayed.
+    let stored = f.store.list_attempts(&f.org, &f.app, &AttemptFilter::default(), &page(1_000)).await.unwrap();
+    assert_eq!(stored.len(), 119, "every attempt but the stale one");
+    let counted: Vec<(&Attempt, &AttemptFacts)> =
+        stored.iter().filter(|a| a.id != uncounted).map(|a| (a, &facts_by_id[&a.id])).collect();
+    assert_eq!(counted.len(), 118);
+
+    for period in [60_000, HOUR, DAY] {
+        let got = as_map(f.store.stats(query(&f, period)).await.unwrap());
+        assert_eq!(got, replay(counted.iter().copied(), period), "per {period} ms");
+    }
+    // One endpoint, one event type, a time range.
+    let mut q = query(&f, DAY);
+    q.endpoint_id = Some(eps[0].id.clone());
+    q.event_types = vec!["user.made".into()];
+    q.since = now - 2 * DAY;
+    // Rows are chosen by their bucket's start.
+    let want = replay(
+        counted.iter().copied().filter(|(a, facts)| {
+            a.endpoint_id == eps[0].id
+                && facts.event_type == "user.made"
+                && Granularity::Minute.bucket(a.created_at) >= q.since
+        }),
+        DAY,
+    );
+    assert!(!want.is_empty());
+    assert_eq!(as_map(f.store.stats(q).await.unwrap()), want);
+
+    // Minute rows older than the current hour fold into hours, and hours older
+    // than today into days; per day nothing changes.
+    let minute_slots = f.store.stats(query(&f, 60_000)).await.unwrap().len();
+    let fold_all = RollupRetention { minutes_ms: 0, hours_ms: 0, days_ms: 0 };
+    let folded = f.store.fold_rollups(10_000, fold_all).await.unwrap();
+    assert!(folded > 0);
+    assert_eq!(f.store.fold_rollups(10_000, fold_all).await.unwrap(), 0, "nothing left to fold");
+    assert_eq!(as_map(f.store.stats(query(&f, DAY)).await.unwrap()), replay(counted.iter().copied(), DAY));
+    let after = f.store.stats(query(&f, 60_000)).await.unwrap();
+    assert!(after.len() < minute_slots, "{} slots after folding, {minute_slots} before", after.len());
+    assert!(after.iter().filter(|r| r.slot_start < Granularity::Day.bucket(now)).all(|r| r.slot_start % DAY == 0));
+
+    // Day rows past their retention go.
+    let keep_a_day = RollupRetention { minutes_ms: 0, hours_ms: 0, days_ms: DAY };
+    f.store.fold_rollups(10_000, keep_a_day).await.unwrap();
+    let left = f.store.stats(query(&f, DAY)).await.unwrap();
+    assert!(left.iter().all(|r| r.slot_start >= Granularity::Day.bucket(now) - DAY));
+
+    // Queue depth now: nothing waits (every delivery finished).
+    let waiting = f.store.queue_now(&f.org, &f.app, None).await.unwrap();
+    assert_eq!(waiting.depth, 1, "the stale outcome's delivery is still leased");
+    assert!(waiting.oldest_created_at.is_some());
+    let none = f.store.queue_now(&f.org, &f.app, Some(&eps[0].id)).await.unwrap();
+    let other = f.store.queue_now(&f.org, &f.app, Some(&eps[1].id)).await.unwrap();
+    assert_eq!(none.depth + other.depth, 1);
+}
