@@ -258,6 +258,13 @@ impl Deliveries {
         self.inner.queue.pending_count().await
     }
 
+    /// How long the earliest scheduled delivery has been due, in milliseconds
+    /// (0 when nothing is overdue).
+    pub async fn queue_lag_ms(&self) -> Result<i64> {
+        let due = self.inner.queue.oldest_due().await?;
+        Ok(due.map_or(0, |d| (hookd_core::timefmt::now_millis() - d).max(0)))
+    }
+
     /// Stores a background task; a delivering node runs it.
     pub async fn start_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask> {
         let task = self.inner.queue.create_task(task, idem).await?;

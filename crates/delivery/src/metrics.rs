@@ -19,6 +19,11 @@ pub struct Metrics {
     pub attempt_duration: Histogram,
     /// Deliveries scheduled or leased in the store (sampled when scraped).
     pub queue_depth: Gauge,
+    /// Seconds the earliest scheduled delivery has been due (sampled when scraped).
+    pub queue_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    attempt_failures: Family<Labels, Counter>,
+    /// 1 when the last read of the store for a scrape worked, else 0.
+    pub database_up: Gauge,
     /// Deliveries held in this node's memory: queued or in flight.
     pub in_memory: Gauge,
     /// Endpoints this node holds with their circuit breaker open or half-open.
@@ -58,6 +63,27 @@ impl Default for Metrics {
         registry.register("attempt_duration_seconds", "Duration of one HTTP attempt", attempt_duration.clone());
         let queue_depth = Gauge::default();
         registry.register("queue_depth", "Deliveries scheduled or leased, in the store", queue_depth.clone());
+        let queue_lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "queue_lag_seconds",
+            "How long the earliest scheduled delivery has been due (0: nothing overdue)",
+            queue_lag.clone(),
+        );
+        let attempt_failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "attempt_failures",
+            "Failed attempts by class (http4xx, http5xx, timeout, connection, tls, other)",
+            attempt_failures.clone(),
+        );
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 when this node could read its store for this scrape, 0 when not",
+            database_up.clone(),
+        );
+        let build_info = Family::<Labels, Gauge>::default();
+        registry.register("build_info", "hookd's version (always 1)", build_info.clone());
+        build_info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))]).set(1);
         let in_memory = Gauge::default();
         registry.register("deliveries_in_memory", "Deliveries queued or in flight on this node", in_memory.clone());
         let breakers_open = Gauge::default();
@@ -103,6 +129,9 @@ impl Default for Metrics {
             delivery_latency,
             attempt_duration,
             queue_depth,
+            queue_lag,
+            attempt_failures,
+            database_up,
             in_memory,
             breakers_open,
             breaker_transitions,
@@ -122,6 +151,21 @@ impl Metrics {
             AttemptOutcome::NetworkError => "network_error",
         };
         self.attempts.get_or_create(&vec![("outcome", label)]).inc();
+    }
+
+    /// Counts a failed attempt by its class (a success is not counted here).
+    pub fn attempt_failed(&self, class: hookd_store::AttemptClass) {
+        use hookd_store::AttemptClass::*;
+        let label = match class {
+            Success => return,
+            Http4xx => "http4xx",
+            Http5xx => "http5xx",
+            Timeout => "timeout",
+            Connection => "connection",
+            Tls => "tls",
+            Other => "other",
+        };
+        self.attempt_failures.get_or_create(&vec![("class", label)]).inc();
     }
 
     pub fn breaker_moved(&self, to: hookd_store::BreakerState) {

@@ -134,6 +134,7 @@ pub fn count_attempt(metrics: &Metrics, job: &DeliveryJob, result: &SendResult, 
     } else {
         metrics.attempt(AttemptOutcome::NetworkError);
     }
+    metrics.attempt_failed(result.class());
 }
 
 /// Writes outcomes from `rx` in batches until every sender is gone.

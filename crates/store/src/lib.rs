@@ -476,6 +476,9 @@ pub trait Queue: Send + Sync + 'static {
     async fn record_outcomes(&self, outcomes: Arc<[Outcome]>) -> Result<()>;
     /// Scheduled and leased deliveries in the store (the queue depth).
     async fn pending_count(&self) -> Result<u64>;
+    /// When the earliest scheduled delivery fell due (`None` when none is
+    /// scheduled): how far behind delivery runs, read from the due index.
+    async fn oldest_due(&self) -> Result<Option<i64>>;
 
     /// Stores a new running task.
     async fn create_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask>;

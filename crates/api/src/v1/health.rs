@@ -31,8 +31,17 @@ pub async fn live() -> impl IntoResponse {
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = state.deliveries.metrics();
-    if let Ok(n) = state.deliveries.queue_depth().await {
-        metrics.queue_depth.set(n as i64);
+    match state.deliveries.queue_depth().await {
+        Ok(n) => {
+            metrics.queue_depth.set(n as i64);
+            metrics.database_up.set(1);
+        }
+        Err(_) => {
+            metrics.database_up.set(0);
+        }
+    }
+    if let Ok(ms) = state.deliveries.queue_lag_ms().await {
+        metrics.queue_lag.set(ms as f64 / 1000.0);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())
 }

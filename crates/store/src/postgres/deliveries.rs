@@ -462,6 +462,11 @@ pub async fn resume_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result<
     Ok(n.rows_affected())
 }
 
+/// See `Queue::oldest_due`.
+pub async fn oldest_due(c: &mut PgConnection) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM delivery WHERE state = 'scheduled'").fetch_one(c).await?)
+}
+
 pub async fn pending_count(c: &mut PgConnection) -> Result<u64> {
     // Two counts, each over its partial index.
     let n: i64 = sqlx::query_scalar(

@@ -746,6 +746,10 @@ impl Queue for PostgresStore {
         deliveries::pending_count(&mut *self.conn().await?).await
     }
 
+    async fn oldest_due(&self) -> Result<Option<i64>> {
+        deliveries::oldest_due(&mut *self.conn().await?).await
+    }
+
     async fn create_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask> {
         transaction!(self, |tx| { tasks::insert(&mut tx, &task, idem.as_ref()).await? })?;
         self.work.raise();

@@ -259,6 +259,11 @@ pub fn resume_endpoint(c: &Connection, endpoint_id: &str, now: i64) -> Result<u6
     Ok(n as u64)
 }
 
+/// See `Queue::oldest_due`.
+pub fn oldest_due(c: &Connection) -> Result<Option<i64>> {
+    Ok(c.query_row("SELECT MIN(due_at) FROM delivery WHERE state = 'scheduled'", [], |r| r.get(0))?)
+}
+
 pub fn pending_count(c: &Connection) -> Result<u64> {
     // Two counts, each over its partial index.
     let n: i64 = c.query_row(

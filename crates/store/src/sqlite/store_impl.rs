@@ -775,6 +775,10 @@ impl Queue for SqliteStore {
         self.read(deliveries::pending_count).await
     }
 
+    async fn oldest_due(&self) -> Result<Option<i64>> {
+        self.read(deliveries::oldest_due).await
+    }
+
     async fn create_task(&self, task: BackgroundTask, idem: Option<IdempotencyRecord>) -> Result<BackgroundTask> {
         let created = self
             .write(move |c| {
