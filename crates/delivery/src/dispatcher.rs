@@ -22,6 +22,7 @@ use hookd_store::{
     AuditEvent, BreakerState, DeliveryJob, Endpoint, EndpointHealth, Lease, NextState, Outcome, Queue, Resources,
 };
 use tokio::sync::{mpsc, Notify, Semaphore};
+use tracing::Instrument;
 
 use crate::control::{Control, ControlConfig, Verdict};
 use crate::held::HeldLeases;
@@ -58,6 +59,20 @@ pub struct DispatcherConfig {
     pub control: ControlConfig,
     /// Count attempts in the statistics rollups (docs/operations.md).
     pub stats: bool,
+}
+
+/// The span a delivery's work runs in: every log line of it carries its ids
+/// (a batch's: its first member's message, and the endpoint).
+fn delivery_span(job: &DeliveryJob) -> tracing::Span {
+    tracing::info_span!(
+        "delivery",
+        org_id = %job.org_id,
+        app_id = %job.app_id,
+        msg_id = %job.msg_id,
+        endpoint_id = %job.endpoint.id,
+        event_type = %job.event_type,
+        attempt = job.attempts + 1,
+    )
 }
 
 /// An event type's own retry schedule as read at a time (Unix ms).
@@ -522,7 +537,8 @@ impl Dispatcher {
                 q.batches += 1;
                 q.filling_since = (!q.waiting.is_empty()).then_some(now);
                 let this = self.clone();
-                tokio::spawn(async move { this.deliver_batch(jobs).await });
+                let span = delivery_span(&jobs[0]);
+                tokio::spawn(async move { this.deliver_batch(jobs).await }.instrument(span));
             }
         } else {
             let limit = control.concurrency(cap);
@@ -538,7 +554,8 @@ impl Dispatcher {
                 control.started(job.delivery_id);
                 q.in_flight += 1;
                 let this = self.clone();
-                tokio::spawn(async move { this.deliver(job).await });
+                let span = delivery_span(&job);
+                tokio::spawn(async move { this.deliver(job).await }.instrument(span));
             }
         }
         if q.waiting.is_empty() {

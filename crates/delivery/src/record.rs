@@ -123,6 +123,15 @@ fn refused(o: &Outcome, reason: &str, schedule: &RetrySchedule) -> Option<Outcom
 }
 
 pub fn count_attempt(metrics: &Metrics, job: &DeliveryJob, result: &SendResult, now: i64) {
+    // One line per attempt at debug level (`--log hookd_delivery=debug`), in the
+    // delivery's span (its ids).
+    tracing::debug!(
+        status = result.status.unwrap_or(0),
+        class = ?result.class(),
+        duration_ms = result.duration.as_millis() as u64,
+        bytes = result.sent_bytes,
+        "attempt"
+    );
     metrics.attempt_duration.observe(result.duration.as_secs_f64());
     if result.is_success() {
         metrics.attempt(AttemptOutcome::Success);

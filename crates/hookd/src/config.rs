@@ -241,6 +241,11 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_STATS_RETENTION")]
     pub stats_retention: Option<String>,
 
+    /// Log format: `text` for people, `json` for log pipelines (one JSON
+    /// object per line; a delivery's lines carry its ids) [default: text].
+    #[arg(long, env = "HOOKD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+
     /// Log filter, e.g. `info` or `hookd=debug` [default: info].
     #[arg(long, env = "HOOKD_LOG")]
     pub log: Option<String>,
@@ -287,10 +292,18 @@ pub struct Config {
     pub oidc: Option<hookd_console::oidc::Settings>,
     pub role: Role,
     pub log: String,
+    pub log_format: LogFormat,
     pub payload_retention: Duration,
     pub message_retention: Duration,
     pub prune_interval: Duration,
     pub clock_offset_ms: Option<i64>,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What a node does.
@@ -402,6 +415,7 @@ impl ServeOptions {
                 audit_retention,
                 stats,
                 stats_retention,
+                log_format,
                 retry_after_max,
                 breaker_failure_ratio,
                 breaker_min_requests,
@@ -511,6 +525,11 @@ impl ServeOptions {
                 Some(other) => bail!("--role: `{other}` is not one of all, api, worker"),
             },
             log: self.log.unwrap_or_else(|| "info".into()),
+            log_format: match self.log_format.as_deref() {
+                None | Some("") | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => bail!("--log-format: `{other}` is not one of text, json"),
+            },
             payload_retention,
             message_retention,
             prune_interval: positive_duration("prune-interval", self.prune_interval, "1m")?,

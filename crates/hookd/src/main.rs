@@ -90,8 +90,18 @@ enum EncryptionCommand {
 }
 
 fn init_tracing(filter: &str) {
+    init_logs(filter, config::LogFormat::Text);
+}
+
+/// Logs to stderr. As JSON, each line is one object with the event's fields at
+/// the top level and the span it happened in (a delivery's ids) under `span`.
+fn init_logs(filter: &str, format: config::LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => logs.init(),
+        config::LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
 }
 
 #[tokio::main]
@@ -107,7 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(opts) => {
             let cfg = opts.resolve()?;
-            init_tracing(&cfg.log);
+            init_logs(&cfg.log, cfg.log_format);
             serve::run(cfg).await
         }
         Command::Migrate(opts) => {

@@ -20,6 +20,7 @@ mod event_types;
 mod inbound;
 mod integrations;
 mod lifecycle;
+mod logs;
 mod messages;
 mod oidc;
 mod ordering;

@@ -24,6 +24,10 @@ pub struct ServerOptions {
     pub retry_schedule: String,
     pub admin_token: Option<String>,
     pub extra_args: Vec<String>,
+    /// `--log` (default `warn`).
+    pub log: Option<String>,
+    /// Where stderr (the logs) goes; inherited when `None`.
+    pub stderr: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -33,6 +37,8 @@ impl Default for ServerOptions {
             retry_schedule: "200ms,200ms,200ms".into(),
             admin_token: Some(TOKEN.into()),
             extra_args: Vec::new(),
+            log: None,
+            stderr: None,
         }
     }
 }
@@ -61,14 +67,18 @@ impl TestServer {
     pub async fn spawn_in(data_dir: Arc<tempfile::TempDir>, opts: ServerOptions) -> TestServer {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"));
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--retry-schedule", &opts.retry_schedule, "--log", "warn"])
+            .args(["--listen", "127.0.0.1:0", "--retry-schedule", &opts.retry_schedule])
+            .args(["--log", opts.log.as_deref().unwrap_or("warn")])
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(&opts.extra_args)
             .env_remove("HOOKD_ADMIN_TOKEN")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        match &opts.stderr {
+            Some(path) => cmd.stderr(std::fs::File::create(path).expect("log file")),
+            None => cmd.stderr(Stdio::inherit()),
+        };
         if opts.allow_private {
             cmd.arg("--allow-private-networks");
         }
