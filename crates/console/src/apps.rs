@@ -146,6 +146,14 @@ pub async fn detail(
     }
     let types = event_types(&c, &s).await;
     let name = text(&app.body, "name").to_string();
+    let summary = c.api.get(&s, &format!("/api/v1/app/{}/stats/summary?period=OneHour", seg(&id))).await;
+    // SLAs are the organisation's: an application-scoped session does not see them.
+    let slas: Vec<Value> = if s.app.is_none() {
+        let all = c.api.get(&s, "/api/v1/sla?limit=250").await;
+        all.body["data"].as_array().into_iter().flatten().filter(|x| x["appId"] == id.as_str()).cloned().collect()
+    } else {
+        Vec::new()
+    };
     let body = html! {
         p { @if s.app.is_none() { a href={ (s.base) "/apps" } { "Applications" } " / " } (name) }
         h1 { (name) }
@@ -165,6 +173,7 @@ pub async fn detail(
         }
         @if eps.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No endpoints yet." } }
         (pager(&eps.body, &base, q.contains_key("iterator")))
+        @if summary.ok() { (health(&summary.body, &slas)) }
         @if can_write(&s) && s.app.is_none() {
             form method="post" action={ (base) "/edit" } class="card" {
                 h2 { "Rename" }
@@ -201,4 +210,64 @@ pub async fn detail(
         }
     };
     page(&s, &name, None, body).into_response()
+}
+
+/// The last day's delivery figures (from the statistics rollups) and the
+/// application's SLAs with their state.
+fn health(summary: &Value, slas: &[Value]) -> maud::Markup {
+    let t = &summary["totals"];
+    let num = |v: &Value| v.as_u64().map(|n| n.to_string()).unwrap_or_else(|| "–".into());
+    let ms = |v: &Value| v.as_f64().map(|n| format!("{n:.1} ms")).unwrap_or_else(|| "–".into());
+    let ratio = |v: &Value| v.as_f64().map(|r| format!("{:.2}%", r * 100.0)).unwrap_or_else(|| "–".into());
+    html! {
+        section class="card" aria-labelledby="health-h" {
+            h2 id="health-h" { "Delivery, last 24 hours" }
+            table {
+                thead { tr {
+                    th scope="col" { "Attempts" } th scope="col" { "Succeeded" } th scope="col" { "Response p50 / p99" }
+                    th scope="col" { "Delivered after p50 / p99" } th scope="col" { "Waiting now" }
+                } }
+                tbody { tr {
+                    td { (num(&t["attempts"])) }
+                    td { (ratio(&t["successRatio"])) }
+                    td { (ms(&t["latencyMs"]["p50"])) " / " (ms(&t["latencyMs"]["p99"])) }
+                    td { (ms(&t["deliveryLatencyMs"]["p50"])) " / " (ms(&t["deliveryLatencyMs"]["p99"])) }
+                    td { (num(&summary["queue"]["depth"])) }
+                } }
+            }
+            @let f = &t["failures"];
+            p class="help" {
+                "Failures: " (num(&f["http4xx"])) " 4xx, " (num(&f["http5xx"])) " 5xx, " (num(&f["timeout"])) " timeouts, "
+                (num(&f["connection"])) " connection, " (num(&f["tls"])) " TLS, " (num(&f["other"])) " other."
+            }
+            @if !slas.is_empty() {
+                h3 { "SLAs" }
+                table {
+                    thead { tr { th scope="col" { "SLA" } th scope="col" { "Target" } th scope="col" { "Now" } th scope="col" { "State" } } }
+                    tbody {
+                        @for sla in slas {
+                            tr {
+                                td { (text(sla, "name")) }
+                                td {
+                                    (ratio(&sla["targetSuccessRatio"])) " over " (num(&sla["windowSeconds"])) " s"
+                                    @if let (Some(p), Some(target)) = (sla["latencyPercentile"].as_f64(), sla["latencyTargetMs"].as_u64()) {
+                                        ", p" (p) " ≤ " (target) " ms"
+                                    }
+                                }
+                                td { (ratio(&sla["figures"]["successRatio"])) }
+                                td {
+                                    @match text(sla, "state") {
+                                        "breached" => span class="badge bad" { "breached" },
+                                        "met" => span class="badge good" { "met" },
+                                        other => span class="badge" { (other) },
+                                    }
+                                    @if let Some(since) = sla["stateSince"].as_str() { " since " (since) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

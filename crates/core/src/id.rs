@@ -30,6 +30,10 @@ pub enum IdPrefix {
     Template,
     /// A connector (`trtmpl_`, as Svix: a transformation template).
     Connector,
+    /// An SLA.
+    Sla,
+    /// A change of an SLA's state.
+    SlaEvent,
 }
 
 impl IdPrefix {
@@ -48,6 +52,8 @@ impl IdPrefix {
             IdPrefix::Sink => "sink_",
             IdPrefix::Template => "tmpl_",
             IdPrefix::Connector => "trtmpl_",
+            IdPrefix::Sla => "sla_",
+            IdPrefix::SlaEvent => "slaev_",
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct DispatcherConfig {
     pub control: ControlConfig,
     /// Count attempts in the statistics rollups (docs/operations.md).
     pub stats: bool,
+    /// How often this node judges the SLAs.
+    pub sla_interval: Duration,
 }
 
 /// The span a delivery's work runs in: every log line of it carries its ids

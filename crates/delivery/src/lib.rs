@@ -25,6 +25,7 @@ pub mod record;
 pub mod retention;
 pub mod sender;
 pub mod shaping;
+pub mod sla;
 pub mod ssrf;
 pub mod tasks;
 pub mod transport;
@@ -79,6 +80,7 @@ impl Deliveries {
         let orgs = Arc::new(OrgSettingsCache::new(queue.clone()));
         let ops = Operational::new(resources.clone(), queue.clone(), orgs.clone());
         let shaper = Arc::new(Shaper::new(resources.clone()));
+        let resources_for_slas = resources.clone();
         let dispatcher = Dispatcher::start(
             config,
             queue.clone(),
@@ -100,6 +102,16 @@ impl Deliveries {
             .run(),
         );
         tokio::spawn(retention::run(queue.clone(), retention));
+        tokio::spawn(
+            sla::SlaJudge {
+                resources: resources_for_slas,
+                queue: queue.clone(),
+                ops: ops.clone(),
+                metrics: metrics.clone(),
+                interval: dispatcher.config().sla_interval,
+            }
+            .run(),
+        );
         Deliveries {
             inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing, ops, orgs, shaper }),
         }

@@ -8,6 +8,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
+/// An SLA's id: bounded by the SLAs configured (at most 100 per organisation).
+type SlaLabels = Vec<(&'static str, String)>;
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 pub struct Metrics {
     registry: Registry,
@@ -34,6 +37,9 @@ pub struct Metrics {
     endpoints_disabled: Family<Labels, Counter>,
     receiver_signals: Family<Labels, Counter>,
     inbound_requests: Family<Labels, Counter>,
+    sla_breached: Family<SlaLabels, Gauge>,
+    sla_success_ratio: Family<SlaLabels, FloatGauge>,
+    sla_target_ratio: Family<SlaLabels, FloatGauge>,
 }
 
 /// How an attempt ended, as the `outcome` label says it.
@@ -122,6 +128,16 @@ impl Default for Metrics {
             "Requests received by inbound sources, by outcome (accepted, duplicate, ignored, rejected, limited, handshake)",
             inbound_requests.clone(),
         );
+        let sla_breached = Family::<SlaLabels, Gauge>::default();
+        registry.register("sla_breached", "1 while the SLA is breached, else 0 (by SLA id)", sla_breached.clone());
+        let sla_success_ratio = Family::<SlaLabels, FloatGauge>::default();
+        registry.register(
+            "sla_success_ratio",
+            "The SLA's success ratio over its window, as last judged",
+            sla_success_ratio.clone(),
+        );
+        let sla_target_ratio = Family::<SlaLabels, FloatGauge>::default();
+        registry.register("sla_target_ratio", "The SLA's target success ratio", sla_target_ratio.clone());
         Metrics {
             registry,
             messages_accepted,
@@ -139,6 +155,9 @@ impl Default for Metrics {
             endpoints_disabled,
             receiver_signals,
             inbound_requests,
+            sla_breached,
+            sla_success_ratio,
+            sla_target_ratio,
         }
     }
 }
@@ -187,6 +206,24 @@ impl Metrics {
 
     pub fn inbound_request(&self, outcome: &'static str) {
         self.inbound_requests.get_or_create(&vec![("outcome", outcome)]).inc();
+    }
+
+    /// An SLA as last judged here.
+    pub fn sla_judged(&self, id: &str, breached: bool, ratio: Option<f64>, target: f64) {
+        let labels = vec![("sla", id.to_string())];
+        self.sla_breached.get_or_create(&labels).set(breached as i64);
+        if let Some(r) = ratio {
+            self.sla_success_ratio.get_or_create(&labels).set(r);
+        }
+        self.sla_target_ratio.get_or_create(&labels).set(target);
+    }
+
+    /// Forgets SLAs that are gone.
+    pub fn sla_forget(&self, id: &str) {
+        let labels = vec![("sla", id.to_string())];
+        self.sla_breached.remove(&labels);
+        self.sla_success_ratio.remove(&labels);
+        self.sla_target_ratio.remove(&labels);
     }
 
     /// The Prometheus text exposition.

@@ -241,6 +241,10 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_STATS_RETENTION")]
     pub stats_retention: Option<String>,
 
+    /// How often delivering nodes judge the SLAs [default: 30s].
+    #[arg(long, env = "HOOKD_SLA_INTERVAL")]
+    pub sla_interval: Option<String>,
+
     /// Log format: `text` for people, `json` for log pipelines (one JSON
     /// object per line; a delivery's lines carry its ids) [default: text].
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
@@ -281,6 +285,7 @@ pub struct Config {
     /// Attempts are counted in the statistics rollups.
     pub stats: bool,
     pub stats_retention: Duration,
+    pub sla_interval: Duration,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -416,6 +421,7 @@ impl ServeOptions {
                 stats,
                 stats_retention,
                 log_format,
+                sla_interval,
                 retry_after_max,
                 breaker_failure_ratio,
                 breaker_min_requests,
@@ -540,6 +546,7 @@ impl ServeOptions {
             audit_retention,
             stats: self.stats.unwrap_or(true),
             stats_retention: positive_duration("stats-retention", self.stats_retention, "400d")?,
+            sla_interval: positive_duration("sla-interval", self.sla_interval, "30s")?,
             encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
             previous_encryption_keys: self
                 .previous_encryption_keys

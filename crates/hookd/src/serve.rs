@@ -100,6 +100,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 retry_schedule: cfg.retry_schedule.clone(),
                 control: cfg.control.clone(),
                 stats: cfg.stats,
+                sla_interval: cfg.sla_interval,
             },
             retention_config(&cfg),
             resources.clone(),

@@ -27,6 +27,7 @@ pub mod ownership;
 pub mod poller;
 pub mod postgres;
 pub mod recipients;
+pub mod sla;
 pub mod sqlite;
 pub mod states;
 pub mod stats;
@@ -45,6 +46,7 @@ pub use inbound::{
 };
 pub use model::*;
 pub use poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
+pub use sla::{Sla, SlaEvent, SlaFigures, SlaJudgement, SlaSpec, SlaState, MAX_SLAS_PER_ORG};
 pub use stats::{
     AttemptClass, AttemptFacts, Granularity, QueueNow, Rollup, RollupKey, RollupRetention, Sketch, StatsQuery, StatsRow,
 };
@@ -80,7 +82,9 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 22] = [
+pub(crate) const ORG_TABLES: [&str; 24] = [
+    "sla_event",
+    "sla",
     "stats_rollup",
     "connector",
     "template_version",
@@ -229,6 +233,18 @@ pub trait Resources: Send + Sync + 'static {
     async fn stats(&self, q: StatsQuery) -> Result<Vec<StatsRow>>;
     /// Deliveries waiting now for the application's endpoints (or one of them).
     async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow>;
+
+    // SLAs.
+    async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>>;
+    async fn get_sla(&self, org_id: &str, id: &str) -> Result<Sla>;
+    /// `Invalid` (`sla`) beyond [`MAX_SLAS_PER_ORG`].
+    async fn create_sla(&self, sla: Sla) -> Result<Sla>;
+    /// Replaces the spec; the SLA is judged afresh (state `unknown`).
+    async fn update_sla(&self, org_id: &str, id: &str, spec: SlaSpec) -> Result<Sla>;
+    /// Deletes the SLA with its history.
+    async fn delete_sla(&self, org_id: &str, id: &str) -> Result<()>;
+    /// The SLA's changes of state.
+    async fn list_sla_events(&self, org_id: &str, sla_id: &str, page: &Page) -> Result<Vec<SlaEvent>>;
 
     // Messages.
     async fn list_messages(
@@ -501,6 +517,12 @@ pub trait Queue: Send + Sync + 'static {
     /// the next width (minute → hour → day), and deletes day rows past theirs;
     /// returns how many rows it folded or deleted.
     async fn fold_rollups(&self, batch: usize, retention: RollupRetention) -> Result<u64>;
+    /// Up to `limit` SLAs of every organisation with ids after `after`, by id.
+    async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>>;
+    /// Records a judgement if the SLA is still in `j.from`; a change of state
+    /// is added to its history in the same transaction. Returns whether this
+    /// call changed the state (exactly one node sees `true` for a change).
+    async fn judge_sla(&self, j: SlaJudgement) -> Result<bool>;
     /// Gives up to `max_pages` free pages back to the file system (SQLite's
     /// incremental vacuum); returns how many. A no-op where the database manages
     /// its own space (PostgreSQL's autovacuum).

@@ -14,6 +14,7 @@ pub mod operational;
 pub mod poller;
 pub mod portal;
 pub mod settings;
+pub mod sla;
 pub mod stats;
 pub mod template;
 
@@ -108,6 +109,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/stats/app/{app_id}/attempt", get(stats::app_attempt_series))
         .route(&format!("{app}/stats/attempts"), get(stats::app_attempt_totals))
         .route(&format!("{app}/stats/summary"), get(stats::app_summary))
+        .route("/api/v1/sla", get(sla::list).post(sla::create))
+        .route("/api/v1/sla/{sla_id}", get(sla::get).patch(sla::patch).delete(sla::delete))
+        .route("/api/v1/sla/{sla_id}/history", get(sla::history))
         .route(&format!("{ep}/rate-limit-status"), get(endpoint::control::rate_limit_status))
         .route(&format!("{ep}/msg"), get(attempt::list_attempted_messages))
         .route(&format!("{app}/msg"), get(message::list).post(message::create))

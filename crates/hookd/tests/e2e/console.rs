@@ -226,6 +226,19 @@ async fn the_console_shows_event_types_audit_inbound_stats_and_runs_recovery() {
     let source = b.get(source_page).await;
     assert!(source.html.contains("Stripe in") && source.html.contains("No requests."), "{}", source.html);
 
+    // The application's last day from the statistics, and its SLAs.
+    let (status, sla) =
+        server.post("/api/v1/sla", json!({"name": "Billing 99.9", "appId": app, "targetSuccessRatio": 0.999})).await;
+    assert_eq!(status, 201, "{sla}");
+    let app_page = b.get(&format!("/console/apps/{app}")).await;
+    assert!(app_page.html.contains("Delivery, last 24 hours"), "{}", app_page.html);
+    assert!(app_page.html.contains("<td>1</td><td>100.00%</td>"), "one attempt, all succeeded: {}", app_page.html);
+    assert!(
+        app_page.html.contains("Billing 99.9") && app_page.html.contains("99.90% over 3600 s"),
+        "{}",
+        app_page.html
+    );
+
     // The endpoint's deliveries, counted; a recovery runs as a task with its own page.
     let ep_page = format!("/console/apps/{app}/endpoints/{ep_id}");
     let page = b.get(&ep_page).await;

@@ -30,5 +30,6 @@ mod schemas;
 mod security;
 mod settings;
 mod shaping;
+mod sla;
 mod stats;
 mod transports;

@@ -334,6 +334,9 @@ async fn every_route_is_isolated_between_organisations() {
     let (status, conn) = b.post("/api/v1/connector", json!({"preset": "zapier", "name": "B's"})).await;
     assert_eq!(status, 201, "{conn}");
     let b_conn = text(&conn["id"]);
+    let (status, sla) = b.post("/api/v1/sla", json!({"name": "B's", "appId": b_app, "targetSuccessRatio": 0.99})).await;
+    assert_eq!(status, 201, "{sla}");
+    let b_sla = text(&sla["id"]);
     // Attempts are listed through B's token; the server admin's default organisation has none.
     let b_attempt = {
         let found = server
@@ -386,6 +389,7 @@ async fn every_route_is_isolated_between_organisations() {
             .replace("{consumer_id}", "b-consumer")
             .replace("{template_id}", &b_tmpl)
             .replace("{connector_id}", &b_conn)
+            .replace("{sla_id}", &b_sla)
             .replace("{version}", "1");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {
@@ -412,11 +416,12 @@ async fn every_route_is_isolated_between_organisations() {
         "/ingest/api/v1/source",
         "/api/v1/template",
         "/api/v1/connector",
+        "/api/v1/sla",
     ] {
         let (status, out) = a.get(list).await;
         assert_eq!(status, 200, "{list}: {out}");
         let seen = out.to_string();
-        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req, &b_sink, &b_tmpl, &b_conn] {
+        for id in [&b_app, &b_task, &b_ops, &b_ep, &b_msg, &b_src, &b_iep, &b_req, &b_sink, &b_tmpl, &b_conn, &b_sla] {
             assert!(!seen.contains(id.as_str()), "{list} shows B's {id}");
         }
     }

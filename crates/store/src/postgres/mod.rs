@@ -27,6 +27,7 @@ mod owners;
 mod poller;
 mod retention;
 mod rows;
+mod slas;
 mod stats;
 mod store_impl;
 mod tasks;
@@ -61,6 +62,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0017_schemas", include_str!("../../migrations/postgres/0017_schemas.sql")),
     ("0018_connectors", include_str!("../../migrations/postgres/0018_connectors.sql")),
     ("0019_stats", include_str!("../../migrations/postgres/0019_stats.sql")),
+    ("0020_sla", include_str!("../../migrations/postgres/0020_sla.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

@@ -11,13 +11,14 @@ use hookd_core::timefmt::now_millis;
 use super::PostgresStore;
 use super::{
     apps, attempts, audit, batch, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
-    retention, stats, tasks, templates, tokens,
+    retention, slas, stats, tasks, templates, tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::inbound::*;
 use crate::model::*;
 use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
+use crate::sla::{Sla, SlaEvent, SlaJudgement, SlaSpec};
 use crate::stats::{QueueNow, RollupRetention, StatsQuery, StatsRow};
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
@@ -303,6 +304,31 @@ impl Resources for PostgresStore {
 
     async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow> {
         stats::queue_now(&mut *self.conn().await?, org_id, app_id, endpoint_id).await
+    }
+
+    async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>> {
+        slas::list(&mut *self.conn().await?, org_id, page).await
+    }
+
+    async fn get_sla(&self, org_id: &str, id: &str) -> Result<Sla> {
+        slas::get(&mut *self.conn().await?, org_id, id).await
+    }
+
+    async fn create_sla(&self, sla: Sla) -> Result<Sla> {
+        transaction!(self, |tx| { slas::insert(&mut tx, &sla).await? })?;
+        Ok(sla)
+    }
+
+    async fn update_sla(&self, org_id: &str, id: &str, spec: SlaSpec) -> Result<Sla> {
+        slas::update(&mut *self.conn().await?, org_id, id, &spec, hookd_core::timefmt::now_millis()).await
+    }
+
+    async fn delete_sla(&self, org_id: &str, id: &str) -> Result<()> {
+        transaction!(self, |tx| { slas::delete(&mut tx, org_id, id).await? })
+    }
+
+    async fn list_sla_events(&self, org_id: &str, sla_id: &str, page: &Page) -> Result<Vec<SlaEvent>> {
+        slas::events(&mut *self.conn().await?, org_id, sla_id, page).await
     }
 
     async fn list_messages(
@@ -774,6 +800,14 @@ impl Queue for PostgresStore {
 
     async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
         transaction!(self, |tx| { retention::prune(&mut tx, batch, limits).await? })
+    }
+
+    async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>> {
+        slas::after(&mut *self.conn().await?, after, limit).await
+    }
+
+    async fn judge_sla(&self, j: SlaJudgement) -> Result<bool> {
+        transaction!(self, |tx| { slas::judge(&mut tx, &j).await? })
     }
 
     async fn fold_rollups(&self, batch: usize, retention: RollupRetention) -> Result<u64> {

@@ -20,6 +20,7 @@ mod owners;
 mod poller;
 mod retention;
 mod rows;
+mod slas;
 mod stats;
 mod store_impl;
 mod tasks;
@@ -58,6 +59,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0017_schemas", include_str!("../../migrations/sqlite/0017_schemas.sql")),
     ("0018_connectors", include_str!("../../migrations/sqlite/0018_connectors.sql")),
     ("0019_stats", include_str!("../../migrations/sqlite/0019_stats.sql")),
+    ("0020_sla", include_str!("../../migrations/sqlite/0020_sla.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

@@ -10,13 +10,14 @@ use hookd_core::timefmt::now_millis;
 
 use super::{
     apps, attempts, audit, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
-    retention, stats, tasks, templates, tokens, SqliteStore,
+    retention, slas, stats, tasks, templates, tokens, SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
 use crate::inbound::*;
 use crate::model::*;
 use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
+use crate::sla::{Sla, SlaEvent, SlaJudgement, SlaSpec};
 use crate::stats::{QueueNow, RollupRetention, StatsQuery, StatsRow};
 use crate::task::*;
 use crate::{Queue, Resources, Result, StoreError};
@@ -329,6 +330,38 @@ impl Resources for SqliteStore {
     async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow> {
         let (org, app, ep) = (s(org_id), s(app_id), endpoint_id.map(s));
         self.read(move |c| stats::queue_now(c, &org, &app, ep.as_deref())).await
+    }
+
+    async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>> {
+        let (org, page) = (s(org_id), page.clone());
+        self.read(move |c| slas::list(c, &org, &page)).await
+    }
+
+    async fn get_sla(&self, org_id: &str, id: &str) -> Result<Sla> {
+        self.read_point(|c| slas::get(c, org_id, id))
+    }
+
+    async fn create_sla(&self, sla: Sla) -> Result<Sla> {
+        self.write(move |c| {
+            slas::insert(c, &sla)?;
+            Ok(sla.clone())
+        })
+        .await
+    }
+
+    async fn update_sla(&self, org_id: &str, id: &str, spec: SlaSpec) -> Result<Sla> {
+        let (org, id) = (s(org_id), s(id));
+        self.write(move |c| slas::update(c, &org, &id, &spec, now_millis())).await
+    }
+
+    async fn delete_sla(&self, org_id: &str, id: &str) -> Result<()> {
+        let (org, id) = (s(org_id), s(id));
+        self.write(move |c| slas::delete(c, &org, &id)).await
+    }
+
+    async fn list_sla_events(&self, org_id: &str, sla_id: &str, page: &Page) -> Result<Vec<SlaEvent>> {
+        let (org, id, page) = (s(org_id), s(sla_id), page.clone());
+        self.read(move |c| slas::events(c, &org, &id, &page)).await
     }
 
     async fn list_messages(
@@ -811,6 +844,15 @@ impl Queue for SqliteStore {
 
     async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
         self.write(move |c| retention::prune(c, now_millis(), batch, limits)).await
+    }
+
+    async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>> {
+        let after = after.map(s);
+        self.read(move |c| slas::after(c, after.as_deref(), limit)).await
+    }
+
+    async fn judge_sla(&self, j: SlaJudgement) -> Result<bool> {
+        self.write(move |c| slas::judge(c, &j)).await
     }
 
     async fn fold_rollups(&self, batch: usize, retention: RollupRetention) -> Result<u64> {

@@ -116,6 +116,7 @@ suite! {
         shaping::an_export_task_keeps_what_it_made,
         shaping::connectors_round_trip_within_their_organisation,
         stats::rollups_match_the_attempt_log_and_fold_exactly,
+        stats::an_sla_changes_state_once_and_keeps_its_history,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

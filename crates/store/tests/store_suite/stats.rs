@@ -146,3 +146,62 @@ pub async fn rollups_match_the_attempt_log_and_fold_exactly(f: Fixture) {
     let other = f.store.queue_now(&f.org, &f.app, Some(&eps[1].id)).await.unwrap();
     assert_eq!(none.depth + other.depth, 1);
 }
+
+pub async fn an_sla_changes_state_once_and_keeps_its_history(f: Fixture) {
+    let spec = SlaSpec {
+        name: "gold".into(),
+        description: None,
+        endpoint_id: None,
+        event_types: vec![],
+        target_success_ratio: 0.99,
+        latency_percentile: Some(99.0),
+        latency_target_ms: Some(1_000),
+        window_seconds: 3_600,
+        min_attempts: 1,
+    };
+    let t = now_millis();
+    let sla = Sla {
+        org_id: f.org.clone(),
+        id: hookd_core::id::new_id(hookd_core::id::IdPrefix::Sla),
+        app_id: f.app.clone(),
+        spec: spec.clone(),
+        state: SlaState::Unknown,
+        state_since: None,
+        figures: None,
+        evaluated_at: None,
+        created_at: t,
+        updated_at: t,
+    };
+    f.store.create_sla(sla.clone()).await.unwrap();
+    let judgement = |from, to, at| SlaJudgement {
+        org_id: f.org.clone(),
+        sla_id: sla.id.clone(),
+        from,
+        to,
+        figures: SlaFigures { attempts: 3, success: 1, success_ratio: Some(1.0 / 3.0), ..Default::default() },
+        at,
+        event_id: hookd_core::id::new_id(hookd_core::id::IdPrefix::SlaEvent),
+    };
+    // Two nodes see the same change: one records it.
+    let node_b = f.another_node().await;
+    assert!(f.store.judge_sla(judgement(SlaState::Unknown, SlaState::Breached, t + 1)).await.unwrap());
+    assert!(!node_b.judge_sla(judgement(SlaState::Unknown, SlaState::Breached, t + 2)).await.unwrap());
+    // The same state again refreshes the figures only.
+    assert!(!node_b.judge_sla(judgement(SlaState::Breached, SlaState::Breached, t + 3)).await.unwrap());
+    let read = f.store.get_sla(&f.org, &sla.id).await.unwrap();
+    assert_eq!((read.state, read.state_since, read.evaluated_at), (SlaState::Breached, Some(t + 1), Some(t + 3)));
+    assert_eq!(read.figures.unwrap().attempts, 3);
+    assert!(node_b.judge_sla(judgement(SlaState::Breached, SlaState::Met, t + 4)).await.unwrap());
+    let history = f.store.list_sla_events(&f.org, &sla.id, &page(10)).await.unwrap();
+    assert_eq!(history.iter().map(|e| e.state).collect::<Vec<_>>(), [SlaState::Breached, SlaState::Met]);
+    assert_eq!(f.store.slas_after(None, 10).await.unwrap().iter().filter(|s| s.id == sla.id).count(), 1);
+
+    // A new spec is judged afresh; a delete takes the history along.
+    let mut looser = spec;
+    looser.target_success_ratio = 0.5;
+    let updated = f.store.update_sla(&f.org, &sla.id, looser).await.unwrap();
+    assert_eq!((updated.state, updated.figures), (SlaState::Unknown, None));
+    f.store.delete_sla(&f.org, &sla.id).await.unwrap();
+    assert!(matches!(f.store.get_sla(&f.org, &sla.id).await, Err(StoreError::NotFound)));
+    assert!(f.store.list_sla_events(&f.org, &sla.id, &page(10)).await.unwrap().is_empty());
+}
