@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod background_task;
 pub mod connector;
 pub mod endpoint;
+pub mod environment;
 pub mod event_type;
 pub mod event_type_openapi;
 pub mod health;
@@ -109,6 +110,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/stats/app/{app_id}/attempt", get(stats::app_attempt_series))
         .route(&format!("{app}/stats/attempts"), get(stats::app_attempt_totals))
         .route(&format!("{app}/stats/summary"), get(stats::app_summary))
+        .route("/api/v1/environment/export", post(environment::export))
+        .route("/api/v1/environment/import", post(environment::import))
         .route("/api/v1/sla", get(sla::list).post(sla::create))
         .route("/api/v1/sla/{sla_id}", get(sla::get).patch(sla::patch).delete(sla::delete))
         .route("/api/v1/sla/{sla_id}/history", get(sla::history))

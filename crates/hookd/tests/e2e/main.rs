@@ -6,6 +6,7 @@ mod tenancy;
 
 mod delivery;
 mod egress;
+mod environment;
 mod mgmt;
 
 mod applications;
