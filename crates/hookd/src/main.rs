@@ -4,6 +4,7 @@
 //! `hookd migrate`, `hookd org`, `hookd token` and `hookd prune` manage the store;
 //! `hookd bench` measures a running or embedded server.
 
+mod backup;
 mod bench;
 mod bench_inbound;
 mod bench_shaping;
@@ -60,6 +61,8 @@ enum Command {
     /// Run the retention sweep now: expire payloads and response bodies past their
     /// retention, remove old keys and tasks, and free the space.
     Prune(Box<prune::PruneOptions>),
+    /// Copy the embedded store (and its key file) while hookd runs, for a backup.
+    Backup(Box<backup::BackupOptions>),
     /// Measure throughput and latency: starts a local sink and drives hookd.
     Bench(bench::BenchOptions),
     /// Measure inbound receiving: signed provider requests verified, stored and
@@ -126,6 +129,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve::open_store(&cfg.database).await?;
             println!("migrations applied");
             Ok(())
+        }
+        Command::Backup(opts) => {
+            init_tracing("warn");
+            backup::run(*opts)
         }
         Command::Org { command } => tenancy::org(command).await,
         Command::Token { command } => tenancy::token(command).await,

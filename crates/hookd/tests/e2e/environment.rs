@@ -24,7 +24,10 @@ async fn an_environment_moves_to_another_server_in_one_step() {
     let from = TestServer::spawn().await;
     let schema = json!({"1": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}});
     for (name, body) in [
-        ("invoice.paid", json!({"name": "invoice.paid", "description": "Paid", "schemas": schema, "groupName": "billing"})),
+        (
+            "invoice.paid",
+            json!({"name": "invoice.paid", "description": "Paid", "schemas": schema, "groupName": "billing"}),
+        ),
         ("user.created", json!({"name": "user.created", "description": "New user", "featureFlags": ["beta"]})),
         ("old.thing", json!({"name": "old.thing", "description": "Retired"})),
     ] {
@@ -34,7 +37,8 @@ async fn an_environment_moves_to_another_server_in_one_step() {
     from.delete("/api/v1/event-type/old.thing").await;
     let (status, _) = from.patch("/api/v1/event-type/invoice.paid", json!({"validatePayloads": true})).await;
     assert_eq!(status, 200);
-    let (status, out) = from.post("/api/v1/connector", json!({"preset": "slack", "name": "Team Slack", "uid": "slack"})).await;
+    let (status, out) =
+        from.post("/api/v1/connector", json!({"preset": "slack", "name": "Team Slack", "uid": "slack"})).await;
     assert_eq!(status, 201, "{out}");
     let custom = json!({"name": "Custom", "transformation": "function handler(w) { w.payload.x = 1; return w; }",
                         "allowedEventTypes": ["invoice.paid"]});
@@ -75,7 +79,8 @@ async fn an_environment_moves_to_another_server_in_one_step() {
         .await;
     assert_eq!(status, 204, "{out}");
     assert_eq!(to.get("/api/v1/environment/settings").await.1["displayName"], "Acme 2");
-    let bad = json!({"eventTypes": [{"name": "fine.one", "description": "x"}, {"name": "bad name!", "description": "x"}]});
+    let bad =
+        json!({"eventTypes": [{"name": "fine.one", "description": "x"}, {"name": "bad name!", "description": "x"}]});
     let (status, out) = to.post("/api/v1/environment/import", bad).await;
     assert_eq!(status, 422, "{out}");
     assert_eq!(out["detail"][0]["loc"], json!(["body", "eventTypes", "1", "name"]), "{out}");

@@ -12,6 +12,7 @@ mod mgmt;
 mod applications;
 mod attempts;
 mod auth;
+mod backup;
 mod batching;
 mod cluster;
 mod console;

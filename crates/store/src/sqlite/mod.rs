@@ -209,6 +209,20 @@ fn with_reader<T>(
     result
 }
 
+/// Writes a consistent copy of the database at `path` to `to` (a new file),
+/// while hookd may be running: `VACUUM INTO` reads one snapshot, so the copy
+/// holds exactly the transactions committed when it started, every
+/// acknowledged message among them. Returns the copy's size in bytes.
+pub fn backup(path: &Path, to: &Path) -> Result<u64> {
+    if to.exists() {
+        return Err(StoreError::Invalid { field: "to", msg: format!("{} exists already", to.display()) });
+    }
+    let conn = open_connection(path, true)?;
+    let target = to.to_str().ok_or_else(|| StoreError::Invalid { field: "to", msg: "not UTF-8".into() })?;
+    conn.execute("VACUUM INTO ?1", [target])?;
+    Ok(std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
+}
+
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
