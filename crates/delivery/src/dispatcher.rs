@@ -61,6 +61,10 @@ pub struct DispatcherConfig {
     pub stats: bool,
     /// How often this node judges the SLAs.
     pub sla_interval: Duration,
+    /// How often each endpoint's TLS certificate is checked again…
+    pub cert_check_interval: Duration,
+    /// …and how many days before it expires that is warned of.
+    pub cert_warn_days: i64,
 }
 
 /// The span a delivery's work runs in: every log line of it carries its ids

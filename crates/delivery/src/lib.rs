@@ -12,6 +12,7 @@
 //! - [`tasks`]: runs background tasks (recover, replay) in batches.
 //! - [`retention`]: the sweep that expires payloads and frees space.
 
+pub mod checks;
 pub mod claim;
 pub mod control;
 pub mod dispatcher;
@@ -21,6 +22,7 @@ pub mod metrics;
 mod oauth;
 pub mod operational;
 pub mod orgs;
+pub mod probe;
 pub mod record;
 pub mod retention;
 pub mod sender;
@@ -36,8 +38,8 @@ use std::time::Duration;
 
 pub use dispatcher::{Dispatcher, DispatcherConfig, SharedServices};
 use hookd_store::{
-    BackgroundTask, EndpointUpdated, IdempotencyRecord, InboundRequest, Ingested, Message, Queue, Resources, Result,
-    StoreError,
+    BackgroundTask, Endpoint, EndpointUpdated, IdempotencyRecord, InboundRequest, Ingested, Message, Queue, Resources,
+    Result, StoreError,
 };
 pub use metrics::Metrics;
 pub use operational::Operational;
@@ -64,6 +66,9 @@ struct Inner {
     ops: Operational,
     orgs: Arc<OrgSettingsCache>,
     shaper: Arc<Shaper>,
+    /// Sends endpoint checks' probes and test events (on every node).
+    checker: HttpSender,
+    resources: Arc<dyn Resources>,
 }
 
 impl Deliveries {
@@ -81,6 +86,8 @@ impl Deliveries {
         let ops = Operational::new(resources.clone(), queue.clone(), orgs.clone());
         let shaper = Arc::new(Shaper::new(resources.clone()));
         let resources_for_slas = resources.clone();
+        let resources_kept = resources.clone();
+        let checker = sender.clone();
         let dispatcher = Dispatcher::start(
             config,
             queue.clone(),
@@ -112,16 +119,44 @@ impl Deliveries {
             }
             .run(),
         );
+        tokio::spawn(
+            checks::CertWatch {
+                sender: checker.clone(),
+                orgs: orgs.clone(),
+                resources: resources_kept.clone(),
+                queue: queue.clone(),
+                ops: ops.clone(),
+                interval: dispatcher.config().cert_check_interval,
+                warn_days: dispatcher.config().cert_warn_days,
+            }
+            .run(),
+        );
         Deliveries {
-            inner: Arc::new(Inner { queue, dispatcher: Some(dispatcher), metrics, tasks, closing, ops, orgs, shaper }),
+            inner: Arc::new(Inner {
+                queue,
+                dispatcher: Some(dispatcher),
+                metrics,
+                tasks,
+                closing,
+                ops,
+                orgs,
+                shaper,
+                checker,
+                resources: resources_kept,
+            }),
         }
     }
 
     /// A node that accepts and stores only; delivering nodes pick the work up.
-    pub fn accept_only(resources: Arc<dyn Resources>, queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
+    pub fn accept_only(
+        resources: Arc<dyn Resources>,
+        queue: Arc<dyn Queue>,
+        metrics: Arc<Metrics>,
+        checker: HttpSender,
+    ) -> Self {
         let orgs = Arc::new(OrgSettingsCache::new(queue.clone()));
         let shaper = Arc::new(Shaper::new(resources.clone()));
-        let ops = Operational::new(resources, queue.clone(), orgs.clone());
+        let ops = Operational::new(resources.clone(), queue.clone(), orgs.clone());
         Deliveries {
             inner: Arc::new(Inner {
                 queue,
@@ -132,8 +167,34 @@ impl Deliveries {
                 ops,
                 orgs,
                 shaper,
+                checker,
+                resources,
             }),
         }
+    }
+
+    /// Checks the endpoint now (DNS, TLS, and a signed test event when
+    /// `send_test`), stores the result with it, and answers it.
+    pub async fn check_endpoint(&self, ep: &Endpoint, send_test: bool) -> Result<probe::EndpointCheck> {
+        checks::check_and_store(&self.inner.checker, &self.inner.orgs, &*self.inner.resources, ep, send_test).await
+    }
+
+    /// Forgets a deleted endpoint's check.
+    pub async fn forget_check(&self, endpoint_id: &str) {
+        if let Err(e) = self.inner.queue.delete_endpoint_check(endpoint_id).await {
+            tracing::warn!(error = %e, endpoint = %endpoint_id, "forgetting an endpoint check failed");
+        }
+    }
+
+    /// Checks the endpoint in the background (after it was made or its URL
+    /// changed): DNS and TLS only.
+    pub fn check_later(&self, ep: Endpoint) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.check_endpoint(&ep, false).await {
+                tracing::warn!(error = %e, endpoint = %ep.id, "storing an endpoint check failed");
+            }
+        });
     }
 
     /// Operational webhooks: events about the organisation's endpoints, messages and tasks.

@@ -142,6 +142,16 @@ pub struct HttpSender {
 }
 
 impl HttpSender {
+    /// The server's destination policy.
+    pub fn policy(&self) -> &DestinationPolicy {
+        &self.policy
+    }
+
+    /// Whether deliveries go through an egress proxy.
+    pub fn has_egress_proxy(&self) -> bool {
+        self.config.egress_proxy.is_some()
+    }
+
     pub fn new(config: &SenderConfig) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(config.policy.clone());
         Ok(HttpSender {

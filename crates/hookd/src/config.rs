@@ -241,6 +241,16 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_STATS_RETENTION")]
     pub stats_retention: Option<String>,
 
+    /// How often each endpoint's TLS certificate is checked again (after its
+    /// first check, when it was made or its URL changed) [default: 24h].
+    #[arg(long, env = "HOOKD_CERT_CHECK_INTERVAL")]
+    pub cert_check_interval: Option<String>,
+
+    /// Warn (operational webhook `endpoint.certificate.expiring`) when an
+    /// endpoint's certificate expires within this many days [default: 14].
+    #[arg(long, env = "HOOKD_CERT_WARN_DAYS")]
+    pub cert_warn_days: Option<u32>,
+
     /// How often delivering nodes judge the SLAs [default: 30s].
     #[arg(long, env = "HOOKD_SLA_INTERVAL")]
     pub sla_interval: Option<String>,
@@ -286,6 +296,8 @@ pub struct Config {
     pub stats: bool,
     pub stats_retention: Duration,
     pub sla_interval: Duration,
+    pub cert_check_interval: Duration,
+    pub cert_warn_days: u32,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -422,6 +434,8 @@ impl ServeOptions {
                 stats_retention,
                 log_format,
                 sla_interval,
+                cert_check_interval,
+                cert_warn_days,
                 retry_after_max,
                 breaker_failure_ratio,
                 breaker_min_requests,
@@ -547,6 +561,8 @@ impl ServeOptions {
             stats: self.stats.unwrap_or(true),
             stats_retention: positive_duration("stats-retention", self.stats_retention, "400d")?,
             sla_interval: positive_duration("sla-interval", self.sla_interval, "30s")?,
+            cert_check_interval: positive_duration("cert-check-interval", self.cert_check_interval, "24h")?,
+            cert_warn_days: self.cert_warn_days.unwrap_or(14),
             encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
             previous_encryption_keys: self
                 .previous_encryption_keys

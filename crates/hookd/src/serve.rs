@@ -101,6 +101,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 control: cfg.control.clone(),
                 stats: cfg.stats,
                 sla_interval: cfg.sla_interval,
+                cert_check_interval: cfg.cert_check_interval,
+                cert_warn_days: cfg.cert_warn_days as i64,
             },
             retention_config(&cfg),
             resources.clone(),
@@ -109,7 +111,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             metrics,
         )
     } else {
-        Deliveries::accept_only(resources.clone(), queue, metrics)
+        Deliveries::accept_only(resources.clone(), queue, metrics, sender)
     };
 
     let listener =

@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod change;
+pub mod checks;
 pub mod codec;
 pub mod crypt;
 pub mod inbound;
@@ -39,6 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 pub use audit::{AuditCheck, AuditEntry, AuditEvent, AuditHead};
 pub use change::{AuthChange, EndpointChange, EndpointSettings, EndpointUpdated};
+pub use checks::EndpointCheckRow;
 pub use hookd_core::{DeliveryState, MessageStatus};
 pub use inbound::{
     Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, ObjectStatus, Source, SourceSchedule,
@@ -82,7 +84,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 24] = [
+pub(crate) const ORG_TABLES: [&str; 25] = [
+    "endpoint_check",
     "sla_event",
     "sla",
     "stats_rollup",
@@ -233,6 +236,11 @@ pub trait Resources: Send + Sync + 'static {
     async fn stats(&self, q: StatsQuery) -> Result<Vec<StatsRow>>;
     /// Deliveries waiting now for the application's endpoints (or one of them).
     async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow>;
+
+    // Endpoint checks.
+    /// Stores the endpoint's latest check (its warning time stays).
+    async fn put_endpoint_check(&self, row: EndpointCheckRow) -> Result<()>;
+    async fn get_endpoint_check(&self, org_id: &str, endpoint_id: &str) -> Result<Option<EndpointCheckRow>>;
 
     // SLAs.
     async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>>;
@@ -517,6 +525,13 @@ pub trait Queue: Send + Sync + 'static {
     /// the next width (minute → hour → day), and deletes day rows past theirs;
     /// returns how many rows it folded or deleted.
     async fn fold_rollups(&self, batch: usize, retention: RollupRetention) -> Result<u64>;
+    /// Claims up to `limit` checks with a certificate last checked before
+    /// `before` (their `checked_at` becomes `now`, so one node re-checks each).
+    async fn claim_cert_rechecks(&self, before: i64, now: i64, limit: usize) -> Result<Vec<EndpointCheckRow>>;
+    /// Records that the endpoint's certificate expiry was warned of at `at`.
+    async fn mark_cert_warned(&self, endpoint_id: &str, at: i64) -> Result<()>;
+    /// Forgets the endpoint's check (the endpoint is gone).
+    async fn delete_endpoint_check(&self, endpoint_id: &str) -> Result<()>;
     /// Up to `limit` SLAs of every organisation with ids after `after`, by id.
     async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>>;
     /// Records a judgement if the SLA is still in `j.from`; a change of state

@@ -107,6 +107,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{ep}/replay-missing"), post(endpoint::recovery::replay_missing))
         .route(&format!("{ep}/bulk-replay"), post(endpoint::recovery::bulk_replay))
         .route(&format!("{ep}/stats"), get(endpoint::stats::get))
+        .route(&format!("{ep}/check"), get(endpoint::check::get).post(endpoint::check::run))
         .route("/api/v1/stats/app/{app_id}/attempt", get(stats::app_attempt_series))
         .route(&format!("{app}/stats/attempts"), get(stats::app_attempt_totals))
         .route(&format!("{app}/stats/summary"), get(stats::app_summary))

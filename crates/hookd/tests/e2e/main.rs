@@ -14,6 +14,7 @@ mod attempts;
 mod auth;
 mod backup;
 mod batching;
+mod checks;
 mod cluster;
 mod console;
 mod control;

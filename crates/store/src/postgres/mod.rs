@@ -15,6 +15,7 @@ mod apps;
 mod attempts;
 mod audit;
 mod batch;
+mod checks;
 mod connectors;
 mod deliveries;
 mod endpoints;
@@ -63,6 +64,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0018_connectors", include_str!("../../migrations/postgres/0018_connectors.sql")),
     ("0019_stats", include_str!("../../migrations/postgres/0019_stats.sql")),
     ("0020_sla", include_str!("../../migrations/postgres/0020_sla.sql")),
+    ("0021_endpoint_check", include_str!("../../migrations/postgres/0021_endpoint_check.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

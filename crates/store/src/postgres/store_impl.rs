@@ -10,11 +10,12 @@ use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
 use super::{
-    apps, attempts, audit, batch, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
-    retention, slas, stats, tasks, templates, tokens,
+    apps, attempts, audit, batch, checks, connectors, deliveries, endpoints, event_types, inbound, messages, owners,
+    poller, retention, slas, stats, tasks, templates, tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
+use crate::checks::EndpointCheckRow;
 use crate::inbound::*;
 use crate::model::*;
 use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
@@ -304,6 +305,14 @@ impl Resources for PostgresStore {
 
     async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow> {
         stats::queue_now(&mut *self.conn().await?, org_id, app_id, endpoint_id).await
+    }
+
+    async fn put_endpoint_check(&self, row: EndpointCheckRow) -> Result<()> {
+        checks::put(&mut *self.conn().await?, &row).await
+    }
+
+    async fn get_endpoint_check(&self, org_id: &str, endpoint_id: &str) -> Result<Option<EndpointCheckRow>> {
+        checks::get(&mut *self.conn().await?, org_id, endpoint_id).await
     }
 
     async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>> {
@@ -800,6 +809,18 @@ impl Queue for PostgresStore {
 
     async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
         transaction!(self, |tx| { retention::prune(&mut tx, batch, limits).await? })
+    }
+
+    async fn claim_cert_rechecks(&self, before: i64, now: i64, limit: usize) -> Result<Vec<EndpointCheckRow>> {
+        checks::claim(&mut *self.conn().await?, before, now, limit).await
+    }
+
+    async fn mark_cert_warned(&self, endpoint_id: &str, at: i64) -> Result<()> {
+        checks::mark_warned(&mut *self.conn().await?, endpoint_id, at).await
+    }
+
+    async fn delete_endpoint_check(&self, endpoint_id: &str) -> Result<()> {
+        checks::delete(&mut *self.conn().await?, endpoint_id).await
     }
 
     async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>> {

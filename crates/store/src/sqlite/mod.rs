@@ -8,6 +8,7 @@
 mod apps;
 mod attempts;
 mod audit;
+mod checks;
 mod connectors;
 mod deliveries;
 mod endpoints;
@@ -60,6 +61,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0018_connectors", include_str!("../../migrations/sqlite/0018_connectors.sql")),
     ("0019_stats", include_str!("../../migrations/sqlite/0019_stats.sql")),
     ("0020_sla", include_str!("../../migrations/sqlite/0020_sla.sql")),
+    ("0021_endpoint_check", include_str!("../../migrations/sqlite/0021_endpoint_check.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::{
-    apps, attempts, audit, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
+    apps, attempts, audit, checks, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
     retention, slas, stats, tasks, templates, tokens, SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
+use crate::checks::EndpointCheckRow;
 use crate::inbound::*;
 use crate::model::*;
 use crate::poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
@@ -330,6 +331,14 @@ impl Resources for SqliteStore {
     async fn queue_now(&self, org_id: &str, app_id: &str, endpoint_id: Option<&str>) -> Result<QueueNow> {
         let (org, app, ep) = (s(org_id), s(app_id), endpoint_id.map(s));
         self.read(move |c| stats::queue_now(c, &org, &app, ep.as_deref())).await
+    }
+
+    async fn put_endpoint_check(&self, row: EndpointCheckRow) -> Result<()> {
+        self.write(move |c| checks::put(c, &row)).await
+    }
+
+    async fn get_endpoint_check(&self, org_id: &str, endpoint_id: &str) -> Result<Option<EndpointCheckRow>> {
+        self.read_point(|c| checks::get(c, org_id, endpoint_id))
     }
 
     async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>> {
@@ -844,6 +853,20 @@ impl Queue for SqliteStore {
 
     async fn prune(&self, batch: usize, limits: Retention) -> Result<PruneReport> {
         self.write(move |c| retention::prune(c, now_millis(), batch, limits)).await
+    }
+
+    async fn claim_cert_rechecks(&self, before: i64, now: i64, limit: usize) -> Result<Vec<EndpointCheckRow>> {
+        self.write(move |c| checks::claim(c, before, now, limit)).await
+    }
+
+    async fn mark_cert_warned(&self, endpoint_id: &str, at: i64) -> Result<()> {
+        let id = s(endpoint_id);
+        self.write(move |c| checks::mark_warned(c, &id, at)).await
+    }
+
+    async fn delete_endpoint_check(&self, endpoint_id: &str) -> Result<()> {
+        let id = s(endpoint_id);
+        self.write(move |c| checks::delete(c, &id)).await
     }
 
     async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>> {

@@ -489,6 +489,7 @@ pub async fn create(
                 ep = load_endpoint(&state, &auth, &ep.id).await?;
             }
             endpoint_event(&state, "endpoint.created", &ep);
+            state.deliveries.check_later(ep.clone());
             Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep))))
         }
         Err(StoreError::IdempotencyReplay(prev)) => {
@@ -562,6 +563,9 @@ pub async fn upsert(
             if let Some(change) = transport {
                 updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(change), None).await?;
             }
+            if updated.endpoint.url != ep.url {
+                state.deliveries.check_later(updated.endpoint.clone());
+            }
             Ok((StatusCode::OK, Json(EndpointOut::from(&updated.endpoint))))
         }
         Err(StoreError::NotFound) => {
@@ -574,6 +578,7 @@ pub async fn upsert(
             check_destination(&state, auth.org_id(), Some(&ep.url)).await?;
             let ep = state.resources.create_endpoint(ep, None).await?;
             endpoint_event(&state, "endpoint.created", &ep);
+            state.deliveries.check_later(ep.clone());
             Ok((StatusCode::CREATED, Json(EndpointOut::from(&ep))))
         }
         Err(e) => Err(e.into()),
@@ -639,6 +644,9 @@ pub async fn patch(
     if let Some(change) = transport {
         updated = change_endpoint(&state, &auth, &ep.id, EndpointChange::Auth(change), None).await?;
     }
+    if updated.endpoint.url != ep.url {
+        state.deliveries.check_later(updated.endpoint.clone());
+    }
     Ok(Json(EndpointOut::from(&updated.endpoint)))
 }
 
@@ -649,6 +657,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
     state.resources.delete_endpoint(auth.org_id(), &auth.app.id, &ep.id).await?;
+    state.deliveries.forget_check(&ep.id).await;
     endpoint_event(&state, "endpoint.deleted", &ep);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! secret, headers, recovery and stats sub-resources.
 
 pub mod auth;
+pub mod check;
 pub mod control;
 pub mod crud;
 pub mod headers;
