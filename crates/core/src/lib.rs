@@ -21,6 +21,7 @@ pub mod signing;
 pub mod status;
 pub mod text;
 pub mod timefmt;
+pub mod trail;
 pub mod validate;
 
 pub use id::{new_id, IdPrefix};

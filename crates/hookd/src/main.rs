@@ -15,6 +15,7 @@ mod prune;
 mod serve;
 mod sso;
 mod tenancy;
+mod trail;
 
 use clap::{Parser, Subcommand};
 
@@ -61,6 +62,11 @@ enum Command {
     /// Run the retention sweep now: expire payloads and response bodies past their
     /// retention, remove old keys and tasks, and free the space.
     Prune(Box<prune::PruneOptions>),
+    /// Compliance trail exports.
+    Trail {
+        #[command(subcommand)]
+        command: TrailCommand,
+    },
     /// Copy the embedded store (and its key file) while hookd runs, for a backup.
     Backup(Box<backup::BackupOptions>),
     /// Measure throughput and latency: starts a local sink and drives hookd.
@@ -81,6 +87,13 @@ enum AuditCommand {
     /// Check that no entry of the audit trail was altered or removed (exit
     /// status 1, naming the first broken entry, if one was).
     Verify(Box<config::ServeOptions>),
+}
+
+#[derive(Debug, Subcommand)]
+enum TrailCommand {
+    /// Check an export's digest chain (exit status 1, naming the first broken
+    /// line, when a record was removed, changed or cut off).
+    Verify(trail::VerifyOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Trail { command: TrailCommand::Verify(opts) } => trail::verify_file(opts),
         Command::Backup(opts) => {
             init_tracing("warn");
             backup::run(*opts)

@@ -18,6 +18,7 @@ pub mod settings;
 pub mod sla;
 pub mod stats;
 pub mod template;
+pub mod trail;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -111,6 +112,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/stats/app/{app_id}/attempt", get(stats::app_attempt_series))
         .route(&format!("{app}/stats/attempts"), get(stats::app_attempt_totals))
         .route(&format!("{app}/stats/summary"), get(stats::app_summary))
+        .route(&format!("{app}/trail"), get(trail::export))
         .route("/api/v1/environment/export", post(environment::export))
         .route("/api/v1/environment/import", post(environment::import))
         .route("/api/v1/sla", get(sla::list).post(sla::create))

@@ -35,4 +35,5 @@ mod settings;
 mod shaping;
 mod sla;
 mod stats;
+mod trail;
 mod transports;
