@@ -10,6 +10,7 @@ mod bench_inbound;
 mod bench_shaping;
 mod bench_store;
 mod config;
+mod import_svix;
 mod keys;
 mod prune;
 mod serve;
@@ -62,6 +63,9 @@ enum Command {
     /// Run the retention sweep now: expire payloads and response bodies past their
     /// retention, remove old keys and tasks, and free the space.
     Prune(Box<prune::PruneOptions>),
+    /// Copy applications and endpoints (with their secrets) from a Svix server
+    /// into a hookd server, through their APIs.
+    ImportSvix(Box<import_svix::ImportSvixOptions>),
     /// Compliance trail exports.
     Trail {
         #[command(subcommand)]
@@ -144,6 +148,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Trail { command: TrailCommand::Verify(opts) } => trail::verify_file(opts),
+        Command::ImportSvix(opts) => {
+            init_tracing("warn");
+            import_svix::run(*opts).await
+        }
         Command::Backup(opts) => {
             init_tracing("warn");
             backup::run(*opts)

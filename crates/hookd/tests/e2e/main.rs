@@ -20,6 +20,7 @@ mod console;
 mod control;
 mod endpoints;
 mod event_types;
+mod import_svix;
 mod inbound;
 mod integrations;
 mod lifecycle;
