@@ -137,6 +137,10 @@ pub struct EndpointOut {
     /// it last reported (absent until something was).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<EndpointHealthOut>,
+    /// Extension: `healthy`, `degraded`, `failing` or `disabled`, from that
+    /// report, with the reason (empty when healthy).
+    pub health_state: hookd_store::HealthState,
+    pub health_reason: String,
     /// Extension: for an endpoint signing with Ed25519 (`v1a`), the public key
     /// (`whpk_…`) its receiver verifies with.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,6 +222,8 @@ fn transport_out(e: &Endpoint) -> Option<serde_json::Value> {
 
 impl From<&Endpoint> for EndpointOut {
     fn from(e: &Endpoint) -> Self {
+        let (health_state, health_reason) =
+            hookd_store::health_state(e.disabled, e.health.as_ref(), hookd_core::timefmt::now_millis());
         EndpointOut {
             id: e.id.clone(),
             uid: e.uid.clone(),
@@ -249,6 +255,8 @@ impl From<&Endpoint> for EndpointOut {
             connector: e.control.connector.clone(),
             transport: transport_out(e),
             health: e.health.as_ref().map(EndpointHealthOut::from),
+            health_state,
+            health_reason,
             public_key: e.secret.public_key(),
         }
     }

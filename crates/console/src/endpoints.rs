@@ -107,8 +107,20 @@ pub async fn detail(
                 tr { th scope="row" { "Event types" } td { (e["filterTypes"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_else(|| "all".into())) } }
                 tr { th scope="row" { "Channels" } td { (e["channels"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } }
                 tr { th scope="row" { "Rate limit" } td { (e["rateLimit"].as_u64().map(|r| format!("{r}/s")).unwrap_or_else(|| "none".into())) } }
+                tr {
+                    th scope="row" { "Health" }
+                    td {
+                        @match text(e, "healthState") {
+                            "healthy" => span class="badge good" { "healthy" },
+                            "" => span class="badge" { "unknown" },
+                            other => span class="badge bad" { (other) },
+                        }
+                        @if !text(e, "healthReason").is_empty() { " " (text(e, "healthReason")) }
+                        " · " a href={ (base) "/health" } { "history and checks" }
+                    }
+                }
                 @if let Some(h) = e.get("health").filter(|h| !h.is_null()) {
-                    tr { th scope="row" { "Health" } td { pre { (crate::html::pretty(h)) } } }
+                    tr { th scope="row" { "Breaker and throttling" } td { pre { (crate::html::pretty(h)) } } }
                 }
                 tr {
                     th scope="row" { "Signing secret" }
@@ -380,4 +392,50 @@ pub async fn set_headers(
         format!("{}/apps/{}/endpoints/{}?done=saved", s.base, seg(&app), seg(&ep)),
     )
     .await
+}
+
+/// The endpoint's health history and its last check (certificate, DNS, test event).
+pub async fn health(
+    axum::extract::State(c): axum::extract::State<crate::Console>,
+    s: crate::session::Session,
+    axum::extract::Path((app, ep)): axum::extract::Path<(String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let api = format!("/api/v1/app/{}/endpoint/{}", seg(&app), seg(&ep));
+    let history = c.api.get(&s, &format!("{api}/health-history")).await;
+    if !history.ok() {
+        return crate::html::failed(&s, "Endpoint health", &history);
+    }
+    let check = c.api.get(&s, &format!("{api}/check")).await;
+    let base = format!("{}/apps/{}/endpoints/{}", s.base, seg(&app), seg(&ep));
+    let body = maud::html! {
+        p { a href=(base) { "Endpoint" } " / health" }
+        h1 { "Health" }
+        p { "Now: " strong { (text(&history.body, "state")) } " " (text(&history.body, "reason")) }
+        h2 { "Changes" }
+        table {
+            thead { tr { th scope="col" { "When" } th scope="col" { "State" } th scope="col" { "Why" } } }
+            tbody {
+                @for e in history.body["data"].as_array().into_iter().flatten() {
+                    tr { td { (text(e, "timestamp")) } td { (text(e, "state")) } td { (text(e, "reason")) } }
+                }
+            }
+        }
+        @if history.body["data"].as_array().is_none_or(|d| d.is_empty()) { p { "No changes reported yet." } }
+        h2 { "Last check" }
+        @if check.ok() {
+            @let tls = &check.body["tls"];
+            p {
+                @if check.body["ok"] == true { span class="badge good" { "passed" } } @else { span class="badge bad" { "problems" } }
+                " at " (text(&check.body, "checkedAt"))
+            }
+            @for problem in check.body["problems"].as_array().into_iter().flatten() { p { (problem.as_str().unwrap_or_default()) } }
+            @if !tls.is_null() {
+                p { "Certificate: " (text(tls, "subject")) ", expires " (text(tls, "notAfter")) " (" (tls["daysLeft"]) " days)" }
+            }
+        } @else {
+            p { "Not checked yet." }
+        }
+    };
+    crate::html::page(&s, "Endpoint health", None, body).into_response()
 }

@@ -88,6 +88,7 @@ fn application_routes(base: &str) -> Router<Console> {
         .route(&format!("{app}/endpoints"), post(endpoints::create))
         .route(&ep, get(endpoints::detail))
         .route(&format!("{ep}/rotate"), post(endpoints::rotate))
+        .route(&format!("{ep}/health"), get(endpoints::health))
         .route(&format!("{ep}/toggle"), post(endpoints::toggle))
         .route(&format!("{ep}/test"), post(endpoints::send_test))
         .route(&format!("{ep}/testing"), get(testing::form).post(testing::submit))

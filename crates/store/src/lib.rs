@@ -40,7 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 pub use audit::{AuditCheck, AuditEntry, AuditEvent, AuditHead};
 pub use change::{AuthChange, EndpointChange, EndpointSettings, EndpointUpdated};
-pub use checks::EndpointCheckRow;
+pub use checks::{health_state, EndpointCheckRow, HealthEvent, HealthState};
 pub use hookd_core::{DeliveryState, MessageStatus};
 pub use inbound::{
     Forwarding, InboundFilter, InboundOutcome, InboundRequest, Ingested, ObjectStatus, Source, SourceSchedule,
@@ -84,7 +84,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 25] = [
+pub(crate) const ORG_TABLES: [&str; 26] = [
+    "endpoint_health_event",
     "endpoint_check",
     "sla_event",
     "sla",
@@ -241,6 +242,13 @@ pub trait Resources: Send + Sync + 'static {
     /// Stores the endpoint's latest check (its warning time stays).
     async fn put_endpoint_check(&self, row: EndpointCheckRow) -> Result<()>;
     async fn get_endpoint_check(&self, org_id: &str, endpoint_id: &str) -> Result<Option<EndpointCheckRow>>;
+    /// The endpoint's changes of health state, newest first, at most `limit`.
+    async fn list_endpoint_health_events(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HealthEvent>>;
 
     // SLAs.
     async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>>;

@@ -109,6 +109,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{ep}/bulk-replay"), post(endpoint::recovery::bulk_replay))
         .route(&format!("{ep}/stats"), get(endpoint::stats::get))
         .route(&format!("{ep}/check"), get(endpoint::check::get).post(endpoint::check::run))
+        .route(&format!("{ep}/health-history"), get(endpoint::check::health_history))
         .route("/api/v1/stats/app/{app_id}/attempt", get(stats::app_attempt_series))
         .route(&format!("{app}/stats/attempts"), get(stats::app_attempt_totals))
         .route(&format!("{app}/stats/summary"), get(stats::app_summary))

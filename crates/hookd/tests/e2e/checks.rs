@@ -159,3 +159,52 @@ async fn an_endpoint_check_reads_dns_the_certificate_and_a_signed_test_event() {
     let (status, refused) = server.post(&format!("{base}/check"), json!({"sendTest": true})).await;
     assert_eq!(status, 422, "{refused}");
 }
+
+#[tokio::test]
+async fn an_endpoints_health_state_follows_its_breaker_with_a_history() {
+    let opts = ServerOptions {
+        retry_schedule: String::new(),
+        extra_args: ["--breaker-min-requests", "3", "--breaker-open", "1s"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let server = TestServer::spawn_with(opts).await;
+    let sink = Sink::start().await;
+    sink.script(&[500; 4]);
+    let app = server.create_app("Flaky").await;
+    let ep = server.create_endpoint(&app, json!({"url": sink.url("/in")})).await;
+    assert_eq!((&ep["healthState"], &ep["healthReason"]), (&json!("healthy"), &json!("")), "{ep}");
+    let base = format!("/api/v1/app/{app}/endpoint/{}", text(&ep["id"]));
+    for n in 0..4 {
+        server.send_message(&app, "a.b", json!({"n": n})).await;
+    }
+    let failing = server
+        .eventually(Duration::from_secs(10), || async {
+            let (_, e) = server.get(&base).await;
+            (e["healthState"] == "failing").then_some(e)
+        })
+        .await
+        .expect("the breaker opens and the endpoint is failing");
+    assert!(text(&failing["healthReason"]).starts_with("circuit breaker open"), "{failing}");
+
+    // The breaker's probe succeeds: healthy again.
+    server.send_message(&app, "a.b", json!({"n": 9})).await;
+    server
+        .eventually(Duration::from_secs(15), || async {
+            let (_, e) = server.get(&base).await;
+            (e["healthState"] == "healthy").then_some(())
+        })
+        .await
+        .expect("healthy again after a successful probe");
+    let (_, history) = server.get(&format!("{base}/health-history")).await;
+    let states: Vec<&str> = history["data"].as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states.first(), Some(&"healthy"), "{history}");
+    assert_eq!(states.last(), Some(&"failing"), "{history}");
+    assert_eq!(history["state"], "healthy");
+    let (status, _) = server.get(&format!("{base}/health-history?limit=0")).await;
+    assert_eq!(status, 422);
+
+    // Disabled is a state too (not a delivery report, so not in the history).
+    server.patch(&base, json!({"disabled": true})).await;
+    let (_, e) = server.get(&base).await;
+    assert_eq!(e["healthState"], "disabled");
+}

@@ -250,6 +250,9 @@ async fn the_console_shows_event_types_audit_inbound_stats_and_runs_recovery() {
         page.html
     );
     assert!(page.html.contains("<th scope=\"col\">p99</th>"), "{}", page.html);
+    assert!(page.html.contains("badge good\">healthy"), "{}", page.html);
+    let health = b.get(&format!("{ep_page}/health")).await;
+    assert!(health.html.contains("No changes reported yet.") && health.html.contains("Last check"), "{}", health.html);
     // As a datetime-local field sends it: minutes, no zone (UTC).
     let since = hookd_core::timefmt::format_millis(hookd_core::timefmt::now_millis() - 3_600_000)[..16].to_string();
     let started = b.post(&format!("{ep_page}/recover"), &[("csrf", &page.csrf()), ("since", &since)]).await;

@@ -264,12 +264,64 @@ fn control_to_db(control: &DeliveryControl) -> Option<String> {
 /// Writes what the delivering node reports of the endpoint's health; leaves
 /// `revision` alone (nothing a node holds changes with it).
 pub async fn set_health(c: &mut PgConnection, endpoint_id: &str, health: &EndpointHealth) -> Result<()> {
+    // The row is locked until the end: two reports cannot both see the old state.
+    let before: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT org_id, health::text FROM endpoint WHERE id = $1 FOR UPDATE")
+            .bind(endpoint_id)
+            .fetch_optional(&mut *c)
+            .await?;
     sqlx::query("UPDATE endpoint SET health = $2 WHERE id = $1")
         .bind(endpoint_id)
         .bind(rows::json(health))
+        .execute(&mut *c)
+        .await?;
+    // A change of state goes into the endpoint's health history.
+    let Some((org_id, before)) = before else { return Ok(()) };
+    let before: Option<EndpointHealth> = before.and_then(|h| serde_json::from_str(&h).ok());
+    let now = health.updated_at;
+    let (was, _) = crate::checks::health_state(false, before.as_ref(), now);
+    let (is, reason) = crate::checks::health_state(false, Some(health), now);
+    if was != is {
+        sqlx::query(
+            "INSERT INTO endpoint_health_event (org_id, endpoint_id, state, reason, at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(org_id)
+        .bind(endpoint_id)
+        .bind(is.as_str())
+        .bind(reason)
+        .bind(now)
         .execute(c)
         .await?;
+    }
     Ok(())
+}
+
+/// See `Resources::list_endpoint_health_events` (newest first).
+pub async fn health_events(
+    c: &mut PgConnection,
+    org_id: &str,
+    endpoint_id: &str,
+    limit: usize,
+) -> Result<Vec<crate::checks::HealthEvent>> {
+    let found: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, endpoint_id, state, reason, at FROM endpoint_health_event
+         WHERE org_id = $1 AND endpoint_id = $2 ORDER BY id DESC LIMIT $3",
+    )
+    .bind(org_id)
+    .bind(endpoint_id)
+    .bind(limit as i64)
+    .fetch_all(c)
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|(id, endpoint_id, state, reason, at)| crate::checks::HealthEvent {
+            id,
+            endpoint_id,
+            state: crate::checks::HealthState::parse(&state),
+            reason,
+            at,
+        })
+        .collect())
 }
 
 /// See `Resources::reseal_secrets`.

@@ -315,6 +315,15 @@ impl Resources for PostgresStore {
         checks::get(&mut *self.conn().await?, org_id, endpoint_id).await
     }
 
+    async fn list_endpoint_health_events(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::HealthEvent>> {
+        endpoints::health_events(&mut *self.conn().await?, org_id, endpoint_id, limit).await
+    }
+
     async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>> {
         slas::list(&mut *self.conn().await?, org_id, page).await
     }
@@ -742,7 +751,7 @@ impl Queue for PostgresStore {
     }
 
     async fn set_endpoint_health(&self, endpoint_id: &str, health: &EndpointHealth) -> Result<()> {
-        endpoints::set_health(&mut *self.conn().await?, endpoint_id, health).await
+        transaction!(self, |tx| { endpoints::set_health(&mut tx, endpoint_id, health).await? })
     }
 
     async fn event_type_retry_schedule(&self, org_id: &str, event_type: &str) -> Result<Option<Vec<u64>>> {

@@ -191,9 +191,48 @@ fn control_to_db(control: &DeliveryControl) -> Option<String> {
 /// Writes what the delivering node reports of the endpoint's health; leaves
 /// `revision` alone (nothing a node holds changes with it).
 pub fn set_health(c: &Connection, endpoint_id: &str, health: &EndpointHealth) -> Result<()> {
+    let before: Option<(String, Option<String>)> = c
+        .prepare_cached("SELECT org_id, health FROM endpoint WHERE id = ?1")?
+        .query_row(params![endpoint_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     c.prepare_cached("UPDATE endpoint SET health = ?2 WHERE id = ?1")?
         .execute(params![endpoint_id, rows::json(health)])?;
+    // A change of state goes into the endpoint's health history.
+    let Some((org_id, before)) = before else { return Ok(()) };
+    let before: Option<EndpointHealth> = before.and_then(|h| serde_json::from_str(&h).ok());
+    let now = health.updated_at;
+    let (was, _) = crate::checks::health_state(false, before.as_ref(), now);
+    let (is, reason) = crate::checks::health_state(false, Some(health), now);
+    if was != is {
+        c.prepare_cached(
+            "INSERT INTO endpoint_health_event (org_id, endpoint_id, state, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![org_id, endpoint_id, is.as_str(), reason, now])?;
+    }
     Ok(())
+}
+
+/// See `Resources::list_endpoint_health_events` (newest first).
+pub fn health_events(
+    c: &Connection,
+    org_id: &str,
+    endpoint_id: &str,
+    limit: usize,
+) -> Result<Vec<crate::checks::HealthEvent>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, endpoint_id, state, reason, at FROM endpoint_health_event
+         WHERE org_id = ?1 AND endpoint_id = ?2 ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![org_id, endpoint_id, limit as i64], |r| {
+        Ok(crate::checks::HealthEvent {
+            id: r.get(0)?,
+            endpoint_id: r.get(1)?,
+            state: crate::checks::HealthState::parse(&r.get::<_, String>(2)?),
+            reason: r.get(3)?,
+            at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// See `Resources::reseal_secrets`.

@@ -341,6 +341,15 @@ impl Resources for SqliteStore {
         self.read_point(|c| checks::get(c, org_id, endpoint_id))
     }
 
+    async fn list_endpoint_health_events(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::HealthEvent>> {
+        self.read_point(|c| endpoints::health_events(c, org_id, endpoint_id, limit))
+    }
+
     async fn list_slas(&self, org_id: &str, page: &Page) -> Result<Vec<Sla>> {
         let (org, page) = (s(org_id), page.clone());
         self.read(move |c| slas::list(c, &org, &page)).await

@@ -56,3 +56,33 @@ pub async fn get(
     let row = state.resources.get_endpoint_check(auth.org_id(), &ep.id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(serde_json::from_str(&row.result).map_err(|e| ApiError::Internal(e.to_string()))?))
 }
+
+/// `GET …/endpoint/{ep}/health-history`: changes of its health state, newest
+/// first (`limit`, at most 250; default 50).
+pub async fn health_history(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, endpoint_id)): Path<(String, String)>,
+    uri: axum::extract::OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
+    let limit = match crate::extract::QueryParams::parse(uri.query()).int("limit")? {
+        None => 50,
+        Some(n) if (1..=250).contains(&n) => n as usize,
+        Some(_) => return Err(ApiError::query_field("limit", "1 to 250")),
+    };
+    let events = state.resources.list_endpoint_health_events(auth.org_id(), &ep.id, limit).await?;
+    let data: Vec<Value> = events
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "state": e.state,
+                "reason": e.reason,
+                "timestamp": hookd_core::timefmt::format_millis(e.at),
+            })
+        })
+        .collect();
+    let (now_state, reason) =
+        hookd_store::health_state(ep.disabled, ep.health.as_ref(), hookd_core::timefmt::now_millis());
+    Ok(Json(serde_json::json!({"state": now_state, "reason": reason, "data": data})))
+}
