@@ -65,6 +65,8 @@ pub struct DispatcherConfig {
     pub cert_check_interval: Duration,
     /// …and how many days before it expires that is warned of.
     pub cert_warn_days: i64,
+    /// How often this node looks for failure and ingest spikes.
+    pub spike_interval: Duration,
 }
 
 /// The span a delivery's work runs in: every log line of it carries its ids

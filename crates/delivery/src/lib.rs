@@ -28,6 +28,7 @@ pub mod retention;
 pub mod sender;
 pub mod shaping;
 pub mod sla;
+pub mod spikes;
 pub mod ssrf;
 pub mod tasks;
 pub mod transport;
@@ -116,6 +117,15 @@ impl Deliveries {
                 ops: ops.clone(),
                 metrics: metrics.clone(),
                 interval: dispatcher.config().sla_interval,
+            }
+            .run(),
+        );
+        tokio::spawn(
+            spikes::SpikeWatch {
+                queue: queue.clone(),
+                resources: resources_kept.clone(),
+                ops: ops.clone(),
+                interval: dispatcher.config().spike_interval,
             }
             .run(),
         );

@@ -251,6 +251,10 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_CERT_WARN_DAYS")]
     pub cert_warn_days: Option<u32>,
 
+    /// How often delivering nodes look for failure and ingest spikes [default: 60s].
+    #[arg(long, env = "HOOKD_SPIKE_INTERVAL")]
+    pub spike_interval: Option<String>,
+
     /// How often delivering nodes judge the SLAs [default: 30s].
     #[arg(long, env = "HOOKD_SLA_INTERVAL")]
     pub sla_interval: Option<String>,
@@ -298,6 +302,7 @@ pub struct Config {
     pub sla_interval: Duration,
     pub cert_check_interval: Duration,
     pub cert_warn_days: u32,
+    pub spike_interval: Duration,
     pub max_in_flight: usize,
     pub max_in_memory: usize,
     pub max_in_memory_bytes: usize,
@@ -436,6 +441,7 @@ impl ServeOptions {
                 sla_interval,
                 cert_check_interval,
                 cert_warn_days,
+                spike_interval,
                 retry_after_max,
                 breaker_failure_ratio,
                 breaker_min_requests,
@@ -563,6 +569,7 @@ impl ServeOptions {
             sla_interval: positive_duration("sla-interval", self.sla_interval, "30s")?,
             cert_check_interval: positive_duration("cert-check-interval", self.cert_check_interval, "24h")?,
             cert_warn_days: self.cert_warn_days.unwrap_or(14),
+            spike_interval: positive_duration("spike-interval", self.spike_interval, "60s")?,
             encryption_key: self.encryption_key.filter(|k| !k.trim().is_empty()),
             previous_encryption_keys: self
                 .previous_encryption_keys

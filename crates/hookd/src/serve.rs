@@ -103,6 +103,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 sla_interval: cfg.sla_interval,
                 cert_check_interval: cfg.cert_check_interval,
                 cert_warn_days: cfg.cert_warn_days as i64,
+                spike_interval: cfg.spike_interval,
             },
             retention_config(&cfg),
             resources.clone(),

@@ -50,7 +50,8 @@ pub use model::*;
 pub use poller::{PollOnly, PollPage, PollerClaim, PollerConsumer, PollerSink, PollerToken, StartAt};
 pub use sla::{Sla, SlaEvent, SlaFigures, SlaJudgement, SlaSpec, SlaState, MAX_SLAS_PER_ORG};
 pub use stats::{
-    AttemptClass, AttemptFacts, Granularity, QueueNow, Rollup, RollupKey, RollupRetention, Sketch, StatsQuery, StatsRow,
+    AppTraffic, AttemptClass, AttemptFacts, Granularity, QueueNow, Rollup, RollupKey, RollupRetention, Sketch,
+    StatsQuery, StatsRow,
 };
 pub use task::*;
 
@@ -84,7 +85,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 26] = [
+pub(crate) const ORG_TABLES: [&str; 27] = [
+    "alert_state",
     "endpoint_health_event",
     "endpoint_check",
     "sla_event",
@@ -540,6 +542,12 @@ pub trait Queue: Send + Sync + 'static {
     async fn mark_cert_warned(&self, endpoint_id: &str, at: i64) -> Result<()>;
     /// Forgets the endpoint's check (the endpoint is gone).
     async fn delete_endpoint_check(&self, endpoint_id: &str) -> Result<()>;
+    /// Every application's attempts (from minute rollups) in [recent_since, now)
+    /// and in [base_since, recent_since), for those with attempts in the recent window.
+    async fn app_traffic(&self, base_since: i64, recent_since: i64) -> Result<Vec<AppTraffic>>;
+    /// Records that `kind` was raised for the application at `now`, unless it
+    /// was within `quiet_ms` before; `true` when this call recorded it.
+    async fn claim_alert(&self, org_id: &str, app_id: &str, kind: &str, now: i64, quiet_ms: i64) -> Result<bool>;
     /// Up to `limit` SLAs of every organisation with ids after `after`, by id.
     async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>>;
     /// Records a judgement if the SLA is still in `j.from`; a change of state

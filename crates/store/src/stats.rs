@@ -304,6 +304,18 @@ pub struct QueueNow {
     pub oldest_created_at: Option<i64>,
 }
 
+/// One application's attempts in a recent window and in the baseline before
+/// it (from minute rollups), for spike detection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppTraffic {
+    pub org_id: String,
+    pub app_id: String,
+    pub recent_attempts: u64,
+    pub recent_failures: u64,
+    pub base_attempts: u64,
+    pub base_failures: u64,
+}
+
 /// Adds attempts into rollup rows by minute; attempts without facts (statistics
 /// off) are left out.
 pub fn minute_rollups<'a>(attempts: impl IntoIterator<Item = &'a crate::Attempt>) -> BTreeMap<RollupKey, Rollup> {

@@ -139,3 +139,39 @@ async fn sla_input_is_checked() {
     let (_, list) = server.get("/api/v1/sla").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
+
+/// A mass outage: an application's attempts start failing; one operational
+/// webhook says so, once.
+#[tokio::test]
+async fn a_failure_spike_is_announced_once() {
+    let opts = ServerOptions {
+        retry_schedule: String::new(),
+        extra_args: ["--spike-interval", "200ms", "--breaker-min-requests", "100000"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let server = TestServer::spawn_with(opts).await;
+    let ops = Sink::start().await;
+    server.post("/api/v1/operational-webhook/endpoint", json!({"url": ops.url("/ops")})).await;
+    let receiver = Sink::start().await;
+    receiver.script(&[503; 30]);
+    let app = server.create_app("Outage").await;
+    server.create_endpoint(&app, json!({"url": receiver.url("/down")})).await;
+    for n in 0..25 {
+        server.send_message(&app, "order.paid", json!({"n": n})).await;
+    }
+    let spikes = |ops: &Sink| -> Vec<Value> {
+        ops.received().iter().map(|r| r.json()).filter(|e| e["type"] == "application.failure_spike").collect()
+    };
+    let got = server
+        .eventually(Duration::from_secs(20), || async { spikes(&ops).first().cloned() })
+        .await
+        .expect("a failure spike");
+    assert_eq!(got["data"]["appId"], json!(app), "{got}");
+    assert!(got["data"]["failures"].as_u64().unwrap() >= 20, "{got}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(spikes(&ops).len(), 1, "once an hour at most");
+    assert!(
+        ops.received().iter().all(|r| r.json()["type"] != "application.ingest_spike"),
+        "no baseline: no ingest spike"
+    );
+}

@@ -66,6 +66,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0020_sla", include_str!("../../migrations/postgres/0020_sla.sql")),
     ("0021_endpoint_check", include_str!("../../migrations/postgres/0021_endpoint_check.sql")),
     ("0022_endpoint_health_event", include_str!("../../migrations/postgres/0022_endpoint_health_event.sql")),
+    ("0023_alert_state", include_str!("../../migrations/postgres/0023_alert_state.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

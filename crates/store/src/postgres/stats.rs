@@ -180,3 +180,62 @@ pub async fn fold(c: &mut PgConnection, batch: usize, retention: RollupRetention
     }
     Ok(done)
 }
+
+/// See `Queue::app_traffic`.
+pub async fn app_traffic(
+    c: &mut PgConnection,
+    base_since: i64,
+    recent_since: i64,
+) -> Result<Vec<crate::stats::AppTraffic>> {
+    let rows: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT org_id, app_id,
+                COALESCE(SUM(attempts) FILTER (WHERE bucket_start >= $2), 0)::bigint,
+                COALESCE(SUM(attempts - success) FILTER (WHERE bucket_start >= $2), 0)::bigint,
+                COALESCE(SUM(attempts) FILTER (WHERE bucket_start < $2), 0)::bigint,
+                COALESCE(SUM(attempts - success) FILTER (WHERE bucket_start < $2), 0)::bigint
+         FROM stats_rollup WHERE width_ms = 60000 AND bucket_start >= $1
+         GROUP BY org_id, app_id
+         HAVING SUM(attempts) FILTER (WHERE bucket_start >= $2) > 0",
+    )
+    .bind(base_since)
+    .bind(recent_since)
+    .fetch_all(c)
+    .await?;
+    let n = |v: i64| v.max(0) as u64;
+    Ok(rows
+        .into_iter()
+        .map(|(org_id, app_id, ra, rf, ba, bf)| crate::stats::AppTraffic {
+            org_id,
+            app_id,
+            recent_attempts: n(ra),
+            recent_failures: n(rf),
+            base_attempts: n(ba),
+            base_failures: n(bf),
+        })
+        .collect())
+}
+
+/// See `Queue::claim_alert`.
+pub async fn claim_alert(
+    c: &mut PgConnection,
+    org_id: &str,
+    app_id: &str,
+    kind: &str,
+    now: i64,
+    quiet_ms: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO alert_state (org_id, app_id, kind, fired_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org_id, app_id, kind) DO UPDATE SET fired_at = EXCLUDED.fired_at
+         WHERE alert_state.fired_at <= $4 - $5",
+    )
+    .bind(org_id)
+    .bind(app_id)
+    .bind(kind)
+    .bind(now)
+    .bind(quiet_ms)
+    .execute(c)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}

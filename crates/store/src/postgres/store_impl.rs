@@ -832,6 +832,14 @@ impl Queue for PostgresStore {
         checks::delete(&mut *self.conn().await?, endpoint_id).await
     }
 
+    async fn app_traffic(&self, base_since: i64, recent_since: i64) -> Result<Vec<crate::AppTraffic>> {
+        stats::app_traffic(&mut *self.conn().await?, base_since, recent_since).await
+    }
+
+    async fn claim_alert(&self, org_id: &str, app_id: &str, kind: &str, now: i64, quiet_ms: i64) -> Result<bool> {
+        stats::claim_alert(&mut *self.conn().await?, org_id, app_id, kind, now, quiet_ms).await
+    }
+
     async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>> {
         slas::after(&mut *self.conn().await?, after, limit).await
     }

@@ -63,6 +63,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0020_sla", include_str!("../../migrations/sqlite/0020_sla.sql")),
     ("0021_endpoint_check", include_str!("../../migrations/sqlite/0021_endpoint_check.sql")),
     ("0022_endpoint_health_event", include_str!("../../migrations/sqlite/0022_endpoint_health_event.sql")),
+    ("0023_alert_state", include_str!("../../migrations/sqlite/0023_alert_state.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

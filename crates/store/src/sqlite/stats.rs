@@ -172,3 +172,41 @@ pub fn fold(c: &Connection, now: i64, batch: usize, retention: RollupRetention) 
     }
     Ok(done)
 }
+
+/// See `Queue::app_traffic`.
+pub fn app_traffic(c: &Connection, base_since: i64, recent_since: i64) -> Result<Vec<crate::stats::AppTraffic>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT org_id, app_id,
+                SUM(CASE WHEN bucket_start >= ?2 THEN attempts ELSE 0 END),
+                SUM(CASE WHEN bucket_start >= ?2 THEN attempts - success ELSE 0 END),
+                SUM(CASE WHEN bucket_start < ?2 THEN attempts ELSE 0 END),
+                SUM(CASE WHEN bucket_start < ?2 THEN attempts - success ELSE 0 END)
+         FROM stats_rollup WHERE width_ms = 60000 AND bucket_start >= ?1
+         GROUP BY org_id, app_id
+         HAVING SUM(CASE WHEN bucket_start >= ?2 THEN attempts ELSE 0 END) > 0",
+    )?;
+    let rows = stmt.query_map(params![base_since, recent_since], |r| {
+        let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+        Ok(crate::stats::AppTraffic {
+            org_id: r.get(0)?,
+            app_id: r.get(1)?,
+            recent_attempts: n(2)?,
+            recent_failures: n(3)?,
+            base_attempts: n(4)?,
+            base_failures: n(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// See `Queue::claim_alert`.
+pub fn claim_alert(c: &Connection, org_id: &str, app_id: &str, kind: &str, now: i64, quiet_ms: i64) -> Result<bool> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO alert_state (org_id, app_id, kind, fired_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org_id, app_id, kind) DO UPDATE SET fired_at = excluded.fired_at
+             WHERE alert_state.fired_at <= ?4 - ?5",
+        )?
+        .execute(params![org_id, app_id, kind, now, quiet_ms])?;
+    Ok(n > 0)
+}

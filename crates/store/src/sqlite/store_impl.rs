@@ -878,6 +878,15 @@ impl Queue for SqliteStore {
         self.write(move |c| checks::delete(c, &id)).await
     }
 
+    async fn app_traffic(&self, base_since: i64, recent_since: i64) -> Result<Vec<crate::AppTraffic>> {
+        self.read(move |c| stats::app_traffic(c, base_since, recent_since)).await
+    }
+
+    async fn claim_alert(&self, org_id: &str, app_id: &str, kind: &str, now: i64, quiet_ms: i64) -> Result<bool> {
+        let (org, app, kind) = (s(org_id), s(app_id), s(kind));
+        self.write(move |c| stats::claim_alert(c, &org, &app, &kind, now, quiet_ms)).await
+    }
+
     async fn slas_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Sla>> {
         let after = after.map(s);
         self.read(move |c| slas::after(c, after.as_deref(), limit)).await

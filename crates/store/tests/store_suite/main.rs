@@ -117,6 +117,7 @@ suite! {
         shaping::connectors_round_trip_within_their_organisation,
         stats::rollups_match_the_attempt_log_and_fold_exactly,
         stats::an_sla_changes_state_once_and_keeps_its_history,
+        stats::traffic_by_application_and_alerts_raised_once,
     ],
     postgres_only: [
         queue::other_nodes_are_woken_by_a_notification,

@@ -205,3 +205,35 @@ pub async fn an_sla_changes_state_once_and_keeps_its_history(f: Fixture) {
     assert!(matches!(f.store.get_sla(&f.org, &sla.id).await, Err(StoreError::NotFound)));
     assert!(f.store.list_sla_events(&f.org, &sla.id, &page(10)).await.unwrap().is_empty());
 }
+
+pub async fn traffic_by_application_and_alerts_raised_once(f: Fixture) {
+    let ep = f.endpoint(None, None).await;
+    let now = now_millis();
+    let minute = (now / 60_000) * 60_000;
+    let mut outcomes = Vec::new();
+    for (i, (code, ago)) in
+        [(500, 0), (500, 0), (200, 0), (200, 30 * 60_000), (500, 30 * 60_000)].into_iter().enumerate()
+    {
+        let jobs = f.store.enqueue(f.message("a.b", None, None), None, Some(lease("n1", 60_000)), None).await.unwrap();
+        let mut a = f.attempt(&jobs[0].msg_id, &ep, code);
+        a.created_at = now - ago - i as i64;
+        let next = if code == 200 { NextState::Succeeded } else { NextState::Failed };
+        outcomes.push(outcome(&jobs[0], Some(a), next, 1));
+    }
+    f.store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+    let recent_since = minute - 4 * 60_000;
+    let traffic = f.store.app_traffic(recent_since - 3_600_000, recent_since).await.unwrap();
+    let mine: Vec<&AppTraffic> = traffic.iter().filter(|t| t.app_id == f.app).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        (mine[0].recent_attempts, mine[0].recent_failures, mine[0].base_attempts, mine[0].base_failures),
+        (3, 2, 2, 1)
+    );
+    assert!(f.store.claim_alert(&f.org, &f.app, "x", now, 3_600_000).await.unwrap());
+    assert!(!f.another_node().await.claim_alert(&f.org, &f.app, "x", now + 1, 3_600_000).await.unwrap());
+    assert!(f.store.claim_alert(&f.org, &f.app, "y", now + 1, 3_600_000).await.unwrap(), "per kind");
+    assert!(
+        f.store.claim_alert(&f.org, &f.app, "x", now + 3_600_000, 3_600_000).await.unwrap(),
+        "after the quiet hour"
+    );
+}
