@@ -208,7 +208,7 @@ def test_metrics_have_stable_names_and_bounded_labels(server, traffic):
         "hookd_endpoint_breakers_open",
     ]:
         assert wanted in names, f"{wanted} missing from {sorted(names)}"
-    allowed = {"outcome", "class", "to", "reason", "signal", "le", "version", "sla"}
+    allowed = {"outcome", "class", "to", "reason", "signal", "le", "version", "state"}
     for labels in re.findall(r"^hookd_\w+\{([^}]*)\}", text, re.M):
         for name, value in re.findall(r'(\w+)="([^"]*)"', labels):
             assert name in allowed, f"unexpected label {name}"

@@ -22,8 +22,9 @@ pub fn digest(line: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Intact: `records` records before the end record, ending in `digest`
-    /// (the end line's own digest, as the audit trail holds it).
-    Intact { records: u64, digest: String },
+    /// (the end line's own digest, as the audit trail holds it); `complete`
+    /// is false when the export stopped at its limit.
+    Intact { records: u64, digest: String, complete: bool },
     /// Broken at line `line` (1-based), saying why.
     Broken { line: usize, why: String },
 }
@@ -70,11 +71,14 @@ pub fn verify(format: Format, text: &str) -> Verdict {
         }
         prev = digest(line.as_bytes());
         if kind == "end" {
-            let count = match format {
+            let (count, complete) = match format {
                 Format::JsonLines => {
-                    serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["count"].as_u64())
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                    (v["count"].as_u64(), v["complete"].as_bool().unwrap_or(false))
                 }
-                Format::Csv => line.split(',').nth(1).and_then(|c| c.parse().ok()),
+                Format::Csv => {
+                    (line.split(',').nth(1).and_then(|c| c.parse().ok()), line.rsplit(',').nth(1) == Some("true"))
+                }
             };
             if count != Some(records) {
                 return Verdict::Broken {
@@ -82,7 +86,11 @@ pub fn verify(format: Format, text: &str) -> Verdict {
                     why: format!("the end record counts {count:?}, the trail holds {records}"),
                 };
             }
-            return Verdict::Intact { records, digest: prev };
+            if let Some(extra) = text.lines().nth(i + 1) {
+                let _ = extra;
+                return Verdict::Broken { line: n + 1, why: "lines after the end record".into() };
+            }
+            return Verdict::Intact { records, digest: prev, complete };
         }
     }
     Verdict::Broken { line: text.lines().count() + 1, why: "no end record: the trail is cut short".into() }
@@ -119,11 +127,14 @@ mod tests {
         assert!(matches!(verify(Format::JsonLines, &changed), Verdict::Broken { line: 3, .. }));
         let cut = format!("{}\n{}\n", lines[0], lines[1]);
         assert!(matches!(verify(Format::JsonLines, &cut), Verdict::Broken { .. }));
+        let appended = format!("{text}{}\n", lines[1]);
+        assert!(matches!(verify(Format::JsonLines, &appended), Verdict::Broken { line: 4, .. }));
     }
 
     #[test]
     fn csv_trails_chain_too() {
-        let text = format!("type,count,prev\n{}", chain(&["message,\"a, b\",PREV", "end,1,PREV"]));
-        assert!(matches!(verify(Format::Csv, &text), Verdict::Intact { records: 1, .. }));
+        let text = format!("type,count,complete,prev\n{}", chain(&["message,\"a, b\",,PREV", "end,1,true,PREV"]));
+        let v = verify(Format::Csv, &text);
+        assert!(matches!(v, Verdict::Intact { records: 1, complete: true, .. }), "{v:?}");
     }
 }

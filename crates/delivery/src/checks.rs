@@ -27,8 +27,9 @@ pub async fn check_and_store(
     ep: &Endpoint,
     send_test: bool,
 ) -> Result<EndpointCheck, StoreError> {
-    let org = orgs.get(&ep.org_id).await.ok();
-    let policy = org.as_ref().map(|o| &o.policy).filter(|p| !p.is_empty());
+    // As deliveries do: without the organisation's settings, nothing is sent.
+    let org = orgs.get(&ep.org_id).await.map_err(StoreError::Unavailable)?;
+    let policy = Some(&org.policy).filter(|p| !p.is_empty());
     let check = check_endpoint(sender, ep, policy, send_test, CHECK_TIMEOUT).await;
     resources
         .put_endpoint_check(EndpointCheckRow {

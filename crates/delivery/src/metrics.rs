@@ -8,9 +8,6 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
-/// An SLA's id: bounded by the SLAs configured (at most 100 per organisation).
-type SlaLabels = Vec<(&'static str, String)>;
-type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 pub struct Metrics {
     registry: Registry,
@@ -37,9 +34,7 @@ pub struct Metrics {
     endpoints_disabled: Family<Labels, Counter>,
     receiver_signals: Family<Labels, Counter>,
     inbound_requests: Family<Labels, Counter>,
-    sla_breached: Family<SlaLabels, Gauge>,
-    sla_success_ratio: Family<SlaLabels, FloatGauge>,
-    sla_target_ratio: Family<SlaLabels, FloatGauge>,
+    slas: Family<Labels, Gauge>,
 }
 
 /// How an attempt ended, as the `outcome` label says it.
@@ -90,6 +85,10 @@ impl Default for Metrics {
         let build_info = Family::<Labels, Gauge>::default();
         registry.register("build_info", "hookd's version (always 1)", build_info.clone());
         build_info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))]).set(1);
+        // Every class exists from the start, so rates over them have a baseline.
+        for class in ["http4xx", "http5xx", "timeout", "connection", "tls", "other"] {
+            let _created = attempt_failures.get_or_create(&vec![("class", class)]);
+        }
         let in_memory = Gauge::default();
         registry.register("deliveries_in_memory", "Deliveries queued or in flight on this node", in_memory.clone());
         let breakers_open = Gauge::default();
@@ -128,16 +127,12 @@ impl Default for Metrics {
             "Requests received by inbound sources, by outcome (accepted, duplicate, ignored, rejected, limited, handshake)",
             inbound_requests.clone(),
         );
-        let sla_breached = Family::<SlaLabels, Gauge>::default();
-        registry.register("sla_breached", "1 while the SLA is breached, else 0 (by SLA id)", sla_breached.clone());
-        let sla_success_ratio = Family::<SlaLabels, FloatGauge>::default();
+        let slas = Family::<Labels, Gauge>::default();
         registry.register(
-            "sla_success_ratio",
-            "The SLA's success ratio over its window, as last judged",
-            sla_success_ratio.clone(),
+            "slas",
+            "SLAs by state (met, breached, unknown) as last judged on this node (no per-SLA labels: tenants' data stays out of /metrics)",
+            slas.clone(),
         );
-        let sla_target_ratio = Family::<SlaLabels, FloatGauge>::default();
-        registry.register("sla_target_ratio", "The SLA's target success ratio", sla_target_ratio.clone());
         Metrics {
             registry,
             messages_accepted,
@@ -155,9 +150,7 @@ impl Default for Metrics {
             endpoints_disabled,
             receiver_signals,
             inbound_requests,
-            sla_breached,
-            sla_success_ratio,
-            sla_target_ratio,
+            slas,
         }
     }
 }
@@ -208,22 +201,11 @@ impl Metrics {
         self.inbound_requests.get_or_create(&vec![("outcome", outcome)]).inc();
     }
 
-    /// An SLA as last judged here.
-    pub fn sla_judged(&self, id: &str, breached: bool, ratio: Option<f64>, target: f64) {
-        let labels = vec![("sla", id.to_string())];
-        self.sla_breached.get_or_create(&labels).set(breached as i64);
-        if let Some(r) = ratio {
-            self.sla_success_ratio.get_or_create(&labels).set(r);
+    /// How many SLAs are in each state, after a round of judging.
+    pub fn slas_judged(&self, met: i64, breached: i64, unknown: i64) {
+        for (state, n) in [("met", met), ("breached", breached), ("unknown", unknown)] {
+            self.slas.get_or_create(&vec![("state", state)]).set(n);
         }
-        self.sla_target_ratio.get_or_create(&labels).set(target);
-    }
-
-    /// Forgets SLAs that are gone.
-    pub fn sla_forget(&self, id: &str) {
-        let labels = vec![("sla", id.to_string())];
-        self.sla_breached.remove(&labels);
-        self.sla_success_ratio.remove(&labels);
-        self.sla_target_ratio.remove(&labels);
     }
 
     /// The Prometheus text exposition.

@@ -109,7 +109,16 @@ pub async fn check_endpoint(
     if web && !sender.has_egress_proxy() {
         let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
         let port = url.port_or_known_default().unwrap_or(443);
-        let dns = match crate::ssrf::resolve_vetted(sender.policy(), &host, port).await {
+        // The organisation's policy narrows the server's, as for deliveries.
+        let narrowed;
+        let policy = match org {
+            Some(o) => {
+                narrowed = sender.policy().narrowed(o);
+                &narrowed
+            }
+            None => sender.policy(),
+        };
+        let dns = match crate::ssrf::resolve_vetted(policy, &host, port).await {
             Ok(addrs) => {
                 DnsCheck { ok: true, addresses: addrs.iter().map(|a| a.ip().to_string()).collect(), error: None }
             }

@@ -115,7 +115,12 @@ fn refused(o: &Outcome, reason: &str, schedule: &RetrySchedule) -> Option<Outcom
             trigger: a.trigger,
             created_at: a.created_at,
             headers: None,
-            facts: a.facts.clone(),
+            // Counted as what it is now: a failure hookd could not record.
+            facts: a.facts.clone().map(|f| AttemptFacts {
+                class: hookd_store::AttemptClass::Other,
+                delivered_after_ms: None,
+                ..f
+            }),
         }),
         next: after_failure(schedule, o.attempts),
         attempts: o.attempts,

@@ -2,9 +2,8 @@
 //! window from the statistics rollups and records the judgement. A change of
 //! state is a conditional update, so exactly one node records it, adds it to
 //! the SLA's history and announces it (`sla.breached`, `sla.recovered`) as an
-//! operational webhook. Each node exports the SLAs it judged as metrics.
+//! operational webhook. Each node exports how many SLAs are in each state.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,40 +28,39 @@ pub struct SlaJudge {
 
 impl SlaJudge {
     pub async fn run(self) {
-        let mut known: HashSet<String> = HashSet::new();
         loop {
             tokio::time::sleep(self.interval).await;
-            match self.judge_all().await {
-                Ok(seen) => {
-                    for gone in known.difference(&seen) {
-                        self.metrics.sla_forget(gone);
-                    }
-                    known = seen;
-                }
-                Err(e) => tracing::warn!(error = %e, "judging SLAs failed; trying again later"),
+            if let Err(e) = self.judge_all().await {
+                tracing::warn!(error = %e, "judging SLAs failed; trying again later");
             }
         }
     }
 
-    /// Judges every SLA once; returns their ids.
-    pub async fn judge_all(&self) -> Result<HashSet<String>> {
-        let mut seen = HashSet::new();
+    /// Judges every SLA once and exports how many are in each state.
+    pub async fn judge_all(&self) -> Result<()> {
+        let (mut met, mut breached, mut unknown) = (0, 0, 0);
         let mut after: Option<String> = None;
         loop {
             let page = self.queue.slas_after(after.as_deref(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             for sla in page {
-                seen.insert(sla.id.clone());
-                if let Err(e) = self.judge(&sla).await {
-                    tracing::warn!(error = %e, sla = %sla.id, "judging an SLA failed");
+                match self.judge(&sla).await {
+                    Ok(SlaState::Met) => met += 1,
+                    Ok(SlaState::Breached) => breached += 1,
+                    Ok(SlaState::Unknown) => unknown += 1,
+                    Err(e) => {
+                        unknown += 1;
+                        tracing::warn!(error = %e, sla = %sla.id, "judging an SLA failed");
+                    }
                 }
             }
         }
-        Ok(seen)
+        self.metrics.slas_judged(met, breached, unknown);
+        Ok(())
     }
 
-    async fn judge(&self, sla: &Sla) -> Result<()> {
+    async fn judge(&self, sla: &Sla) -> Result<SlaState> {
         let now = now_millis();
         let spec = &sla.spec;
         let window = (spec.window_seconds as i64).saturating_mul(1000);
@@ -82,8 +80,7 @@ impl SlaJudge {
         for r in &rows {
             total.merge(&r.rollup);
         }
-        let (state, figures) = spec.judge(&total);
-        self.metrics.sla_judged(&sla.id, state == SlaState::Breached, figures.success_ratio, spec.target_success_ratio);
+        let (state, figures) = spec.judge(sla.state, &total);
         let changed = self
             .queue
             .judge_sla(SlaJudgement {
@@ -99,7 +96,7 @@ impl SlaJudge {
         let event = match (sla.state, state) {
             (SlaState::Met | SlaState::Unknown, SlaState::Breached) => "sla.breached",
             (SlaState::Breached, SlaState::Met) => "sla.recovered",
-            _ => return Ok(()),
+            _ => return Ok(state),
         };
         if changed {
             tracing::info!(sla = %sla.id, app = %sla.app_id, state = state.as_str(), "SLA {}", state.as_str());
@@ -118,6 +115,6 @@ impl SlaJudge {
             });
             self.ops.emit(&sla.org_id, event, data).await;
         }
-        Ok(())
+        Ok(state)
     }
 }

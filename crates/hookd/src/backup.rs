@@ -35,8 +35,19 @@ pub fn run(opts: BackupOptions) -> anyhow::Result<()> {
         bail!("{} is not empty: back up into a new directory", opts.to.display());
     }
     std::fs::create_dir_all(&opts.to).with_context(|| format!("cannot make {}", opts.to.display()))?;
+    // The copy holds payloads and secrets: for its owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&opts.to, std::fs::Permissions::from_mode(0o700))?;
+    }
     let copy = opts.to.join("hookd.db");
     let bytes = hookd_store::sqlite::backup(db, &copy).context("backing up the database")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))?;
+    }
     println!("database: {} ({bytes} bytes), a snapshot of {}", copy.display(), db.display());
     let key = db.parent().map(|d| d.join(KEY_FILE)).filter(|k| k.exists());
     match (&cfg.encryption_key, key) {

@@ -29,13 +29,23 @@ pub fn verify_file(opts: VerifyOptions) -> anyhow::Result<()> {
     };
     let text = std::fs::read_to_string(&opts.file).with_context(|| format!("cannot read {}", opts.file.display()))?;
     match verify(format, &text) {
-        Verdict::Intact { records, digest } => {
-            if let Some(want) = opts.digest {
-                if want != digest {
-                    bail!("the chain is intact but ends in {digest}, not the recorded {want}: records were cut or replaced");
+        Verdict::Intact { records, digest, complete } => {
+            match opts.digest {
+                Some(want) if want != digest => bail!(
+                    "the chain is intact but ends in {digest}, not the recorded {want}: records were cut or replaced"
+                ),
+                Some(_) => println!("trail intact: {records} records, ending in the recorded digest {digest}"),
+                None => {
+                    println!("trail self-consistent: {records} records, ending in digest {digest}");
+                    println!(
+                        "compare that digest with the export's `trail.exported` audit entry (or pass --digest): \
+                         without it a rewritten file would pass too"
+                    );
                 }
             }
-            println!("trail intact: {records} records, ending in digest {digest}");
+            if !complete {
+                println!("note: the export stopped at its limit; later messages are in another export");
+            }
             Ok(())
         }
         Verdict::Broken { line, why } => bail!("trail broken at line {line}: {why}"),

@@ -117,8 +117,11 @@ pub struct SlaJudgement {
 }
 
 impl SlaSpec {
-    /// Judges `figures` (from the window's rollups) against the spec.
-    pub fn judge(&self, rollup: &crate::Rollup) -> (SlaState, SlaFigures) {
+    /// Judges the window's rollup against the spec. Too few attempts to judge
+    /// leave the state as it was (`was`; met when it was never judged): an
+    /// endpoint that stopped getting attempts (its breaker open, disabled) has
+    /// not recovered.
+    pub fn judge(&self, was: SlaState, rollup: &crate::Rollup) -> (SlaState, SlaFigures) {
         let mut f = SlaFigures {
             attempts: rollup.attempts,
             success: rollup.success,
@@ -127,7 +130,11 @@ impl SlaSpec {
             reasons: Vec::new(),
         };
         if rollup.attempts < self.min_attempts.max(1) {
-            return (SlaState::Met, f);
+            let keep = if was == SlaState::Unknown { SlaState::Met } else { was };
+            if keep == SlaState::Breached {
+                f.reasons.push(format!("too few attempts to judge ({}): still breached", rollup.attempts));
+            }
+            return (keep, f);
         }
         if let Some(ratio) = f.success_ratio {
             if ratio < self.target_success_ratio {
@@ -171,20 +178,21 @@ mod tests {
         for _ in 0..9 {
             r.add(&facts(crate::AttemptClass::Success, Some(100)), 5);
         }
-        assert_eq!(spec().judge(&r).0, SlaState::Met, "nine attempts are too few to judge");
+        assert_eq!(spec().judge(SlaState::Unknown, &r).0, SlaState::Met, "nine attempts are too few to judge");
+        assert_eq!(spec().judge(SlaState::Breached, &r).0, SlaState::Breached, "and do not end a breach");
         r.add(&facts(crate::AttemptClass::Http5xx, None), 5);
-        let (state, f) = spec().judge(&r);
+        let (state, f) = spec().judge(SlaState::Unknown, &r);
         assert_eq!((state, f.success_ratio), (SlaState::Met, Some(0.9)));
         for _ in 0..9 {
             r.add(&facts(crate::AttemptClass::Success, Some(2_000)), 5);
         }
-        let (state, f) = spec().judge(&r);
+        let (state, f) = spec().judge(SlaState::Unknown, &r);
         assert_eq!(state, SlaState::Breached);
         assert_eq!(f.reasons.len(), 1, "{:?}", f.reasons);
         assert!(f.reasons[0].contains("p90 accept-to-delivery time"), "{:?}", f.reasons);
         r.add(&facts(crate::AttemptClass::Timeout, None), 5);
         r.add(&facts(crate::AttemptClass::Timeout, None), 5);
         r.add(&facts(crate::AttemptClass::Timeout, None), 5);
-        assert_eq!(spec().judge(&r).1.reasons.len(), 2);
+        assert_eq!(spec().judge(SlaState::Unknown, &r).1.reasons.len(), 2);
     }
 }

@@ -70,7 +70,8 @@ fn event_types(q: &QueryParams) -> ApiResult<Vec<String>> {
         return Err(ApiError::query_field("event_types", format!("at most {MAX_EVENT_TYPES} event types")));
     }
     if let Some(bad) = types.iter().find(|t| t.len() > 256) {
-        return Err(ApiError::query_field("event_types", format!("`{}…` is longer than 256 bytes", &bad[..32])));
+        let start: String = bad.chars().take(32).collect();
+        return Err(ApiError::query_field("event_types", format!("`{start}…` is longer than 256 bytes")));
     }
     Ok(types)
 }

@@ -28,8 +28,9 @@ use crate::AppState;
 const MAX_MESSAGES: usize = 100_000;
 const PAGE: usize = 250;
 
-/// CSV columns; `type` first, `count` second and `prev` last, as the verifier reads them.
-const CSV_COLUMNS: [&str; 15] = [
+/// CSV columns; `type` first, `count` second, `complete` next to last and
+/// `prev` last, as the verifier reads them.
+const CSV_COLUMNS: [&str; 16] = [
     "type",
     "count",
     "timestamp",
@@ -44,6 +45,7 @@ const CSV_COLUMNS: [&str; 15] = [
     "durationMs",
     "trigger",
     "detail",
+    "complete",
     "prev",
 ];
 
@@ -198,7 +200,13 @@ async fn produce(state: AppState, auth: AppAuth, sel: Selection, mut w: Writer, 
                 "eventType": m.event_type,
                 "tags": m.tags,
                 "channels": m.channels,
-                "payloadSha256": m.payload.as_ref().map(|p| digest(p)),
+                // Of the payload as accepted (opened when sealed at rest).
+                "payloadSha256": m.payload.as_ref().map(|p| {
+                    match hookd_store::crypt::open_body(p, &format!("{}:payload", m.id)) {
+                        Ok(opened) => digest(&opened),
+                        Err(_) => digest(p),
+                    }
+                }),
             });
             if !w.record(record).await {
                 return;
@@ -225,7 +233,8 @@ async fn produce(state: AppState, auth: AppAuth, sel: Selection, mut w: Writer, 
         at: exported_at,
         actor: auth.auth.token_id.clone(),
         action: "trail.exported".into(),
-        target: format!("/api/v1/app/{}/trail?{described} records={count} digest={}", auth.app.id, w.prev),
+        // The digest first: the query (the caller's text) cannot pose as it.
+        target: format!("digest={} records={count} /api/v1/app/{}/trail?{described}", w.prev, auth.app.id),
         status: 200,
         address: None,
     };

@@ -121,6 +121,18 @@ async fn blocked_networks_https_only_and_an_organisations_policy() {
     assert!(text(&attempt["response"]).contains("blocked network"), "{attempt}");
     let ok = attempt_at(&server, &app, &url).await;
     assert_eq!(ok["responseStatusCode"], 200, "{ok}");
+    // An endpoint check follows B's policy too: no probe, no test event reaches localhost.
+    let before = sink.count();
+    let resp =
+        as_b(reqwest::Method::POST, &format!("/api/v1/app/{b_app}/endpoint"), json!({"url": url})).await.unwrap();
+    let b_ep = text(&resp.json::<serde_json::Value>().await.unwrap()["id"]);
+    let resp =
+        as_b(reqwest::Method::POST, &format!("/api/v1/app/{b_app}/endpoint/{b_ep}/check"), json!({})).await.unwrap();
+    let check: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!((&check["ok"], &check["dns"]["ok"]), (&json!(false), &json!(false)), "{check}");
+    assert!(text(&check["dns"]["error"]).contains("blocked network"), "{check}");
+    assert_eq!(check["testEvent"]["statusCode"], serde_json::Value::Null, "{check}");
+    assert_eq!(sink.count(), before, "nothing reached the sink");
 }
 
 /// A forwarding proxy on loopback: `CONNECT` tunnels and absolute-form

@@ -72,10 +72,15 @@ async fn a_trail_export_holds_every_attempt_and_proves_nothing_was_removed() {
     let (_, audit) = server.get("/api/v1/audit?limit=20").await;
     let entry =
         audit["data"].as_array().unwrap().iter().find(|e| e["action"] == "trail.exported").cloned().expect("recorded");
-    let recorded = text(&entry["target"]).rsplit("digest=").next().unwrap().to_string();
+    let target = text(&entry["target"]);
+    let recorded = target.strip_prefix("digest=").unwrap().split(' ').next().unwrap().to_string();
     let (ok, said) = verify(&body, "jsonl", Some(&recorded));
     assert!(ok, "{said}");
-    assert!(said.contains("10 records"), "{said}");
+    assert!(said.contains("10 records") && said.contains("recorded digest"), "{said}");
+    // Lines after the end record, and a file ending in another digest, are refused.
+    let (ok, said) = verify(&format!("{body}{}\n", body.lines().nth(1).unwrap()), "jsonl", None);
+    assert!(!ok && said.contains("after the end record"), "{said}");
+    assert!(!verify(&body, "jsonl", Some(hookd_core::trail::GENESIS)).0);
 
     // A removed attempt, a changed status, a cut tail: each is found.
     let lines: Vec<&str> = body.lines().collect();

@@ -26,7 +26,7 @@ pub async fn put(c: &mut PgConnection, x: &EndpointCheckRow) -> Result<()> {
         "INSERT INTO endpoint_check (org_id, app_id, endpoint_id, result, cert_not_after, checked_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (endpoint_id) DO UPDATE SET result = EXCLUDED.result,
-             cert_not_after = EXCLUDED.cert_not_after, checked_at = EXCLUDED.checked_at",
+             cert_not_after = COALESCE(EXCLUDED.cert_not_after, endpoint_check.cert_not_after), checked_at = EXCLUDED.checked_at",
     )
     .bind(&x.org_id)
     .bind(&x.app_id)

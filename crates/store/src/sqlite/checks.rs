@@ -24,7 +24,7 @@ pub fn put(c: &Connection, x: &EndpointCheckRow) -> Result<()> {
         "INSERT INTO endpoint_check (org_id, app_id, endpoint_id, result, cert_not_after, checked_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (endpoint_id) DO UPDATE SET result = excluded.result,
-             cert_not_after = excluded.cert_not_after, checked_at = excluded.checked_at",
+             cert_not_after = COALESCE(excluded.cert_not_after, endpoint_check.cert_not_after), checked_at = excluded.checked_at",
     )?
     .execute(params![x.org_id, x.app_id, x.endpoint_id, x.result, x.cert_not_after, x.checked_at])?;
     Ok(())
