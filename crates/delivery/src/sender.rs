@@ -407,6 +407,12 @@ impl HttpSender {
         } else if let Some(token) = &auth.bearer {
             set_authorization(&mut headers, &format!("Bearer {token}"));
         }
+        // With tracing on (`--otlp-endpoint`), the receiver joins the attempt's trace.
+        if let Some(tp) = TRACEPARENT.get().and_then(|current| current()) {
+            if let Ok(v) = HeaderValue::from_str(&tp) {
+                headers.insert("traceparent", v);
+            }
+        }
         let sent = Some(sent_headers_json(&headers, wire.len(), &custom_names(job, out)));
         let post = |headers: HeaderMap| {
             let body = bytes::Bytes::from_owner(wire.clone());
@@ -484,6 +490,15 @@ impl HttpSender {
             },
         }
     }
+}
+
+/// The W3C `traceparent` of the current span, when traces are exported.
+static TRACEPARENT: std::sync::OnceLock<fn() -> Option<String>> = std::sync::OnceLock::new();
+
+/// Makes every HTTP attempt carry `current()`'s `traceparent` (set once, by
+/// the binary, when OpenTelemetry traces are on).
+pub fn propagate_traceparent(current: fn() -> Option<String>) {
+    let _ = TRACEPARENT.set(current);
 }
 
 /// Sets `Authorization` (a credential: never stored with the attempt).

@@ -259,6 +259,13 @@ pub struct ServeOptions {
     #[arg(long, env = "HOOKD_SLA_INTERVAL")]
     pub sla_interval: Option<String>,
 
+    /// Export OpenTelemetry traces (a span per message accepted and per
+    /// delivery attempt) over OTLP/HTTP (JSON) to this collector, e.g.
+    /// `http://127.0.0.1:4318`; receivers get the attempt's `traceparent`
+    /// [default: off].
+    #[arg(long, env = "HOOKD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Log format: `text` for people, `json` for log pipelines (one JSON
     /// object per line; a delivery's lines carry its ids) [default: text].
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
@@ -315,6 +322,7 @@ pub struct Config {
     pub role: Role,
     pub log: String,
     pub log_format: LogFormat,
+    pub otlp_endpoint: Option<String>,
     pub payload_retention: Duration,
     pub message_retention: Duration,
     pub prune_interval: Duration,
@@ -438,6 +446,7 @@ impl ServeOptions {
                 stats,
                 stats_retention,
                 log_format,
+                otlp_endpoint,
                 sla_interval,
                 cert_check_interval,
                 cert_warn_days,
@@ -551,6 +560,7 @@ impl ServeOptions {
                 Some(other) => bail!("--role: `{other}` is not one of all, api, worker"),
             },
             log: self.log.unwrap_or_else(|| "info".into()),
+            otlp_endpoint: self.otlp_endpoint.filter(|u| !u.trim().is_empty()),
             log_format: match self.log_format.as_deref() {
                 None | Some("") | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,

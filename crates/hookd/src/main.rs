@@ -12,6 +12,7 @@ mod bench_store;
 mod config;
 mod import_svix;
 mod keys;
+mod otel;
 mod prune;
 mod serve;
 mod sso;
@@ -110,18 +111,43 @@ enum EncryptionCommand {
 }
 
 fn init_tracing(filter: &str) {
-    init_logs(filter, config::LogFormat::Text);
+    let _ = init_logs(filter, config::LogFormat::Text, None);
 }
 
 /// Logs to stderr. As JSON, each line is one object with the event's fields at
 /// the top level and the span it happened in (a delivery's ids) under `span`.
-fn init_logs(filter: &str, format: config::LogFormat) {
+/// With `otlp`, spans (a message accepted, a delivery attempt) are exported
+/// too, whatever the log filter; the returned provider flushes them at exit.
+fn init_logs(
+    filter: &str,
+    format: config::LogFormat,
+    otlp: Option<&str>,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::Layer;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        config::LogFormat::Text => logs.init(),
-        config::LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    let (tracer, provider) = match otlp {
+        Some(url) => {
+            let (tracer, provider) = otel::tracer(url)?;
+            (Some(tracer), Some(provider))
+        }
+        None => (None, None),
+    };
+    let otel = tracer.map(|t| {
+        tracing_opentelemetry::layer().with_tracer(t).with_filter(EnvFilter::new("hookd_api=info,hookd_delivery=info"))
+    });
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        config::LogFormat::Text => fmt.with_filter(filter).boxed(),
+        config::LogFormat::Json => {
+            fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).with_filter(filter).boxed()
+        }
+    };
+    tracing_subscriber::registry().with(otel).with(fmt).init();
+    if provider.is_some() {
+        hookd_delivery::sender::propagate_traceparent(otel::traceparent);
     }
+    Ok(provider)
 }
 
 #[tokio::main]
@@ -137,8 +163,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(opts) => {
             let cfg = opts.resolve()?;
-            init_logs(&cfg.log, cfg.log_format);
-            serve::run(cfg).await
+            let traces = init_logs(&cfg.log, cfg.log_format, cfg.otlp_endpoint.as_deref())?;
+            let served = serve::run(cfg).await;
+            if let Some(provider) = traces {
+                // Spans still buffered go out before the process ends.
+                let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            }
+            served
         }
         Command::Migrate(opts) => {
             let cfg = opts.resolve()?;

@@ -250,9 +250,23 @@ fn within_quota(state: &AppState, org_id: &str, app: &Application) -> ApiResult<
 /// Sending a message needs an organisation token (as in Svix): a portal token
 /// is handed to end customers, who must not make hookd sign arbitrary events.
 pub async fn create(
-    State(state): State<AppState>,
+    state: State<AppState>,
     auth: OrgAuth,
     Path(app_id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    use tracing::Instrument;
+    // One span per message accepted (exported with `--otlp-endpoint`).
+    let span = tracing::info_span!("message.accept", org_id = %auth.org_id, app_id = %app_id);
+    accept(state, auth, app_id, uri, headers, body).instrument(span).await
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    app_id: String,
     uri: OriginalUri,
     headers: HeaderMap,
     RawBody(body): RawBody,

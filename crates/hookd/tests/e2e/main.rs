@@ -28,6 +28,7 @@ mod logs;
 mod messages;
 mod oidc;
 mod ordering;
+mod otel;
 mod poller;
 mod postgres;
 mod schemas;

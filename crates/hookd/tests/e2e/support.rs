@@ -28,6 +28,8 @@ pub struct ServerOptions {
     pub log: Option<String>,
     /// Where stderr (the logs) goes; inherited when `None`.
     pub stderr: Option<std::path::PathBuf>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOptions {
@@ -39,6 +41,7 @@ impl Default for ServerOptions {
             extra_args: Vec::new(),
             log: None,
             stderr: None,
+            env: Vec::new(),
         }
     }
 }
@@ -72,6 +75,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(&opts.extra_args)
+            .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("HOOKD_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .kill_on_drop(true);
