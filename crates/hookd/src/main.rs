@@ -15,6 +15,7 @@ mod keys;
 mod otel;
 mod prune;
 mod serve;
+mod sign;
 mod sso;
 mod tenancy;
 mod trail;
@@ -67,6 +68,11 @@ enum Command {
     /// Copy applications and endpoints (with their secrets) from a Svix server
     /// into a hookd server, through their APIs.
     ImportSvix(Box<import_svix::ImportSvixOptions>),
+    /// Print the Standard Webhooks headers for a body on stdin.
+    Sign(sign::SignOptions),
+    /// Check a request's Standard Webhooks headers against its body on stdin
+    /// (exit status 0 when valid).
+    Verify(sign::VerifyOptions),
     /// Compliance trail exports.
     Trail {
         #[command(subcommand)]
@@ -179,6 +185,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Trail { command: TrailCommand::Verify(opts) } => trail::verify_file(opts),
+        Command::Sign(opts) => sign::sign(opts),
+        Command::Verify(opts) => sign::verify(opts),
         Command::ImportSvix(opts) => {
             init_tracing("warn");
             import_svix::run(*opts).await

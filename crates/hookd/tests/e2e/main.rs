@@ -35,6 +35,7 @@ mod schemas;
 mod security;
 mod settings;
 mod shaping;
+mod sign;
 mod sla;
 mod stats;
 mod trail;
