@@ -42,6 +42,18 @@ fn keep_sending(
     })
 }
 
+/// `hookd backup` of `data_dir` into `to`.
+fn backup(data_dir: &std::path::Path, to: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .arg("backup")
+        .arg("--to")
+        .arg(to)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
+}
+
 async fn all_present(server: &TestServer, app: &str, ids: &[String]) {
     for id in ids {
         let (status, msg) = server.get(&format!("/api/v1/app/{app}/msg/{id}")).await;
@@ -65,13 +77,7 @@ async fn an_embedded_backup_taken_under_load_restores_every_acknowledged_message
     let before: Vec<String> = acked.lock().unwrap().clone();
     let to = tempfile::tempdir().unwrap();
     let backup_dir = to.path().join("backup");
-    let out = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args(["backup", "--to"])
-        .arg(&backup_dir)
-        .arg("--data-dir")
-        .arg(server.data_dir.path())
-        .output()
-        .unwrap();
+    let out = backup(server.data_dir.path(), &backup_dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("hookd.db") && said.contains("encryption.key"), "{said}");
@@ -82,13 +88,7 @@ async fn an_embedded_backup_taken_under_load_restores_every_acknowledged_message
     assert!(before.len() >= 10, "the load ran: {}", before.len());
 
     // A second backup into the same place is refused.
-    let again = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args(["backup", "--to"])
-        .arg(&backup_dir)
-        .arg("--data-dir")
-        .arg(server.data_dir.path())
-        .output()
-        .unwrap();
+    let again = backup(server.data_dir.path(), &backup_dir);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("is not empty"));
 
     // Restored into a fresh data dir.
