@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod pagination;
 pub mod quota;
+pub mod relay;
 pub mod schemas;
 pub mod v1;
 mod wire;
@@ -92,6 +93,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::layer))
         .route("/metrics", axum::routing::get(v1::health::metrics))
         .route("/livez", axum::routing::get(v1::health::live))
+        .route("/relay/{channel}", axum::routing::get(relay::attach))
+        .route("/relay/in/{channel}", axum::routing::any(relay::inbound))
+        .route("/relay/in/{channel}/{*rest}", axum::routing::any(relay::inbound))
         .merge(ingest::receive_router())
         // Unknown paths and methods get the same JSON error bodies as everything
         // else: the SDKs parse every error body as JSON.

@@ -95,7 +95,9 @@ impl BrokerTarget {
                 Ok(Some(BrokerTarget::Mqtt { host: host()?, port: url.port().unwrap_or(1883), topic }))
             }
             "http" | "https" => Ok(None),
-            other => Err(format!("`{other}` is not a scheme hookd delivers to (http, https, redis, nats, amqp, mqtt)")),
+            other => Err(format!(
+                "`{other}` is not a scheme hookd delivers to (http, https, redis, nats, amqp, mqtt, relay)"
+            )),
         }
     }
 }

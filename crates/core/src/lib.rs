@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod ordering;
 pub mod payload;
 pub mod policy;
+pub mod relay;
 pub mod schedule;
 pub mod schema;
 pub mod signing;

@@ -26,6 +26,11 @@ impl EndpointUrl {
             return Err(format!("URL is longer than {MAX_URL_LEN} characters"));
         }
         let url = url::Url::parse(s).map_err(|e| format!("not a valid URL: {e}"))?;
+        // A `hookd listen` tunnel (see `relay`): no network address to check.
+        if let Some(channel) = crate::relay::channel(&url) {
+            channel?;
+            return Ok(EndpointUrl(url));
+        }
         // http(s), or a broker (see `broker`).
         crate::broker::BrokerTarget::parse(&url)?;
         let Some(host) = url.host() else {

@@ -24,6 +24,7 @@ pub mod operational;
 pub mod orgs;
 pub mod probe;
 pub mod record;
+pub mod relay;
 pub mod retention;
 pub mod sender;
 pub mod shaping;
@@ -223,6 +224,11 @@ impl Deliveries {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// The `hookd listen` tunnels connected to this node.
+    pub fn relay(&self) -> &Arc<relay::RelayHub> {
+        self.inner.checker.relay()
     }
 
     /// Commits the message with its fan-out (to every matching endpoint, or only

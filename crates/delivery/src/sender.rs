@@ -139,6 +139,8 @@ pub struct HttpSender {
     tls_clients: Arc<Mutex<HashMap<String, (u64, reqwest::Client)>>>,
     /// Connections to broker endpoints.
     brokers: Arc<Brokers>,
+    /// `hookd listen` tunnels connected to this node (`relay://` endpoints).
+    relay: Arc<crate::relay::RelayHub>,
 }
 
 impl HttpSender {
@@ -162,7 +164,13 @@ impl HttpSender {
             oauth: Arc::default(),
             tls_clients: Arc::default(),
             brokers: Arc::default(),
+            relay: Arc::default(),
         })
+    }
+
+    /// The `hookd listen` tunnels connected to this node.
+    pub fn relay(&self) -> &Arc<crate::relay::RelayHub> {
+        &self.relay
     }
 
     /// The client and policy for a delivery of an organisation with `org` policy.
@@ -309,10 +317,18 @@ impl HttpSender {
             policy: &policy,
             proxied: self.config.egress_proxy.is_some(),
         };
-        if let Err(refused) = check_literal(&policy, &url) {
-            return failed(refused.0);
+        // A `hookd listen` tunnel has no network address to vet.
+        let relay = match hookd_core::relay::channel(&url) {
+            Some(Ok(channel)) => Some(channel),
+            Some(Err(e)) => return failed(e),
+            None => None,
+        };
+        if relay.is_none() {
+            if let Err(refused) = check_literal(&policy, &url) {
+                return failed(refused.0);
+            }
         }
-        if self.config.egress_proxy.is_some() && policy.checks_addresses() {
+        if relay.is_none() && self.config.egress_proxy.is_some() && policy.checks_addresses() {
             if let Err(refused) = check_resolved(&policy, &url).await {
                 return failed(refused.0);
             }
@@ -332,6 +348,9 @@ impl HttpSender {
             Err(e) => return failed(e),
         };
         let timeout = job.endpoint.control.timeout_ms.map(Duration::from_millis).unwrap_or(self.config.timeout);
+        if let Some(channel) = relay {
+            return self.relay_send(job, out, &channel, headers, body, timeout, started).await;
+        }
         // A broker endpoint: published, not POSTed.
         match BrokerTarget::parse(&url) {
             Ok(Some(target)) => {
@@ -487,6 +506,80 @@ impl HttpSender {
                 failure: Some(network_failure(&e)),
                 sent_bytes: wire.len() as u64,
                 ..failed(describe(&e))
+            },
+        }
+    }
+
+    /// Sends a delivery down a `hookd listen` tunnel: the listener's local
+    /// server's answer is the attempt's response.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay_send(
+        &self,
+        job: &DeliveryJob,
+        out: &Outgoing,
+        channel: &str,
+        headers: HeaderMap,
+        body: Arc<[u8]>,
+        timeout: Duration,
+        started: Instant,
+    ) -> SendResult {
+        let sent = Some(sent_headers_json(&headers, body.len(), &custom_names(job, out)));
+        let request = crate::relay::RelayRequest {
+            method: out.method.to_string(),
+            path: "/".into(),
+            headers: headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+            body: bytes::Bytes::from_owner(body.clone()),
+            msg_id: Some(job.msg_id.clone()),
+            event_type: Some(job.event_type.clone()),
+        };
+        let sent_bytes = body.len() as u64;
+        match self.relay.forward(Some(&job.org_id), channel, request, timeout).await {
+            Ok(answer) => match answer.status {
+                Some(status) => {
+                    // Bounded and with credentials masked, as for an HTTP response.
+                    let mut map = HeaderMap::new();
+                    for (n, v) in &answer.headers {
+                        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+                            map.append(n, v);
+                        }
+                    }
+                    let received = Some(response_headers_json(&map));
+                    let header = |name: &str| {
+                        answer.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+                    };
+                    SendResult {
+                        status: Some(status),
+                        body: storable(&answer.body[..answer.body.len().min(MAX_RESPONSE_BYTES)]),
+                        duration: started.elapsed(),
+                        retry_after: header("retry-after")
+                            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
+                        signal: header("webhook-delivery").and_then(parse_signal),
+                        headers: AttemptHeaders { sent, received },
+                        sent_bytes,
+                        ..Default::default()
+                    }
+                }
+                None => SendResult {
+                    body: storable(
+                        format!("hookd listen: {}", answer.error.as_deref().unwrap_or("no answer")).as_bytes(),
+                    ),
+                    duration: started.elapsed(),
+                    headers: AttemptHeaders { sent, received: None },
+                    failure: Some(AttemptClass::Connection),
+                    sent_bytes,
+                    ..Default::default()
+                },
+            },
+            Err(e) => SendResult {
+                timed_out: e == crate::relay::RelayError::TimedOut,
+                body: storable(e.to_string().as_bytes()),
+                duration: started.elapsed(),
+                headers: AttemptHeaders { sent, received: None },
+                failure: Some(AttemptClass::Connection),
+                ..Default::default()
             },
         }
     }

@@ -9,13 +9,17 @@ mod bench;
 mod bench_inbound;
 mod bench_shaping;
 mod bench_store;
+mod client;
 mod config;
 mod import_svix;
 mod keys;
+mod listen;
+mod loadtest;
 mod otel;
 mod prune;
 mod serve;
 mod sign;
+mod simulate;
 mod sso;
 mod tenancy;
 mod trail;
@@ -68,6 +72,51 @@ enum Command {
     /// Copy applications and endpoints (with their secrets) from a Svix server
     /// into a hookd server, through their APIs.
     ImportSvix(Box<import_svix::ImportSvixOptions>),
+    /// Applications (a client of a running server: --server, --token).
+    App {
+        #[command(subcommand)]
+        command: client::resources::AppCommand,
+        #[command(flatten)]
+        common: client::resources::Common,
+    },
+    /// An application's endpoints.
+    Endpoint {
+        #[command(subcommand)]
+        command: client::resources::EndpointCommand,
+        #[command(flatten)]
+        common: client::resources::Common,
+    },
+    /// Event types.
+    EventType {
+        #[command(subcommand)]
+        command: client::resources::EventTypeCommand,
+        #[command(flatten)]
+        common: client::resources::Common,
+    },
+    /// An application's messages.
+    Msg {
+        #[command(subcommand)]
+        command: client::resources::MsgCommand,
+        #[command(flatten)]
+        common: client::resources::Common,
+    },
+    /// Delivery attempts.
+    Attempt {
+        #[command(subcommand)]
+        command: client::resources::AttemptCommand,
+        #[command(flatten)]
+        common: client::resources::Common,
+    },
+    /// Receive webhooks on this machine through a tunnel to a hookd server
+    /// (an endpoint whose deliveries come to LOCAL_URL, or with --source a relay
+    /// URL for any provider).
+    Listen(Box<listen::ListenOptions>),
+    /// Send events of one type to an application, generated from its schema.
+    Simulate(Box<simulate::SimulateOptions>),
+    /// Drive a webhook receiver with signed requests and report its latency.
+    Loadtest(Box<loadtest::LoadtestOptions>),
+    /// Print a shell completion script (e.g. `hookd completions bash > /etc/bash_completion.d/hookd`).
+    Completions { shell: clap_complete::Shell },
     /// Print the Standard Webhooks headers for a body on stdin.
     Sign(sign::SignOptions),
     /// Check a request's Standard Webhooks headers against its body on stdin
@@ -185,6 +234,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Trail { command: TrailCommand::Verify(opts) } => trail::verify_file(opts),
+        Command::App { command, common } => client::resources::app(command, common).await,
+        Command::Endpoint { command, common } => client::resources::endpoint(command, common).await,
+        Command::EventType { command, common } => client::resources::event_type(command, common).await,
+        Command::Msg { command, common } => client::resources::msg(command, common).await,
+        Command::Attempt { command, common } => client::resources::attempt(command, common).await,
+        Command::Listen(opts) => listen::run(*opts).await,
+        Command::Simulate(opts) => simulate::run(*opts).await,
+        Command::Loadtest(opts) => loadtest::run(*opts).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hookd", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
         Command::Sign(opts) => sign::sign(opts),
         Command::Verify(opts) => sign::verify(opts),
         Command::ImportSvix(opts) => {
