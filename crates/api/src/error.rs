@@ -124,10 +124,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(d) => {
                 tracing::warn!(error = %d, "store unavailable");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"code": "unavailable", "detail": "the database is unavailable; retry later with the same idempotency-key (the request may or may not have been stored)"}),
-                )
+                let body = json!({"code": "unavailable", "detail": "the database is unavailable; retry later with the same idempotency-key (the request may or may not have been stored)"});
+                // Clients (and the SDKs' retries) wait this long before trying again.
+                return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], Json(body)).into_response();
             }
             ApiError::Internal(d) => {
                 tracing::error!(error = %d, "internal error");

@@ -16,20 +16,31 @@ use crate::Result;
 /// they are free, expired or already its own (renewing those); returns the ones
 /// it now owns. A queue another node holds is left alone: if that node is taking
 /// it at this moment, this waits for its commit and then sees it held.
+///
+/// A queue taken over from another node (one whose lease ran out: it stopped
+/// or lost the database) has its stuck ordered heads released here: that node
+/// may have died between recording an outcome and releasing the next delivery
+/// of its key (two transactions), which would otherwise wait for the sweep.
 pub async fn take(c: &mut PgConnection, endpoint_ids: &[String], lease: &Lease) -> Result<Vec<String>> {
     debug_assert!(endpoint_ids.windows(2).all(|w| w[0] <= w[1]), "lock order: endpoint ids must be sorted");
-    Ok(sqlx::query_scalar(
-        "INSERT INTO endpoint_owner (endpoint_id, owner, expires_at)
+    let taken: Vec<(String, bool)> = sqlx::query_as(
+        // `prev` is read from the statement's snapshot: the owners before it.
+        "WITH prev AS (SELECT endpoint_id, owner FROM endpoint_owner WHERE endpoint_id = ANY($1))
+         INSERT INTO endpoint_owner (endpoint_id, owner, expires_at)
          SELECT unnest($1::text[]), $2, hookd_now_ms() + $3
          ON CONFLICT (endpoint_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
          WHERE endpoint_owner.owner = EXCLUDED.owner OR endpoint_owner.expires_at < hookd_now_ms()
-         RETURNING endpoint_id",
+         RETURNING endpoint_id,
+             COALESCE((SELECT p.owner <> $2 FROM prev p WHERE p.endpoint_id = endpoint_owner.endpoint_id), false)",
     )
     .bind(endpoint_ids)
     .bind(&lease.owner)
     .bind(lease.duration_ms)
-    .fetch_all(c)
-    .await?)
+    .fetch_all(&mut *c)
+    .await?;
+    let from_others: Vec<String> = taken.iter().filter(|(_, other)| *other).map(|(e, _)| e.clone()).collect();
+    super::ordering::release_stuck_of(c, &from_others).await?;
+    Ok(taken.into_iter().map(|(e, _)| e).collect())
 }
 
 /// Two statements, each its own transaction: holding delivery rows while waiting
