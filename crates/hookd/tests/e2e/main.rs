@@ -2,6 +2,8 @@
 //! real sink on loopback. One module per resource or behaviour.
 
 mod support;
+
+mod chaos;
 mod tenancy;
 
 mod delivery;
