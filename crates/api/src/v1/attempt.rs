@@ -90,7 +90,7 @@ pub async fn get(
     Path((_, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MessageAttemptOut>> {
     let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
-    Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, &msg.id, &attempt_id).await?.into()))
+    Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, Some(&msg.id), &attempt_id).await?.into()))
 }
 
 /// The headers an attempt's request carried and its response came back with.
