@@ -93,6 +93,16 @@ pub async fn get(
     Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, Some(&msg.id), &attempt_id).await?.into()))
 }
 
+/// `GET /api/v1/app/{app_id}/attempt/{attempt_id}` (a hookd extension): an
+/// attempt found by its id alone, for a caller that has no message id.
+pub async fn get_by_id(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, attempt_id)): Path<(String, String)>,
+) -> ApiResult<Json<MessageAttemptOut>> {
+    Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, None, &attempt_id).await?.into()))
+}
+
 /// The headers an attempt's request carried and its response came back with.
 pub async fn headers(
     State(state): State<AppState>,
