@@ -25,6 +25,8 @@ mod inbound;
 mod integrations;
 mod lifecycle;
 mod logs;
+mod mcp;
+mod mcp_stdio;
 mod messages;
 mod oidc;
 mod ordering;
