@@ -3,7 +3,8 @@
 //! one application (app portal access). A poller token (`sk_poll_…`, made per
 //! poller sink) is narrower still: it reads its one sink and moves that sink's
 //! consumers, and acts as a portal token with no capabilities everywhere
-//! else (403 on its application, 404 beyond). A token never sees another
+//! else (403 on its application, 404 beyond). An MCP token (`mcp_…`) reads
+//! and makes attempts, nothing else ([`mcp`]). A token never sees another
 //! organisation's objects: lookups are scoped by organisation and answer 404.
 //!
 //! Handlers state what they need in their signature, so a forgotten check is a
@@ -28,6 +29,8 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::AppState;
+
+mod mcp;
 
 /// How long a verified token is trusted without asking the store again.
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -425,6 +428,15 @@ impl FromRequestParts<AppState> for Auth {
             });
         }
         let now = hookd_core::timefmt::now_millis();
+        // MCP tokens are looked up on their own, uncached: a revoked one stops at once.
+        if token.starts_with(crate::v1::mcp_token::MCP_TOKEN_PREFIX) {
+            let found = state.resources.mcp_token_by_hash(&hash).await?;
+            let t = found.filter(|t| t.expires_at > now).ok_or(ApiError::Unauthorized)?;
+            noted(&t.org_id, &t.id);
+            within_rate(state, &t.id)?;
+            let route = parts.extensions.get::<MatchedPath>().map_or("", |m| m.as_str());
+            return mcp::caller(t, &parts.method, route);
+        }
         let token = match state.tokens.get(&hash) {
             Some(t) => t,
             None => match state.resources.token_by_hash(&hash).await? {

@@ -1,6 +1,7 @@
 //! hookd's HTTP API: the Svix-compatible management API under `/api/v1`,
-//! `/metrics`, and the shared request plumbing (auth, errors, pagination,
-//! idempotency). Routes are grouped by resource under [`v1`].
+//! `/metrics`, the MCP server at `/mcp` ([`mcp`]), and the shared request
+//! plumbing (auth, errors, pagination, idempotency). Routes are grouped by
+//! resource under [`v1`].
 
 pub mod audit;
 pub mod auth;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod ingest;
+pub mod mcp;
 pub mod pagination;
 pub mod quota;
 pub mod relay;
@@ -86,7 +88,7 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     // Room for the payload plus the rest of a message body.
     let body_limit = state.config.max_payload_bytes + 64 * 1024;
-    v1::router()
+    let api = v1::router()
         .merge(ingest::router())
         .route("/api/v1/audit", axum::routing::get(audit::list))
         // Every change through a route is recorded in the audit trail.
@@ -102,7 +104,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .with_state(state);
+    // The MCP server calls the rest of the API in-process, with its caller's token.
+    api.clone().merge(mcp::http::router(api))
 }
 
 /// Health and metrics only: what a worker-only node serves.

@@ -17,6 +17,8 @@ pub enum IdPrefix {
     Message,
     Attempt,
     Token,
+    /// An MCP token (`key_`, as Svix's).
+    McpToken,
     EventType,
     /// A background task (`qtask_`, as Svix).
     Task,
@@ -45,6 +47,7 @@ impl IdPrefix {
             IdPrefix::Message => "msg_",
             IdPrefix::Attempt => "atmpt_",
             IdPrefix::Token => "tok_",
+            IdPrefix::McpToken => "key_",
             IdPrefix::EventType => "evtype_",
             IdPrefix::Task => "qtask_",
             IdPrefix::Source => "src_",

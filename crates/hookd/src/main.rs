@@ -2,7 +2,8 @@
 //!
 //! `hookd serve` runs the API and the delivery engine on the embedded store;
 //! `hookd migrate`, `hookd org`, `hookd token` and `hookd prune` manage the store;
-//! `hookd bench` measures a running or embedded server.
+//! `hookd bench` measures a running or embedded server; `hookd mcp` is an MCP
+//! server on stdio for AI assistants.
 
 mod backup;
 mod bench;
@@ -15,6 +16,7 @@ mod import_svix;
 mod keys;
 mod listen;
 mod loadtest;
+mod mcp;
 mod otel;
 mod prune;
 mod serve;
@@ -127,6 +129,9 @@ enum Command {
         #[command(subcommand)]
         command: TrailCommand,
     },
+    /// hookd's MCP server on stdio, for AI assistants: tools that inspect and
+    /// resend deliveries through a hookd server's API with a token.
+    Mcp(Box<mcp::McpOptions>),
     /// Copy the embedded store (and its key file) while hookd runs, for a backup.
     Backup(Box<backup::BackupOptions>),
     /// Measure throughput and latency: starts a local sink and drives hookd.
@@ -251,6 +256,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
                 _ => Ok(()),
             }
+        }
+        Command::Mcp(opts) => {
+            init_tracing("warn");
+            mcp::run(*opts).await
         }
         Command::Sign(opts) => sign::sign(opts),
         Command::Verify(opts) => sign::verify(opts),

@@ -100,7 +100,8 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Tables whose rows carry `org_id`, children first. The audit trail is not
 /// among them: it outlives what it records.
-pub(crate) const ORG_TABLES: [&str; 27] = [
+pub(crate) const ORG_TABLES: [&str; 28] = [
+    "mcp_token",
     "alert_state",
     "endpoint_health_event",
     "endpoint_check",
@@ -164,6 +165,15 @@ pub trait Resources: Send + Sync + 'static {
     async fn take_one_time_token(&self, hash: &str, now: i64) -> Result<Option<(String, String)>>;
     /// Stores a token's name, role and expiry.
     async fn update_token(&self, token: ApiToken) -> Result<()>;
+    // MCP tokens.
+    async fn insert_mcp_token(&self, token: McpToken) -> Result<()>;
+    async fn mcp_token_by_hash(&self, hash: &str) -> Result<Option<McpToken>>;
+    /// The organisation's MCP tokens of application `app_id`, or its dashboard
+    /// tokens (`None`).
+    async fn list_mcp_tokens(&self, org_id: &str, app_id: Option<&str>, page: &Page) -> Result<Vec<McpToken>>;
+    /// Removes the token `id` of that application (or the dashboard's);
+    /// `NotFound` when it has no such token.
+    async fn delete_mcp_token(&self, org_id: &str, app_id: Option<&str>, id: &str) -> Result<()>;
 
     // Idempotency.
     async fn idempotency_lookup(&self, org_id: &str, key: &IdempotencyKey) -> Result<Option<IdempotencyOutcome>>;
@@ -302,7 +312,8 @@ pub trait Resources: Send + Sync + 'static {
         filter: &AttemptFilter,
         page: &Page,
     ) -> Result<Vec<Attempt>>;
-    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt>;
+    /// The attempt `attempt_id` of the application (of message `msg_id`, when given).
+    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: Option<&str>, attempt_id: &str) -> Result<Attempt>;
     /// An attempt's headers (both `None` for an attempt stored before hookd
     /// kept them); `NotFound` when there is no such attempt.
     async fn get_attempt_headers(

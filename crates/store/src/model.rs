@@ -27,6 +27,26 @@ pub struct ApiToken {
     pub tail: Option<String>,
 }
 
+/// A token for hookd's MCP server (`mcp_…`): an application's (it sees that
+/// application only) or the organisation's (a dashboard token). It reads, and
+/// unless `read_only` also resends, recovers and sends examples; it always
+/// expires. Only its hash is kept.
+#[derive(Debug, Clone)]
+pub struct McpToken {
+    /// `key_…`, as Svix's MCP tokens.
+    pub id: String,
+    pub org_id: String,
+    /// `Some` for an application's token, `None` for a dashboard token.
+    pub app_id: Option<String>,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// The token's last characters, shown in its censored form.
+    pub tail: String,
+    pub read_only: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRole {

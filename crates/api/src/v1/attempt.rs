@@ -90,7 +90,17 @@ pub async fn get(
     Path((_, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MessageAttemptOut>> {
     let msg = state.resources.get_message(auth.org_id(), &auth.app.id, &msg_id).await?;
-    Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, &msg.id, &attempt_id).await?.into()))
+    Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, Some(&msg.id), &attempt_id).await?.into()))
+}
+
+/// `GET /api/v1/app/{app_id}/attempt/{attempt_id}` (a hookd extension): an
+/// attempt found by its id alone, for a caller that has no message id.
+pub async fn get_by_id(
+    State(state): State<AppState>,
+    auth: AppAuth,
+    Path((_, attempt_id)): Path<(String, String)>,
+) -> ApiResult<Json<MessageAttemptOut>> {
+    Ok(Json(state.resources.get_attempt(auth.org_id(), &auth.app.id, None, &attempt_id).await?.into()))
 }
 
 /// The headers an attempt's request carried and its response came back with.

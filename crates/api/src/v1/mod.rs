@@ -10,6 +10,7 @@ pub mod event_type;
 pub mod event_type_openapi;
 pub mod health;
 pub mod management;
+pub mod mcp_token;
 pub mod message;
 pub mod operational;
 pub mod poller;
@@ -131,6 +132,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{msg}/endpoint/{{endpoint_id}}/resend"), post(attempt::resend))
         .route(&format!("{app}/attempt/endpoint/{{endpoint_id}}"), get(attempt::list_by_endpoint))
         .route(&format!("{app}/attempt/msg/{{msg_id}}"), get(attempt::list_by_msg))
+        .route(&format!("{app}/attempt/{{attempt_id}}"), get(attempt::get_by_id))
         .route(&format!("{app}/stream/sink"), get(poller::sink::list).post(poller::sink::create))
         .route(
             &format!("{app}/stream/sink/{{sink_id}}"),
@@ -155,6 +157,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/whoami", get(portal::whoami))
         .route("/api/v1/auth/one-time-token", post(portal::exchange_one_time_token))
         .route("/api/v1/auth/app/{app_id}/expire-all", post(portal::expire_all))
+        .route("/api/v1/auth/app/{app_id}/mcp-token", get(mcp_token::list_for_app).post(mcp_token::create_for_app))
+        .route("/api/v1/auth/app/{app_id}/mcp-token/{token_id}", delete(mcp_token::revoke_for_app))
+        .route(
+            "/api/v1/auth/dashboard/mcp-token",
+            get(mcp_token::list_for_dashboard).post(mcp_token::create_for_dashboard),
+        )
+        .route("/api/v1/auth/dashboard/mcp-token/{token_id}", delete(mcp_token::revoke_for_dashboard))
         .route("/api/v1/operational-webhook/endpoint", get(operational::list).post(operational::create))
         .route(
             "/api/v1/operational-webhook/endpoint/{endpoint_id}",

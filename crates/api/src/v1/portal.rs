@@ -204,7 +204,7 @@ pub async fn exchange_one_time_token(
 
 /// `GET /api/v1/auth/whoami` (`WhoamiOut`): the caller's organisation and, for a
 /// portal token, its application and session. `tokenId`, `role` and (portal
-/// tokens) `capabilities` are extensions.
+/// and MCP tokens) `capabilities` are extensions.
 pub async fn whoami(auth: crate::auth::Auth) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "envId": auth.org_id,
@@ -213,7 +213,8 @@ pub async fn whoami(auth: crate::auth::Auth) -> Json<serde_json::Value> {
         "sessionId": auth.session_id,
         "tokenId": auth.token_id,
         "role": auth.role.as_str(),
-        "capabilities": auth.app_id.is_some().then(|| auth.capabilities.names()),
+        "capabilities": (auth.app_id.is_some() || auth.capabilities != crate::auth::Capabilities::all())
+            .then(|| auth.capabilities.names()),
     }))
 }
 

@@ -29,6 +29,8 @@ mod integrations;
 mod lifecycle;
 mod listen;
 mod logs;
+mod mcp;
+mod mcp_stdio;
 mod messages;
 mod oidc;
 mod ordering;

@@ -506,6 +506,10 @@ async fn every_application_route_is_isolated() {
     let y_sink = text(&y_sink["id"]);
     let (_, portal) = server.post(&format!("/api/v1/auth/app-portal-access/{x_app}"), json!({})).await;
     let x_token = text(&portal["token"]);
+    let (status, _) = server.post(&format!("/api/v1/auth/app/{y_app}/mcp-token"), json!({})).await;
+    assert_eq!(status, 200);
+    let (_, y_mcp) = server.get(&format!("/api/v1/auth/app/{y_app}/mcp-token")).await;
+    let y_mcp_token = text(&y_mcp["data"][0]["id"]);
 
     let mut walked = 0;
     for (template, methods) in crate::mgmt::router_routes() {
@@ -518,6 +522,7 @@ async fn every_application_route_is_isolated() {
             .replace("{msg_id}", &y_msg)
             .replace("{attempt_id}", &y_attempt)
             .replace("{sink_id}", &y_sink)
+            .replace("{token_id}", &y_mcp_token)
             .replace("{consumer_id}", "y-consumer");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {

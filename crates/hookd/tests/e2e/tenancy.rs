@@ -337,6 +337,10 @@ async fn every_route_is_isolated_between_organisations() {
     let (status, sla) = b.post("/api/v1/sla", json!({"name": "B's", "appId": b_app, "targetSuccessRatio": 0.99})).await;
     assert_eq!(status, 201, "{sla}");
     let b_sla = text(&sla["id"]);
+    let (status, _) = b.post("/api/v1/auth/dashboard/mcp-token", json!({})).await;
+    assert_eq!(status, 200);
+    let (_, mcp_tokens) = b.get("/api/v1/auth/dashboard/mcp-token").await;
+    let b_mcp_token = text(&mcp_tokens["data"][0]["id"]);
     // Attempts are listed through B's token; the server admin's default organisation has none.
     let b_attempt = {
         let found = server
@@ -390,6 +394,7 @@ async fn every_route_is_isolated_between_organisations() {
             .replace("{template_id}", &b_tmpl)
             .replace("{connector_id}", &b_conn)
             .replace("{sla_id}", &b_sla)
+            .replace("{token_id}", &b_mcp_token)
             .replace("{version}", "1");
         assert!(!path.contains('{'), "an unknown path parameter in {template}");
         for method in methods {

@@ -86,6 +86,7 @@ pub async fn delete(c: &mut PgConnection, org_id: &str, app_id: &str) -> Result<
         "DELETE FROM message WHERE org_id = $1 AND app_id = $2",
         "DELETE FROM endpoint WHERE org_id = $1 AND app_id = $2",
         "DELETE FROM api_token WHERE org_id = $1 AND app_id = $2",
+        "DELETE FROM mcp_token WHERE org_id = $1 AND app_id = $2",
         "DELETE FROM background_task WHERE org_id = $1 AND app_id = $2",
     ] {
         sqlx::query(sql).bind(org_id).bind(app_id).execute(&mut *c).await?;

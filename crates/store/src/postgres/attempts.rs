@@ -49,11 +49,12 @@ pub async fn get_attempt(
     c: &mut PgConnection,
     org_id: &str,
     app_id: &str,
-    msg_id: &str,
+    msg_id: Option<&str>,
     attempt_id: &str,
 ) -> Result<Attempt> {
     let row = sqlx::query(&format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = $1 AND app_id = $2 AND msg_id = $3 AND id = $4"
+        "SELECT {ATTEMPT_COLUMNS} FROM attempt
+         WHERE org_id = $1 AND app_id = $2 AND ($3::text IS NULL OR msg_id = $3) AND id = $4"
     ))
     .bind(org_id)
     .bind(app_id)

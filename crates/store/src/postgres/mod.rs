@@ -21,6 +21,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod inbound;
+mod mcp_tokens;
 mod messages;
 mod notify;
 mod ordering;
@@ -67,6 +68,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0021_endpoint_check", include_str!("../../migrations/postgres/0021_endpoint_check.sql")),
     ("0022_endpoint_health_event", include_str!("../../migrations/postgres/0022_endpoint_health_event.sql")),
     ("0023_alert_state", include_str!("../../migrations/postgres/0023_alert_state.sql")),
+    ("0024_mcp_token", include_str!("../../migrations/postgres/0024_mcp_token.sql")),
 ];
 
 /// Connections per node. PostgreSQL's default `max_connections` is 100, shared

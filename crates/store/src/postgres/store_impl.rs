@@ -10,8 +10,8 @@ use hookd_core::timefmt::now_millis;
 
 use super::PostgresStore;
 use super::{
-    apps, attempts, audit, batch, checks, connectors, deliveries, endpoints, event_types, inbound, messages, owners,
-    poller, retention, slas, stats, tasks, templates, tokens,
+    apps, attempts, audit, batch, checks, connectors, deliveries, endpoints, event_types, inbound, mcp_tokens,
+    messages, owners, poller, retention, slas, stats, tasks, templates, tokens,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
@@ -100,6 +100,22 @@ impl Resources for PostgresStore {
 
     async fn update_token(&self, token: ApiToken) -> Result<()> {
         tokens::update_token(&mut *self.conn().await?, &token).await
+    }
+
+    async fn insert_mcp_token(&self, token: McpToken) -> Result<()> {
+        mcp_tokens::insert(&mut *self.conn().await?, &token).await
+    }
+
+    async fn mcp_token_by_hash(&self, hash: &str) -> Result<Option<McpToken>> {
+        mcp_tokens::by_hash(&mut *self.conn().await?, hash).await
+    }
+
+    async fn list_mcp_tokens(&self, org_id: &str, app_id: Option<&str>, page: &Page) -> Result<Vec<McpToken>> {
+        mcp_tokens::list(&mut *self.conn().await?, org_id, app_id, page).await
+    }
+
+    async fn delete_mcp_token(&self, org_id: &str, app_id: Option<&str>, id: &str) -> Result<()> {
+        mcp_tokens::delete(&mut *self.conn().await?, org_id, app_id, id).await
     }
 
     async fn has_admin_token(&self, org_id: &str) -> Result<bool> {
@@ -390,7 +406,7 @@ impl Resources for PostgresStore {
         attempts::list_attempts(&mut *self.conn().await?, org_id, app_id, filter, page).await
     }
 
-    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
+    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: Option<&str>, attempt_id: &str) -> Result<Attempt> {
         attempts::get_attempt(&mut *self.conn().await?, org_id, app_id, msg_id, attempt_id).await
     }
 

@@ -68,6 +68,7 @@ pub fn delete(c: &Connection, org_id: &str, app_id: &str) -> Result<()> {
         "DELETE FROM message WHERE org_id = ?1 AND app_id = ?2",
         "DELETE FROM endpoint WHERE org_id = ?1 AND app_id = ?2",
         "DELETE FROM api_token WHERE org_id = ?1 AND app_id = ?2",
+        "DELETE FROM mcp_token WHERE org_id = ?1 AND app_id = ?2",
         "DELETE FROM background_task WHERE org_id = ?1 AND app_id = ?2",
     ] {
         c.execute(sql, params![org_id, app_id])?;

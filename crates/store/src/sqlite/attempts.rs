@@ -51,9 +51,16 @@ pub fn list_attempts(
     rows::collect(&mut c.prepare(&sql)?, params, rows::attempt)
 }
 
-pub fn get_attempt(c: &Connection, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
+pub fn get_attempt(
+    c: &Connection,
+    org_id: &str,
+    app_id: &str,
+    msg_id: Option<&str>,
+    attempt_id: &str,
+) -> Result<Attempt> {
     Ok(c.prepare_cached(&format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE org_id = ?1 AND app_id = ?2 AND msg_id = ?3 AND id = ?4"
+        "SELECT {ATTEMPT_COLUMNS} FROM attempt
+         WHERE org_id = ?1 AND app_id = ?2 AND (?3 IS NULL OR msg_id = ?3) AND id = ?4"
     ))?
     .query_row(params![org_id, app_id, msg_id, attempt_id], rows::attempt)?)
 }

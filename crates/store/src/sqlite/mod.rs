@@ -15,6 +15,7 @@ mod endpoints;
 mod event_types;
 mod fanout;
 mod inbound;
+mod mcp_tokens;
 mod messages;
 mod ordering;
 mod owners;
@@ -64,6 +65,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0021_endpoint_check", include_str!("../../migrations/sqlite/0021_endpoint_check.sql")),
     ("0022_endpoint_health_event", include_str!("../../migrations/sqlite/0022_endpoint_health_event.sql")),
     ("0023_alert_state", include_str!("../../migrations/sqlite/0023_alert_state.sql")),
+    ("0024_mcp_token", include_str!("../../migrations/sqlite/0024_mcp_token.sql")),
 ];
 /// An existing database without incremental vacuum is converted (a full
 /// `VACUUM`) at start only up to this size; a larger one is left as it is.

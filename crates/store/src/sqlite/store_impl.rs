@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use hookd_core::timefmt::now_millis;
 
 use super::{
-    apps, attempts, audit, checks, connectors, deliveries, endpoints, event_types, inbound, messages, owners, poller,
-    retention, slas, stats, tasks, templates, tokens, SqliteStore,
+    apps, attempts, audit, checks, connectors, deliveries, endpoints, event_types, inbound, mcp_tokens, messages,
+    owners, poller, retention, slas, stats, tasks, templates, tokens, SqliteStore,
 };
 use crate::audit::{AuditCheck, AuditEntry, AuditEvent};
 use crate::change::{EndpointChange, EndpointSettings, EndpointUpdated};
@@ -88,6 +88,24 @@ impl Resources for SqliteStore {
 
     async fn update_token(&self, token: ApiToken) -> Result<()> {
         self.write(move |c| tokens::update_token(c, &token)).await
+    }
+
+    async fn insert_mcp_token(&self, token: McpToken) -> Result<()> {
+        self.write(move |c| mcp_tokens::insert(c, &token)).await
+    }
+
+    async fn mcp_token_by_hash(&self, hash: &str) -> Result<Option<McpToken>> {
+        self.read_point(|c| mcp_tokens::by_hash(c, hash))
+    }
+
+    async fn list_mcp_tokens(&self, org_id: &str, app_id: Option<&str>, page: &Page) -> Result<Vec<McpToken>> {
+        let (org, app, page) = (s(org_id), app_id.map(s), page.clone());
+        self.read(move |c| mcp_tokens::list(c, &org, app.as_deref(), &page)).await
+    }
+
+    async fn delete_mcp_token(&self, org_id: &str, app_id: Option<&str>, id: &str) -> Result<()> {
+        let (org, app, id) = (s(org_id), app_id.map(s), s(id));
+        self.write(move |c| mcp_tokens::delete(c, &org, app.as_deref(), &id)).await
     }
 
     async fn has_admin_token(&self, org_id: &str) -> Result<bool> {
@@ -418,9 +436,9 @@ impl Resources for SqliteStore {
         self.read(move |c| attempts::list_attempts(c, &org, &app, &filter, &page)).await
     }
 
-    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
-        let (org, app, msg, id) = (s(org_id), s(app_id), s(msg_id), s(attempt_id));
-        self.read(move |c| attempts::get_attempt(c, &org, &app, &msg, &id)).await
+    async fn get_attempt(&self, org_id: &str, app_id: &str, msg_id: Option<&str>, attempt_id: &str) -> Result<Attempt> {
+        let (org, app, msg, id) = (s(org_id), s(app_id), msg_id.map(s), s(attempt_id));
+        self.read(move |c| attempts::get_attempt(c, &org, &app, msg.as_deref(), &id)).await
     }
 
     async fn get_attempt_headers(

@@ -8,6 +8,7 @@ mod control;
 mod fixture;
 mod inbound;
 mod lifecycle;
+mod mcp_tokens;
 mod messages;
 mod ordering;
 mod poller;
@@ -103,6 +104,7 @@ suite! {
         resources::endpoints_round_trip_and_delete_with_their_deliveries,
         resources::event_types_list_in_byte_order_and_hide_archived,
         resources::tokens_and_the_default_organisation,
+        mcp_tokens::mcp_tokens_belong_to_an_application_or_the_dashboard,
         resources::organisations_are_created_changed_and_deleted_whole,
         poller::poller_sinks_read_what_is_logged_after_them_in_order,
         poller::poller_consumers_lease_commit_and_see_again_what_they_did_not_commit,

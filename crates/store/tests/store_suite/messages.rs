@@ -251,14 +251,19 @@ pub async fn attempts_list_by_filter(f: Fixture) {
     };
     assert_eq!(codes(combined).await, vec![500]);
 
-    let got = f.store.get_attempt(&f.org, &f.app, &m1.id, &made[1].id).await.unwrap();
+    let got = f.store.get_attempt(&f.org, &f.app, Some(&m1.id), &made[1].id).await.unwrap();
     assert_eq!(
         (got.endpoint_id.as_str(), got.status, got.response_status_code),
         (b.id.as_str(), MessageStatus::Fail, 500)
     );
     assert_eq!((got.url.as_str(), got.response_duration_ms, got.created_at), (b.url.as_str(), 3, base + 10));
-    let wrong_message = f.store.get_attempt(&f.org, &f.app, &m2.id, &made[1].id).await;
+    let wrong_message = f.store.get_attempt(&f.org, &f.app, Some(&m2.id), &made[1].id).await;
     assert!(matches!(wrong_message, Err(StoreError::NotFound)), "{wrong_message:?}");
+    // Found by its id alone within the application, and not outside it.
+    let by_id = f.store.get_attempt(&f.org, &f.app, None, &made[1].id).await.unwrap();
+    assert_eq!((by_id.msg_id.as_str(), by_id.endpoint_id.as_str()), (m1.id.as_str(), b.id.as_str()));
+    let other_app = f.store.get_attempt(&f.org, "app_other", None, &made[1].id).await;
+    assert!(matches!(other_app, Err(StoreError::NotFound)), "{other_app:?}");
 
     // Headers are written with the attempt and read on their own.
     assert!(got.headers.is_none(), "reads of attempts leave the headers out");

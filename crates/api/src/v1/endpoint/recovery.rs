@@ -150,9 +150,12 @@ pub async fn send_example(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let input: EventExampleIn = parse_json(&body)?;
-    if input.payload.is_some() && auth.is_app_scoped() {
+    // Nor may an MCP token, which can send examples but not change endpoints.
+    let limited = !auth.auth.capabilities.contains(crate::auth::Capability::ManageEndpoint);
+    if input.payload.is_some() && (auth.is_app_scoped() || limited) {
         return Err(ApiError::Forbidden(
-            "an application-scoped token can send the event type's examples only, not a payload of its own".into(),
+            "an application-scoped or MCP token can send the event type's examples only, not a payload of its own"
+                .into(),
         ));
     }
     let ep = load_endpoint(&state, &auth, &endpoint_id).await?;
