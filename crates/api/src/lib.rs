@@ -96,8 +96,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", axum::routing::get(v1::health::metrics))
         .route("/livez", axum::routing::get(v1::health::live))
         .route("/relay/{channel}", axum::routing::get(relay::attach))
-        .route("/relay/in/{channel}", axum::routing::any(relay::inbound))
-        .route("/relay/in/{channel}/{*rest}", axum::routing::any(relay::inbound))
+        .route("/relay/in/{org}/{channel}", axum::routing::any(relay::inbound))
+        .route("/relay/in/{org}/{channel}/{*rest}", axum::routing::any(relay::inbound))
         .merge(ingest::receive_router())
         // Unknown paths and methods get the same JSON error bodies as everything
         // else: the SDKs parse every error body as JSON.

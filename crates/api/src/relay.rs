@@ -1,7 +1,7 @@
 //! The relay's HTTP side: `GET /relay/{channel}` is the WebSocket a `hookd
 //! listen` holds open (an organisation token; `?mode=source` for the
-//! receiver-only mode), and `/relay/in/{channel}/…` takes any provider's raw
-//! requests for a source-mode channel and answers with the listener's local
+//! receiver-only mode), and `/relay/in/{org}/{channel}/…` takes any
+//! provider's raw requests for that organisation's source-mode channel and answers with the listener's local
 //! server's response.
 //!
 //! On the socket, each side sends JSON text frames:
@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use hookd_delivery::relay::{AttachError, Mode, RelayCall, RelayError, RelayRequest, RelayResponse};
+use hookd_delivery::relay::{Mode, RelayCall, RelayError, RelayRequest, RelayResponse};
 use hookd_store::TokenRole;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -110,17 +110,12 @@ pub async fn attach(
         Some("source") => Mode::Source,
         Some(other) => return Err(ApiError::BadRequest(format!("unknown relay mode `{other}` (endpoint, source)"))),
     };
-    let attachment = state.deliveries.relay().attach(&auth.org_id, &channel, mode).map_err(|e| match e {
-        AttachError::Taken => ApiError::Conflict {
-            detail: "this relay channel is held by another organisation".into(),
-            existing_id: None,
-        },
-        AttachError::Full => ApiError::TooManyRequests {
-            detail: "this node holds as many relay channels as it may".into(),
+    let attachment =
+        state.deliveries.relay().attach(&auth.org_id, &channel, mode).map_err(|_| ApiError::TooManyRequests {
+            detail: "this node (or this organisation on it) holds as many relay channels as it may".into(),
             retry_after_secs: 30,
-        },
-    })?;
-    let url = (mode == Mode::Source).then(|| format!("{}/relay/in/{channel}", state.config.public_url));
+        })?;
+    let url = (mode == Mode::Source).then(|| format!("{}/relay/in/{}/{channel}", state.config.public_url, auth.org_id));
     tracing::info!(org_id = %auth.org_id, %channel, ?mode, "hookd listen attached");
     Ok(ws
         .max_message_size(MAX_FRAME)
@@ -197,8 +192,11 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// `ANY /relay/in/{channel}` and `/relay/in/{channel}/{*rest}`: a provider's
-/// request, relayed as it came to a source-mode listener.
+/// `ANY /relay/in/{org}/{channel}` and `…/{channel}/{*rest}`: a provider's
+/// request, relayed as it came to the organisation's source-mode listener.
+/// The path under the channel is passed on as it was sent (still
+/// percent-encoded), and one with a `.` or `..` segment is refused: it could
+/// leave the listener's local path.
 pub async fn inbound(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
@@ -207,8 +205,19 @@ pub async fn inbound(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let channel = params.get("channel").cloned().unwrap_or_default();
-    let mut path = format!("/{}", params.get("rest").map(String::as_str).unwrap_or_default());
+    let (Some(org), Some(channel)) = (params.get("org"), params.get("channel")) else {
+        return ApiError::NotFound.into_response();
+    };
+    let prefix = format!("/relay/in/{org}/{channel}");
+    let Some(rest) = uri.path().strip_prefix(&prefix) else {
+        // The org or channel was sent percent-encoded: not a URL hookd printed.
+        return ApiError::NotFound.into_response();
+    };
+    let dot = |seg: &str| matches!(seg.to_ascii_lowercase().replace("%2e", ".").as_str(), "." | "..");
+    if rest.split('/').any(dot) {
+        return ApiError::BadRequest("a relayed path has no `.` or `..` segments".into()).into_response();
+    }
+    let mut path = if rest.is_empty() { "/".to_string() } else { rest.to_string() };
     if let Some(q) = uri.query() {
         path.push('?');
         path.push_str(q);
@@ -225,7 +234,7 @@ pub async fn inbound(
         msg_id: None,
         event_type: None,
     };
-    match state.deliveries.relay().forward(None, &channel, request, SOURCE_TIMEOUT).await {
+    match state.deliveries.relay().forward(org, channel, Mode::Source, request, SOURCE_TIMEOUT).await {
         Ok(RelayResponse { status: Some(status), headers, body, .. }) => {
             let mut resp = Response::new(axum::body::Body::from(body.slice(..body.len().min(MAX_RESPONSE_BODY))));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);

@@ -19,8 +19,9 @@ pub fn channel(url: &url::Url) -> Option<Result<String, String>> {
     }
     let host = url.host_str().unwrap_or_default();
     let bare = matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
-    Some(if valid_channel(host) && bare && url.port().is_none() && url.username().is_empty() {
-        // Hosts are lower-cased by URL parsing; the channel is what the URL holds.
+    let bare = bare && url.port().is_none() && url.username().is_empty() && url.password().is_none();
+    Some(if valid_channel(host) && bare {
+        // The host of a `relay://` URL is opaque: kept as written.
         Ok(host.to_string())
     } else {
         Err("a relay URL is relay://CHANNEL (16 to 64 of a-z, 0-9, - and _), made by `hookd listen`".into())

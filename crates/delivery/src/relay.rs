@@ -7,9 +7,10 @@
 //! local server's), and, on a channel attached in source mode, raw requests
 //! posted to `/relay/in/CHANNEL/…` by any provider.
 //!
-//! A channel belongs to the organisation that attached it: another cannot
-//! take it over or deliver to it. The same organisation attaching it again (a
-//! reconnecting listener) replaces the old connection. Channels live in this
+//! Channels are an organisation's own: the same name attached by another
+//! organisation is another channel, so none can take over or deliver to
+//! another's. The same organisation attaching it again (a reconnecting
+//! listener) replaces the old connection. Channels live in this
 //! node's memory: a delivery made by a node the listener is not connected to
 //! fails as "no listener" and is retried like any failed attempt.
 
@@ -23,8 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Requests a channel queues for its listener before it refuses more.
 const QUEUE: usize = 64;
 
-/// Most channels one node holds (each is one listener).
+/// Most channels one node holds (each is one listener), and of one organisation.
 const MAX_CHANNELS: usize = 10_000;
+const MAX_ORG_CHANNELS: usize = 100;
 
 /// What travels a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +66,6 @@ pub struct RelayCall {
 }
 
 struct Channel {
-    org_id: String,
     mode: Mode,
     generation: u64,
     tx: mpsc::Sender<RelayCall>,
@@ -73,7 +74,8 @@ struct Channel {
 /// This node's attached channels.
 #[derive(Default)]
 pub struct RelayHub {
-    channels: Mutex<HashMap<String, Channel>>,
+    /// By (organisation, channel name).
+    channels: Mutex<HashMap<(String, String), Channel>>,
     generations: AtomicU64,
 }
 
@@ -81,7 +83,7 @@ pub struct RelayHub {
 /// (unless a newer connection has replaced it).
 pub struct Attachment {
     hub: Arc<RelayHub>,
-    channel: String,
+    channel: (String, String),
     generation: u64,
     pub calls: mpsc::Receiver<RelayCall>,
 }
@@ -95,14 +97,10 @@ impl Drop for Attachment {
     }
 }
 
-/// Why a channel could not be attached.
+/// Why a channel could not be attached: the node (or the organisation on
+/// it) holds as many channels as it may.
 #[derive(Debug, PartialEq, Eq)]
-pub enum AttachError {
-    /// Another organisation holds it.
-    Taken,
-    /// The node holds as many channels as it may.
-    Full,
-}
+pub struct Full;
 
 /// Why a request could not be relayed.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,41 +128,39 @@ impl std::fmt::Display for RelayError {
 impl RelayHub {
     /// Attaches `channel` for `org_id`, replacing this organisation's earlier
     /// connection to it.
-    pub fn attach(self: &Arc<Self>, org_id: &str, channel: &str, mode: Mode) -> Result<Attachment, AttachError> {
+    pub fn attach(self: &Arc<Self>, org_id: &str, channel: &str, mode: Mode) -> Result<Attachment, Full> {
+        let key = (org_id.to_string(), channel.to_string());
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        match channels.get(channel) {
-            Some(c) if c.org_id != org_id => return Err(AttachError::Taken),
-            None if channels.len() >= MAX_CHANNELS => return Err(AttachError::Full),
-            _ => {}
+        if !channels.contains_key(&key) {
+            let of_org = channels.keys().filter(|(o, _)| o == org_id).count();
+            if channels.len() >= MAX_CHANNELS || of_org >= MAX_ORG_CHANNELS {
+                return Err(Full);
+            }
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let (tx, calls) = mpsc::channel(QUEUE);
-        channels.insert(channel.to_string(), Channel { org_id: org_id.to_string(), mode, generation, tx });
-        Ok(Attachment { hub: self.clone(), channel: channel.to_string(), generation, calls })
+        channels.insert(key.clone(), Channel { mode, generation, tx });
+        Ok(Attachment { hub: self.clone(), channel: key, generation, calls })
     }
 
-    /// Hands `request` to the channel's listener and waits up to `timeout`
-    /// for its answer. `org_id` is the delivering organisation (`None` for a
-    /// raw request to `/relay/in/…`), and must match the channel's mode.
+    /// Hands `request` to the listener of `org_id`'s `channel` and waits up
+    /// to `timeout` for its answer. `mode` says what the request is (a
+    /// delivery, or a raw request to `/relay/in/…`), and must be the channel's.
     pub async fn forward(
         &self,
-        org_id: Option<&str>,
+        org_id: &str,
         channel: &str,
+        mode: Mode,
         request: RelayRequest,
         timeout: Duration,
     ) -> Result<RelayResponse, RelayError> {
         let tx = {
             let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-            let c = channels.get(channel).ok_or(RelayError::NoListener)?;
-            let fits = match (org_id, c.mode) {
-                (Some(org), Mode::Endpoint) => c.org_id == org,
-                (None, Mode::Source) => true,
-                _ => false,
-            };
-            if !fits {
-                return Err(RelayError::NoListener);
+            let key = (org_id.to_string(), channel.to_string());
+            match channels.get(&key) {
+                Some(c) if c.mode == mode => c.tx.clone(),
+                _ => return Err(RelayError::NoListener),
             }
-            c.tx.clone()
         };
         let (reply, answer) = oneshot::channel();
         tx.try_send(RelayCall { request, reply }).map_err(|e| match e {
@@ -198,19 +194,20 @@ mod tests {
     async fn a_channel_answers_its_own_organisation_only() {
         let hub = Arc::new(RelayHub::default());
         let mut att = hub.attach("org_a", "chan-0123456789abcdef", Mode::Endpoint).unwrap();
-        assert_eq!(hub.attach("org_b", "chan-0123456789abcdef", Mode::Endpoint).err(), Some(AttachError::Taken));
+        // Another organisation's channel of the same name is its own.
+        let _other = hub.attach("org_b", "chan-0123456789abcdef", Mode::Endpoint).unwrap();
         tokio::spawn(async move {
             while let Some(call) = att.calls.recv().await {
                 let _ = call.reply.send(RelayResponse { status: Some(204), ..Default::default() });
             }
         });
         let t = Duration::from_secs(5);
-        let ok = hub.forward(Some("org_a"), "chan-0123456789abcdef", request(), t).await.unwrap();
+        let ok = hub.forward("org_a", "chan-0123456789abcdef", Mode::Endpoint, request(), t).await.unwrap();
         assert_eq!(ok.status, Some(204));
-        let other = hub.forward(Some("org_b"), "chan-0123456789abcdef", request(), t).await;
+        let other = hub.forward("org_c", "chan-0123456789abcdef", Mode::Endpoint, request(), t).await;
         assert_eq!(other.err(), Some(RelayError::NoListener));
         // An endpoint channel takes no raw requests.
-        let raw = hub.forward(None, "chan-0123456789abcdef", request(), t).await;
+        let raw = hub.forward("org_a", "chan-0123456789abcdef", Mode::Source, request(), t).await;
         assert_eq!(raw.err(), Some(RelayError::NoListener));
     }
 
@@ -226,7 +223,10 @@ mod tests {
             // Held until the test ends.
             std::future::pending::<()>().await;
         });
-        let ok = hub.forward(None, "chan-0123456789abcdef", request(), Duration::from_secs(5)).await.unwrap();
+        let ok = hub
+            .forward("org_a", "chan-0123456789abcdef", Mode::Source, request(), Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(ok.status, Some(200));
     }
 
@@ -234,10 +234,10 @@ mod tests {
     async fn no_answer_in_time_is_a_timeout_and_a_gone_listener_says_so() {
         let hub = Arc::new(RelayHub::default());
         let att = hub.attach("org_a", "chan-0123456789abcdef", Mode::Source).unwrap();
-        let r = hub.forward(None, "chan-0123456789abcdef", request(), Duration::from_millis(50)).await;
+        let r = hub.forward("org_a", "chan-0123456789abcdef", Mode::Source, request(), Duration::from_millis(50)).await;
         assert_eq!(r.err(), Some(RelayError::TimedOut));
         drop(att);
-        let r = hub.forward(None, "chan-0123456789abcdef", request(), Duration::from_millis(50)).await;
+        let r = hub.forward("org_a", "chan-0123456789abcdef", Mode::Source, request(), Duration::from_millis(50)).await;
         assert_eq!(r.err(), Some(RelayError::NoListener));
     }
 }

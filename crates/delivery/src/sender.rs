@@ -536,7 +536,7 @@ impl HttpSender {
             event_type: Some(job.event_type.clone()),
         };
         let sent_bytes = body.len() as u64;
-        match self.relay.forward(Some(&job.org_id), channel, request, timeout).await {
+        match self.relay.forward(&job.org_id, channel, crate::relay::Mode::Endpoint, request, timeout).await {
             Ok(answer) => match answer.status {
                 Some(status) => {
                     // Bounded and with credentials masked, as for an HTTP response.

@@ -213,7 +213,7 @@ pub async fn run(opts: ListenOptions) -> anyhow::Result<()> {
     }
 }
 
-/// An error that reconnecting will not fix (a refused token, a taken channel).
+/// An error that reconnecting will not fix (a refused token).
 struct Fatal(anyhow::Error);
 
 /// Holds one connection until it ends; `Ok` says why it ended.
@@ -236,7 +236,7 @@ async fn connect_and_serve(api: &Api, tunnel: &Tunnel, forwarder: Arc<Forwarder>
                 serde_json::from_str::<Value>(&body).ok().and_then(|v| v["detail"].as_str().map(str::to_string));
             let failure = ApiFailure { status, detail: detail.unwrap_or(body) };
             return match status {
-                401 | 403 | 404 | 409 => Err(Fatal(failure.into())),
+                401 | 403 | 404 => Err(Fatal(failure.into())),
                 _ => Ok(failure.to_string()),
             };
         }
@@ -295,12 +295,17 @@ struct Forwarder {
 
 impl Forwarder {
     /// The local URL for a relayed path: the path under the local URL's own.
-    fn target(&self, path: &str) -> String {
-        let base = self.local.as_str();
+    /// `None` when the result would leave that path (the server refuses dot
+    /// segments already; this does not rely on it).
+    fn target(&self, path: &str) -> Option<reqwest::Url> {
         if path == "/" || path.is_empty() {
-            return base.to_string();
+            return Some(self.local.clone());
         }
-        format!("{}{path}", base.trim_end_matches('/'))
+        let joined = reqwest::Url::parse(&format!("{}{path}", self.local.as_str().trim_end_matches('/'))).ok()?;
+        let base = self.local.path().trim_end_matches('/');
+        let inside = joined.origin() == self.local.origin()
+            && (joined.path() == base || joined.path().starts_with(&format!("{base}/")));
+        inside.then_some(joined)
     }
 
     async fn forward(&self, frame: &Value) -> Value {
@@ -308,7 +313,10 @@ impl Forwarder {
         let id = frame["id"].clone();
         let body = b64.decode(frame["body"].as_str().unwrap_or_default()).unwrap_or_default();
         let method = Method::from_bytes(frame["method"].as_str().unwrap_or("POST").as_bytes()).unwrap_or(Method::POST);
-        let mut req = self.client.request(method.clone(), self.target(frame["path"].as_str().unwrap_or("/")));
+        let Some(target) = self.target(frame["path"].as_str().unwrap_or("/")) else {
+            return json!({ "type": "response", "id": id, "error": "the path leaves the local URL's path" });
+        };
+        let mut req = self.client.request(method.clone(), target);
         for pair in frame["headers"].as_array().into_iter().flatten() {
             let (Some(n), Some(v)) = (pair[0].as_str(), pair[1].as_str()) else { continue };
             if !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("host") {

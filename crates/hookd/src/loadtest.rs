@@ -50,6 +50,9 @@ pub struct LoadtestOptions {
     pub json: bool,
 }
 
+/// Most requests one run sends.
+const MAX_REQUESTS: u64 = 20_000_000;
+
 fn duration(s: &str) -> Result<Duration, String> {
     hookd_core::schedule::parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration like 500ms, 30s, 2m"))
 }
@@ -94,6 +97,10 @@ pub async fn run(opts: LoadtestOptions) -> anyhow::Result<()> {
         None => None,
     };
     let total = (opts.rate * opts.duration.as_secs_f64()).ceil().max(1.0) as u64;
+    // Every latency is kept (8 bytes each) for exact percentiles.
+    if total > MAX_REQUESTS {
+        bail!("--rate × --duration is {total} requests; at most {MAX_REQUESTS} in one run");
+    }
     let client = reqwest::Client::builder()
         .timeout(opts.timeout)
         .pool_max_idle_per_host(opts.concurrency)

@@ -29,6 +29,10 @@ fn capabilities(read_only: bool) -> Capabilities {
 
 /// Why a dashboard MCP token may not call `method` on `route`, if it may not.
 fn dashboard_denial(method: &Method, route: &str, read_only: bool) -> Option<String> {
+    // The relay's WebSocket is a GET, but it receives deliveries: not a read.
+    if route.starts_with("/relay") {
+        return Some("an MCP token cannot open a relay".into());
+    }
     if *method == Method::GET || *method == Method::HEAD {
         if route.ends_with("/secret") || route.starts_with(POLLER_TOKEN_ROUTE) {
             return Some("an MCP token cannot read signing secrets or poller tokens".into());

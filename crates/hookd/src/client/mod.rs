@@ -11,7 +11,7 @@
 //!
 //! [profiles.local]
 //! server = "http://127.0.0.1:8071"
-//! token = "hk_…"
+//! token = "sk_…"
 //! ```
 
 pub mod output;

@@ -1,5 +1,4 @@
-//! Many nodes on one PostgreSQL, and faults: a node killed mid-load, the
-//! database restarted mid-load, and repeated crashes of the embedded store.
+//! Many nodes on one PostgreSQL sharing the work (the faults are in `chaos`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::postgres::{shared_url, PrivatePostgres, TestDatabase};
+use crate::postgres::{shared_url, TestDatabase};
 use crate::support::{ServerOptions, Sink, TestServer};
 
 fn node_options(database_url: &str, role: &str, extra: &[&str]) -> ServerOptions {
@@ -146,114 +145,4 @@ async fn api_nodes_store_and_worker_nodes_deliver() {
     assert_eq!(got[0].header("webhook-id"), msg["id"].as_str().unwrap());
     // Woken by NOTIFY, not by the 200ms poll alone: well under a second.
     assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
-}
-
-#[tokio::test]
-async fn killing_one_of_three_nodes_loses_nothing() {
-    let Some(admin) = shared_url() else { return };
-    let db = TestDatabase::create(&admin);
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(TestServer::spawn_with(node_options(&db.url, "all", &["--endpoint-concurrency", "8"])).await);
-    }
-    let sink = Sink::start().await;
-    // A slow receiver keeps deliveries in flight on every node.
-    sink.set_delay(Some(Duration::from_millis(5)));
-    let app = setup_app(&nodes[0], &sink, 4).await;
-    let acked: Acked = Arc::default();
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let load = tokio::spawn(send_load(bases, app.clone(), 3_000, 12, acked.clone()));
-    // Kill node 2 in the middle of the load.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < 1_000 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    nodes[2].kill9();
-    let _ = load.await.unwrap();
-    let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 2_000, "the two live nodes kept accepting: {}", acked.len());
-    let missing = wait_all_delivered(&sink, &acked, Duration::from_secs(60)).await;
-    assert!(missing.is_empty(), "{} acknowledged messages never arrived", missing.len());
-    // Repeats come only from what the killed node had in flight (at most 8 per
-    // endpoint) or sent without recording yet; every repeat carries its id.
-    let dups = duplicates(&sink);
-    assert!(dups <= 64, "{dups} duplicates");
-    // (Messages the killed node committed but could not acknowledge may arrive
-    // too: they were stored, the client just never heard so.)
-}
-
-#[tokio::test]
-async fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
-    let Some(pg) = PrivatePostgres::start() else { return };
-    let url = pg.url();
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        nodes.push(TestServer::spawn_with(node_options(&url, "all", &[])).await);
-    }
-    let sink = Sink::start().await;
-    let app = setup_app(&nodes[0], &sink, 2).await;
-    let acked: Acked = Arc::default();
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    send_load(bases.clone(), app.clone(), 300, 8, acked.clone()).await;
-
-    pg.down();
-    // While the database is down: health says so, and no message is acknowledged.
-    let (status, health) = nodes[0].get("/api/v1/health").await;
-    assert_eq!(status, 503, "{health}");
-    assert_eq!(health["database"]["status"], "down");
-    // Liveness never asks the database: a probe on it does not restart the node.
-    let (status, live) = nodes[0].get("/livez").await;
-    assert_eq!((status, &live["status"]), (200, &json!("ok")), "{live}");
-    let (status, body) =
-        nodes[1].post(&format!("/api/v1/app/{app}/msg"), json!({"eventType": "a", "payload": {}})).await;
-    assert_eq!(status, 503, "{body}");
-    let failed_while_down = send_load(bases.clone(), app.clone(), 50, 4, acked.clone()).await;
-    assert_eq!(failed_while_down, 50, "nothing is acknowledged while the database is down");
-
-    pg.up();
-    // The nodes reconnect by themselves.
-    let healthy = nodes[0]
-        .eventually(Duration::from_secs(30), || async { (nodes[0].get("/api/v1/health").await.0 == 200).then_some(()) })
-        .await;
-    assert!(healthy.is_some(), "node did not reconnect");
-    send_load(bases, app.clone(), 300, 8, acked.clone()).await;
-    let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 600 - 50, "{} acknowledged", acked.len());
-    let missing = wait_all_delivered(&sink, &acked, Duration::from_secs(60)).await;
-    assert!(missing.is_empty(), "{} acknowledged messages never arrived", missing.len());
-}
-
-#[tokio::test]
-async fn twenty_crashes_of_the_embedded_store_lose_nothing() {
-    let opts = ServerOptions {
-        extra_args: ["--lease-duration", "500ms", "--poll-interval", "100ms"].map(String::from).to_vec(),
-        ..Default::default()
-    };
-    let sink = Sink::start().await;
-    sink.set_delay(Some(Duration::from_millis(2)));
-    let mut node = TestServer::spawn_with(opts.clone()).await;
-    let app = setup_app(&node, &sink, 2).await;
-    let acked: Acked = Arc::default();
-    for cycle in 0..20 {
-        let load = tokio::spawn(send_load(vec![node.base.clone()], app.clone(), 10_000, 8, acked.clone()));
-        tokio::time::sleep(Duration::from_millis(150 + 17 * cycle)).await;
-        node.kill9();
-        let _ = node.child.wait().await;
-        load.abort();
-        let _ = load.await;
-        node = TestServer::spawn_in(node.data_dir.clone(), opts.clone()).await;
-    }
-    let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 100, "load ran: {} acknowledged", acked.len());
-    let missing = wait_all_delivered(&sink, &acked, Duration::from_secs(30)).await;
-    let mut states = Vec::new();
-    for id in missing.iter().take(3) {
-        states.push(node.get(&format!("/api/v1/app/{app}/msg/{id}/endpoint")).await.1);
-    }
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged messages never arrived; the first ones' deliveries: {states:?}",
-        missing.len(),
-        acked.len()
-    );
 }

@@ -160,6 +160,18 @@ async fn source_mode_relays_a_providers_raw_request_and_the_answer() {
         .expect("--print-json prints the body");
     assert!(printed.iter().any(|l| l.contains("/gh/push?delivery=1") && l.contains(" 200 ")), "{printed:?}");
 
+    // A path that would climb out of the local URL's path is refused.
+    // (Sent raw: URL libraries resolve `%2e%2e` away before sending.)
+    let path = relay.trim_start_matches(&server.base).to_string();
+    let mut conn = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let raw =
+        format!("POST {path}/%2e%2e/admin HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
+    tokio::io::AsyncWriteExt::write_all(&mut conn, raw.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut conn, &mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(local.count(), 1, "nothing reached the local server");
+
     // The same token and name give the same URL after a restart; with no
     // listener the provider gets 503 with Retry-After.
     drop(listener);

@@ -209,33 +209,41 @@ pub async fn keys_of_endpoint(c: &mut PgConnection, endpoint_id: &str) -> Result
 /// not waited for. (A head freed while a later delivery of its key is in
 /// flight still waits for it: the claim's [`head_only`] sees to that.)
 pub async fn release_stuck(c: &mut PgConnection, limit: usize) -> Result<u64> {
-    release_stuck_in(c, limit, None).await
+    release_stuck_all(c, limit).await
 }
 
 /// [`release_stuck`] for the queues of `endpoint_ids` only: what a node runs
-/// when it takes queues over from a node that stopped (a release that node
-/// lost when it died between recording an outcome and releasing the next
-/// head would otherwise wait for the sweep).
+/// when it takes queues over from another (a release that node lost, dying
+/// between recording an outcome and releasing the next head, would otherwise
+/// wait for the sweep). The keys' locks are taken first, as any release does
+/// (after the queues' ownership rows, before delivery rows).
 pub async fn release_stuck_of(c: &mut PgConnection, endpoint_ids: &[String]) -> Result<u64> {
     if endpoint_ids.is_empty() {
         return Ok(0);
     }
-    release_stuck_in(c, 10_000, Some(endpoint_ids)).await
+    let keys: Vec<OrderKey> = sqlx::query_as(
+        "SELECT DISTINCT endpoint_id, order_key FROM delivery
+         WHERE endpoint_id = ANY($1) AND order_key IS NOT NULL AND state IN ('scheduled', 'leased', 'paused')
+         ORDER BY 1, 2",
+    )
+    .bind(endpoint_ids)
+    .fetch_all(&mut *c)
+    .await?;
+    lock(&mut *c, &keys).await?;
+    release_heads(c, &keys).await
 }
 
-async fn release_stuck_in(c: &mut PgConnection, limit: usize, endpoints: Option<&[String]>) -> Result<u64> {
+async fn release_stuck_all(c: &mut PgConnection, limit: usize) -> Result<u64> {
     let n = sqlx::query(
         "WITH RECURSIVE k AS (
              (SELECT d.endpoint_id, d.order_key FROM delivery d
               WHERE d.order_key IS NOT NULL AND d.state IN ('scheduled', 'leased', 'paused')
-                AND ($2::text[] IS NULL OR d.endpoint_id = ANY($2))
               ORDER BY d.endpoint_id, d.order_key LIMIT 1)
              UNION ALL
              SELECT n.endpoint_id, n.order_key FROM k CROSS JOIN LATERAL (
                  SELECT d.endpoint_id, d.order_key FROM delivery d
                  WHERE d.order_key IS NOT NULL AND d.state IN ('scheduled', 'leased', 'paused')
-                   AND ($2::text[] IS NULL OR d.endpoint_id = ANY($2))
-                   AND (d.endpoint_id, d.order_key) > (k.endpoint_id, k.order_key)
+                      AND (d.endpoint_id, d.order_key) > (k.endpoint_id, k.order_key)
                  ORDER BY d.endpoint_id, d.order_key LIMIT 1
              ) n
          ), heads AS (
@@ -256,7 +264,6 @@ async fn release_stuck_in(c: &mut PgConnection, limit: usize, endpoints: Option<
          FROM stuck WHERE d.id = stuck.id AND d.state = 'scheduled' AND d.due_at IS NULL",
     )
     .bind(limit as i64)
-    .bind(endpoints)
     .execute(c)
     .await?;
     Ok(n.rows_affected())

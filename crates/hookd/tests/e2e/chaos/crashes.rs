@@ -50,13 +50,13 @@ async fn crash_loop(database_url: Option<&str>, nodes: usize, cycles: usize, sce
     report.assert_held();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_loop_of_the_embedded_store() {
-    let cycles = size(10, 100);
+    let cycles = size(20, 100);
     crash_loop(None, 1, cycles, "crash loop: kill -9 and restart, embedded store", "sqlite").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_loop_of_a_single_postgres_node() {
     let Some(admin) = shared_url() else { return };
     let db = TestDatabase::create(&admin);
@@ -64,7 +64,7 @@ async fn crash_loop_of_a_single_postgres_node() {
     crash_loop(Some(&db.url), 1, cycles, "crash loop: kill -9 and restart, one node", "postgres").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_loop_of_one_node_of_three() {
     let Some(admin) = shared_url() else { return };
     let db = TestDatabase::create(&admin);
@@ -77,7 +77,7 @@ fn signal(server: &TestServer, sig: &str) {
     assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_paused_past_its_lease_sends_nothing_stale_when_it_wakes() {
     let Some(admin) = shared_url() else { return };
     let db = TestDatabase::create(&admin);
@@ -88,8 +88,14 @@ async fn a_node_paused_past_its_lease_sends_nothing_stale_when_it_wakes() {
         servers.push(TestServer::spawn_with(node(Some(&db.url), &sink, slot, "2s", &[])).await);
     }
     let (app, paths) = setup(&servers[0], &sink, 2).await;
-    // The load goes to the node that is not paused: the paused one's API is frozen too.
-    let load = Load::start(vec![servers[1].base.clone()], &app, size(8, 32), 20.0);
+    // The first messages go through node 0, which takes the queues as it
+    // accepts them and delivers; then the load goes to node 1 (the paused
+    // node's API is frozen too).
+    let load = Load::start(vec![servers[0].base.clone()], &app, size(8, 16), 10.0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    *load.bases.lock().unwrap() = vec![servers[1].base.clone()];
+    let before = sink.arrivals().iter().filter(|a| a.node == 0).count();
+    assert!(before > 0, "node 0 was delivering before its pause");
     let pauses = size(1, 5);
     let (mut fenced, mut resumed_at) = (0, Instant::now());
     for _ in 0..pauses {

@@ -9,7 +9,7 @@ use super::{size, Report};
 use crate::postgres::{shared_url, PrivatePostgres, TestDatabase};
 use crate::support::TestServer;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_database_delays_but_loses_nothing() {
     let Some(admin) = shared_url() else { return };
     let db = TestDatabase::create(&admin);
@@ -20,7 +20,7 @@ async fn a_slow_database_delays_but_loses_nothing() {
         nodes.push(TestServer::spawn_with(node(Some(&proxy.url(&db.url)), &sink, slot, "2s", &[])).await);
     }
     let (app, paths) = setup(&nodes[0], &sink, 2).await;
-    let load = Load::start(nodes.iter().map(|n| n.base.clone()).collect(), &app, size(8, 32), 20.0);
+    let load = Load::start(nodes.iter().map(|n| n.base.clone()).collect(), &app, size(8, 16), 10.0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let delay = Duration::from_millis(size(50, 200));
     proxy.set(Link::Slow(delay));
@@ -43,7 +43,7 @@ async fn a_slow_database_delays_but_loses_nothing() {
     report.assert_held();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_answers_503_with_retry_after_and_loses_nothing() {
     let Some(pg) = PrivatePostgres::start() else { return };
     let url = pg.url();
@@ -53,12 +53,16 @@ async fn a_database_restart_answers_503_with_retry_after_and_loses_nothing() {
         nodes.push(TestServer::spawn_with(node(Some(&url), &sink, slot, "2s", &[])).await);
     }
     let (app, paths) = setup(&nodes[0], &sink, 2).await;
-    let load = Load::start(nodes.iter().map(|n| n.base.clone()).collect(), &app, size(8, 32), 20.0);
+    let load = Load::start(nodes.iter().map(|n| n.base.clone()).collect(), &app, size(8, 16), 10.0);
     let restarts = size(1, 5);
     let mut healed = Instant::now();
     for _ in 0..restarts {
         tokio::time::sleep(Duration::from_secs(2)).await;
         pg.down();
+        // Health says so, and liveness (which never asks the database) does not.
+        let (status, health) = nodes[0].get("/api/v1/health").await;
+        assert_eq!((status, &health["database"]["status"]), (503, &serde_json::json!("down")), "{health}");
+        assert_eq!(nodes[0].get("/livez").await.0, 200);
         tokio::time::sleep(Duration::from_secs(3)).await;
         pg.up();
         healed = Instant::now();

@@ -48,7 +48,7 @@ impl Drop for SmallDisk {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_503_and_hookd_recovers_when_space_returns() {
     let Some(disk) = SmallDisk::mount(64) else { return };
     let sink = ChaosSink::start(1).await;

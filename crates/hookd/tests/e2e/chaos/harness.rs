@@ -33,10 +33,19 @@ pub struct Arrival {
     pub accepted: bool,
 }
 
-type Arrivals = Arc<Mutex<Vec<Arrival>>>;
+/// Every request, and the (endpoint, message) pairs answered 2xx so far.
+#[derive(Default)]
+struct Received {
+    all: Vec<Arrival>,
+    requested: HashSet<(String, String)>,
+    accepted: HashSet<(String, String)>,
+}
+
+type Arrivals = Arc<Mutex<Received>>;
 
 /// How the sink answers: 200, except the first request of every `nth`
-/// message (by payload `seq`) per endpoint, which gets a 503 and is retried.
+/// message (by payload `seq`) per endpoint, which gets a 500 and is retried.
+/// (Not a 503 or 429: those ask hookd to slow down, and it does.)
 #[derive(Clone, Copy, Default)]
 struct Answers {
     fail_first_of_every: Option<u64>,
@@ -59,13 +68,16 @@ async fn record(
     body: Bytes,
 ) -> axum::http::StatusCode {
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut arrivals = arrivals.lock().unwrap();
     let path = uri.path().to_string();
     let msg_id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let seq = payload["seq"].as_u64().unwrap_or(u64::MAX);
-    let refuse = answers.fail_first_of_every.is_some_and(|n| seq.is_multiple_of(n))
-        && !arrivals.iter().any(|a| a.path == path && a.msg_id == msg_id);
-    arrivals.push(Arrival {
+    let mut received = arrivals.lock().unwrap();
+    let first = received.requested.insert((path.clone(), msg_id.clone()));
+    let refuse = first && answers.fail_first_of_every.is_some_and(|n| seq.is_multiple_of(n));
+    if !refuse {
+        received.accepted.insert((path.clone(), msg_id.clone()));
+    }
+    received.all.push(Arrival {
         node,
         path,
         msg_id,
@@ -76,7 +88,7 @@ async fn record(
         accepted: !refuse,
     });
     if refuse {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
     } else {
         axum::http::StatusCode::OK
     }
@@ -117,7 +129,22 @@ impl ChaosSink {
     }
 
     pub fn arrivals(&self) -> Vec<Arrival> {
-        self.arrivals.lock().unwrap().clone()
+        self.arrivals.lock().unwrap().all.clone()
+    }
+
+    /// How many requests arrived, and how many of `acked` × `paths` were
+    /// answered 2xx (cheap: no copy of what arrived).
+    fn progress(&self, acked: &[Acked], paths: &[String]) -> (usize, usize) {
+        let received = self.arrivals.lock().unwrap();
+        let mut delivered = 0;
+        for p in paths {
+            for m in acked {
+                if received.accepted.contains(&(p.clone(), m.msg_id.clone())) {
+                    delivered += 1;
+                }
+            }
+        }
+        (received.all.len(), delivered)
     }
 }
 
@@ -398,15 +425,14 @@ pub async fn settle(
 ) -> Tally {
     let mut last = (0, Instant::now());
     loop {
-        let arrivals = sink.arrivals();
-        let t = tally(acked, &arrivals, paths, ordered);
-        if arrivals.len() > last.0 {
-            last = (arrivals.len(), Instant::now());
+        let (arrived, delivered) = sink.progress(acked, paths);
+        if arrived > last.0 {
+            last = (arrived, Instant::now());
         }
-        if t.lost == 0 || last.1.elapsed() > stall {
-            return t;
+        if delivered == acked.len() * paths.len() || last.1.elapsed() > stall {
+            return tally(acked, &sink.arrivals(), paths, ordered);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

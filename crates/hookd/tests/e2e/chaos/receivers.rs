@@ -81,7 +81,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_endpoints_keep_their_latency_among_failing_ones() {
     let endpoints = size(100, 1000);
     let sink = ChaosSink::start(1).await;
