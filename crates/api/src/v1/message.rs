@@ -79,7 +79,10 @@ fn retention_ms(state: &AppState, input: &MessageIn) -> ApiResult<i64> {
 /// Checks a message's fields and turns it into a row.
 pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &str) -> ApiResult<Message> {
     validate::event_type_name(&input.event_type).map_err(|e| ApiError::body_field("eventType", e))?;
-    let created_at = now();
+    // The id carries its creation time: the timestamp is that very time, so
+    // a bound by time and a bound by id agree (a poller's seek, list filters).
+    let id = new_id(IdPrefix::Message);
+    let created_at = hookd_core::id::id_millis(&id).map_or_else(now, |ms| ms as i64);
     let deliver_at = deliver_at(input.deliver_at.as_deref(), created_at)?;
     let raw = raw_payload(input.transformations_params.as_ref())?;
     let payload = match &raw {
@@ -124,7 +127,7 @@ pub fn new_message(state: &AppState, input: &MessageIn, org_id: &str, app_id: &s
     Ok(Message {
         org_id: org_id.to_string(),
         app_id: app_id.to_string(),
-        id: new_id(IdPrefix::Message),
+        id,
         event_id: input.event_id.clone(),
         event_type: input.event_type.clone(),
         channels,
